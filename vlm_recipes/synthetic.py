@@ -1,0 +1,127 @@
+"""Procedural, seeded visual tasks a tiny model can really learn on a CPU.
+
+Each scene is a small image with one or more shapes (circle, square, triangle) in a few colours at random
+positions and sizes on a grey background. Tasks turn scenes into conversations (`images` + `messages`) in
+the format TRL and our collators expect:
+
+- `color`:    "What color is the shape?"          -> "red"
+- `shape`:    "What shape is this?"                -> "circle"
+- `color_shape`: an even mix of the two above (the default SFT task)
+- `count`:    "How many shapes are there?"         -> "three" (1-4 shapes of one colour)
+- `position`: "Where is the shape?"                -> "left" / "right" / "top" / "bottom"
+- `caption`:  "Describe the image."                -> "a red circle" (used to pre-train the tiny bases)
+
+The same seed always gives the same dataset; different seeds give disjoint-by-construction random draws, so
+train and held-out splits are made with different seeds.
+"""
+
+from __future__ import annotations
+
+import random
+
+from datasets import Dataset, Features, Image, List, Value
+from PIL import Image as PILImage
+from PIL import ImageDraw
+
+COLORS = {"red": (220, 40, 40), "green": (40, 180, 60), "blue": (40, 80, 220), "yellow": (230, 210, 40)}
+SHAPES = ("circle", "square", "triangle")
+POSITIONS = ("left", "right", "top", "bottom")
+NUMBER_WORDS = ("zero", "one", "two", "three", "four")
+TASKS = ("color", "shape", "color_shape", "count", "position", "caption")
+
+QUESTIONS = {
+    "color": "What color is the shape?",
+    "shape": "What shape is this?",
+    "count": "How many shapes are there?",
+    "position": "Where is the shape?",
+    "caption": "Describe the image.",
+}
+
+
+def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, box: tuple[int, int, int, int], rgb) -> None:
+    x0, y0, x1, y1 = box
+    if shape == "circle":
+        draw.ellipse(box, fill=rgb)
+    elif shape == "square":
+        draw.rectangle(box, fill=rgb)
+    else:
+        draw.polygon([((x0 + x1) // 2, y0), (x1, y1), (x0, y1)], fill=rgb)
+
+
+def render_scene(rng: random.Random, size: int, shapes: list[tuple[str, str]], region: str | None = None):
+    """Draw `shapes` ([(color, shape), ...]) without overlap; `region` confines a single shape to a side."""
+    grey = rng.randint(110, 150)
+    image = PILImage.new("RGB", (size, size), (grey, grey, grey))
+    draw = ImageDraw.Draw(image)
+    placed: list[tuple[int, int, int, int]] = []
+    for color, shape in shapes:
+        for _ in range(200):
+            side = rng.randint(size // 5, size // 3) if len(shapes) > 1 else rng.randint(size // 4, size // 2)
+            lo_x, hi_x, lo_y, hi_y = 1, size - side - 1, 1, size - side - 1
+            half = size // 2
+            if region == "left":
+                hi_x = max(lo_x, half - side - 2)
+            elif region == "right":
+                lo_x = min(hi_x, half + 2)
+            elif region == "top":
+                hi_y = max(lo_y, half - side - 2)
+            elif region == "bottom":
+                lo_y = min(hi_y, half + 2)
+            x, y = rng.randint(lo_x, hi_x), rng.randint(lo_y, hi_y)
+            box = (x, y, x + side, y + side)
+            if all(box[2] < b[0] or box[0] > b[2] or box[3] < b[1] or box[1] > b[3] for b in placed):
+                break
+        placed.append(box)
+        _draw_shape(draw, shape, box, COLORS[color])
+    return image
+
+
+def make_example(rng: random.Random, task: str, image_size: int) -> dict:
+    """One scene and its question/answer for `task` (see module docstring)."""
+    if task == "color_shape":
+        task = rng.choice(("color", "shape"))
+    color, shape = rng.choice(list(COLORS)), rng.choice(SHAPES)
+    region = None
+    if task == "count":
+        n = rng.randint(1, 4)
+        image = render_scene(rng, image_size, [(color, rng.choice(SHAPES)) for _ in range(n)])
+        answer = NUMBER_WORDS[n]
+    else:
+        if task == "position":
+            region = rng.choice(POSITIONS)
+        image = render_scene(rng, image_size, [(color, shape)], region=region)
+        answer = {"color": color, "shape": shape, "position": region, "caption": f"a {color} {shape}"}[task]
+    question = QUESTIONS[task]
+    return {
+        "images": [image],
+        "messages": [
+            {"role": "user", "content": [{"type": "image", "text": None}, {"type": "text", "text": question}]},
+            {"role": "assistant", "content": [{"type": "text", "text": answer}]},
+        ],
+        "question": question,
+        "answer": answer,
+        "task": task,
+    }
+
+
+FEATURES = Features(
+    {
+        "images": List(Image()),
+        "messages": List({"role": Value("string"), "content": List({"type": Value("string"), "text": Value("string")})}),
+        "question": Value("string"),
+        "answer": Value("string"),
+        "task": Value("string"),
+    }
+)
+
+
+def make_dataset(task: str = "color_shape", num_samples: int = 1000, seed: int = 0, image_size: int = 64) -> Dataset:
+    """A `datasets.Dataset` of `num_samples` conversations for `task`, reproducible from `seed`."""
+    if task not in TASKS:
+        raise ValueError(f"Unknown synthetic task {task!r}; choose one of {list(TASKS)}.")
+    if num_samples < 1:
+        raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
+    # Mix the task into the seed so that, e.g., the caption set and the color set with the same seed differ.
+    rng = random.Random(f"{task}-{seed}")
+    rows = [make_example(rng, task, image_size) for _ in range(num_samples)]
+    return Dataset.from_list(rows, features=FEATURES)
