@@ -62,7 +62,7 @@ SPECS = {
         "max_pixels": 112 * 112,
     },
 }
-PRETRAIN = {"task": "caption", "num_samples": 6000, "steps": 1200, "batch_size": 16, "learning_rate": 5e-4,
+PRETRAIN = {"task": "caption", "num_samples": 6000, "steps": 2500, "batch_size": 16, "learning_rate": 5e-4,
             "seed": 1234, "image_size": 64}
 
 FAMILY_SPECIAL_TOKENS = {

@@ -1,0 +1,118 @@
+"""Recipe configuration: dataclasses that extend TRL's, parsed by `TrlParser` from YAML plus command-line overrides.
+
+TRL already gives us `ModelConfig` (model path, dtype, LoRA and quantisation fields) and `SFTConfig` (every
+training argument). We add only what VLM recipes need: where the data comes from and how columns become
+conversations (`DataArguments`), image resolution and freezing controls (`VLMModelConfig`), separate learning
+rates for the vision tower and projector and an output-dir guard (`SFTConfig`). Every field has a help text;
+`__post_init__` validates early, before any model is loaded.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trl
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class DataArguments:
+    dataset_name: str = field(
+        default="synthetic",
+        metadata={"help": "'synthetic' (offline shapes task), a Hub dataset id, a local image folder with a "
+                  "metadata.jsonl/.csv, or a local .jsonl/.json file of rows with image paths."},
+    )
+    dataset_config: str | None = field(default=None, metadata={"help": "Hub dataset configuration name."})
+    dataset_train_split: str = field(default="train", metadata={"help": "Split to train on."})
+    dataset_test_split: str = field(
+        default="test", metadata={"help": "Held-out split; if the dataset has none, eval_fraction of train is held out."}
+    )
+    eval_fraction: float = field(
+        default=0.1, metadata={"help": "Fraction of the train split held out when there is no test split."}
+    )
+    synthetic_task: str = field(
+        default="color_shape",
+        metadata={"help": "Synthetic task: color, shape, color_shape, count, position or caption."},
+    )
+    synthetic_image_size: int = field(default=64, metadata={"help": "Side in pixels of synthetic images."})
+    synthetic_train_samples: int = field(default=3000, metadata={"help": "Number of synthetic training rows."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Cap on training rows (None: all)."})
+    max_eval_samples: int = field(
+        default=200, metadata={"help": "Held-out rows used for the before/after accuracy (synthetic: generated)."}
+    )
+    image_column: str = field(
+        default="images", metadata={"help": "Column with a list of images (or one image, e.g. 'image')."}
+    )
+    messages_column: str = field(
+        default="messages", metadata={"help": "Column with conversations ({role, content} lists)."}
+    )
+    question_column: str | None = field(
+        default=None, metadata={"help": "If set with answer_column, build conversations from these two columns."}
+    )
+    answer_column: str | None = field(default=None, metadata={"help": "Column with the reference answer."})
+    system_prompt: str | None = field(default=None, metadata={"help": "System prompt prepended to every conversation."})
+    padding_side: str = field(default="right", metadata={"help": "Padding side of training batches: right or left."})
+    on_overflow: str = field(
+        default="error",
+        metadata={"help": "What to do with a sample whose image tokens exceed max_length: 'error' or 'drop'."},
+    )
+    eval_max_new_tokens: int = field(default=16, metadata={"help": "Generation budget for held-out accuracy."})
+
+    def __post_init__(self):
+        if self.padding_side not in ("left", "right"):
+            raise ValueError(f"padding_side must be 'left' or 'right', got {self.padding_side!r}.")
+        if self.on_overflow not in ("error", "drop"):
+            raise ValueError(f"on_overflow must be 'error' or 'drop', got {self.on_overflow!r}.")
+        if (self.question_column is None) != (self.answer_column is None):
+            raise ValueError("Set both question_column and answer_column, or neither.")
+        if not 0.0 < self.eval_fraction < 1.0:
+            raise ValueError(f"eval_fraction must be in (0, 1), got {self.eval_fraction}.")
+
+
+@dataclass
+class VLMModelConfig(trl.ModelConfig):
+    freeze_vision_tower: bool = field(
+        default=False, metadata={"help": "Keep the vision encoder frozen (no LoRA on it, no gradient)."}
+    )
+    freeze_projector: bool = field(
+        default=False, metadata={"help": "Keep the projector/connector frozen (not trained, not in modules_to_save)."}
+    )
+    min_pixels: int | None = field(default=None, metadata={"help": "Qwen2-VL: minimum pixels per image."})
+    max_pixels: int | None = field(
+        default=None, metadata={"help": "Qwen2-VL: maximum pixels per image (caps image tokens: pixels / 28^2)."}
+    )
+    longest_edge: int | None = field(
+        default=None, metadata={"help": "SmolVLM: resize the longest image edge to this before splitting into tiles."}
+    )
+    image_splitting: bool | None = field(
+        default=None, metadata={"help": "SmolVLM: split images into tiles (more tokens, more detail)."}
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.model_name_or_path is None:
+            raise ValueError("model_name_or_path is required (a Hub id, a local path, or tiny:smolvlm / tiny:qwen2_vl).")
+
+
+@dataclass
+class SFTConfig(trl.SFTConfig):
+    vision_tower_learning_rate: float | None = field(
+        default=None, metadata={"help": "Learning rate for the vision tower (None: learning_rate)."}
+    )
+    projector_learning_rate: float | None = field(
+        default=None, metadata={"help": "Learning rate for the projector/connector (None: learning_rate)."}
+    )
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Allow writing into an output_dir that already holds a finished run."}
+    )
+
+
+def parse(dataclass_types: tuple, default_config: str | Path, argv: list[str] | None = None):
+    """Parse `--config <yaml>` plus overrides; without `--config`, the recipe's offline default config is used."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--config" not in argv:
+        argv = ["--config", str(default_config), *argv]
+    return trl.TrlParser(dataclass_types).parse_args_and_config(argv)

@@ -1,0 +1,138 @@
+"""Datasets for the recipes: the offline synthetic task, or user data, turned into `images` + `messages` rows.
+
+`datasets` already loads Hub datasets, image folders with a metadata file (`imagefolder`) and JSON lines; this
+module adds what a VLM recipe needs on top: resolving image paths relative to the data file, mapping question /
+answer columns to conversations with an optional system prompt, and errors that name the column and the fix.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from datasets import Dataset, DatasetDict, Image, List, load_dataset
+
+from . import synthetic
+from .configs import DataArguments
+
+logger = logging.getLogger(__name__)
+
+# Seeds of the synthetic splits: different seeds, so held-out scenes are fresh random draws.
+SYNTHETIC_TRAIN_SEED, SYNTHETIC_EVAL_SEED = 0, 1
+
+
+def _load_raw(args: DataArguments) -> DatasetDict | Dataset:
+    path = Path(args.dataset_name)
+    if path.is_file():
+        if path.suffix not in (".jsonl", ".json"):
+            raise ValueError(f"{path}: local data files must be .jsonl or .json (rows with image paths).")
+        ds = load_dataset("json", data_files=str(path), split="train")
+        return _resolve_image_paths(ds, path.parent, args.image_column, path)
+    if path.is_dir():
+        if not any((path / name).exists() for name in ("metadata.jsonl", "metadata.csv")):
+            raise ValueError(
+                f"{path}: an image folder needs a metadata.jsonl or metadata.csv with a file_name column and the "
+                "question/answer (or messages) columns."
+            )
+        return load_dataset("imagefolder", data_dir=str(path))
+    return load_dataset(args.dataset_name, args.dataset_config)
+
+
+def _resolve_image_paths(ds: Dataset, root: Path, column: str, source: Path) -> Dataset:
+    if column not in ds.column_names:
+        raise ValueError(f"{source}: no column {column!r} (columns: {ds.column_names}); set image_column.")
+
+    def absolute(value):
+        paths = value if isinstance(value, list) else [value]
+        out = []
+        for p in paths:
+            full = Path(p) if Path(p).is_absolute() else root / p
+            if not full.is_file():
+                raise FileNotFoundError(f"{source}: image {p!r} not found (looked at {full}).")
+            out.append(str(full))
+        return out
+
+    ds = ds.map(lambda v: {column: absolute(v)}, input_columns=[column])
+    return ds.cast_column(column, List(Image()))
+
+
+def to_conversations(ds: Dataset, args: DataArguments) -> Dataset:
+    """Give `ds` the columns the collators read: `images` (list) and `messages`, plus `answer` when known."""
+    if args.image_column not in ds.column_names:
+        raise ValueError(f"Dataset has no image column {args.image_column!r} (columns: {ds.column_names}); "
+                         "set image_column.")
+    if args.image_column != "images":
+        if isinstance(ds.features[args.image_column], Image):
+            ds = ds.map(lambda im: {"images": [im]}, input_columns=[args.image_column],
+                        remove_columns=[args.image_column], features=None)
+            ds = ds.cast_column("images", List(Image()))
+        else:
+            ds = ds.rename_column(args.image_column, "images")
+    if args.question_column is not None:
+        for col in (args.question_column, args.answer_column):
+            if col not in ds.column_names:
+                raise ValueError(f"Dataset has no column {col!r} (columns: {ds.column_names}).")
+        system = args.system_prompt
+
+        def build(question, answer):
+            if not isinstance(answer, str):
+                raise ValueError(f"Column {args.answer_column!r} must hold strings, got {type(answer).__name__}: "
+                                 f"{answer!r}.")
+            messages = [{"role": "system", "content": [{"type": "text", "text": system}]}] if system else []
+            messages += [
+                {"role": "user", "content": [{"type": "image", "text": None}, {"type": "text", "text": question}]},
+                {"role": "assistant", "content": [{"type": "text", "text": answer}]},
+            ]
+            return {"messages": messages, "answer": answer}
+
+        return ds.map(build, input_columns=[args.question_column, args.answer_column])
+    if args.messages_column not in ds.column_names:
+        raise ValueError(f"Dataset has no {args.messages_column!r} column (columns: {ds.column_names}); set "
+                         "messages_column, or question_column and answer_column.")
+    if args.messages_column != "messages":
+        ds = ds.rename_column(args.messages_column, "messages")
+    if args.system_prompt:
+        prompt = {"role": "system", "content": [{"type": "text", "text": args.system_prompt}]}
+        ds = ds.map(lambda m: {"messages": m if m and m[0]["role"] == "system" else [prompt, *m]},
+                    input_columns=["messages"])
+    return ds
+
+
+def final_answer(example: dict) -> str:
+    """The reference answer of a row: its `answer` column, else the text of its last assistant turn."""
+    if example.get("answer") is not None:
+        return example["answer"]
+    for message in reversed(example["messages"]):
+        if message["role"] == "assistant":
+            content = message["content"]
+            if isinstance(content, str):
+                return content
+            return "".join(part.get("text") or "" for part in content if part.get("type") == "text")
+    raise ValueError("Row has no assistant turn to take the reference answer from.")
+
+
+def load_splits(args: DataArguments, seed: int = 42) -> tuple[Dataset, Dataset]:
+    """Train and held-out datasets in conversational form."""
+    if args.dataset_name == "synthetic":
+        make = synthetic.make_dataset
+        train = make(args.synthetic_task, args.synthetic_train_samples, SYNTHETIC_TRAIN_SEED, args.synthetic_image_size)
+        test = make(args.synthetic_task, args.max_eval_samples, SYNTHETIC_EVAL_SEED, args.synthetic_image_size)
+    else:
+        raw = _load_raw(args)
+        if isinstance(raw, Dataset):
+            raw = DatasetDict({args.dataset_train_split: raw})
+        if args.dataset_train_split not in raw:
+            raise ValueError(f"{args.dataset_name}: no split {args.dataset_train_split!r} (splits: {list(raw)}).")
+        train = raw[args.dataset_train_split]
+        if args.dataset_test_split in raw:
+            test = raw[args.dataset_test_split]
+        else:
+            parts = train.train_test_split(test_size=args.eval_fraction, seed=seed)
+            train, test = parts["train"], parts["test"]
+            logger.info("No %r split: held out %d of %d rows.", args.dataset_test_split, len(test), len(raw))
+        train, test = to_conversations(train, args), to_conversations(test, args)
+        if len(test) > args.max_eval_samples:
+            test = test.select(range(args.max_eval_samples))
+    if args.max_train_samples is not None and len(train) > args.max_train_samples:
+        train = train.select(range(args.max_train_samples))
+    return train, test

@@ -1,0 +1,128 @@
+"""The one train -> evaluate -> save flow the SFT recipes share.
+
+TRL's `SFTTrainer` trains; this module wires it to our data, collator and model loading, measures held-out
+accuracy before and after training with the same generation code, and writes `eval_results.json`, the adapter
+(or model) as safetensors, the processor and TensorBoard logs into `output_dir`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+
+from transformers import set_seed
+from trl import SFTTrainer
+
+from .collators import VisionChatCollator
+from .configs import DataArguments, SFTConfig, VLMModelConfig
+from .data import load_splits
+from .evaluation import exact_match_accuracy
+from .families import family_of
+from .modeling import apply_freezing, build_peft_config, count_parameters, load_model, load_processor, parameter_groups
+
+logger = logging.getLogger(__name__)
+
+RESULTS_FILE = "eval_results.json"
+
+
+class VLMSFTTrainer(SFTTrainer):
+    """SFTTrainer with optimizer groups per model part (vision tower, projector, language model)."""
+
+    def create_optimizer(self, model=None):
+        args = self.args
+        if self.optimizer is None and (args.vision_tower_learning_rate or args.projector_learning_rate):
+            opt_model = self.model if model is None else model
+            groups = parameter_groups(
+                opt_model, family_of(opt_model), args.learning_rate, args.weight_decay,
+                set(self.get_decay_parameter_names(opt_model)),
+                args.vision_tower_learning_rate, args.projector_learning_rate,
+            )
+            optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(args, opt_model)
+            self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
+            return self.optimizer
+        return super().create_optimizer(model)
+
+
+def check_output_dir(training_args: SFTConfig) -> None:
+    """Refuse to mix two runs in one directory (unless asked), before any compute is spent."""
+    out = Path(training_args.output_dir)
+    if not out.exists() or training_args.overwrite_output_dir or training_args.resume_from_checkpoint:
+        return
+    if (out / RESULTS_FILE).exists() or any(out.glob("checkpoint-*")):
+        raise FileExistsError(
+            f"{out} already holds a run ({RESULTS_FILE} or checkpoints). Choose another output_dir, pass "
+            "--overwrite_output_dir true, or --resume_from_checkpoint true to continue it."
+        )
+
+
+def run_sft(data_args: DataArguments, training_args: SFTConfig, model_args: VLMModelConfig) -> dict:
+    check_output_dir(training_args)
+    set_seed(training_args.seed)
+    started = time.time()
+    processor = load_processor(model_args, trust_remote_code=training_args.trust_remote_code)
+    train_ds, eval_ds = load_splits(data_args, seed=training_args.seed)
+    model = load_model(model_args, use_cpu=training_args.use_cpu,
+                       trust_remote_code=training_args.trust_remote_code)
+    peft_config = build_peft_config(model, model_args)
+    if peft_config is None:
+        apply_freezing(model, model_args)
+
+    # Our collator does the tokenisation on the fly, so TRL must leave the dataset as it is.
+    training_args.dataset_kwargs = {**(training_args.dataset_kwargs or {}), "skip_prepare_dataset": True}
+    training_args.remove_unused_columns = False
+    collator = VisionChatCollator(processor, max_length=training_args.max_length, padding_side=data_args.padding_side,
+                                  on_overflow=data_args.on_overflow)
+    eval_kwargs = {"batch_size": training_args.per_device_eval_batch_size,
+                   "max_new_tokens": data_args.eval_max_new_tokens}
+
+    before = exact_match_accuracy(model, processor, eval_ds, desc="accuracy before", **eval_kwargs)
+    logger.info("Held-out accuracy before training: %.3f on %d samples", before["accuracy"], before["num_samples"])
+
+    trainer = VLMSFTTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_ds,
+        data_collator=collator,
+        processing_class=processor,
+        peft_config=peft_config,
+    )
+    params = count_parameters(trainer.model)
+    logger.info("Trainable parameters: %d of %d", params["trainable"], params["total"])
+    train_output = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+
+    after = exact_match_accuracy(trainer.model, processor, eval_ds, desc="accuracy after", **eval_kwargs)
+    results = {
+        "accuracy_before": before["accuracy"],
+        "accuracy_after": after["accuracy"],
+        "num_eval_samples": after["num_samples"],
+        "train_loss": train_output.training_loss,
+        "train_steps": train_output.global_step,
+        "num_train_samples": len(train_ds),
+        "dropped_samples": collator.num_dropped,
+        "trainable_parameters": params["trainable"],
+        "total_parameters": params["total"],
+        "model_name_or_path": model_args.model_name_or_path,
+        "dataset_name": data_args.dataset_name,
+        "wall_time_seconds": round(time.time() - started, 1),
+    }
+    if trainer.is_world_process_zero():
+        out = Path(training_args.output_dir)
+        trainer.save_model(str(out))  # adapter (or full model) as safetensors
+        processor.save_pretrained(out)
+        (out / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
+        samples = [{"reference": r, "prediction": p} for r, p in zip(after["references"], after["predictions"])]
+        (out / "eval_predictions.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
+        print(f"\nHeld-out accuracy ({results['num_eval_samples']} samples): "
+              f"before {results['accuracy_before']:.3f} -> after {results['accuracy_after']:.3f}")
+        print(f"Wrote {out / RESULTS_FILE}, the adapter and the processor to {out}")
+    return results
+
+
+def remove_partial_output(output_dir: str | Path) -> None:
+    """Remove an output_dir this run created if it failed before writing results (no half-written runs)."""
+    out = Path(output_dir)
+    if out.exists() and not (out / RESULTS_FILE).exists() and not any(out.glob("checkpoint-*")):
+        shutil.rmtree(out, ignore_errors=True)
