@@ -1,0 +1,70 @@
+"""Every YAML under recipes/configs parses with its recipe's parser and names only real fields."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from vlm_recipes.configs import REPO_ROOT, parse
+
+CONFIGS = sorted((REPO_ROOT / "recipes" / "configs").rglob("*.yaml"))
+# Which recipe script parses which config file (by file stem).
+RECIPE_OF = {"sft_lora": "sft_lora", "sft_qlora": "sft_lora"}
+
+
+def recipe_module(name: str):
+    spec = importlib.util.spec_from_file_location(f"recipe_{name}", REPO_ROOT / "recipes" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def parse_config(path: Path, *overrides: str):
+    module = recipe_module(RECIPE_OF[path.stem])
+    return parse(module.PARSER_TYPES, module.DEFAULT_CONFIG, ["--config", str(path), *overrides])
+
+
+def test_there_are_configs_for_every_model_and_variant():
+    dirs = {p.parent.name for p in CONFIGS}
+    for model in ["tiny-smolvlm", "tiny-qwen2-vl", "smolvlm-256m-instruct", "smolvlm-500m-instruct",
+                  "smolvlm-2.2b-instruct", "smolvlm2-2.2b-instruct", "qwen2-vl-2b-instruct", "qwen2-vl-7b-instruct",
+                  "qwen2.5-vl-3b-instruct"]:
+        assert model in dirs
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_config_parses_with_only_real_fields(path):
+    assert path.stem in RECIPE_OF, f"{path}: no recipe registered for configs named {path.stem}.yaml"
+    # GPU configs ask for bf16, which transformers refuses to even parse on a GPU-less machine unless use_cpu.
+    overrides = [] if path.parent.name.startswith("tiny-") else ["--use_cpu", "true"]
+    data_args, training_args, model_args = parse_config(path, *overrides)
+    if path.parent.name.startswith("tiny-"):
+        assert model_args.model_name_or_path.startswith("tiny:")
+        assert data_args.dataset_name == "synthetic"
+        assert training_args.use_cpu
+    else:
+        assert "/" in model_args.model_name_or_path
+        assert training_args.bf16 and training_args.activation_checkpointing
+        assert training_args.activation_checkpointing_kwargs == {"use_reentrant": False}
+        assert data_args.on_overflow == "error"
+    assert model_args.use_peft
+    assert model_args.load_in_4bit == (path.stem == "sft_qlora")
+
+
+def test_unknown_yaml_key_is_refused(tmp_path):
+    bad = tmp_path / "sft_lora.yaml"
+    bad.write_text((REPO_ROOT / "recipes/configs/tiny-smolvlm/sft_lora.yaml").read_text() + "lora_rank: 8\n")
+    with pytest.raises(ValueError, match="lora_rank"):
+        parse_config(bad)
+
+
+def test_command_line_overrides_yaml():
+    path = REPO_ROOT / "recipes/configs/tiny-smolvlm/sft_lora.yaml"
+    _, training_args, model_args = parse_config(path, "--learning_rate", "0.123", "--lora_r", "4")
+    assert training_args.learning_rate == 0.123 and model_args.lora_r == 4
+
+
+def test_no_config_means_the_offline_default():
+    module = recipe_module("sft_lora")
+    data_args, _, model_args = parse(module.PARSER_TYPES, module.DEFAULT_CONFIG, [])
+    assert model_args.model_name_or_path == "tiny:smolvlm" and data_args.dataset_name == "synthetic"
