@@ -92,9 +92,15 @@ def to_conversations(ds: Dataset, args: DataArguments) -> Dataset:
     if args.messages_column != "messages":
         ds = ds.rename_column(args.messages_column, "messages")
     if args.system_prompt:
-        prompt = {"role": "system", "content": [{"type": "text", "text": args.system_prompt}]}
-        ds = ds.map(lambda m: {"messages": m if m and m[0]["role"] == "system" else [prompt, *m]},
-                    input_columns=["messages"])
+        def add_system(messages):
+            if not messages or messages[0]["role"] == "system":
+                return {"messages": messages}
+            # Match the dataset's content format (plain strings or typed parts): Arrow cannot mix them.
+            text = args.system_prompt
+            content = text if isinstance(messages[0]["content"], str) else [{"type": "text", "text": text}]
+            return {"messages": [{"role": "system", "content": content}, *messages]}
+
+        ds = ds.map(add_system, input_columns=["messages"])
     return ds
 
 
@@ -129,7 +135,7 @@ def load_splits(args: DataArguments, seed: int = 42) -> tuple[Dataset, Dataset]:
         else:
             parts = train.train_test_split(test_size=args.eval_fraction, seed=seed)
             train, test = parts["train"], parts["test"]
-            logger.info("No %r split: held out %d of %d rows.", args.dataset_test_split, len(test), len(raw))
+            logger.info("No %r split: held out %d of %d rows.", args.dataset_test_split, len(test), len(train) + len(test))
         train, test = to_conversations(train, args), to_conversations(test, args)
         if len(test) > args.max_eval_samples:
             test = test.select(range(args.max_eval_samples))

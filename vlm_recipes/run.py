@@ -60,6 +60,25 @@ def check_output_dir(training_args: SFTConfig) -> None:
 
 def run_sft(data_args: DataArguments, training_args: SFTConfig, model_args: VLMModelConfig) -> dict:
     check_output_dir(training_args)
+    out = Path(training_args.output_dir)
+    created = not out.exists()
+    try:
+        return _run_sft(data_args, training_args, model_args)
+    except BaseException:
+        # Never leave a half-written output directory behind: remove what this run created, unless it got as
+        # far as a checkpoint that --resume_from_checkpoint can continue from.
+        if created and out.exists() and not any(out.glob("checkpoint-*")):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def save_training_config(training_args: SFTConfig, out: Path) -> None:
+    """The training arguments as JSON, tokens redacted, instead of Trainer's pickled training_args.bin."""
+    (out / "training_args.bin").unlink(missing_ok=True)
+    (out / "training_config.json").write_text(training_args.to_json_string())
+
+
+def _run_sft(data_args: DataArguments, training_args: SFTConfig, model_args: VLMModelConfig) -> dict:
     set_seed(training_args.seed)
     started = time.time()
     processor = load_processor(model_args, trust_remote_code=training_args.trust_remote_code)
@@ -110,8 +129,10 @@ def run_sft(data_args: DataArguments, training_args: SFTConfig, model_args: VLMM
     }
     if trainer.is_world_process_zero():
         out = Path(training_args.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
         trainer.save_model(str(out))  # adapter (or full model) as safetensors
         processor.save_pretrained(out)
+        save_training_config(training_args, out)
         (out / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
         samples = [{"reference": r, "prediction": p} for r, p in zip(after["references"], after["predictions"])]
         (out / "eval_predictions.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
@@ -119,10 +140,3 @@ def run_sft(data_args: DataArguments, training_args: SFTConfig, model_args: VLMM
               f"before {results['accuracy_before']:.3f} -> after {results['accuracy_after']:.3f}")
         print(f"Wrote {out / RESULTS_FILE}, the adapter and the processor to {out}")
     return results
-
-
-def remove_partial_output(output_dir: str | Path) -> None:
-    """Remove an output_dir this run created if it failed before writing results (no half-written runs)."""
-    out = Path(output_dir)
-    if out.exists() and not (out / RESULTS_FILE).exists() and not any(out.glob("checkpoint-*")):
-        shutil.rmtree(out, ignore_errors=True)

@@ -1,0 +1,112 @@
+"""Synthetic data and user-data loading into `images` + `messages` rows."""
+
+import json
+
+import pytest
+from PIL import Image
+
+from vlm_recipes import synthetic
+from vlm_recipes.collators import VisionChatCollator
+from vlm_recipes.configs import DataArguments
+from vlm_recipes.data import final_answer, load_splits
+
+
+def pixels(image):
+    return list(image.getdata())
+
+
+def test_synthetic_is_reproducible_and_seeds_differ():
+    a, b = synthetic.make_dataset("color", 5, seed=7), synthetic.make_dataset("color", 5, seed=7)
+    c = synthetic.make_dataset("color", 5, seed=8)
+    assert [pixels(r["images"][0]) for r in a] == [pixels(r["images"][0]) for r in b]
+    assert [pixels(r["images"][0]) for r in a] != [pixels(r["images"][0]) for r in c]
+
+
+@pytest.mark.parametrize("task,vocab", [
+    ("color", set(synthetic.COLORS)), ("shape", set(synthetic.SHAPES)), ("position", set(synthetic.POSITIONS)),
+    ("count", set(synthetic.NUMBER_WORDS[1:])),
+])
+def test_synthetic_answers_come_from_the_task_vocabulary(task, vocab):
+    ds = synthetic.make_dataset(task, 60, seed=0)
+    answers = set(ds["answer"])
+    assert answers <= vocab and len(answers) >= 2
+    row = ds[0]
+    assert isinstance(row["images"][0], Image.Image) and row["images"][0].size == (64, 64)
+    assert row["messages"][-1]["content"][0]["text"] == row["answer"] == final_answer(row)
+
+
+def test_synthetic_color_is_really_in_the_image():
+    # The dominant non-grey colour of each image is the answer's colour: the task is learnable from pixels.
+    for row in synthetic.make_dataset("color", 20, seed=3):
+        rgb = synthetic.COLORS[row["answer"]]
+        assert rgb in pixels(row["images"][0])
+
+
+def test_unknown_task_is_a_clear_error():
+    with pytest.raises(ValueError, match="Unknown synthetic task 'colour'"):
+        synthetic.make_dataset("colour", 3)
+
+
+def write_images(folder, n):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.new("RGB", (32, 32), (200, 10 * i, 10)).save(folder / f"{i}.png")
+
+
+def test_local_jsonl_with_relative_image_paths(tmp_path, processors):
+    write_images(tmp_path / "imgs", 10)
+    rows = [{"images": [f"imgs/{i}.png"], "messages": [{"role": "user", "content": f"Which image is {i}?"},
+                                                       {"role": "assistant", "content": f"number {i}"}]}
+            for i in range(10)]
+    path = tmp_path / "data.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = DataArguments(dataset_name=str(path), eval_fraction=0.2, system_prompt="Be brief.")
+    train, test = load_splits(args, seed=0)
+    assert len(train) == 8 and len(test) == 2
+    row = train[0]
+    assert isinstance(row["images"][0], Image.Image)
+    assert row["messages"][0]["role"] == "system"
+    batch = VisionChatCollator(processors["qwen2_vl"])([train[i] for i in range(2)])
+    labels = batch["labels"][0]
+    decoded = processors["qwen2_vl"].tokenizer.decode(labels[labels != -100])
+    assert decoded.startswith("number ") and decoded.endswith("<|im_end|>")
+
+
+def test_image_folder_with_metadata_and_question_answer_columns(tmp_path, processors):
+    write_images(tmp_path, 6)
+    meta = [{"file_name": f"{i}.png", "q": "What is the number?", "a": str(i)} for i in range(6)]
+    (tmp_path / "metadata.jsonl").write_text("".join(json.dumps(m) + "\n" for m in meta))
+    args = DataArguments(dataset_name=str(tmp_path), image_column="image", question_column="q", answer_column="a",
+                         eval_fraction=0.5)
+    train, test = load_splits(args, seed=0)
+    assert len(train) + len(test) == 6
+    row = test[0]
+    assert len(row["images"]) == 1 and row["messages"][0]["content"][1]["text"] == "What is the number?"
+    assert final_answer(row) == row["a"]
+    batch = VisionChatCollator(processors["smolvlm"])([row])
+    assert (batch["labels"] != -100).sum() == len(processors["smolvlm"].tokenizer.encode(" " + row["a"])) + 1
+
+
+def test_missing_image_file_names_the_file(tmp_path):
+    path = tmp_path / "data.jsonl"
+    path.write_text(json.dumps({"images": ["nope.png"], "messages": []}) + "\n")
+    with pytest.raises(FileNotFoundError, match=r"data.jsonl: image 'nope.png' not found"):
+        load_splits(DataArguments(dataset_name=str(path)))
+
+
+def test_missing_column_and_non_string_answer_are_named(tmp_path):
+    write_images(tmp_path, 4)
+    meta = [{"file_name": f"{i}.png", "q": "How many?", "a": i} for i in range(4)]
+    (tmp_path / "metadata.jsonl").write_text("".join(json.dumps(m) + "\n" for m in meta))
+    with pytest.raises(ValueError, match="no column 'question'"):
+        load_splits(DataArguments(dataset_name=str(tmp_path), image_column="image", question_column="question",
+                                  answer_column="a"))
+    with pytest.raises(ValueError, match="Column 'a' must hold strings"):
+        load_splits(DataArguments(dataset_name=str(tmp_path), image_column="image", question_column="q",
+                                  answer_column="a"))
+
+
+def test_synthetic_splits_have_the_requested_sizes():
+    train, test = load_splits(DataArguments(synthetic_train_samples=30, max_eval_samples=12, synthetic_task="shape"))
+    assert (len(train), len(test)) == (30, 12)
+    assert [pixels(r["images"][0]) for r in train.select(range(3))] != [pixels(r["images"][0]) for r in test.select(range(3))]
