@@ -32,10 +32,10 @@ test-slow: setup ## long end-to-end runs only
 	$(PY) -m pytest -q -m slow
 
 lint: setup ## ruff
-	$(VENV)/bin/ruff check vlm_recipes recipes tests benches
+	$(VENV)/bin/ruff check vlm_recipes recipes tests benches && $(VENV)/bin/ruff format --check vlm_recipes recipes tests benches
 
 format: setup
-	$(VENV)/bin/ruff check --fix vlm_recipes recipes tests benches
+	$(VENV)/bin/ruff check --fix vlm_recipes recipes tests benches && $(VENV)/bin/ruff format vlm_recipes recipes tests benches
 
 train: setup ## any recipe: make train RECIPE=sft_lora CONFIG=recipes/configs/tiny-qwen2-vl/sft_lora.yaml ACCELERATE=cpu
 	$(ACCELERATE_BIN) launch --config_file accelerate_configs/$(ACCELERATE).yaml recipes/$(RECIPE).py \
@@ -46,6 +46,7 @@ tiny-models: setup ## build (or reuse) the cached offline tiny checkpoints
 
 bench: setup ## collator throughput and default-run benchmarks
 	$(PY) benches/bench_collator.py
+	$(PY) benches/bench_sft_default.py
 
 clean:
 	rm -rf outputs .pytest_cache .ruff_cache

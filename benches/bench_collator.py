@@ -29,9 +29,15 @@ def make_batches(num_batches: int, batch_size: int = 8):
         rows = []
         for _ in range(batch_size):
             ex = synthetic.make_example(rng, "color_shape", 224)
-            rows.append({"images": ex["images"], "messages": [
-                {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": ex["question"]}]},
-                {"role": "assistant", "content": [{"type": "text", "text": ex["answer"]}]}]})
+            rows.append(
+                {
+                    "images": ex["images"],
+                    "messages": [
+                        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": ex["question"]}]},
+                        {"role": "assistant", "content": [{"type": "text", "text": ex["answer"]}]},
+                    ],
+                }
+            )
         batches.append(rows)
     return batches
 
@@ -44,6 +50,7 @@ def bare_processor(processor):
         if type(processor).__name__.startswith("Qwen"):
             images = [im for ims in images for im in ims]
         return processor(text=text, images=images, padding=True, return_tensors="pt")
+
     return collate
 
 

@@ -37,8 +37,9 @@ def expected_answer_positions(processor, input_ids, answer):
     ids = input_ids.tolist()
     starts = [i for i in range(len(ids)) if ids[i : i + len(prompt_ids)] == prompt_ids]
     start = starts[-1] + len(prompt_ids)
-    answer_ids = tok.encode((" " if family.name == "smolvlm" else "") + answer + EOT[family.name],
-                            add_special_tokens=False)
+    answer_ids = tok.encode(
+        (" " if family.name == "smolvlm" else "") + answer + EOT[family.name], add_special_tokens=False
+    )
     assert ids[start : start + len(answer_ids)] == answer_ids
     return list(range(start, start + len(answer_ids)))
 
@@ -73,7 +74,10 @@ def test_no_image_token_is_ever_a_label(processors, family, red_image, blue_imag
 def test_padding_is_masked_on_both_sides(processors, family, side, red_image):
     processor = processors[family]
     long_row = vqa(red_image, question="What color is the shape in this small picture?", answer="red")
-    short_row = {"images": [], "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yes"}]}
+    short_row = {
+        "images": [],
+        "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yes"}],
+    }
     batch = VisionChatCollator(processor, padding_side=side)([long_row, short_row])
     mask = batch["attention_mask"]
     assert mask[0].all() and not mask[1].all()
@@ -90,15 +94,21 @@ def test_padding_is_masked_on_both_sides(processors, family, side, red_image):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_left_and_right_padding_train_the_same_tokens(processors, family, red_image):
     processor = processors[family]
-    rows = [vqa(red_image, answer="a red circle"),
-            {"images": [], "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "no"}]}]
+    rows = [
+        vqa(red_image, answer="a red circle"),
+        {"images": [], "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "no"}]},
+    ]
     left = VisionChatCollator(processor, padding_side="left")(rows)
     right = VisionChatCollator(processor, padding_side="right")(rows)
     for row in range(2):
-        assert left["labels"][row][left["labels"][row] != -100].tolist() == \
-            right["labels"][row][right["labels"][row] != -100].tolist()
-        assert left["input_ids"][row][left["attention_mask"][row] == 1].tolist() == \
-            right["input_ids"][row][right["attention_mask"][row] == 1].tolist()
+        assert (
+            left["labels"][row][left["labels"][row] != -100].tolist()
+            == right["labels"][row][right["labels"][row] != -100].tolist()
+        )
+        assert (
+            left["input_ids"][row][left["attention_mask"][row] == 1].tolist()
+            == right["input_ids"][row][right["attention_mask"][row] == 1].tolist()
+        )
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -107,8 +117,14 @@ def test_multi_image_multi_turn(processors, family, red_image, blue_image):
     row = {
         "images": [red_image, blue_image],
         "messages": [
-            {"role": "user", "content": [{"type": "image"}, {"type": "image"},
-                                         {"type": "text", "text": "Which is red, first or second?"}]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image"},
+                    {"type": "image"},
+                    {"type": "text", "text": "Which is red, first or second?"},
+                ],
+            },
             {"role": "assistant", "content": [{"type": "text", "text": "first"}]},
             {"role": "user", "content": [{"type": "text", "text": "And the other?"}]},
             {"role": "assistant", "content": [{"type": "text", "text": "blue"}]},
@@ -133,11 +149,16 @@ def test_multi_image_multi_turn(processors, family, red_image, blue_image):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_text_only_row_mixed_with_image_rows(processors, family, red_image):
     processor = processors[family]
-    text_row = {"images": [], "messages": [{"role": "user", "content": "Say yes."},
-                                           {"role": "assistant", "content": "yes"}]}
+    text_row = {
+        "images": [],
+        "messages": [{"role": "user", "content": "Say yes."}, {"role": "assistant", "content": "yes"}],
+    }
     batch = VisionChatCollator(processor)([vqa(red_image), text_row, vqa(red_image, answer="blue")])
     assert [trained_text(processor, batch, i).strip() for i in range(3)] == [
-        f"red{EOT[family]}", f"yes{EOT[family]}", f"blue{EOT[family]}"]
+        f"red{EOT[family]}",
+        f"yes{EOT[family]}",
+        f"blue{EOT[family]}",
+    ]
     image_ids = torch.tensor(family_of(processor).image_token_ids(processor.tokenizer))
     assert not torch.isin(batch["input_ids"][1], image_ids).any()
 
@@ -150,9 +171,14 @@ def test_image_token_count_matches_the_processor_itself(processors, family, red_
     image_token = processor.image_token
     image_token_id = processor.tokenizer.convert_tokens_to_ids(image_token)
     prompt = processor.apply_chat_template(
-        [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "x"}]}])
-    direct = processor(text=[prompt, prompt], images=[[red_image], [blue_image]] if family == "smolvlm"
-                       else [red_image, blue_image], return_tensors="pt", padding=True)
+        [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "x"}]}]
+    )
+    direct = processor(
+        text=[prompt, prompt],
+        images=[[red_image], [blue_image]] if family == "smolvlm" else [red_image, blue_image],
+        return_tensors="pt",
+        padding=True,
+    )
     for row in range(2):
         ours = (batch["input_ids"][row] == image_token_id).sum().item()
         theirs = (direct["input_ids"][row] == image_token_id).sum().item()
@@ -163,13 +189,13 @@ def test_image_token_count_matches_the_processor_itself(processors, family, red_
 def test_truncation_guard_raises_naming_the_row(processors, family, red_image):
     processor = processors[family]
     rows = [vqa(red_image), {**vqa(red_image), "row_id": 17}]
-    full = VisionChatCollator(processor)(rows)["input_ids"].shape[1]
+    input_ids = VisionChatCollator(processor)(rows)["input_ids"][1]
     image_ids = torch.tensor(family_of(processor).image_token_ids(processor.tokenizer))
-    last_image_pos = torch.isin(full_ids := VisionChatCollator(processor)(rows)["input_ids"][1], image_ids)
-    cut = int(last_image_pos.nonzero().max())  # cuts the last image token
+    last_image_pos = int(torch.isin(input_ids, image_ids).nonzero().max())
     with pytest.raises(SampleError, match=r"row row_id=17.*image tokens beyond max_length"):
-        VisionChatCollator(processor, max_length=cut)(rows)
-    assert full_ids.shape[0] == full
+        VisionChatCollator(processor, max_length=last_image_pos)(rows)  # would cut the last image token
+    # one more token and every image token fits: only text is cut, which max_length is for
+    VisionChatCollator(processor, max_length=last_image_pos + 1, assistant_only=False)(rows)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -255,12 +281,17 @@ def test_bad_rows_name_the_row(processors, family, red_image):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_prompt_collator_left_pads_and_ends_with_generation_prompt(processors, family, red_image):
     processor = processors[family]
-    text_row = {"images": [], "messages": [{"role": "user", "content": "hello there, how are you"},
-                                           {"role": "assistant", "content": "fine"}]}
+    text_row = {
+        "images": [],
+        "messages": [
+            {"role": "user", "content": "hello there, how are you"},
+            {"role": "assistant", "content": "fine"},
+        ],
+    }
     batch = PromptCollator(processor)([vqa(red_image), text_row])
     assert batch["attention_mask"][:, -1].all()  # left padded: every row ends with a real token
     prompt = {"smolvlm": "Assistant:", "qwen2_vl": "<|im_start|>assistant\n"}[family]
     tail = processor.tokenizer.encode(prompt, add_special_tokens=False)
     for row in range(2):
-        assert batch["input_ids"][row, -len(tail):].tolist() == tail
+        assert batch["input_ids"][row, -len(tail) :].tolist() == tail
     assert "fine" not in processor.tokenizer.decode(batch["input_ids"][1])

@@ -26,9 +26,17 @@ def parse_config(path: Path, *overrides: str):
 
 def test_there_are_configs_for_every_model_and_variant():
     dirs = {p.parent.name for p in CONFIGS}
-    for model in ["tiny-smolvlm", "tiny-qwen2-vl", "smolvlm-256m-instruct", "smolvlm-500m-instruct",
-                  "smolvlm-2.2b-instruct", "smolvlm2-2.2b-instruct", "qwen2-vl-2b-instruct", "qwen2-vl-7b-instruct",
-                  "qwen2.5-vl-3b-instruct"]:
+    for model in [
+        "tiny-smolvlm",
+        "tiny-qwen2-vl",
+        "smolvlm-256m-instruct",
+        "smolvlm-500m-instruct",
+        "smolvlm-2.2b-instruct",
+        "smolvlm2-2.2b-instruct",
+        "qwen2-vl-2b-instruct",
+        "qwen2-vl-7b-instruct",
+        "qwen2.5-vl-3b-instruct",
+    ]:
         assert model in dirs
 
 

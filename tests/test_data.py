@@ -22,10 +22,15 @@ def test_synthetic_is_reproducible_and_seeds_differ():
     assert [pixels(r["images"][0]) for r in a] != [pixels(r["images"][0]) for r in c]
 
 
-@pytest.mark.parametrize("task,vocab", [
-    ("color", set(synthetic.COLORS)), ("shape", set(synthetic.SHAPES)), ("position", set(synthetic.POSITIONS)),
-    ("count", set(synthetic.NUMBER_WORDS[1:])),
-])
+@pytest.mark.parametrize(
+    "task,vocab",
+    [
+        ("color", set(synthetic.COLORS)),
+        ("shape", set(synthetic.SHAPES)),
+        ("position", set(synthetic.POSITIONS)),
+        ("count", set(synthetic.NUMBER_WORDS[1:])),
+    ],
+)
 def test_synthetic_answers_come_from_the_task_vocabulary(task, vocab):
     ds = synthetic.make_dataset(task, 60, seed=0)
     answers = set(ds["answer"])
@@ -55,9 +60,16 @@ def write_images(folder, n):
 
 def test_local_jsonl_with_relative_image_paths(tmp_path, processors):
     write_images(tmp_path / "imgs", 10)
-    rows = [{"images": [f"imgs/{i}.png"], "messages": [{"role": "user", "content": f"Which image is {i}?"},
-                                                       {"role": "assistant", "content": f"number {i}"}]}
-            for i in range(10)]
+    rows = [
+        {
+            "images": [f"imgs/{i}.png"],
+            "messages": [
+                {"role": "user", "content": f"Which image is {i}?"},
+                {"role": "assistant", "content": f"number {i}"},
+            ],
+        }
+        for i in range(10)
+    ]
     path = tmp_path / "data.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     args = DataArguments(dataset_name=str(path), eval_fraction=0.2, system_prompt="Be brief.")
@@ -76,8 +88,9 @@ def test_image_folder_with_metadata_and_question_answer_columns(tmp_path, proces
     write_images(tmp_path, 6)
     meta = [{"file_name": f"{i}.png", "q": "What is the number?", "a": str(i)} for i in range(6)]
     (tmp_path / "metadata.jsonl").write_text("".join(json.dumps(m) + "\n" for m in meta))
-    args = DataArguments(dataset_name=str(tmp_path), image_column="image", question_column="q", answer_column="a",
-                         eval_fraction=0.5)
+    args = DataArguments(
+        dataset_name=str(tmp_path), image_column="image", question_column="q", answer_column="a", eval_fraction=0.5
+    )
     train, test = load_splits(args, seed=0)
     assert len(train) + len(test) == 6
     row = test[0]
@@ -99,14 +112,20 @@ def test_missing_column_and_non_string_answer_are_named(tmp_path):
     meta = [{"file_name": f"{i}.png", "q": "How many?", "a": i} for i in range(4)]
     (tmp_path / "metadata.jsonl").write_text("".join(json.dumps(m) + "\n" for m in meta))
     with pytest.raises(ValueError, match="no column 'question'"):
-        load_splits(DataArguments(dataset_name=str(tmp_path), image_column="image", question_column="question",
-                                  answer_column="a"))
+        load_splits(
+            DataArguments(
+                dataset_name=str(tmp_path), image_column="image", question_column="question", answer_column="a"
+            )
+        )
     with pytest.raises(ValueError, match="Column 'a' must hold strings"):
-        load_splits(DataArguments(dataset_name=str(tmp_path), image_column="image", question_column="q",
-                                  answer_column="a"))
+        load_splits(
+            DataArguments(dataset_name=str(tmp_path), image_column="image", question_column="q", answer_column="a")
+        )
 
 
 def test_synthetic_splits_have_the_requested_sizes():
     train, test = load_splits(DataArguments(synthetic_train_samples=30, max_eval_samples=12, synthetic_task="shape"))
     assert (len(train), len(test)) == (30, 12)
-    assert [pixels(r["images"][0]) for r in train.select(range(3))] != [pixels(r["images"][0]) for r in test.select(range(3))]
+    assert [pixels(r["images"][0]) for r in train.select(range(3))] != [
+        pixels(r["images"][0]) for r in test.select(range(3))
+    ]

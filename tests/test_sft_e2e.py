@@ -8,7 +8,6 @@ import json
 
 import pytest
 from safetensors.torch import load_file
-
 from test_configs import recipe_module
 
 from vlm_recipes.configs import REPO_ROOT
@@ -18,8 +17,9 @@ CONFIGS = {"smolvlm": "tiny-smolvlm", "qwen2_vl": "tiny-qwen2-vl"}
 
 def run_recipe(family, output_dir, *overrides):
     config = REPO_ROOT / "recipes" / "configs" / CONFIGS[family] / "sft_lora.yaml"
-    return recipe_module("sft_lora").main(["--config", str(config), "--output_dir", str(output_dir),
-                                            "--report_to", "none", *overrides])
+    return recipe_module("sft_lora").main(
+        ["--config", str(config), "--output_dir", str(output_dir), "--report_to", "none", *overrides]
+    )
 
 
 @pytest.mark.parametrize("family", ["smolvlm", "qwen2_vl"])
@@ -55,3 +55,34 @@ def test_failed_run_leaves_no_half_written_output_dir(tmp_path):
     with pytest.raises(ValueError, match="Unknown synthetic task"):
         run_recipe("smolvlm", out, "--synthetic_task", "colour")
     assert not out.exists()
+
+
+REAL_CONFIGS = sorted(p for p in (REPO_ROOT / "recipes" / "configs").rglob("sft_*.yaml") if "tiny-" not in str(p))
+
+
+@pytest.mark.parametrize("path", REAL_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_real_config_runs_its_code_path_on_the_tiny_model(tmp_path, path):
+    """Each real-model config, with only the model, data and budget swapped for tiny offline ones, trains.
+
+    Everything else of the config is kept: LoRA targets, freezing, QLoRA 4-bit loading and its 8-bit optimizer,
+    bf16, activation checkpointing, image resolution controls (SmolVLM's edge scaled to the 64 px tiny tiles).
+    """
+    from peft import PeftConfig
+
+    text = path.read_text()
+    family = "qwen2_vl" if "qwen" in path.parent.name else "smolvlm"
+    overrides = ["--model_name_or_path", f"tiny:{family}-random", "--dataset_name", "synthetic",
+                 "--synthetic_train_samples", "8", "--max_eval_samples", "4", "--eval_max_new_tokens", "3",
+                 "--max_steps", "2", "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "1",
+                 "--dataloader_num_workers", "0", "--use_cpu", "true", "--output_dir", str(tmp_path / "run"),
+                 "--report_to", "none", "--warmup_steps", "0"]
+    if family == "smolvlm":
+        overrides += ["--longest_edge", "128"]
+    module = recipe_module("sft_lora")
+    results = module.main(["--config", str(path), *overrides])
+    assert results["train_steps"] == 2 and results["num_eval_samples"] == 4
+    adapter = PeftConfig.from_pretrained(tmp_path / "run")
+    if "freeze_vision_tower: true" in text:
+        assert adapter.exclude_modules, "frozen vision tower must be excluded from LoRA"
+        assert all("vision_model" in m or "visual" in m for m in adapter.exclude_modules)
+    assert results["trainable_parameters"] < results["total_parameters"]

@@ -33,7 +33,9 @@ def test_build_save_load_round_trip(cache, family):
     fresh_processor = tiny.build_processor(family)
     fresh = tiny.build_model(family, fresh_processor.tokenizer).eval()
     batch = VisionChatCollator(processor)([synthetic.make_dataset("color", 2, seed=3)[i] for i in range(2)])
-    fresh_batch = VisionChatCollator(fresh_processor)([synthetic.make_dataset("color", 2, seed=3)[i] for i in range(2)])
+    fresh_batch = VisionChatCollator(fresh_processor)(
+        [synthetic.make_dataset("color", 2, seed=3)[i] for i in range(2)]
+    )
     assert torch.equal(batch["input_ids"], fresh_batch["input_ids"])
     with torch.no_grad():
         loaded_out, fresh_out = model(**batch), fresh(**fresh_batch)

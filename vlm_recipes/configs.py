@@ -22,13 +22,16 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 class DataArguments:
     dataset_name: str = field(
         default="synthetic",
-        metadata={"help": "'synthetic' (offline shapes task), a Hub dataset id, a local image folder with a "
-                  "metadata.jsonl/.csv, or a local .jsonl/.json file of rows with image paths."},
+        metadata={
+            "help": "'synthetic' (offline shapes task), a Hub dataset id, a local image folder with a "
+            "metadata.jsonl/.csv, or a local .jsonl/.json file of rows with image paths."
+        },
     )
     dataset_config: str | None = field(default=None, metadata={"help": "Hub dataset configuration name."})
     dataset_train_split: str = field(default="train", metadata={"help": "Split to train on."})
     dataset_test_split: str = field(
-        default="test", metadata={"help": "Held-out split; if the dataset has none, eval_fraction of train is held out."}
+        default="test",
+        metadata={"help": "Held-out split; if the dataset has none, eval_fraction of train is held out."},
     )
     eval_fraction: float = field(
         default=0.1, metadata={"help": "Fraction of the train split held out when there is no test split."}
@@ -53,7 +56,9 @@ class DataArguments:
         default=None, metadata={"help": "If set with answer_column, build conversations from these two columns."}
     )
     answer_column: str | None = field(default=None, metadata={"help": "Column with the reference answer."})
-    system_prompt: str | None = field(default=None, metadata={"help": "System prompt prepended to every conversation."})
+    system_prompt: str | None = field(
+        default=None, metadata={"help": "System prompt prepended to every conversation."}
+    )
     padding_side: str = field(default="right", metadata={"help": "Padding side of training batches: right or left."})
     on_overflow: str = field(
         default="error",
@@ -94,7 +99,9 @@ class VLMModelConfig(trl.ModelConfig):
     def __post_init__(self):
         super().__post_init__()
         if self.model_name_or_path is None:
-            raise ValueError("model_name_or_path is required (a Hub id, a local path, or tiny:smolvlm / tiny:qwen2_vl).")
+            raise ValueError(
+                "model_name_or_path is required (a Hub id, a local path, or tiny:smolvlm / tiny:qwen2_vl)."
+            )
 
 
 @dataclass

@@ -59,12 +59,17 @@ def _resolve_image_paths(ds: Dataset, root: Path, column: str, source: Path) -> 
 def to_conversations(ds: Dataset, args: DataArguments) -> Dataset:
     """Give `ds` the columns the collators read: `images` (list) and `messages`, plus `answer` when known."""
     if args.image_column not in ds.column_names:
-        raise ValueError(f"Dataset has no image column {args.image_column!r} (columns: {ds.column_names}); "
-                         "set image_column.")
+        raise ValueError(
+            f"Dataset has no image column {args.image_column!r} (columns: {ds.column_names}); set image_column."
+        )
     if args.image_column != "images":
         if isinstance(ds.features[args.image_column], Image):
-            ds = ds.map(lambda im: {"images": [im]}, input_columns=[args.image_column],
-                        remove_columns=[args.image_column], features=None)
+            ds = ds.map(
+                lambda im: {"images": [im]},
+                input_columns=[args.image_column],
+                remove_columns=[args.image_column],
+                features=None,
+            )
             ds = ds.cast_column("images", List(Image()))
         else:
             ds = ds.rename_column(args.image_column, "images")
@@ -76,8 +81,9 @@ def to_conversations(ds: Dataset, args: DataArguments) -> Dataset:
 
         def build(question, answer):
             if not isinstance(answer, str):
-                raise ValueError(f"Column {args.answer_column!r} must hold strings, got {type(answer).__name__}: "
-                                 f"{answer!r}.")
+                raise ValueError(
+                    f"Column {args.answer_column!r} must hold strings, got {type(answer).__name__}: {answer!r}."
+                )
             messages = [{"role": "system", "content": [{"type": "text", "text": system}]}] if system else []
             messages += [
                 {"role": "user", "content": [{"type": "image", "text": None}, {"type": "text", "text": question}]},
@@ -87,11 +93,14 @@ def to_conversations(ds: Dataset, args: DataArguments) -> Dataset:
 
         return ds.map(build, input_columns=[args.question_column, args.answer_column])
     if args.messages_column not in ds.column_names:
-        raise ValueError(f"Dataset has no {args.messages_column!r} column (columns: {ds.column_names}); set "
-                         "messages_column, or question_column and answer_column.")
+        raise ValueError(
+            f"Dataset has no {args.messages_column!r} column (columns: {ds.column_names}); set "
+            "messages_column, or question_column and answer_column."
+        )
     if args.messages_column != "messages":
         ds = ds.rename_column(args.messages_column, "messages")
     if args.system_prompt:
+
         def add_system(messages):
             if not messages or messages[0]["role"] == "system":
                 return {"messages": messages}
@@ -121,7 +130,9 @@ def load_splits(args: DataArguments, seed: int = 42) -> tuple[Dataset, Dataset]:
     """Train and held-out datasets in conversational form."""
     if args.dataset_name == "synthetic":
         make = synthetic.make_dataset
-        train = make(args.synthetic_task, args.synthetic_train_samples, SYNTHETIC_TRAIN_SEED, args.synthetic_image_size)
+        train = make(
+            args.synthetic_task, args.synthetic_train_samples, SYNTHETIC_TRAIN_SEED, args.synthetic_image_size
+        )
         test = make(args.synthetic_task, args.max_eval_samples, SYNTHETIC_EVAL_SEED, args.synthetic_image_size)
     else:
         raw = _load_raw(args)
@@ -135,7 +146,9 @@ def load_splits(args: DataArguments, seed: int = 42) -> tuple[Dataset, Dataset]:
         else:
             parts = train.train_test_split(test_size=args.eval_fraction, seed=seed)
             train, test = parts["train"], parts["test"]
-            logger.info("No %r split: held out %d of %d rows.", args.dataset_test_split, len(test), len(train) + len(test))
+            logger.info(
+                "No %r split: held out %d of %d rows.", args.dataset_test_split, len(test), len(train) + len(test)
+            )
         train, test = to_conversations(train, args), to_conversations(test, args)
         if len(test) > args.max_eval_samples:
             test = test.select(range(args.max_eval_samples))

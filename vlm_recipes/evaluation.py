@@ -25,8 +25,9 @@ def normalize_answer(text: str) -> str:
 
 
 @torch.no_grad()
-def generate_answers(model, processor, rows, batch_size: int = 16, max_new_tokens: int = 16,
-                     desc: str = "generating") -> list[str]:
+def generate_answers(
+    model, processor, rows, batch_size: int = 16, max_new_tokens: int = 16, desc: str = "generating"
+) -> list[str]:
     """Greedy answers to each row's conversation (its final assistant turn, if any, is left out)."""
     collate = PromptCollator(processor)
     was_training = model.training
@@ -37,16 +38,22 @@ def generate_answers(model, processor, rows, batch_size: int = 16, max_new_token
     for start in tqdm(range(0, len(rows), batch_size), desc=desc, leave=False):
         batch = collate([rows[i] for i in range(start, min(start + batch_size, len(rows)))])
         batch = {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
-        out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
-                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-        new_tokens = out[:, batch["input_ids"].shape[1]:]
+        out = model.generate(
+            **batch,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+        new_tokens = out[:, batch["input_ids"].shape[1] :]
         answers += [t.strip() for t in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
     model.train(was_training)
     return answers
 
 
-def exact_match_accuracy(model, processor, rows, batch_size: int = 16, max_new_tokens: int = 16,
-                         desc: str = "evaluating") -> dict:
+def exact_match_accuracy(
+    model, processor, rows, batch_size: int = 16, max_new_tokens: int = 16, desc: str = "evaluating"
+) -> dict:
     """Fraction of rows whose generated answer equals the reference after `normalize_answer`."""
     predictions = generate_answers(model, processor, rows, batch_size, max_new_tokens, desc)
     references = [final_answer(rows[i]) for i in range(len(rows))]

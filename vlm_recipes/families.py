@@ -104,21 +104,27 @@ def set_image_resolution(
     ip = processor.image_processor
     if family is QWEN2_VL:
         if longest_edge is not None or image_splitting is not None:
-            raise ValueError("longest_edge / image_splitting are SmolVLM controls; for Qwen2-VL use min_pixels/max_pixels.")
+            raise ValueError(
+                "longest_edge / image_splitting are SmolVLM controls; for Qwen2-VL use min_pixels/max_pixels."
+            )
         size = dict(ip.size)
         if min_pixels is not None:
             size["shortest_edge"] = min_pixels
         if max_pixels is not None:
             size["longest_edge"] = max_pixels
         if size["shortest_edge"] > size["longest_edge"]:
-            raise ValueError(f"min_pixels ({size['shortest_edge']}) is larger than max_pixels ({size['longest_edge']}).")
+            raise ValueError(
+                f"min_pixels ({size['shortest_edge']}) is larger than max_pixels ({size['longest_edge']})."
+            )
         ip.size = size
         for attr, key in (("min_pixels", "shortest_edge"), ("max_pixels", "longest_edge")):
             if hasattr(ip, attr):
                 setattr(ip, attr, size[key])
     else:
         if min_pixels is not None or max_pixels is not None:
-            raise ValueError("min_pixels / max_pixels are Qwen2-VL controls; for SmolVLM use longest_edge and image_splitting.")
+            raise ValueError(
+                "min_pixels / max_pixels are Qwen2-VL controls; for SmolVLM use longest_edge and image_splitting."
+            )
         if longest_edge is not None:
             tile = ip.max_image_size["longest_edge"]
             if longest_edge < tile:

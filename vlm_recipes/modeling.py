@@ -9,10 +9,11 @@ that follow those choices, and optimizer parameter groups with separate learning
 from __future__ import annotations
 
 import logging
+import re
 
 import torch
-from transformers import AutoModelForImageTextToText, AutoProcessor
 from accelerate import PartialState
+from transformers import AutoModelForImageTextToText, AutoProcessor
 from trl import get_peft_config, get_quantization_config
 
 from . import tiny
@@ -43,6 +44,12 @@ def load_model(model_args: VLMModelConfig, use_cpu: bool = False, trust_remote_c
     dtype = model_args.dtype if model_args.dtype in ("auto", None) else getattr(torch, model_args.dtype)
     kwargs = {}
     if quantization_config is not None:
+        if model_args.lora_modules_to_save:
+            # Modules trained in full cannot be 4-bit: keep them (and the output head, as transformers would)
+            # in the compute dtype.
+            # transformers matches these as regexes from the start of the module name, or as name suffixes.
+            full = [rf"(.*\.)?{re.escape(name)}" for name in model_args.lora_modules_to_save]
+            quantization_config.llm_int8_skip_modules = ["lm_head", *full]
         kwargs["quantization_config"] = quantization_config
         # Quantised weights cannot be moved after loading: put each rank's copy on its own device now.
         on_cpu = use_cpu or not torch.cuda.is_available()
@@ -56,14 +63,31 @@ def load_model(model_args: VLMModelConfig, use_cpu: bool = False, trust_remote_c
         use_safetensors=True,
         **kwargs,
     )
+    if quantization_config is not None and kwargs["device_map"] == "cpu":
+        keep_4bit_training_layout(model)
     return model
+
+
+def keep_4bit_training_layout(model) -> None:
+    """Stop bitsandbytes from repacking 4-bit weights for CPU inference.
+
+    On CPUs with AVX512-BF16, bitsandbytes 0.50 converts a Linear4bit's weight to an inference-only layout on its
+    first forward pass in eval mode; training afterwards fails ("a view of a leaf Variable that requires grad is
+    being used in an in-place operation"). The recipes evaluate before training, so keep the training layout.
+    """
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
 
 
 def apply_freezing(model, model_args: VLMModelConfig) -> None:
     """Full fine-tuning: turn off gradients of the parts the config freezes."""
     family = family_of(model)
-    frozen = {p for p, flag in (("vision_tower", model_args.freeze_vision_tower),
-                                ("projector", model_args.freeze_projector)) if flag}
+    frozen = {
+        p
+        for p, flag in (("vision_tower", model_args.freeze_vision_tower), ("projector", model_args.freeze_projector))
+        if flag
+    }
     for name, param in model.named_parameters():
         if family.part_of(name) in frozen:
             param.requires_grad_(False)
@@ -83,8 +107,14 @@ def build_peft_config(model, model_args: VLMModelConfig):
     if peft_config is None:
         return None
     family = family_of(model)
-    frozen = [part for part, flag in (("vision_tower", model_args.freeze_vision_tower),
-                                      ("projector", model_args.freeze_projector)) if flag]
+    frozen = [
+        part
+        for part, flag in (
+            ("vision_tower", model_args.freeze_vision_tower),
+            ("projector", model_args.freeze_projector),
+        )
+        if flag
+    ]
     if not frozen:
         return peft_config
     frozen_modules = [n for part in frozen for n in _module_names(model, family, part)]
@@ -95,19 +125,27 @@ def build_peft_config(model, model_args: VLMModelConfig):
     return peft_config
 
 
-def parameter_groups(model, family: Family, base_lr: float, weight_decay: float, decay_names: set[str],
-                     vision_tower_lr: float | None, projector_lr: float | None) -> list[dict]:
+def parameter_groups(
+    model,
+    family: Family,
+    base_lr: float,
+    weight_decay: float,
+    decay_names: set[str],
+    vision_tower_lr: float | None,
+    projector_lr: float | None,
+) -> list[dict]:
     """Optimizer groups with a learning rate per model part and weight decay only where it belongs."""
-    lrs = {"vision_tower": vision_tower_lr or base_lr, "projector": projector_lr or base_lr,
-           "language_model": base_lr}
+    lrs = {"vision_tower": vision_tower_lr or base_lr, "projector": projector_lr or base_lr, "language_model": base_lr}
     groups: dict[tuple[str, bool], dict] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
         part = family.part_of(name)
         decay = name in decay_names
-        group = groups.setdefault((part, decay), {"params": [], "lr": lrs[part], "part": part,
-                                                  "weight_decay": weight_decay if decay else 0.0})
+        group = groups.setdefault(
+            (part, decay),
+            {"params": [], "lr": lrs[part], "part": part, "weight_decay": weight_decay if decay else 0.0},
+        )
         group["params"].append(param)
     return list(groups.values())
 

@@ -36,9 +36,13 @@ class VLMSFTTrainer(SFTTrainer):
         if self.optimizer is None and (args.vision_tower_learning_rate or args.projector_learning_rate):
             opt_model = self.model if model is None else model
             groups = parameter_groups(
-                opt_model, family_of(opt_model), args.learning_rate, args.weight_decay,
+                opt_model,
+                family_of(opt_model),
+                args.learning_rate,
+                args.weight_decay,
                 set(self.get_decay_parameter_names(opt_model)),
-                args.vision_tower_learning_rate, args.projector_learning_rate,
+                args.vision_tower_learning_rate,
+                args.projector_learning_rate,
             )
             optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(args, opt_model)
             self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
@@ -83,8 +87,7 @@ def _run_sft(data_args: DataArguments, training_args: SFTConfig, model_args: VLM
     started = time.time()
     processor = load_processor(model_args, trust_remote_code=training_args.trust_remote_code)
     train_ds, eval_ds = load_splits(data_args, seed=training_args.seed)
-    model = load_model(model_args, use_cpu=training_args.use_cpu,
-                       trust_remote_code=training_args.trust_remote_code)
+    model = load_model(model_args, use_cpu=training_args.use_cpu, trust_remote_code=training_args.trust_remote_code)
     peft_config = build_peft_config(model, model_args)
     if peft_config is None:
         apply_freezing(model, model_args)
@@ -92,10 +95,16 @@ def _run_sft(data_args: DataArguments, training_args: SFTConfig, model_args: VLM
     # Our collator does the tokenisation on the fly, so TRL must leave the dataset as it is.
     training_args.dataset_kwargs = {**(training_args.dataset_kwargs or {}), "skip_prepare_dataset": True}
     training_args.remove_unused_columns = False
-    collator = VisionChatCollator(processor, max_length=training_args.max_length, padding_side=data_args.padding_side,
-                                  on_overflow=data_args.on_overflow)
-    eval_kwargs = {"batch_size": training_args.per_device_eval_batch_size,
-                   "max_new_tokens": data_args.eval_max_new_tokens}
+    collator = VisionChatCollator(
+        processor,
+        max_length=training_args.max_length,
+        padding_side=data_args.padding_side,
+        on_overflow=data_args.on_overflow,
+    )
+    eval_kwargs = {
+        "batch_size": training_args.per_device_eval_batch_size,
+        "max_new_tokens": data_args.eval_max_new_tokens,
+    }
 
     before = exact_match_accuracy(model, processor, eval_ds, desc="accuracy before", **eval_kwargs)
     logger.info("Held-out accuracy before training: %.3f on %d samples", before["accuracy"], before["num_samples"])
@@ -136,7 +145,9 @@ def _run_sft(data_args: DataArguments, training_args: SFTConfig, model_args: VLM
         (out / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
         samples = [{"reference": r, "prediction": p} for r, p in zip(after["references"], after["predictions"])]
         (out / "eval_predictions.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
-        print(f"\nHeld-out accuracy ({results['num_eval_samples']} samples): "
-              f"before {results['accuracy_before']:.3f} -> after {results['accuracy_after']:.3f}")
+        print(
+            f"\nHeld-out accuracy ({results['num_eval_samples']} samples): "
+            f"before {results['accuracy_before']:.3f} -> after {results['accuracy_after']:.3f}"
+        )
         print(f"Wrote {out / RESULTS_FILE}, the adapter and the processor to {out}")
     return results

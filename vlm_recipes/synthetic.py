@@ -107,7 +107,9 @@ def make_example(rng: random.Random, task: str, image_size: int) -> dict:
 FEATURES = Features(
     {
         "images": List(Image()),
-        "messages": List({"role": Value("string"), "content": List({"type": Value("string"), "text": Value("string")})}),
+        "messages": List(
+            {"role": Value("string"), "content": List({"type": Value("string"), "text": Value("string")})}
+        ),
         "question": Value("string"),
         "answer": Value("string"),
         "task": Value("string"),

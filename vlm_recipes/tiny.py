@@ -42,37 +42,84 @@ logger = logging.getLogger(__name__)
 BUILD_VERSION = 1
 TINY_PREFIX = "tiny:"
 
+# Widths are multiples of 64 so that bitsandbytes' 4-bit CPU kernels (block size 64) can quantise every layer:
+# the QLoRA configs run on these models too.
 SPECS = {
     "smolvlm": {
         "vocab_size": 640,
-        "text": {"hidden_size": 96, "intermediate_size": 256, "num_hidden_layers": 3, "num_attention_heads": 4,
-                 "num_key_value_heads": 2},
-        "vision": {"hidden_size": 96, "intermediate_size": 256, "num_hidden_layers": 3, "num_attention_heads": 4,
-                   "image_size": 64, "patch_size": 8},
+        "text": {
+            "hidden_size": 128,
+            "intermediate_size": 256,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+        },
+        "vision": {
+            "hidden_size": 128,
+            "intermediate_size": 256,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "image_size": 64,
+            "patch_size": 8,
+        },
         "scale_factor": 2,
     },
     "qwen2_vl": {
         "vocab_size": 640,
-        "text": {"hidden_size": 96, "intermediate_size": 256, "num_hidden_layers": 3, "num_attention_heads": 4,
-                 "num_key_value_heads": 2, "mrope_section": [4, 4, 4]},
-        "vision": {"depth": 3, "embed_dim": 96, "num_heads": 4, "mlp_ratio": 2, "patch_size": 14,
-                   "spatial_merge_size": 2, "temporal_patch_size": 2},
+        "text": {
+            "hidden_size": 128,
+            "intermediate_size": 256,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "mrope_section": [4, 6, 6],
+        },
+        "vision": {
+            "depth": 2,
+            "embed_dim": 128,
+            "num_heads": 4,
+            "mlp_ratio": 2,
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+        },
         # 112x112 pixels -> 8x8 patches of 14 px -> 16 image tokens after the 2x2 merge.
         "min_pixels": 112 * 112,
         "max_pixels": 112 * 112,
     },
 }
-PRETRAIN = {"task": "caption", "num_samples": 6000, "steps": 2500, "batch_size": 16, "learning_rate": 5e-4,
-            "seed": 1234, "image_size": 64}
+PRETRAIN = {
+    "task": "caption",
+    "num_samples": 6000,
+    "steps": 2500,
+    "batch_size": 16,
+    "learning_rate": 5e-4,
+    "seed": 1234,
+    "image_size": 64,
+}
 
 FAMILY_SPECIAL_TOKENS = {
     # bos, eos, pad first, then the image tokens the processors look up by name.
-    "smolvlm": {"bos": "<|im_start|>", "eos": "<end_of_utterance>", "pad": "<|im_end|>",
-                "extra": ["<image>", "<fake_token_around_image>", "<global-img>", "<video>"]
-                + [f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)]},
-    "qwen2_vl": {"bos": None, "eos": "<|im_end|>", "pad": "<|endoftext|>",
-                 "extra": ["<|im_start|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>",
-                           "<|video_pad|>"]},
+    "smolvlm": {
+        "bos": "<|im_start|>",
+        "eos": "<end_of_utterance>",
+        "pad": "<|im_end|>",
+        "extra": ["<image>", "<fake_token_around_image>", "<global-img>", "<video>"]
+        + [f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)],
+    },
+    "qwen2_vl": {
+        "bos": None,
+        "eos": "<|im_end|>",
+        "pad": "<|endoftext|>",
+        "extra": [
+            "<|im_start|>",
+            "<|vision_start|>",
+            "<|vision_end|>",
+            "<|vision_pad|>",
+            "<|image_pad|>",
+            "<|video_pad|>",
+        ],
+    },
 }
 
 
@@ -83,7 +130,10 @@ def cache_root() -> Path:
 def _corpus() -> list[str]:
     """Sentences the tokenizer is trained on: the synthetic task's words, chat roles and common English."""
     words = (
-        list(synthetic.COLORS) + list(synthetic.SHAPES) + list(synthetic.POSITIONS) + list(synthetic.NUMBER_WORDS)
+        list(synthetic.COLORS)
+        + list(synthetic.SHAPES)
+        + list(synthetic.POSITIONS)
+        + list(synthetic.NUMBER_WORDS)
         + "a an the is are there this that what which where how many color colour shape shapes image picture "
         "describe answer question user assistant system you helpful one word yes no left right top bottom "
         "of in on with and or to it be can see small large big photo product name category".split()
@@ -133,30 +183,52 @@ def build_processor(family: str):
         image_processor = SmolVLMImageProcessor(size=tile, max_image_size=tile, do_image_splitting=False)
         video_processor = SmolVLMVideoProcessor(size=tile, max_image_size=tile)
         seq_len = (vision["image_size"] // vision["patch_size"]) ** 2 // spec["scale_factor"] ** 2
-        return SmolVLMProcessor(image_processor=image_processor, tokenizer=tokenizer, video_processor=video_processor,
-                                image_seq_len=seq_len, chat_template=smolvlm_chat_template)
+        return SmolVLMProcessor(
+            image_processor=image_processor,
+            tokenizer=tokenizer,
+            video_processor=video_processor,
+            image_seq_len=seq_len,
+            chat_template=smolvlm_chat_template,
+        )
     from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor
 
     pixels = {"min_pixels": spec["min_pixels"], "max_pixels": spec["max_pixels"]}
-    return Qwen2VLProcessor(image_processor=Qwen2VLImageProcessor(**pixels), tokenizer=tokenizer,
-                            video_processor=Qwen2VLVideoProcessor(**pixels), chat_template=qwen2_5_vl_chat_template)
+    return Qwen2VLProcessor(
+        image_processor=Qwen2VLImageProcessor(**pixels),
+        tokenizer=tokenizer,
+        video_processor=Qwen2VLVideoProcessor(**pixels),
+        chat_template=qwen2_5_vl_chat_template,
+    )
 
 
 def build_model(family: str, tokenizer, seed: int = 0):
     """A randomly initialised model of the real architecture, sized by SPECS, seeded."""
     spec = SPECS[family]
     torch.manual_seed(seed)
-    ids = {name: tokenizer.convert_tokens_to_ids(tok) for name, tok in
-           (("bos", tokenizer.bos_token), ("eos", tokenizer.eos_token), ("pad", tokenizer.pad_token)) if tok}
+    ids = {
+        name: tokenizer.convert_tokens_to_ids(tok)
+        for name, tok in (("bos", tokenizer.bos_token), ("eos", tokenizer.eos_token), ("pad", tokenizer.pad_token))
+        if tok
+    }
     if family == "smolvlm":
         from transformers import LlamaConfig, SmolVLMConfig, SmolVLMForConditionalGeneration, SmolVLMVisionConfig
 
-        text = LlamaConfig(vocab_size=len(tokenizer), max_position_embeddings=4096, bos_token_id=ids["bos"],
-                           eos_token_id=ids["eos"], pad_token_id=ids["pad"], tie_word_embeddings=False,
-                           **spec["text"])
-        config = SmolVLMConfig(vision_config=SmolVLMVisionConfig(**spec["vision"]).to_dict(),
-                               text_config=text.to_dict(), scale_factor=spec["scale_factor"],
-                               image_token_id=tokenizer.convert_tokens_to_ids("<image>"), pad_token_id=ids["pad"])
+        text = LlamaConfig(
+            vocab_size=len(tokenizer),
+            max_position_embeddings=4096,
+            bos_token_id=ids["bos"],
+            eos_token_id=ids["eos"],
+            pad_token_id=ids["pad"],
+            tie_word_embeddings=False,
+            **spec["text"],
+        )
+        config = SmolVLMConfig(
+            vision_config=SmolVLMVisionConfig(**spec["vision"]).to_dict(),
+            text_config=text.to_dict(),
+            scale_factor=spec["scale_factor"],
+            image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+            pad_token_id=ids["pad"],
+        )
         model = SmolVLMForConditionalGeneration(config)
     else:
         from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
@@ -165,15 +237,26 @@ def build_model(family: str, tokenizer, seed: int = 0):
         mrope = text_spec.pop("mrope_section")
         head_dim = text_spec["hidden_size"] // text_spec["num_attention_heads"]
         assert sum(mrope) == head_dim // 2, "mrope_section must sum to head_dim / 2"
-        text = dict(vocab_size=len(tokenizer), max_position_embeddings=4096, eos_token_id=ids["eos"],
-                    pad_token_id=ids["pad"], bos_token_id=None,
-                    rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope},
-                    **text_spec)
+        text = dict(
+            vocab_size=len(tokenizer),
+            max_position_embeddings=4096,
+            eos_token_id=ids["eos"],
+            pad_token_id=ids["pad"],
+            bos_token_id=None,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope},
+            **text_spec,
+        )
         vision = dict(spec["vision"], hidden_size=text_spec["hidden_size"])
         conv = tokenizer.convert_tokens_to_ids
-        config = Qwen2VLConfig(text_config=text, vision_config=vision, image_token_id=conv("<|image_pad|>"),
-                               video_token_id=conv("<|video_pad|>"), vision_start_token_id=conv("<|vision_start|>"),
-                               vision_end_token_id=conv("<|vision_end|>"), tie_word_embeddings=False)
+        config = Qwen2VLConfig(
+            text_config=text,
+            vision_config=vision,
+            image_token_id=conv("<|image_pad|>"),
+            video_token_id=conv("<|video_pad|>"),
+            vision_start_token_id=conv("<|vision_start|>"),
+            vision_end_token_id=conv("<|vision_end|>"),
+            tie_word_embeddings=False,
+        )
         model = Qwen2VLForConditionalGeneration(config)
     gen = model.generation_config
     gen.eos_token_id, gen.pad_token_id, gen.bos_token_id = ids["eos"], ids["pad"], ids.get("bos")
@@ -181,8 +264,19 @@ def build_model(family: str, tokenizer, seed: int = 0):
     return model
 
 
-def pretrain(model, processor, *, task: str, num_samples: int, steps: int, batch_size: int, learning_rate: float,
-             seed: int, image_size: int, log_every: int = 100) -> list[float]:
+def pretrain(
+    model,
+    processor,
+    *,
+    task: str,
+    num_samples: int,
+    steps: int,
+    batch_size: int,
+    learning_rate: float,
+    seed: int,
+    image_size: int,
+    log_every: int = 100,
+) -> list[float]:
     """Full fine-tuning on a synthetic task with our collator and a plain AdamW loop; returns the losses.
 
     A plain loop (not a Trainer) keeps this small and bit-for-bit deterministic for the cache.
@@ -222,8 +316,12 @@ def pretrain(model, processor, *, task: str, num_samples: int, steps: int, batch
 
 
 def _spec_hash(family: str, pretrained: bool) -> str:
-    spec = {"version": BUILD_VERSION, "family": family, "spec": SPECS[family],
-            "pretrain": PRETRAIN if pretrained else None}
+    spec = {
+        "version": BUILD_VERSION,
+        "family": family,
+        "spec": SPECS[family],
+        "pretrain": PRETRAIN if pretrained else None,
+    }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -1,0 +1,156 @@
+"""Freezing, LoRA targets, per-part learning rates and QLoRA, on the tiny random models (fast, offline)."""
+
+import pytest
+import torch
+from peft import get_peft_model
+from transformers import AutoModelForImageTextToText
+
+from vlm_recipes import synthetic, tiny
+from vlm_recipes.collators import VisionChatCollator
+from vlm_recipes.configs import SFTConfig, VLMModelConfig
+from vlm_recipes.families import family_of
+from vlm_recipes.modeling import apply_freezing, build_peft_config, load_model, parameter_groups
+from vlm_recipes.run import VLMSFTTrainer
+
+TARGETS = [
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",
+    "out_proj",
+    "fc1",
+    "fc2",
+    "qkv",
+    "attn.proj",
+]
+PROJECTOR = {"smolvlm": "connector", "qwen2_vl": "merger"}
+
+
+@pytest.fixture(scope="module")
+def paths():
+    return {family: tiny.build(f"tiny:{family}-random") for family in tiny.SPECS}
+
+
+def model_args(family, **kw):
+    return VLMModelConfig(
+        model_name_or_path=f"tiny:{family}-random",
+        use_peft=True,
+        lora_target_modules=TARGETS,
+        lora_modules_to_save=[PROJECTOR[family]],
+        **kw,
+    )
+
+
+def lora_parts(peft_model):
+    family = family_of(peft_model.base_model.model)
+    parts = {}
+    for name, param in peft_model.named_parameters():
+        if param.requires_grad:
+            kind = "lora" if "lora_" in name else "full"
+            parts.setdefault(family.part_of(name), set()).add(kind)
+    return parts
+
+
+@pytest.mark.parametrize("family", ["smolvlm", "qwen2_vl"])
+def test_lora_follows_the_freeze_options(paths, family):
+    model = AutoModelForImageTextToText.from_pretrained(paths[family])
+    everything = lora_parts(get_peft_model(model, build_peft_config(model, model_args(family))))
+    assert everything == {"vision_tower": {"lora"}, "language_model": {"lora"}, "projector": {"full"}}
+
+    model = AutoModelForImageTextToText.from_pretrained(paths[family])
+    frozen = lora_parts(
+        get_peft_model(
+            model, build_peft_config(model, model_args(family, freeze_vision_tower=True, freeze_projector=True))
+        )
+    )
+    assert frozen == {"language_model": {"lora"}}
+
+
+@pytest.mark.parametrize("family", ["smolvlm", "qwen2_vl"])
+def test_full_fine_tuning_freezes_the_chosen_parts(paths, family):
+    model = AutoModelForImageTextToText.from_pretrained(paths[family])
+    apply_freezing(model, VLMModelConfig(model_name_or_path="x", freeze_vision_tower=True))
+    family_ = family_of(model)
+    trainable = {family_.part_of(n) for n, p in model.named_parameters() if p.requires_grad}
+    frozen = {family_.part_of(n) for n, p in model.named_parameters() if not p.requires_grad}
+    assert trainable == {"projector", "language_model"} and frozen == {"vision_tower"}
+
+
+@pytest.mark.parametrize("family", ["smolvlm", "qwen2_vl"])
+def test_parts_are_told_apart(paths, family):
+    model = AutoModelForImageTextToText.from_pretrained(paths[family])
+    fam = family_of(model)
+    counts = {}
+    for name, p in model.named_parameters():
+        counts[fam.part_of(name)] = counts.get(fam.part_of(name), 0) + p.numel()
+    assert set(counts) == {"vision_tower", "projector", "language_model"}
+    projector = getattr(model.model, "connector", None) or model.model.visual.merger
+    assert counts["projector"] == sum(p.numel() for p in projector.parameters())
+
+
+def test_separate_learning_rates_reach_the_optimizer(paths, tmp_path):
+    model = AutoModelForImageTextToText.from_pretrained(paths["qwen2_vl"])
+    args = SFTConfig(
+        output_dir=str(tmp_path),
+        use_cpu=True,
+        bf16=False,
+        learning_rate=1e-3,
+        vision_tower_learning_rate=1e-5,
+        projector_learning_rate=1e-4,
+        weight_decay=0.1,
+        report_to="none",
+        max_steps=1,
+    )
+    groups = parameter_groups(
+        model,
+        family_of(model),
+        1e-3,
+        0.1,
+        {n for n, _ in model.named_parameters() if "bias" not in n and "norm" not in n},
+        1e-5,
+        1e-4,
+    )
+    assert {g["part"]: g["lr"] for g in groups} == {"vision_tower": 1e-5, "projector": 1e-4, "language_model": 1e-3}
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+
+    args.dataset_kwargs = {"skip_prepare_dataset": True}
+    processor = tiny.build_processor("qwen2_vl")
+    trainer = VLMSFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=synthetic.make_dataset("color", 2),
+        data_collator=VisionChatCollator(processor),
+        processing_class=processor,
+    )
+    optimizer = trainer.create_optimizer()
+    lrs = {g["part"]: g["lr"] for g in optimizer.param_groups}
+    assert lrs == {"vision_tower": 1e-5, "projector": 1e-4, "language_model": 1e-3}
+    assert {g["weight_decay"] for g in optimizer.param_groups} == {0.0, 0.1}
+
+
+def test_qlora_loads_4bit_on_cpu(paths):
+    args = VLMModelConfig(
+        model_name_or_path="tiny:smolvlm-random",
+        load_in_4bit=True,
+        use_peft=True,
+        bnb_4bit_quant_type="nf4",
+        lora_target_modules=["q_proj", "v_proj"],
+        lora_modules_to_save=["connector"],
+    )
+    model = load_model(args, use_cpu=True)
+    import bitsandbytes as bnb
+
+    quantised = [n for n, m in model.named_modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert any("text_model" in n and "q_proj" in n for n in quantised)
+    peft_model = get_peft_model(model, build_peft_config(model, args))
+    # The connector is trained in full, so it must stay a float layer; everything else trainable is LoRA.
+    assert not any("connector" in n for n in quantised)
+    trainable = [n for n, p in peft_model.named_parameters() if p.requires_grad]
+    assert any("connector" in n for n in trainable)
+    assert all("lora_" in n or "connector" in n for n in trainable)
+    with torch.no_grad():
+        out = peft_model(input_ids=torch.tensor([[1, 5, 9, 2]]))
+    assert torch.isfinite(out.logits).all()
