@@ -91,7 +91,7 @@ SPECS = {
 PRETRAIN = {
     "task": "caption",
     "num_samples": 6000,
-    "steps": 2500,
+    "steps": 3000,
     "batch_size": 16,
     "learning_rate": 5e-4,
     "seed": 1234,
