@@ -9,7 +9,7 @@ the format TRL and our collators expect:
 - `color_shape`: an even mix of the two above (the default SFT task)
 - `count`:    "How many shapes are there?"         -> "three" (1-4 shapes of one colour)
 - `position`: "Where is the shape?"                -> "left" / "right" / "top" / "bottom"
-- `caption`:  "Describe the image."                -> "a red circle" (used to pre-train the tiny bases)
+- `caption`:  "Describe the image." (or another of CAPTION_PROMPTS) -> "a red circle" (pre-trains the tiny bases)
 
 The same seed always gives the same dataset; different seeds give disjoint-by-construction random draws, so
 train and held-out splits are made with different seeds.
@@ -28,6 +28,19 @@ SHAPES = ("circle", "square", "triangle")
 POSITIONS = ("left", "right", "top", "bottom")
 NUMBER_WORDS = ("zero", "one", "two", "three", "four")
 TASKS = ("color", "shape", "color_shape", "count", "position", "caption")
+
+# Caption requests of different lengths: a base pre-trained on one fixed prompt learns where its answer sits
+# relative to the image, and then fails to look at the image when the prompt changes.
+CAPTION_PROMPTS = (
+    "Describe the image.",
+    "What is in this picture?",
+    "Caption this image.",
+    "Write a short caption for the picture.",
+    "Tell me what you see.",
+    "Describe the image in a few words, please.",
+    "What does this image show?",
+    "Give a brief description of this picture in your own words.",
+)
 
 QUESTIONS = {
     "color": "What color is the shape?",
@@ -91,7 +104,7 @@ def make_example(rng: random.Random, task: str, image_size: int) -> dict:
             region = rng.choice(POSITIONS)
         image = render_scene(rng, image_size, [(color, shape)], region=region)
         answer = {"color": color, "shape": shape, "position": region, "caption": f"a {color} {shape}"}[task]
-    question = QUESTIONS[task]
+    question = rng.choice(CAPTION_PROMPTS) if task == "caption" else QUESTIONS[task]
     return {
         "images": [image],
         "messages": [

@@ -39,7 +39,7 @@ from . import synthetic
 logger = logging.getLogger(__name__)
 
 # Bump when the build recipe changes in a way the spec hash below cannot see (e.g. new tokenizer corpus code).
-BUILD_VERSION = 1
+BUILD_VERSION = 2
 TINY_PREFIX = "tiny:"
 
 # Widths are multiples of 64 so that bitsandbytes' 4-bit CPU kernels (block size 64) can quantise every layer:
@@ -139,7 +139,7 @@ def _corpus() -> list[str]:
         "of in on with and or to it be can see small large big photo product name category".split()
     )
     rng = random.Random(0)
-    lines = list(synthetic.QUESTIONS.values())
+    lines = list(synthetic.QUESTIONS.values()) + list(synthetic.CAPTION_PROMPTS)
     lines += ["User: " + q for q in synthetic.QUESTIONS.values()] + ["Assistant: " + w for w in words]
     lines += ["system\nYou are a helpful assistant.", "user\n", "assistant\n"]
     lines += [" ".join(rng.choice(words) for _ in range(rng.randint(3, 12))) for _ in range(3000)]
