@@ -71,11 +71,12 @@ def test_real_config_runs_its_code_path_on_the_tiny_model(tmp_path, path):
 
     text = path.read_text()
     family = "qwen2_vl" if "qwen" in path.parent.name else "smolvlm"
-    overrides = ["--model_name_or_path", f"tiny:{family}-random", "--dataset_name", "synthetic",
-                 "--synthetic_train_samples", "8", "--max_eval_samples", "4", "--eval_max_new_tokens", "3",
-                 "--max_steps", "2", "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "1",
-                 "--dataloader_num_workers", "0", "--use_cpu", "true", "--output_dir", str(tmp_path / "run"),
-                 "--report_to", "none", "--warmup_steps", "0"]
+    overrides = (
+        f"--model_name_or_path tiny:{family}-random --dataset_name synthetic --synthetic_train_samples 8 "
+        "--max_eval_samples 4 --eval_max_new_tokens 3 --max_steps 2 --per_device_train_batch_size 2 "
+        "--gradient_accumulation_steps 1 --dataloader_num_workers 0 --use_cpu true --report_to none "
+        "--warmup_steps 0"
+    ).split() + ["--output_dir", str(tmp_path / "run")]
     if family == "smolvlm":
         overrides += ["--longest_edge", "128"]
     module = recipe_module("sft_lora")
