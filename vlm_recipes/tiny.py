@@ -44,16 +44,17 @@ TINY_PREFIX = "tiny:"
 
 # Widths are multiples of 64 so that bitsandbytes' 4-bit CPU kernels (block size 64) can quantise every layer:
 # the QLoRA configs run on these models too.
+_TEXT = {  # the language model, the same for both families
+    "hidden_size": 128,
+    "intermediate_size": 256,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+}
 SPECS = {
     "smolvlm": {
         "vocab_size": 640,
-        "text": {
-            "hidden_size": 128,
-            "intermediate_size": 256,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-        },
+        "text": _TEXT,
         "vision": {
             "hidden_size": 128,
             "intermediate_size": 256,
@@ -66,14 +67,8 @@ SPECS = {
     },
     "qwen2_vl": {
         "vocab_size": 640,
-        "text": {
-            "hidden_size": 128,
-            "intermediate_size": 256,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "mrope_section": [4, 6, 6],
-        },
+        # M-RoPE splits head_dim / 2 = 16 rotary frequencies over (time, height, width).
+        "text": {**_TEXT, "mrope_section": [4, 6, 6]},
         "vision": {
             "depth": 2,
             "embed_dim": 128,
