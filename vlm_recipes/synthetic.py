@@ -9,7 +9,8 @@ the format TRL and our collators expect:
 - `color_shape`: an even mix of the two above (the default SFT task)
 - `count`:    "How many shapes are there?"         -> "three" (1-4 shapes of one colour)
 - `position`: "Where is the shape?"                -> "left" / "right" / "top" / "bottom"
-- `caption`:  "Describe the image." (or another of CAPTION_PROMPTS) -> "a red circle" (pre-trains the tiny bases)
+- `caption`:  "Describe the image." (or another of CAPTION_PROMPTS) -> "a red circle" / "red circle" /
+              "circle, red" (pre-trains the tiny bases)
 
 The same seed always gives the same dataset; different seeds give disjoint-by-construction random draws, so
 train and held-out splits are made with different seeds.
@@ -41,6 +42,11 @@ CAPTION_PROMPTS = (
     "What does this image show?",
     "Give a brief description of this picture in your own words.",
 )
+
+# Caption forms in which each colour and shape word appears both first and after a space, so that a base
+# pre-trained on captions has trained output embeddings for every spelling of the words an answer may start with
+# (Qwen's template puts the answer right after a newline, SmolVLM's after a space).
+CAPTION_FORMATS = ("a {color} {shape}", "{color} {shape}", "{shape}, {color}")
 
 QUESTIONS = {
     "color": "What color is the shape?",
@@ -103,7 +109,8 @@ def make_example(rng: random.Random, task: str, image_size: int) -> dict:
         if task == "position":
             region = rng.choice(POSITIONS)
         image = render_scene(rng, image_size, [(color, shape)], region=region)
-        answer = {"color": color, "shape": shape, "position": region, "caption": f"a {color} {shape}"}[task]
+        caption = rng.choice(CAPTION_FORMATS).format(color=color, shape=shape) if task == "caption" else None
+        answer = {"color": color, "shape": shape, "position": region, "caption": caption}[task]
     question = rng.choice(CAPTION_PROMPTS) if task == "caption" else QUESTIONS[task]
     return {
         "images": [image],

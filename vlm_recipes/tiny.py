@@ -39,7 +39,7 @@ from . import synthetic
 logger = logging.getLogger(__name__)
 
 # Bump when the build recipe changes in a way the spec hash below cannot see (e.g. new tokenizer corpus code).
-BUILD_VERSION = 2
+BUILD_VERSION = 3
 TINY_PREFIX = "tiny:"
 
 # Widths are multiples of 64 so that bitsandbytes' 4-bit CPU kernels (block size 64) can quantise every layer:
