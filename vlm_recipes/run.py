@@ -58,7 +58,7 @@ def check_output_dir(training_args: SFTConfig) -> None:
     if (out / RESULTS_FILE).exists() or any(out.glob("checkpoint-*")):
         raise FileExistsError(
             f"{out} already holds a run ({RESULTS_FILE} or checkpoints). Choose another output_dir, pass "
-            "--overwrite_output_dir true, or --resume_from_checkpoint true to continue it."
+            "--overwrite_output_dir true, or --resume_from_checkpoint <checkpoint dir> to continue it."
         )
 
 
