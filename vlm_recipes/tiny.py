@@ -7,6 +7,8 @@ by path, exactly like a downloaded checkpoint, so recipes run the same code for 
 
 Two flavours per family, named like Hub ids in YAML (`model_name_or_path: tiny:smolvlm`):
 - `tiny:<family>-random`: randomly initialised.
+- `tiny:<family>-sft`: the pre-trained model after a short supervised warm-up on the colour/shape questions:
+  partly trained, the starting point of the preference and RL recipes.
 - `tiny:<family>`: the random model pre-trained (full fine-tuning, deterministic) on a different synthetic task,
   captioning ("Describe the image." -> "a red circle"), the way a real base model exists before a LoRA recipe is
   run. LoRA on top of it then has features to build on and gives losses a user can read.
@@ -90,6 +92,17 @@ PRETRAIN = {
     "batch_size": 16,
     "learning_rate": 5e-4,
     "seed": 1234,
+    "image_size": 64,
+}
+
+# The short supervised warm-up of the `sft` stage: enough steps to answer some questions, not all.
+WARMUP = {
+    "task": "color_shape",
+    "num_samples": 1000,
+    "steps": 20,
+    "batch_size": 16,
+    "learning_rate": 2e-4,
+    "seed": 4321,
     "image_size": 64,
 }
 
@@ -310,50 +323,62 @@ def pretrain(
     return losses
 
 
-def _spec_hash(family: str, pretrained: bool) -> str:
+# Stages of a tiny checkpoint: `random` (initialised only), `base` (pre-trained on captions) and `sft` (the base
+# after a short supervised warm-up on the colour/shape questions: partly trained, so that preference and RL
+# recipes start with room to improve).
+STAGES = {"random": (), "base": ("pretrain",), "sft": ("pretrain", "warmup")}
+TRAINING = {"pretrain": PRETRAIN, "warmup": WARMUP}
+
+
+def _spec_hash(family: str, stage: str) -> str:
     spec = {
         "version": BUILD_VERSION,
         "family": family,
         "spec": SPECS[family],
-        "pretrain": PRETRAIN if pretrained else None,
+        "pretrain": PRETRAIN if "pretrain" in STAGES[stage] else None,
     }
+    if "warmup" in STAGES[stage]:
+        spec["warmup"] = WARMUP
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def checkpoint_dir(name: str) -> Path:
-    family, pretrained = parse_name(name)
-    suffix = "" if pretrained else "-random"
-    return cache_root() / "tiny" / f"{family}{suffix}-{_spec_hash(family, pretrained)}"
+    family, stage = parse_name(name)
+    suffix = "" if stage == "base" else f"-{stage}"
+    return cache_root() / "tiny" / f"{family}{suffix}-{_spec_hash(family, stage)}"
 
 
-def parse_name(name: str) -> tuple[str, bool]:
-    """'tiny:smolvlm' -> ('smolvlm', True); 'tiny:qwen2_vl-random' -> ('qwen2_vl', False)."""
-    base = name.removeprefix(TINY_PREFIX)
-    pretrained = not base.endswith("-random")
-    family = base.removesuffix("-random")
-    if family not in SPECS:
-        raise ValueError(
-            f"Unknown tiny model {name!r}; choose one of "
-            + ", ".join(f"{TINY_PREFIX}{f}{s}" for f in SPECS for s in ("", "-random"))
-        )
-    return family, pretrained
+def parse_name(name: str) -> tuple[str, str]:
+    """'tiny:smolvlm' -> ('smolvlm', 'base'); 'tiny:qwen2_vl-random' -> ('qwen2_vl', 'random')."""
+    family, _, stage = name.removeprefix(TINY_PREFIX).partition("-")
+    stage = stage or "base"
+    if family not in SPECS or stage not in STAGES or stage == "base" and name.endswith("-base"):
+        choices = [f"{TINY_PREFIX}{f}{'' if st == 'base' else '-' + st}" for f in SPECS for st in STAGES]
+        raise ValueError(f"Unknown tiny model {name!r}; choose one of {', '.join(choices)}")
+    return family, stage
 
 
 def build(name: str, force: bool = False) -> Path:
     """Build (or reuse from cache) the tiny checkpoint `name` and return its directory."""
-    family, pretrained = parse_name(name)
+    family, stage = parse_name(name)
     target = checkpoint_dir(name)
     if target.exists() and not force:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    processor = build_processor(family)
-    model = build_model(family, processor.tokenizer)
+    if stage == "sft":
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        base = build(f"{TINY_PREFIX}{family}")
+        processor, model = AutoProcessor.from_pretrained(base), AutoModelForImageTextToText.from_pretrained(base)
+    else:
+        processor = build_processor(family)
+        model = build_model(family, processor.tokenizer)
     info = {"name": name, "family": family, "num_parameters": model.num_parameters()}
-    if pretrained:
-        logger.info("Pre-training %s once (cached in %s)...", name, target)
-        losses = pretrain(model, processor, **PRETRAIN)
-        info["pretrain"] = {**PRETRAIN, "first_loss": losses[0], "final_loss": sum(losses[-50:]) / 50}
+    for step in STAGES[stage][-1:] if stage == "sft" else STAGES[stage]:
+        logger.info("Training %s (%s) once, cached in %s ...", name, step, target)
+        losses = pretrain(model, processor, **TRAINING[step])
+        info[step] = {**TRAINING[step], "first_loss": losses[0], "final_loss": sum(losses[-20:]) / 20}
     info["build_seconds"] = round(time.time() - started, 1)
     tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
     try:
@@ -385,12 +410,12 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="build (or rebuild with --force) tiny checkpoints")
     b.add_argument("--family", choices=sorted(SPECS), action="append", help="default: all families")
-    b.add_argument("--random", action="store_true", help="build the randomly initialised variant instead")
+    b.add_argument("--stage", choices=sorted(STAGES), default="base", help="random, base (default) or sft")
     b.add_argument("--force", action="store_true", help="rebuild even if cached")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for family in args.family or sorted(SPECS):
-        name = f"{TINY_PREFIX}{family}{'-random' if args.random else ''}"
+        name = f"{TINY_PREFIX}{family}{'' if args.stage == 'base' else '-' + args.stage}"
         print(f"{name}: {build(name, force=args.force)}")
 
 
