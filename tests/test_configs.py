@@ -1,6 +1,7 @@
 """Every YAML under recipes/configs parses with its recipe's parser and names only real fields."""
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,10 +10,11 @@ from vlm_recipes.configs import REPO_ROOT, parse
 
 CONFIGS = sorted((REPO_ROOT / "recipes" / "configs").rglob("*.yaml"))
 # Which recipe script parses which config file (by file stem).
-RECIPE_OF = {"sft_lora": "sft_lora", "sft_qlora": "sft_lora"}
+RECIPE_OF = {"sft_lora": "sft_lora", "sft_qlora": "sft_lora", "dpo": "dpo", "mpo": "mpo"}
 
 
 def recipe_module(name: str):
+    sys.path.insert(0, str(REPO_ROOT / "recipes"))  # mpo.py imports dpo.py, as it does when launched
     spec = importlib.util.spec_from_file_location(f"recipe_{name}", REPO_ROOT / "recipes" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -57,6 +59,10 @@ def test_config_parses_with_only_real_fields(path):
         assert data_args.on_overflow == "error"
     assert model_args.use_peft
     assert model_args.load_in_4bit == (path.stem == "sft_qlora")
+    if path.stem == "mpo":  # MPO is DPO with a mixed loss, nothing else
+        assert training_args.loss_type == ["sigmoid", "bco_pair", "sft"] and len(training_args.loss_weights) == 3
+    elif path.stem == "dpo":
+        assert training_args.loss_type == ["sigmoid"]
 
 
 def test_unknown_yaml_key_is_refused(tmp_path):

@@ -57,7 +57,8 @@ def test_failed_run_leaves_no_half_written_output_dir(tmp_path):
     assert not out.exists()
 
 
-REAL_CONFIGS = sorted(p for p in (REPO_ROOT / "recipes" / "configs").rglob("sft_*.yaml") if "tiny-" not in str(p))
+REAL_CONFIGS = sorted(p for p in (REPO_ROOT / "recipes" / "configs").rglob("*.yaml") if "tiny-" not in str(p))
+RECIPE_OF = {"sft_lora": "sft_lora", "sft_qlora": "sft_lora", "dpo": "dpo", "mpo": "mpo"}
 
 
 @pytest.mark.parametrize("path", REAL_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -79,7 +80,7 @@ def test_real_config_runs_its_code_path_on_the_tiny_model(tmp_path, path):
     ).split() + ["--output_dir", str(tmp_path / "run")]
     if family == "smolvlm":
         overrides += ["--longest_edge", "128"]
-    module = recipe_module("sft_lora")
+    module = recipe_module(RECIPE_OF[path.stem])
     results = module.main(["--config", str(path), *overrides])
     assert results["train_steps"] == 2 and results["num_eval_samples"] == 4
     adapter = PeftConfig.from_pretrained(tmp_path / "run")

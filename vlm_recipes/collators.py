@@ -141,6 +141,10 @@ class VisionChatCollator:
 
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
         conversations = [conversation_of(ex, i, self.messages_key) for i, ex in enumerate(examples)]
+        return self.collate(conversations, examples)
+
+    def collate(self, conversations: list[list[dict]], examples: list[dict]) -> dict[str, torch.Tensor]:
+        """Encode ready conversations; `examples[i]` is only used to name row i in errors."""
         for i, conv in enumerate(conversations):
             if self.assistant_only and not any(m["role"] == "assistant" for m in conv):
                 raise SampleError(f"{_row_name(examples[i], i)}: no assistant turn, so nothing to train on.")
@@ -159,7 +163,7 @@ class VisionChatCollator:
             keep = [i for i in range(len(examples)) if i not in bad]
             if not keep:
                 raise SampleError(f"Every sample of the batch was over max_length={self.max_length}: {reasons}.")
-            return self([examples[i] for i in keep])
+            return self.collate([conversations[i] for i in keep], [examples[i] for i in keep])
         batch["labels"] = labels
         if self.max_length is not None and batch["input_ids"].shape[1] > self.max_length:
             for key in _TOKEN_ALIGNED_KEYS:
@@ -212,6 +216,36 @@ class VisionChatCollator:
                     t = batch[key]
                     batch[key] = torch.stack([torch.roll(row, int(t.shape[1] - n)) for row, n in zip(t, lengths)])
         return dict(batch)
+
+
+@dataclass
+class PreferenceCollator(VisionChatCollator):
+    """Collate preference examples (DPO, MPO) into the concatenated batch TRL's DPOTrainer consumes.
+
+    Input: examples with `images`, `prompt` (messages up to the answer), `chosen` and `rejected` (the assistant
+    turn(s) of each response; strings or typed parts).
+    Output: `input_ids` / `attention_mask` of 2B rows (the B prompt+chosen rows, then the B prompt+rejected rows),
+    the image inputs of those rows, and `completion_mask`, which is 1 exactly where `VisionChatCollator` would train:
+    the response and its end-of-turn token, never padding or image tokens.
+    """
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.on_overflow != "error":
+            raise ValueError("Preference pairs cannot be dropped one side at a time: use on_overflow='error'.")
+
+    def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
+        sides: dict[str, list] = {"chosen": [], "rejected": []}
+        for i, ex in enumerate(examples):
+            prompt = conversation_of(ex, i, "prompt")
+            for key, conversations in sides.items():
+                if not ex.get(key):
+                    raise SampleError(f"{_row_name(ex, i)}: empty {key!r} response.")
+                response = [{**m, "content": _strip_nulls(m.get("content"))} for m in ex[key]]
+                conversations.append(prompt + prepare_multimodal_messages(response))
+        batch = self.collate(sides["chosen"] + sides["rejected"], examples + examples)
+        batch["completion_mask"] = (batch.pop("labels") != -100).long()
+        return batch
 
 
 @dataclass

@@ -105,7 +105,9 @@ class VLMModelConfig(trl.ModelConfig):
 
 
 @dataclass
-class SFTConfig(trl.SFTConfig):
+class _VLMTrainingFields:
+    """Fields every recipe's training config adds to TRL's."""
+
     vision_tower_learning_rate: float | None = field(
         default=None, metadata={"help": "Learning rate for the vision tower (None: learning_rate)."}
     )
@@ -115,6 +117,16 @@ class SFTConfig(trl.SFTConfig):
     overwrite_output_dir: bool = field(
         default=False, metadata={"help": "Allow writing into an output_dir that already holds a finished run."}
     )
+
+
+@dataclass
+class SFTConfig(_VLMTrainingFields, trl.SFTConfig):
+    pass
+
+
+@dataclass
+class DPOConfig(_VLMTrainingFields, trl.DPOConfig):
+    """DPO and MPO (MPO = DPO with `loss_type: [sigmoid, bco_pair, sft]` and `loss_weights`)."""
 
 
 def parse(dataclass_types: tuple, default_config: str | Path, argv: list[str] | None = None):

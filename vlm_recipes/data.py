@@ -117,7 +117,7 @@ def final_answer(example: dict) -> str:
     """The reference answer of a row: its `answer` column, else the text of its last assistant turn."""
     if example.get("answer") is not None:
         return example["answer"]
-    for message in reversed(example["messages"]):
+    for message in reversed(example.get("messages") or example.get("chosen") or []):
         if message["role"] == "assistant":
             content = message["content"]
             if isinstance(content, str):
@@ -126,8 +126,30 @@ def final_answer(example: dict) -> str:
     raise ValueError("Row has no assistant turn to take the reference answer from.")
 
 
+def _user_splits(args: DataArguments, seed: int) -> tuple[Dataset, Dataset]:
+    raw = _load_raw(args)
+    if isinstance(raw, Dataset):
+        raw = DatasetDict({args.dataset_train_split: raw})
+    if args.dataset_train_split not in raw:
+        raise ValueError(f"{args.dataset_name}: no split {args.dataset_train_split!r} (splits: {list(raw)}).")
+    train = raw[args.dataset_train_split]
+    if args.dataset_test_split in raw:
+        return train, raw[args.dataset_test_split]
+    parts = train.train_test_split(test_size=args.eval_fraction, seed=seed)
+    logger.info("No %r split: held out %d of %d rows.", args.dataset_test_split, len(parts["test"]), len(train))
+    return parts["train"], parts["test"]
+
+
+def _cap(train: Dataset, test: Dataset, args: DataArguments) -> tuple[Dataset, Dataset]:
+    if len(test) > args.max_eval_samples:
+        test = test.select(range(args.max_eval_samples))
+    if args.max_train_samples is not None and len(train) > args.max_train_samples:
+        train = train.select(range(args.max_train_samples))
+    return train, test
+
+
 def load_splits(args: DataArguments, seed: int = 42) -> tuple[Dataset, Dataset]:
-    """Train and held-out datasets in conversational form."""
+    """Train and held-out datasets in conversational form (`images` + `messages`)."""
     if args.dataset_name == "synthetic":
         make = synthetic.make_dataset
         train = make(
@@ -135,23 +157,28 @@ def load_splits(args: DataArguments, seed: int = 42) -> tuple[Dataset, Dataset]:
         )
         test = make(args.synthetic_task, args.max_eval_samples, SYNTHETIC_EVAL_SEED, args.synthetic_image_size)
     else:
-        raw = _load_raw(args)
-        if isinstance(raw, Dataset):
-            raw = DatasetDict({args.dataset_train_split: raw})
-        if args.dataset_train_split not in raw:
-            raise ValueError(f"{args.dataset_name}: no split {args.dataset_train_split!r} (splits: {list(raw)}).")
-        train = raw[args.dataset_train_split]
-        if args.dataset_test_split in raw:
-            test = raw[args.dataset_test_split]
-        else:
-            parts = train.train_test_split(test_size=args.eval_fraction, seed=seed)
-            train, test = parts["train"], parts["test"]
-            logger.info(
-                "No %r split: held out %d of %d rows.", args.dataset_test_split, len(test), len(train) + len(test)
-            )
+        train, test = _user_splits(args, seed)
         train, test = to_conversations(train, args), to_conversations(test, args)
-        if len(test) > args.max_eval_samples:
-            test = test.select(range(args.max_eval_samples))
-    if args.max_train_samples is not None and len(train) > args.max_train_samples:
-        train = train.select(range(args.max_train_samples))
-    return train, test
+    return _cap(train, test, args)
+
+
+def load_preference_splits(args: DataArguments, seed: int = 42) -> tuple[Dataset, Dataset]:
+    """Train and held-out preference datasets: `images`, `prompt`, `chosen`, `rejected`."""
+    if args.dataset_name == "synthetic":
+        make = synthetic.make_preference_dataset
+        train = make(
+            args.synthetic_task, args.synthetic_train_samples, SYNTHETIC_TRAIN_SEED, args.synthetic_image_size
+        )
+        test = make(args.synthetic_task, args.max_eval_samples, SYNTHETIC_EVAL_SEED, args.synthetic_image_size)
+        return _cap(train, test, args)
+    train, test = _user_splits(args, seed)
+    for split in (train, test):
+        missing = [c for c in ("prompt", "chosen", "rejected") if c not in split.column_names]
+        if missing:
+            raise ValueError(
+                f"{args.dataset_name}: preference data needs columns prompt, chosen and rejected; "
+                f"missing {missing} (columns: {split.column_names})."
+            )
+    if args.image_column != "images" and args.image_column in train.column_names:
+        train, test = (d.rename_column(args.image_column, "images") for d in (train, test))
+    return _cap(train, test, args)

@@ -13,7 +13,7 @@ import string
 import torch
 from tqdm.auto import tqdm
 
-from .collators import PromptCollator
+from .collators import PreferenceCollator, PromptCollator
 from .data import final_answer
 
 _PUNCT = re.compile(f"[{re.escape(string.punctuation)}]")
@@ -26,10 +26,16 @@ def normalize_answer(text: str) -> str:
 
 @torch.no_grad()
 def generate_answers(
-    model, processor, rows, batch_size: int = 16, max_new_tokens: int = 16, desc: str = "generating"
+    model,
+    processor,
+    rows,
+    batch_size: int = 16,
+    max_new_tokens: int = 16,
+    desc: str = "generating",
+    messages_key: str = "messages",
 ) -> list[str]:
     """Greedy answers to each row's conversation (its final assistant turn, if any, is left out)."""
-    collate = PromptCollator(processor)
+    collate = PromptCollator(processor, messages_key=messages_key)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -52,10 +58,16 @@ def generate_answers(
 
 
 def exact_match_accuracy(
-    model, processor, rows, batch_size: int = 16, max_new_tokens: int = 16, desc: str = "evaluating"
+    model,
+    processor,
+    rows,
+    batch_size: int = 16,
+    max_new_tokens: int = 16,
+    desc: str = "evaluating",
+    messages_key: str = "messages",
 ) -> dict:
     """Fraction of rows whose generated answer equals the reference after `normalize_answer`."""
-    predictions = generate_answers(model, processor, rows, batch_size, max_new_tokens, desc)
+    predictions = generate_answers(model, processor, rows, batch_size, max_new_tokens, desc, messages_key)
     references = [final_answer(rows[i]) for i in range(len(rows))]
     hits = [normalize_answer(p) == normalize_answer(r) for p, r in zip(predictions, references)]
     return {
@@ -63,4 +75,33 @@ def exact_match_accuracy(
         "num_samples": len(hits),
         "predictions": predictions,
         "references": references,
+    }
+
+
+def sequence_logps(model, batch: dict) -> torch.Tensor:
+    """Sum of the log-probabilities of the tokens where `completion_mask` is 1, one value per row."""
+    mask = batch.pop("completion_mask")
+    logits = model(**batch).logits[:, :-1].float()
+    targets = batch["input_ids"][:, 1:]
+    token_logps = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return (token_logps * mask[:, 1:]).sum(dim=1)
+
+
+@torch.no_grad()
+def preference_accuracy(model, processor, rows, batch_size: int = 16, desc: str = "preference accuracy") -> dict:
+    """Fraction of held-out pairs where the model gives the chosen response a higher log-probability."""
+    collate = PreferenceCollator(processor)
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    margins: list[float] = []
+    for start in tqdm(range(0, len(rows), batch_size), desc=desc, leave=False):
+        batch = collate([rows[i] for i in range(start, min(start + batch_size, len(rows)))])
+        logps = sequence_logps(model, {k: v.to(device) for k, v in batch.items()})
+        chosen, rejected = logps.chunk(2)
+        margins += (chosen - rejected).tolist()
+    model.train(was_training)
+    return {
+        "preference_accuracy": sum(m > 0 for m in margins) / max(len(margins), 1),
+        "mean_margin": sum(margins) / max(len(margins), 1),
     }

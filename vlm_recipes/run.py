@@ -14,12 +14,12 @@ import time
 from pathlib import Path
 
 from transformers import set_seed
-from trl import SFTTrainer
+from trl import DPOTrainer, SFTTrainer
 
-from .collators import VisionChatCollator
-from .configs import DataArguments, SFTConfig, VLMModelConfig
-from .data import load_splits
-from .evaluation import exact_match_accuracy
+from .collators import PreferenceCollator, VisionChatCollator
+from .configs import DataArguments, DPOConfig, SFTConfig, VLMModelConfig
+from .data import load_preference_splits, load_splits
+from .evaluation import exact_match_accuracy, preference_accuracy
 from .families import family_of
 from .modeling import apply_freezing, build_peft_config, count_parameters, load_model, load_processor, parameter_groups
 
@@ -28,8 +28,8 @@ logger = logging.getLogger(__name__)
 RESULTS_FILE = "eval_results.json"
 
 
-class VLMSFTTrainer(SFTTrainer):
-    """SFTTrainer with optimizer groups per model part (vision tower, projector, language model)."""
+class PartLearningRates:
+    """Trainer mixin: optimizer groups per model part (vision tower, projector, language model)."""
 
     def create_optimizer(self, model=None):
         args = self.args
@@ -50,6 +50,14 @@ class VLMSFTTrainer(SFTTrainer):
         return super().create_optimizer(model)
 
 
+class VLMSFTTrainer(PartLearningRates, SFTTrainer):
+    pass
+
+
+class VLMDPOTrainer(PartLearningRates, DPOTrainer):
+    pass
+
+
 def check_output_dir(training_args: SFTConfig) -> None:
     """Refuse to mix two runs in one directory (unless asked), before any compute is spent."""
     out = Path(training_args.output_dir)
@@ -63,11 +71,21 @@ def check_output_dir(training_args: SFTConfig) -> None:
 
 
 def run_sft(data_args: DataArguments, training_args: SFTConfig, model_args: VLMModelConfig) -> dict:
+    return run("sft", data_args, training_args, model_args)
+
+
+def run_preference(data_args: DataArguments, training_args: DPOConfig, model_args: VLMModelConfig) -> dict:
+    """DPO, or MPO when `loss_type` lists several losses: the same flow, only TRL's loss configuration differs."""
+    return run("dpo", data_args, training_args, model_args)
+
+
+def run(method: str, data_args: DataArguments, training_args, model_args: VLMModelConfig) -> dict:
+    """Train with `method` ('sft' or 'dpo'), evaluating on held-out data before and after."""
     check_output_dir(training_args)
     out = Path(training_args.output_dir)
     created = not out.exists()
     try:
-        return _run_sft(data_args, training_args, model_args)
+        return _run(method, data_args, training_args, model_args)
     except BaseException:
         # Never leave a half-written output directory behind: remove what this run created, unless it got as
         # far as a checkpoint that --resume_from_checkpoint can continue from.
@@ -82,34 +100,46 @@ def save_training_config(training_args: SFTConfig, out: Path) -> None:
     (out / "training_config.json").write_text(training_args.to_json_string())
 
 
-def _run_sft(data_args: DataArguments, training_args: SFTConfig, model_args: VLMModelConfig) -> dict:
+def evaluate(method: str, model, processor, eval_ds, data_args: DataArguments, batch_size: int, when: str) -> dict:
+    """Held-out metrics: generation exact match; for preference methods also chosen-vs-rejected accuracy."""
+    key = "messages" if method == "sft" else "prompt"
+    generated = exact_match_accuracy(
+        model, processor, eval_ds, batch_size, data_args.eval_max_new_tokens, desc=f"accuracy {when}", messages_key=key
+    )
+    metrics = {"accuracy": generated["accuracy"]}
+    if method == "dpo":
+        metrics.update(preference_accuracy(model, processor, eval_ds, batch_size, desc=f"preferences {when}"))
+    return {"metrics": metrics, "generated": generated}
+
+
+def _run(method: str, data_args: DataArguments, training_args, model_args: VLMModelConfig) -> dict:
     set_seed(training_args.seed)
     started = time.time()
     processor = load_processor(model_args, trust_remote_code=training_args.trust_remote_code)
-    train_ds, eval_ds = load_splits(data_args, seed=training_args.seed)
+    load = load_splits if method == "sft" else load_preference_splits
+    train_ds, eval_ds = load(data_args, seed=training_args.seed)
     model = load_model(model_args, use_cpu=training_args.use_cpu, trust_remote_code=training_args.trust_remote_code)
     peft_config = build_peft_config(model, model_args)
     if peft_config is None:
         apply_freezing(model, model_args)
 
-    # Our collator does the tokenisation on the fly, so TRL must leave the dataset as it is.
-    training_args.dataset_kwargs = {**(training_args.dataset_kwargs or {}), "skip_prepare_dataset": True}
+    # Our collators tokenise on the fly, so TRL must leave the dataset columns as they are.
+    if method == "sft":
+        training_args.dataset_kwargs = {**(training_args.dataset_kwargs or {}), "skip_prepare_dataset": True}
     training_args.remove_unused_columns = False
-    collator = VisionChatCollator(
+    collator_cls = VisionChatCollator if method == "sft" else PreferenceCollator
+    collator = collator_cls(
         processor,
         max_length=training_args.max_length,
         padding_side=data_args.padding_side,
         on_overflow=data_args.on_overflow,
     )
-    eval_kwargs = {
-        "batch_size": training_args.per_device_eval_batch_size,
-        "max_new_tokens": data_args.eval_max_new_tokens,
-    }
+    batch_size = training_args.per_device_eval_batch_size
+    before = evaluate(method, model, processor, eval_ds, data_args, batch_size, "before")
+    logger.info("Held-out before training: %s", before["metrics"])
 
-    before = exact_match_accuracy(model, processor, eval_ds, desc="accuracy before", **eval_kwargs)
-    logger.info("Held-out accuracy before training: %.3f on %d samples", before["accuracy"], before["num_samples"])
-
-    trainer = VLMSFTTrainer(
+    trainer_cls = VLMSFTTrainer if method == "sft" else VLMDPOTrainer
+    trainer = trainer_cls(
         model=model,
         args=training_args,
         train_dataset=train_ds,
@@ -121,21 +151,27 @@ def _run_sft(data_args: DataArguments, training_args: SFTConfig, model_args: VLM
     logger.info("Trainable parameters: %d of %d", params["trainable"], params["total"])
     train_output = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
 
-    after = exact_match_accuracy(trainer.model, processor, eval_ds, desc="accuracy after", **eval_kwargs)
+    after = evaluate(method, trainer.model, processor, eval_ds, data_args, batch_size, "after")
     results = {
-        "accuracy_before": before["accuracy"],
-        "accuracy_after": after["accuracy"],
-        "num_eval_samples": after["num_samples"],
-        "train_loss": train_output.training_loss,
-        "train_steps": train_output.global_step,
-        "num_train_samples": len(train_ds),
-        "dropped_samples": collator.num_dropped,
-        "trainable_parameters": params["trainable"],
-        "total_parameters": params["total"],
-        "model_name_or_path": model_args.model_name_or_path,
-        "dataset_name": data_args.dataset_name,
-        "wall_time_seconds": round(time.time() - started, 1),
+        f"{name}_{when}": value
+        for when, res in (("before", before), ("after", after))
+        for name, value in res["metrics"].items()
     }
+    results.update(
+        {
+            "num_eval_samples": len(eval_ds),
+            "method": method if method == "sft" else "+".join(training_args.loss_type),
+            "train_loss": train_output.training_loss,
+            "train_steps": train_output.global_step,
+            "num_train_samples": len(train_ds),
+            "dropped_samples": collator.num_dropped,
+            "trainable_parameters": params["trainable"],
+            "total_parameters": params["total"],
+            "model_name_or_path": model_args.model_name_or_path,
+            "dataset_name": data_args.dataset_name,
+            "wall_time_seconds": round(time.time() - started, 1),
+        }
+    )
     if trainer.is_world_process_zero():
         out = Path(training_args.output_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -143,7 +179,10 @@ def _run_sft(data_args: DataArguments, training_args: SFTConfig, model_args: VLM
         processor.save_pretrained(out)
         save_training_config(training_args, out)
         (out / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
-        samples = [{"reference": r, "prediction": p} for r, p in zip(after["references"], after["predictions"])]
+        generated = after["generated"]
+        samples = [
+            {"reference": r, "prediction": p} for r, p in zip(generated["references"], generated["predictions"])
+        ]
         (out / "eval_predictions.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
         print(
             f"\nHeld-out accuracy ({results['num_eval_samples']} samples): "

@@ -121,6 +121,7 @@ def make_example(rng: random.Random, task: str, image_size: int) -> dict:
         "question": question,
         "answer": answer,
         "task": task,
+        "scene": {"color": color, "shape": shape},  # what is drawn (for plausible wrong answers); not a column
     }
 
 
@@ -146,4 +147,64 @@ def make_dataset(task: str = "color_shape", num_samples: int = 1000, seed: int =
     # Mix the task into the seed so that, e.g., the caption set and the color set with the same seed differ.
     rng = random.Random(f"{task}-{seed}")
     rows = [make_example(rng, task, image_size) for _ in range(num_samples)]
+    for row in rows:
+        del row["scene"]
     return Dataset.from_list(rows, features=FEATURES)
+
+
+# The values an answer of each task can take: a wrong one of the same kind is a plausible mistake.
+ANSWER_VALUES = {
+    "color": tuple(COLORS),
+    "shape": SHAPES,
+    "count": NUMBER_WORDS[1:],
+    "position": POSITIONS,
+}
+_MESSAGES = FEATURES["messages"]
+PREFERENCE_FEATURES = Features(
+    {
+        "images": List(Image()),
+        "prompt": _MESSAGES,
+        "chosen": _MESSAGES,
+        "rejected": _MESSAGES,
+        "question": Value("string"),
+        "answer": Value("string"),
+        "task": Value("string"),
+    }
+)
+
+
+def make_preference_dataset(
+    task: str = "color_shape", num_samples: int = 1000, seed: int = 0, image_size: int = 64
+) -> Dataset:
+    """Preference rows for DPO/MPO: `prompt` (the question with its image), `chosen` = the correct answer,
+    `rejected` = a plausible wrong one: another value of the same kind, the other attribute of the scene ("red"
+    to "What shape is this?") or a caption instead of an answer ("red circle"), one of the three at random."""
+    if task not in ANSWER_VALUES and task != "color_shape":
+        raise ValueError(
+            f"No preference version of task {task!r}; choose color_shape or one of {list(ANSWER_VALUES)}."
+        )
+    rng = random.Random(f"preference-{task}-{seed}")
+    rows = []
+    for _ in range(num_samples):
+        ex = make_example(rng, task, image_size)
+        wrong = [v for v in ANSWER_VALUES[ex["task"]] if v != ex["answer"]]
+        if ex["task"] in ("color", "shape"):
+            # The mistakes a half-trained model makes: the other attribute, or a caption instead of an answer.
+            scene = ex["scene"]
+            other = scene["shape"] if ex["task"] == "color" else scene["color"]
+            wrong = [rng.choice(wrong), other, f"{scene['color']} {scene['shape']}"]
+        wrong = rng.choice(wrong)
+        prompt, chosen = ex["messages"][:1], ex["messages"][1:]
+        rejected = [{"role": "assistant", "content": [{"type": "text", "text": wrong}]}]
+        rows.append(
+            {
+                "images": ex["images"],
+                "prompt": prompt,
+                "chosen": chosen,
+                "rejected": rejected,
+                "question": ex["question"],
+                "answer": ex["answer"],
+                "task": ex["task"],
+            }
+        )
+    return Dataset.from_list(rows, features=PREFERENCE_FEATURES)
