@@ -148,29 +148,25 @@ def _cap(train: Dataset, test: Dataset, args: DataArguments) -> tuple[Dataset, D
     return train, test
 
 
+def _synthetic_splits(make, args: DataArguments) -> tuple[Dataset, Dataset]:
+    size = args.synthetic_image_size
+    train = make(args.synthetic_task, args.synthetic_train_samples, SYNTHETIC_TRAIN_SEED, size)
+    test = make(args.synthetic_task, args.max_eval_samples, SYNTHETIC_EVAL_SEED, size)
+    return _cap(train, test, args)
+
+
 def load_splits(args: DataArguments, seed: int = 42) -> tuple[Dataset, Dataset]:
     """Train and held-out datasets in conversational form (`images` + `messages`)."""
     if args.dataset_name == "synthetic":
-        make = synthetic.make_dataset
-        train = make(
-            args.synthetic_task, args.synthetic_train_samples, SYNTHETIC_TRAIN_SEED, args.synthetic_image_size
-        )
-        test = make(args.synthetic_task, args.max_eval_samples, SYNTHETIC_EVAL_SEED, args.synthetic_image_size)
-    else:
-        train, test = _user_splits(args, seed)
-        train, test = to_conversations(train, args), to_conversations(test, args)
-    return _cap(train, test, args)
+        return _synthetic_splits(synthetic.make_dataset, args)
+    train, test = _user_splits(args, seed)
+    return _cap(to_conversations(train, args), to_conversations(test, args), args)
 
 
 def load_preference_splits(args: DataArguments, seed: int = 42) -> tuple[Dataset, Dataset]:
     """Train and held-out preference datasets: `images`, `prompt`, `chosen`, `rejected`."""
     if args.dataset_name == "synthetic":
-        make = synthetic.make_preference_dataset
-        train = make(
-            args.synthetic_task, args.synthetic_train_samples, SYNTHETIC_TRAIN_SEED, args.synthetic_image_size
-        )
-        test = make(args.synthetic_task, args.max_eval_samples, SYNTHETIC_EVAL_SEED, args.synthetic_image_size)
-        return _cap(train, test, args)
+        return _synthetic_splits(synthetic.make_preference_dataset, args)
     train, test = _user_splits(args, seed)
     for split in (train, test):
         missing = [c for c in ("prompt", "chosen", "rejected") if c not in split.column_names]
