@@ -10,7 +10,7 @@ from vlm_recipes.configs import REPO_ROOT, parse
 
 CONFIGS = sorted((REPO_ROOT / "recipes" / "configs").rglob("*.yaml"))
 # Which recipe script parses which config file (by file stem).
-RECIPE_OF = {"sft_lora": "sft_lora", "sft_qlora": "sft_lora", "dpo": "dpo", "mpo": "mpo"}
+RECIPE_OF = {"sft_lora": "sft_lora", "sft_qlora": "sft_lora", "dpo": "dpo", "mpo": "mpo", "grpo": "grpo"}
 
 
 def recipe_module(name: str):

@@ -129,6 +129,24 @@ class DPOConfig(_VLMTrainingFields, trl.DPOConfig):
     """DPO and MPO (MPO = DPO with `loss_type: [sigmoid, bco_pair, sft]` and `loss_weights`)."""
 
 
+@dataclass
+class GRPOConfig(_VLMTrainingFields, trl.GRPOConfig):
+    reward_funcs: list[str] = field(
+        default_factory=lambda: ["accuracy"],
+        metadata={"help": "Reward functions by name (see vlm_recipes.rewards.REWARDS); weights in reward_weights."},
+    )
+
+    def __post_init__(self):
+        from .rewards import get_reward_funcs  # lazy: rewards -> evaluation -> data -> configs
+
+        get_reward_funcs(self.reward_funcs)  # unknown names fail here, before any model is loaded
+        if self.reward_weights is not None and len(self.reward_weights) != len(self.reward_funcs):
+            raise ValueError(
+                f"reward_weights has {len(self.reward_weights)} values for {len(self.reward_funcs)} reward_funcs."
+            )
+        super().__post_init__()
+
+
 def parse(dataclass_types: tuple, default_config: str | Path, argv: list[str] | None = None):
     """Parse `--config <yaml>` plus overrides; without `--config`, the recipe's offline default config is used."""
     argv = list(sys.argv[1:] if argv is None else argv)

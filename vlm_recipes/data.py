@@ -178,3 +178,15 @@ def load_preference_splits(args: DataArguments, seed: int = 42) -> tuple[Dataset
     if args.image_column != "images" and args.image_column in train.column_names:
         train, test = (d.rename_column(args.image_column, "images") for d in (train, test))
     return _cap(train, test, args)
+
+
+def load_prompt_splits(args: DataArguments, seed: int = 42) -> tuple[Dataset, Dataset]:
+    """Train and held-out prompts for RL (GRPO): `images` + `prompt` (the conversation without its final answer),
+    with the reference kept in `answer` (and any other column, e.g. `solution`, for the reward functions)."""
+
+    def to_prompt(messages):
+        return {"prompt": messages[:-1] if messages and messages[-1]["role"] == "assistant" else messages}
+
+    return tuple(
+        d.map(to_prompt, input_columns=["messages"], remove_columns=["messages"]) for d in load_splits(args, seed)
+    )

@@ -14,14 +14,15 @@ import time
 from pathlib import Path
 
 from transformers import set_seed
-from trl import DPOTrainer, SFTTrainer
+from trl import DPOTrainer, GRPOTrainer, SFTTrainer
 
 from .collators import PreferenceCollator, VisionChatCollator
-from .configs import DataArguments, DPOConfig, SFTConfig, VLMModelConfig
-from .data import load_preference_splits, load_splits
+from .configs import DataArguments, DPOConfig, GRPOConfig, SFTConfig, VLMModelConfig
+from .data import load_preference_splits, load_prompt_splits, load_splits
 from .evaluation import exact_match_accuracy, preference_accuracy
 from .families import family_of
 from .modeling import apply_freezing, build_peft_config, count_parameters, load_model, load_processor, parameter_groups
+from .rewards import get_reward_funcs, weighted_rewards
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,14 @@ class VLMDPOTrainer(PartLearningRates, DPOTrainer):
     pass
 
 
+class VLMGRPOTrainer(PartLearningRates, GRPOTrainer):
+    pass
+
+
+TRAINERS = {"sft": VLMSFTTrainer, "dpo": VLMDPOTrainer, "grpo": VLMGRPOTrainer}
+LOADERS = {"sft": load_splits, "dpo": load_preference_splits, "grpo": load_prompt_splits}
+
+
 def check_output_dir(training_args: SFTConfig) -> None:
     """Refuse to mix two runs in one directory (unless asked), before any compute is spent."""
     out = Path(training_args.output_dir)
@@ -79,8 +88,13 @@ def run_preference(data_args: DataArguments, training_args: DPOConfig, model_arg
     return run("dpo", data_args, training_args, model_args)
 
 
+def run_grpo(data_args: DataArguments, training_args: GRPOConfig, model_args: VLMModelConfig) -> dict:
+    """GRPO with the rewards named in `reward_funcs` (weights `reward_weights`)."""
+    return run("grpo", data_args, training_args, model_args)
+
+
 def run(method: str, data_args: DataArguments, training_args, model_args: VLMModelConfig) -> dict:
-    """Train with `method` ('sft' or 'dpo'), evaluating on held-out data before and after."""
+    """Train with `method` ('sft', 'dpo' or 'grpo'), evaluating on held-out data before and after."""
     check_output_dir(training_args)
     out = Path(training_args.output_dir)
     created = not out.exists()
@@ -100,8 +114,10 @@ def save_training_config(training_args: SFTConfig, out: Path) -> None:
     (out / "training_config.json").write_text(training_args.to_json_string())
 
 
-def evaluate(method: str, model, processor, eval_ds, data_args: DataArguments, batch_size: int, when: str) -> dict:
-    """Held-out metrics: generation exact match; for preference methods also chosen-vs-rejected accuracy."""
+def evaluate(
+    method: str, model, processor, eval_ds, data_args: DataArguments, batch_size: int, when: str, training_args=None
+) -> dict:
+    """Held-out metrics: generation exact match; for DPO/MPO chosen-vs-rejected accuracy; for GRPO the reward."""
     key = "messages" if method == "sft" else "prompt"
     generated = exact_match_accuracy(
         model, processor, eval_ds, batch_size, data_args.eval_max_new_tokens, desc=f"accuracy {when}", messages_key=key
@@ -109,6 +125,11 @@ def evaluate(method: str, model, processor, eval_ds, data_args: DataArguments, b
     metrics = {"accuracy": generated["accuracy"]}
     if method == "dpo":
         metrics.update(preference_accuracy(model, processor, eval_ds, batch_size, desc=f"preferences {when}"))
+    if method == "grpo":
+        completions = [[{"role": "assistant", "content": p}] for p in generated["predictions"]]
+        columns = {c: eval_ds[c] for c in eval_ds.column_names if c not in ("images", "prompt")}
+        rewards = weighted_rewards(training_args.reward_funcs, training_args.reward_weights, completions, columns)
+        metrics["reward"] = sum(rewards) / max(len(rewards), 1)
     return {"metrics": metrics, "generated": generated}
 
 
@@ -116,8 +137,7 @@ def _run(method: str, data_args: DataArguments, training_args, model_args: VLMMo
     set_seed(training_args.seed)
     started = time.time()
     processor = load_processor(model_args, trust_remote_code=training_args.trust_remote_code)
-    load = load_splits if method == "sft" else load_preference_splits
-    train_ds, eval_ds = load(data_args, seed=training_args.seed)
+    train_ds, eval_ds = LOADERS[method](data_args, seed=training_args.seed)
     model = load_model(model_args, use_cpu=training_args.use_cpu, trust_remote_code=training_args.trust_remote_code)
     peft_config = build_peft_config(model, model_args)
     if peft_config is None:
@@ -127,31 +147,35 @@ def _run(method: str, data_args: DataArguments, training_args, model_args: VLMMo
     if method == "sft":
         training_args.dataset_kwargs = {**(training_args.dataset_kwargs or {}), "skip_prepare_dataset": True}
     training_args.remove_unused_columns = False
-    collator_cls = VisionChatCollator if method == "sft" else PreferenceCollator
-    collator = collator_cls(
-        processor,
-        max_length=training_args.max_length,
-        padding_side=data_args.padding_side,
-        on_overflow=data_args.on_overflow,
-    )
+    trainer_kwargs = {
+        "model": model,
+        "args": training_args,
+        "train_dataset": train_ds,
+        "processing_class": processor,
+        "peft_config": peft_config,
+    }
+    collator = None
+    if method == "grpo":  # TRL's GRPOTrainer renders and processes prompts itself, for generation
+        trainer_kwargs["reward_funcs"] = get_reward_funcs(training_args.reward_funcs)
+    else:
+        collator_cls = VisionChatCollator if method == "sft" else PreferenceCollator
+        collator = collator_cls(
+            processor,
+            max_length=training_args.max_length,
+            padding_side=data_args.padding_side,
+            on_overflow=data_args.on_overflow,
+        )
+        trainer_kwargs["data_collator"] = collator
     batch_size = training_args.per_device_eval_batch_size
-    before = evaluate(method, model, processor, eval_ds, data_args, batch_size, "before")
+    before = evaluate(method, model, processor, eval_ds, data_args, batch_size, "before", training_args)
     logger.info("Held-out before training: %s", before["metrics"])
 
-    trainer_cls = VLMSFTTrainer if method == "sft" else VLMDPOTrainer
-    trainer = trainer_cls(
-        model=model,
-        args=training_args,
-        train_dataset=train_ds,
-        data_collator=collator,
-        processing_class=processor,
-        peft_config=peft_config,
-    )
+    trainer = TRAINERS[method](**trainer_kwargs)
     params = count_parameters(trainer.model)
     logger.info("Trainable parameters: %d of %d", params["trainable"], params["total"])
     train_output = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
 
-    after = evaluate(method, trainer.model, processor, eval_ds, data_args, batch_size, "after")
+    after = evaluate(method, trainer.model, processor, eval_ds, data_args, batch_size, "after", training_args)
     results = {
         f"{name}_{when}": value
         for when, res in (("before", before), ("after", after))
@@ -160,11 +184,11 @@ def _run(method: str, data_args: DataArguments, training_args, model_args: VLMMo
     results.update(
         {
             "num_eval_samples": len(eval_ds),
-            "method": method if method == "sft" else "+".join(training_args.loss_type),
+            "method": "+".join(training_args.loss_type) if method == "dpo" else method,
             "train_loss": train_output.training_loss,
             "train_steps": train_output.global_step,
             "num_train_samples": len(train_ds),
-            "dropped_samples": collator.num_dropped,
+            "dropped_samples": collator.num_dropped if collator else 0,
             "trainable_parameters": params["trainable"],
             "total_parameters": params["total"],
             "model_name_or_path": model_args.model_name_or_path,
