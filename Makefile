@@ -9,7 +9,9 @@ CONFIG ?=
 ACCELERATE ?= cpu
 ARGS ?=
 
-.PHONY: setup demo test test-slow lint format train tiny-models bench clean help
+RECIPES := sft_lora dpo mpo grpo
+
+.PHONY: setup demo test test-slow lint format train tiny-models bench clean help $(RECIPES)
 
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -41,8 +43,13 @@ train: setup ## any recipe: make train RECIPE=sft_lora CONFIG=recipes/configs/ti
 	$(ACCELERATE_BIN) launch --config_file accelerate_configs/$(ACCELERATE).yaml recipes/$(RECIPE).py \
 		$(if $(CONFIG),--config $(CONFIG)) $(ARGS)
 
+$(RECIPES): setup ## one recipe, offline default unless CONFIG=...: make dpo, make grpo CONFIG=recipes/configs/tiny-qwen2-vl/grpo.yaml
+	$(ACCELERATE_BIN) launch --config_file accelerate_configs/$(ACCELERATE).yaml recipes/$@.py \
+		$(if $(CONFIG),--config $(CONFIG)) $(ARGS)
+
 tiny-models: setup ## build (or reuse) the cached offline tiny checkpoints
 	$(PY) -m vlm_recipes.tiny build
+	$(PY) -m vlm_recipes.tiny build --stage sft
 
 bench: setup ## collator throughput and default-run benchmarks
 	$(PY) benches/bench_collator.py
