@@ -10,7 +10,15 @@ from vlm_recipes.configs import REPO_ROOT, parse
 
 CONFIGS = sorted((REPO_ROOT / "recipes" / "configs").rglob("*.yaml"))
 # Which recipe script parses which config file (by file stem).
-RECIPE_OF = {"sft_lora": "sft_lora", "sft_qlora": "sft_lora", "dpo": "dpo", "mpo": "mpo", "grpo": "grpo"}
+RECIPE_OF = {
+    "sft_lora": "sft_lora",
+    "sft_qlora": "sft_lora",
+    "dpo": "dpo",
+    "dpo_qlora": "dpo",
+    "mpo": "mpo",
+    "grpo": "grpo",
+    "grpo_qlora": "grpo",
+}
 
 
 def recipe_module(name: str):
@@ -58,10 +66,10 @@ def test_config_parses_with_only_real_fields(path):
         assert training_args.activation_checkpointing_kwargs == {"use_reentrant": False}
         assert data_args.on_overflow == "error"
     assert model_args.use_peft
-    assert model_args.load_in_4bit == (path.stem == "sft_qlora")
+    assert model_args.load_in_4bit == path.stem.endswith("qlora")
     if path.stem == "mpo":  # MPO is DPO with a mixed loss, nothing else
         assert training_args.loss_type == ["sigmoid", "bco_pair", "sft"] and len(training_args.loss_weights) == 3
-    elif path.stem == "dpo":
+    elif path.stem.startswith("dpo"):
         assert training_args.loss_type == ["sigmoid"]
 
 

@@ -36,3 +36,27 @@ def test_grpo_default_improves_held_out_reward_and_accuracy(tmp_path, config):
     assert json.loads((out / "eval_results.json").read_text())["reward_after"] == results["reward_after"]
     lora_b = [t for name, t in load_file(out / "adapter_model.safetensors").items() if "lora_B" in name]
     assert lora_b and any(t.abs().sum() > 0 for t in lora_b)  # LoRA B starts at zero: it was trained
+
+
+def test_grpo_without_lora_with_a_reference_model(tmp_path):
+    """Full fine-tuning with beta > 0: TRL builds the reference model from the checkpoint path."""
+    out = tmp_path / "run"
+    results = recipe_module("grpo").main(
+        [
+            "--config",
+            str(CONFIG),
+            "--output_dir",
+            str(out),
+            "--report_to",
+            "none",
+            "--use_peft",
+            "false",
+            "--beta",
+            "0.04",
+            "--learning_rate",
+            "1e-5",
+        ]
+    )
+    assert results["trainable_parameters"] > results["total_parameters"] / 2
+    assert (out / "model.safetensors").exists()
+    assert results["reward_after"] > results["reward_before"], results

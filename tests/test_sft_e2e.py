@@ -8,7 +8,7 @@ import json
 
 import pytest
 from safetensors.torch import load_file
-from test_configs import recipe_module
+from test_configs import RECIPE_OF, recipe_module
 
 from vlm_recipes.configs import REPO_ROOT
 
@@ -58,7 +58,6 @@ def test_failed_run_leaves_no_half_written_output_dir(tmp_path):
 
 
 REAL_CONFIGS = sorted(p for p in (REPO_ROOT / "recipes" / "configs").rglob("*.yaml") if "tiny-" not in str(p))
-RECIPE_OF = {"sft_lora": "sft_lora", "sft_qlora": "sft_lora", "dpo": "dpo", "mpo": "mpo", "grpo": "grpo"}
 
 
 @pytest.mark.parametrize("path", REAL_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -80,7 +79,7 @@ def test_real_config_runs_its_code_path_on_the_tiny_model(tmp_path, path):
     ).split() + ["--output_dir", str(tmp_path / "run")]
     if family == "smolvlm":
         overrides += ["--longest_edge", "128"]
-    if path.stem == "grpo":  # a generation batch of 2 must hold whole groups
+    if RECIPE_OF[path.stem] == "grpo":  # a generation batch of 2 must hold whole groups
         overrides += ["--num_generations", "2", "--max_completion_length", "4"]
     module = recipe_module(RECIPE_OF[path.stem])
     results = module.main(["--config", str(path), *overrides])
