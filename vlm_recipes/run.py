@@ -1,8 +1,9 @@
-"""The one train -> evaluate -> save flow the SFT recipes share.
+"""The one train -> evaluate -> save flow every recipe shares (SFT, DPO/MPO, GRPO).
 
-TRL's `SFTTrainer` trains; this module wires it to our data, collator and model loading, measures held-out
-accuracy before and after training with the same generation code, and writes `eval_results.json`, the adapter
-(or model) as safetensors, the processor and TensorBoard logs into `output_dir`.
+TRL's trainers train; this module wires them to our data, collators and model loading, measures held-out metrics
+before and after training with the same code (generation exact match; preference accuracy for DPO/MPO; reward for
+GRPO), and writes `eval_results.json`, the adapter (or model) as safetensors, the processor and TensorBoard logs
+into `output_dir`. A recipe differs from another only in `method` and its config.
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ def run(method: str, data_args: DataArguments, training_args, model_args: VLMMod
         raise
 
 
-def save_training_config(training_args: SFTConfig, out: Path) -> None:
+def save_training_config(training_args, out: Path) -> None:
     """The training arguments as JSON, tokens redacted, instead of Trainer's pickled training_args.bin."""
     (out / "training_args.bin").unlink(missing_ok=True)
     (out / "training_config.json").write_text(training_args.to_json_string())
