@@ -29,6 +29,12 @@ def recipe_module(name: str):
     return module
 
 
+def run_recipe(name: str, config, output_dir, *overrides: str) -> dict:
+    """Run recipe `name` through its entry point on `config`, writing to `output_dir`, without loggers."""
+    argv = ["--config", str(config), "--output_dir", str(output_dir), "--report_to", "none", *overrides]
+    return recipe_module(name).main(argv)
+
+
 def parse_config(path: Path, *overrides: str):
     module = recipe_module(RECIPE_OF[path.stem])
     return parse(module.PARSER_TYPES, module.DEFAULT_CONFIG, ["--config", str(path), *overrides])

@@ -4,7 +4,7 @@ import json
 
 import pytest
 from safetensors.torch import load_file
-from test_configs import parse_config, recipe_module
+from test_configs import parse_config, run_recipe
 
 from vlm_recipes.configs import REPO_ROOT
 
@@ -29,7 +29,7 @@ def test_unknown_reward_name_fails_when_the_config_is_parsed(tmp_path):
 def test_grpo_default_improves_held_out_reward_and_accuracy(tmp_path, config):
     path = REPO_ROOT / "recipes" / "configs" / config / "grpo.yaml"
     out = tmp_path / "run"
-    results = recipe_module("grpo").main(["--config", str(path), "--output_dir", str(out), "--report_to", "none"])
+    results = run_recipe("grpo", path, out)
     assert results["method"] == "grpo" and results["num_eval_samples"] == 200
     assert results["reward_after"] > results["reward_before"] + 0.05, results
     assert results["accuracy_after"] > results["accuracy_before"] + 0.05, results
@@ -41,22 +41,7 @@ def test_grpo_default_improves_held_out_reward_and_accuracy(tmp_path, config):
 def test_grpo_without_lora_with_a_reference_model(tmp_path):
     """Full fine-tuning with beta > 0: TRL builds the reference model from the checkpoint path."""
     out = tmp_path / "run"
-    results = recipe_module("grpo").main(
-        [
-            "--config",
-            str(CONFIG),
-            "--output_dir",
-            str(out),
-            "--report_to",
-            "none",
-            "--use_peft",
-            "false",
-            "--beta",
-            "0.04",
-            "--learning_rate",
-            "1e-5",
-        ]
-    )
+    results = run_recipe("grpo", CONFIG, out, "--use_peft", "false", "--beta", "0.04", "--learning_rate", "1e-5")
     assert results["trainable_parameters"] > results["total_parameters"] / 2
     assert (out / "model.safetensors").exists()
     assert results["reward_after"] > results["reward_before"], results

@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from test_configs import recipe_module
+from test_configs import run_recipe
 
 from vlm_recipes import synthetic
 from vlm_recipes.collators import PreferenceCollator, SampleError, VisionChatCollator
@@ -62,7 +62,7 @@ def test_preference_collator_names_bad_rows(processors):
 def test_offline_default_improves_held_out_metrics(tmp_path, method, family):
     config = REPO_ROOT / "recipes" / "configs" / CONFIGS[family] / f"{method}.yaml"
     out = tmp_path / "run"
-    results = recipe_module(method).main(["--config", str(config), "--output_dir", str(out), "--report_to", "none"])
+    results = run_recipe(method, config, out)
     assert results["num_eval_samples"] == 200
     assert results["preference_accuracy_after"] > results["preference_accuracy_before"], results
     assert results["accuracy_after"] > results["accuracy_before"], results
@@ -96,19 +96,7 @@ def test_without_lora_the_reference_is_reloaded_and_training_helps(tmp_path, met
     """Full fine-tuning: TRL builds the frozen reference from the checkpoint path our loader always sets."""
     config = REPO_ROOT / "recipes" / "configs" / "tiny-smolvlm" / f"{method}.yaml"
     out = tmp_path / "run"
-    results = recipe_module(method).main(
-        [
-            "--config",
-            str(config),
-            "--output_dir",
-            str(out),
-            "--report_to",
-            "none",
-            "--use_peft",
-            "false",
-            *FULL_FT_OVERRIDES[method],
-        ]
-    )
+    results = run_recipe(method, config, out, "--use_peft", "false", *FULL_FT_OVERRIDES[method])
     assert results["trainable_parameters"] > results["total_parameters"] / 2  # all but the frozen vision tower
     assert (out / "model.safetensors").exists() and not (out / "adapter_model.safetensors").exists()
     assert results["preference_accuracy_after"] > results["preference_accuracy_before"], results

@@ -8,24 +8,22 @@ import json
 
 import pytest
 from safetensors.torch import load_file
-from test_configs import RECIPE_OF, recipe_module
+from test_configs import RECIPE_OF, recipe_module, run_recipe
 
 from vlm_recipes.configs import REPO_ROOT
 
 CONFIGS = {"smolvlm": "tiny-smolvlm", "qwen2_vl": "tiny-qwen2-vl"}
 
 
-def run_recipe(family, output_dir, *overrides):
+def run_sft(family, output_dir, *overrides):
     config = REPO_ROOT / "recipes" / "configs" / CONFIGS[family] / "sft_lora.yaml"
-    return recipe_module("sft_lora").main(
-        ["--config", str(config), "--output_dir", str(output_dir), "--report_to", "none", *overrides]
-    )
+    return run_recipe("sft_lora", config, output_dir, *overrides)
 
 
 @pytest.mark.parametrize("family", ["smolvlm", "qwen2_vl"])
 def test_sft_lora_learns_the_held_out_task(tmp_path, family):
     out = tmp_path / "run"
-    results = run_recipe(family, out)  # the offline default, exactly as `make demo` runs it
+    results = run_sft(family, out)  # the offline default, exactly as `make demo` runs it
     assert results["num_eval_samples"] == 200
     assert results["accuracy_after"] >= 0.9, results
     assert results["accuracy_after"] >= results["accuracy_before"] + 0.5, results
@@ -47,13 +45,13 @@ def test_output_dir_of_another_run_is_refused_before_training(tmp_path):
     out.mkdir()
     (out / "eval_results.json").write_text("{}")
     with pytest.raises(FileExistsError, match="already holds a run"):
-        run_recipe("smolvlm", out, "--overwrite_output_dir", "false")
+        run_sft("smolvlm", out, "--overwrite_output_dir", "false")
 
 
 def test_failed_run_leaves_no_half_written_output_dir(tmp_path):
     out = tmp_path / "run"
     with pytest.raises(ValueError, match="Unknown synthetic task"):
-        run_recipe("smolvlm", out, "--synthetic_task", "colour")
+        run_sft("smolvlm", out, "--synthetic_task", "colour")
     assert not out.exists()
 
 

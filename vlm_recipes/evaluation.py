@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import string
+from contextlib import contextmanager
 
 import torch
 from tqdm.auto import tqdm
@@ -24,7 +25,26 @@ def normalize_answer(text: str) -> str:
     return " ".join(_PUNCT.sub(" ", text.lower()).split())
 
 
-@torch.no_grad()
+@contextmanager
+def _evaluating(model):
+    """Eval mode and no gradients for the block; the model's previous mode is restored afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
+
+
+def _batches(model, rows, batch_size: int, collate, desc: str):
+    """Collated batches of `rows`, on the model's device, with a progress bar."""
+    device = next(model.parameters()).device
+    for start in tqdm(range(0, len(rows), batch_size), desc=desc, leave=False):
+        batch = collate([rows[i] for i in range(start, min(start + batch_size, len(rows)))])
+        yield {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
+
+
 def generate_answers(
     model,
     processor,
@@ -36,24 +56,19 @@ def generate_answers(
 ) -> list[str]:
     """Greedy answers to each row's conversation (its final assistant turn, if any, is left out)."""
     collate = PromptCollator(processor, messages_key=messages_key)
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
     tokenizer = processor.tokenizer
     answers: list[str] = []
-    for start in tqdm(range(0, len(rows), batch_size), desc=desc, leave=False):
-        batch = collate([rows[i] for i in range(start, min(start + batch_size, len(rows)))])
-        batch = {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
-        out = model.generate(
-            **batch,
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-        )
-        new_tokens = out[:, batch["input_ids"].shape[1] :]
-        answers += [t.strip() for t in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
-    model.train(was_training)
+    with _evaluating(model):
+        for batch in _batches(model, rows, batch_size, collate, desc):
+            out = model.generate(
+                **batch,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+            )
+            new_tokens = out[:, batch["input_ids"].shape[1] :]
+            answers += [t.strip() for t in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
     return answers
 
 
@@ -87,20 +102,13 @@ def sequence_logps(model, batch: dict) -> torch.Tensor:
     return (token_logps * mask[:, 1:]).sum(dim=1)
 
 
-@torch.no_grad()
 def preference_accuracy(model, processor, rows, batch_size: int = 16, desc: str = "preference accuracy") -> dict:
     """Fraction of held-out pairs where the model gives the chosen response a higher log-probability."""
-    collate = PreferenceCollator(processor)
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
     margins: list[float] = []
-    for start in tqdm(range(0, len(rows), batch_size), desc=desc, leave=False):
-        batch = collate([rows[i] for i in range(start, min(start + batch_size, len(rows)))])
-        logps = sequence_logps(model, {k: v.to(device) for k, v in batch.items()})
-        chosen, rejected = logps.chunk(2)
-        margins += (chosen - rejected).tolist()
-    model.train(was_training)
+    with _evaluating(model):
+        for batch in _batches(model, rows, batch_size, PreferenceCollator(processor), desc):
+            chosen, rejected = sequence_logps(model, batch).chunk(2)
+            margins += (chosen - rejected).tolist()
     return {
         "preference_accuracy": sum(m > 0 for m in margins) / max(len(margins), 1),
         "mean_margin": sum(margins) / max(len(margins), 1),
