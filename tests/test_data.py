@@ -103,7 +103,7 @@ def test_image_folder_with_metadata_and_question_answer_columns(tmp_path, proces
 def test_missing_image_file_names_the_file(tmp_path):
     path = tmp_path / "data.jsonl"
     path.write_text(json.dumps({"images": ["nope.png"], "messages": []}) + "\n")
-    with pytest.raises(FileNotFoundError, match=r"data.jsonl: image 'nope.png' not found"):
+    with pytest.raises(FileNotFoundError, match=r"data.jsonl:1: image 'nope.png' not found"):
         load_splits(DataArguments(dataset_name=str(path)))
 
 
@@ -117,7 +117,7 @@ def test_missing_column_and_non_string_answer_are_named(tmp_path):
                 dataset_name=str(tmp_path), image_column="image", question_column="question", answer_column="a"
             )
         )
-    with pytest.raises(ValueError, match="Column 'a' must hold strings"):
+    with pytest.raises(ValueError, match="column 'a' must hold strings"):
         load_splits(
             DataArguments(dataset_name=str(tmp_path), image_column="image", question_column="q", answer_column="a")
         )

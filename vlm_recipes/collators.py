@@ -37,6 +37,41 @@ class SampleError(ValueError):
     """A row that cannot be turned into a training sample; the message names the row and the fix."""
 
 
+# Modes PIL converts to RGB without losing meaning (alpha is composited on white, as transformers does).
+CONVERTIBLE_MODES = frozenset(
+    {"RGB", "RGBA", "RGBa", "RGBX", "LA", "La", "L", "1", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV"}
+)
+_ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+
+
+def unsupported_image(width: int, height: int, mode: str, max_pixels: int | None) -> str | None:
+    """Why an image of this size and mode cannot be trained on (None: it can, after `to_rgb`)."""
+    if max_pixels is not None and width * height > max_pixels:
+        return (
+            f"image of {width}x{height} = {width * height:,} pixels exceeds max_image_pixels={max_pixels:,}; "
+            "downscale it, or raise max_image_pixels if you trust the file"
+        )
+    if mode not in CONVERTIBLE_MODES:
+        return (
+            f"image mode {mode!r} cannot be converted to RGB without choosing a tone mapping (16-bit/float data); "
+            "convert it to 8-bit RGB first"
+        )
+    return None
+
+
+def to_rgb(image):
+    """The image as RGB: alpha composited on white, palette/greyscale/CMYK converted."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in _ALPHA_MODES:
+        from PIL import Image
+
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
 def _row_name(example: dict, position: int) -> str:
     for key in ("row_id", "id", "idx"):
         if key in example and example[key] is not None:
@@ -51,12 +86,24 @@ def _strip_nulls(content):
     return content
 
 
-def conversation_of(example: dict, position: int, key: str = "messages") -> list[dict]:
-    """The example's conversation with its images filled in, or a SampleError naming the row."""
+def rgb_images(example: dict, position: int, max_pixels: int | None = None) -> list:
+    """The example's images converted to RGB, or a SampleError naming the row and the image."""
     images = example.get("images")
     if images is None and example.get("image") is not None:
         images = [example["image"]]
-    images = list(images or [])
+    out = []
+    for k, image in enumerate(images or []):
+        why = unsupported_image(image.width, image.height, image.mode, max_pixels)
+        if why:
+            where = getattr(image, "filename", None) or f"image {k}"
+            raise SampleError(f"{_row_name(example, position)}, {where}: {why}.")
+        out.append(to_rgb(image))
+    return out
+
+
+def conversation_of(example: dict, position: int, key: str = "messages", max_pixels: int | None = None) -> list[dict]:
+    """The example's conversation with its (RGB) images filled in, or a SampleError naming the row."""
+    images = rgb_images(example, position, max_pixels)
     messages = example.get(key)
     if not messages:
         raise SampleError(f"{_row_name(example, position)}: empty conversation in column {key!r}.")
@@ -109,6 +156,7 @@ class VisionChatCollator:
     on_overflow: str = "error"  # "error": raise naming the row; "drop": drop the row and count it
     pad_to_multiple_of: int | None = None
     messages_key: str = "messages"
+    max_image_pixels: int | None = None  # larger images raise a SampleError naming the row
     num_dropped: int = field(default=0, init=False)
 
     def __post_init__(self):
@@ -140,7 +188,9 @@ class VisionChatCollator:
         )
 
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
-        conversations = [conversation_of(ex, i, self.messages_key) for i, ex in enumerate(examples)]
+        conversations = [
+            conversation_of(ex, i, self.messages_key, self.max_image_pixels) for i, ex in enumerate(examples)
+        ]
         return self.collate(conversations, examples)
 
     def collate(self, conversations: list[list[dict]], examples: list[dict]) -> dict[str, torch.Tensor]:
@@ -237,7 +287,7 @@ class PreferenceCollator(VisionChatCollator):
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
         sides: dict[str, list] = {"chosen": [], "rejected": []}
         for i, ex in enumerate(examples):
-            prompt = conversation_of(ex, i, "prompt")
+            prompt = conversation_of(ex, i, "prompt", self.max_image_pixels)
             for key, conversations in sides.items():
                 if not ex.get(key):
                     raise SampleError(f"{_row_name(ex, i)}: empty {key!r} response.")

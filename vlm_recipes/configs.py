@@ -65,6 +65,21 @@ class DataArguments:
         metadata={"help": "What to do with a sample whose image tokens exceed max_length: 'error' or 'drop'."},
     )
     eval_max_new_tokens: int = field(default=16, metadata={"help": "Generation budget for held-out accuracy."})
+    max_image_pixels: int = field(
+        default=64_000_000,
+        metadata={
+            "help": "Refuse images with more pixels (width x height) than this, before decoding them where possible: "
+            "guards against huge images and decompression bombs. 64 M is 8000 x 8000."
+        },
+    )
+    preflight: bool = field(
+        default=True,
+        metadata={"help": "Check data rows against the processor at start-up, before the model is loaded."},
+    )
+    preflight_rows: str = field(
+        default="64",
+        metadata={"help": "How many rows (a random sample) of each split the start-up check reads, or 'all'."},
+    )
 
     def __post_init__(self):
         if self.padding_side not in ("left", "right"):
@@ -75,6 +90,15 @@ class DataArguments:
             raise ValueError("Set both question_column and answer_column, or neither.")
         if not 0.0 < self.eval_fraction < 1.0:
             raise ValueError(f"eval_fraction must be in (0, 1), got {self.eval_fraction}.")
+        if self.max_image_pixels < 1:
+            raise ValueError(f"max_image_pixels must be positive, got {self.max_image_pixels}.")
+        if self.preflight_rows != "all" and not (self.preflight_rows.isdigit() and int(self.preflight_rows) > 0):
+            raise ValueError(f"preflight_rows must be a positive number or 'all', got {self.preflight_rows!r}.")
+
+    @property
+    def preflight_num_rows(self) -> int | None:
+        """Rows per split the start-up check reads (None: all)."""
+        return None if self.preflight_rows == "all" else int(self.preflight_rows)
 
 
 @dataclass

@@ -39,20 +39,32 @@ def _load_raw(args: DataArguments) -> DatasetDict | Dataset:
 
 
 def _resolve_image_paths(ds: Dataset, root: Path, column: str, source: Path) -> Dataset:
+    """Absolute image paths, checked to exist and be non-empty (cheap: no decoding); rows get a `row_id`
+    ("data.jsonl:3") so that later errors name the file and line."""
     if column not in ds.column_names:
         raise ValueError(f"{source}: no column {column!r} (columns: {ds.column_names}); set image_column.")
-
-    def absolute(value):
-        paths = value if isinstance(value, list) else [value]
-        out = []
+    lines = source.suffix == ".jsonl"
+    names = [f"{source.name}:{i + 1}" if lines else f"{source.name}[{i}]" for i in range(len(ds))]
+    problems, resolved = [], []
+    for name, value in zip(names, ds[column]):
+        paths = [] if value is None else value if isinstance(value, list) else [value]
+        row = []
         for p in paths:
             full = Path(p) if Path(p).is_absolute() else root / p
             if not full.is_file():
-                raise FileNotFoundError(f"{source}: image {p!r} not found (looked at {full}).")
-            out.append(str(full))
-        return out
-
-    ds = ds.map(lambda v: {column: absolute(v)}, input_columns=[column])
+                problems.append(f"{name}: image {p!r} not found (looked at {full})")
+            elif full.stat().st_size == 0:
+                problems.append(f"{name}: image {p!r} is an empty (0-byte) file")
+            row.append(str(full))
+        resolved.append(row)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise FileNotFoundError(
+            f"{problems[0]}{more}. Fix the path (relative to {source.parent}) or the file, or remove the row."
+        )
+    ds = ds.map(lambda v, i: {column: resolved[i]}, input_columns=[column], with_indices=True)
+    if not {"row_id", "id", "idx"} & set(ds.column_names):
+        ds = ds.add_column("row_id", names)
     return ds.cast_column(column, List(Image()))
 
 
@@ -74,15 +86,20 @@ def to_conversations(ds: Dataset, args: DataArguments) -> Dataset:
         else:
             ds = ds.rename_column(args.image_column, "images")
     if args.question_column is not None:
-        for col in (args.question_column, args.answer_column):
+        for name, col in (("question_column", args.question_column), ("answer_column", args.answer_column)):
             if col not in ds.column_names:
-                raise ValueError(f"Dataset has no column {col!r} (columns: {ds.column_names}).")
-        system = args.system_prompt
-
-        def build(question, answer):
-            if not isinstance(answer, str):
                 raise ValueError(
-                    f"Column {args.answer_column!r} must hold strings, got {type(answer).__name__}: {answer!r}."
+                    f"Dataset has no column {col!r} (columns: {ds.column_names}); set {name} to one of them."
+                )
+        system = args.system_prompt
+        named = "row_id" in ds.column_names
+
+        def build(question, answer, *row_id, index):
+            if not isinstance(answer, str):
+                row = f"row_id={row_id[0]!r}" if row_id else f"row {index}"
+                raise ValueError(
+                    f"{row}: column {args.answer_column!r} must hold strings, got {type(answer).__name__} "
+                    f'{answer!r}; store answers as text (e.g. "{answer}").'
                 )
             messages = [{"role": "system", "content": [{"type": "text", "text": system}]}] if system else []
             messages += [
@@ -91,7 +108,8 @@ def to_conversations(ds: Dataset, args: DataArguments) -> Dataset:
             ]
             return {"messages": messages, "answer": answer}
 
-        return ds.map(build, input_columns=[args.question_column, args.answer_column])
+        columns = [args.question_column, args.answer_column] + (["row_id"] if named else [])
+        return ds.map(lambda *v: build(*v[:-1], index=v[-1]), input_columns=columns, with_indices=True)
     if args.messages_column not in ds.column_names:
         raise ValueError(
             f"Dataset has no {args.messages_column!r} column (columns: {ds.column_names}); set "

@@ -14,9 +14,12 @@ import shutil
 import time
 from pathlib import Path
 
+from accelerate import PartialState
 from transformers import set_seed
 from trl import DPOTrainer, GRPOTrainer, SFTTrainer
 
+from . import preflight
+from .checkpoints import RESULTS_FILE, CompleteCheckpoints, complete_checkpoints, resume_point
 from .collators import PreferenceCollator, VisionChatCollator
 from .configs import DataArguments, DPOConfig, GRPOConfig, SFTConfig, VLMModelConfig
 from .data import load_preference_splits, load_prompt_splits, load_splits
@@ -26,8 +29,6 @@ from .modeling import apply_freezing, build_peft_config, count_parameters, load_
 from .rewards import get_reward_funcs, weighted_rewards
 
 logger = logging.getLogger(__name__)
-
-RESULTS_FILE = "eval_results.json"
 
 
 class PartLearningRates:
@@ -52,15 +53,15 @@ class PartLearningRates:
         return super().create_optimizer(model)
 
 
-class VLMSFTTrainer(PartLearningRates, SFTTrainer):
+class VLMSFTTrainer(CompleteCheckpoints, PartLearningRates, SFTTrainer):
     pass
 
 
-class VLMDPOTrainer(PartLearningRates, DPOTrainer):
+class VLMDPOTrainer(CompleteCheckpoints, PartLearningRates, DPOTrainer):
     pass
 
 
-class VLMGRPOTrainer(PartLearningRates, GRPOTrainer):
+class VLMGRPOTrainer(CompleteCheckpoints, PartLearningRates, GRPOTrainer):
     pass
 
 
@@ -68,15 +69,13 @@ TRAINERS = {"sft": VLMSFTTrainer, "dpo": VLMDPOTrainer, "grpo": VLMGRPOTrainer}
 LOADERS = {"sft": load_splits, "dpo": load_preference_splits, "grpo": load_prompt_splits}
 
 
-def check_output_dir(training_args: SFTConfig) -> None:
-    """Refuse to mix two runs in one directory (unless asked), before any compute is spent."""
-    out = Path(training_args.output_dir)
-    if not out.exists() or training_args.overwrite_output_dir or training_args.resume_from_checkpoint:
-        return
-    if (out / RESULTS_FILE).exists() or any(out.glob("checkpoint-*")):
-        raise FileExistsError(
-            f"{out} already holds a run ({RESULTS_FILE} or checkpoints). Choose another output_dir, pass "
-            "--overwrite_output_dir true, or --resume_from_checkpoint <checkpoint dir> to continue it."
+def prepare_output_dir(training_args) -> None:
+    """Before any compute: refuse an output_dir holding a finished run (unless overwrite_output_dir), and set
+    `resume_from_checkpoint` to the checkpoint to continue from: the one asked for (refused if incomplete), the
+    newest complete one for `latest`, or, when output_dir holds an unfinished run, its newest complete one."""
+    with PartialState().main_process_first():  # the main process removes incomplete checkpoints first
+        training_args.resume_from_checkpoint = resume_point(
+            training_args.output_dir, training_args.resume_from_checkpoint, training_args.overwrite_output_dir
         )
 
 
@@ -96,15 +95,15 @@ def run_grpo(data_args: DataArguments, training_args: GRPOConfig, model_args: VL
 
 def run(method: str, data_args: DataArguments, training_args, model_args: VLMModelConfig) -> dict:
     """Train with `method` ('sft', 'dpo' or 'grpo'), evaluating on held-out data before and after."""
-    check_output_dir(training_args)
+    prepare_output_dir(training_args)
     out = Path(training_args.output_dir)
     created = not out.exists()
     try:
         return _run(method, data_args, training_args, model_args)
     except BaseException:
         # Never leave a half-written output directory behind: remove what this run created, unless it got as
-        # far as a checkpoint that --resume_from_checkpoint can continue from.
-        if created and out.exists() and not any(out.glob("checkpoint-*")):
+        # far as a complete checkpoint that --resume_from_checkpoint can continue from.
+        if created and out.exists() and not complete_checkpoints(out):
             shutil.rmtree(out, ignore_errors=True)
         raise
 
@@ -139,6 +138,8 @@ def _run(method: str, data_args: DataArguments, training_args, model_args: VLMMo
     started = time.time()
     processor = load_processor(model_args, trust_remote_code=training_args.trust_remote_code)
     train_ds, eval_ds = LOADERS[method](data_args, seed=training_args.seed)
+    # Bad rows fail here, named, before the model is loaded (a random sample; preflight_rows: all for every row).
+    preflight.guard(method, train_ds, eval_ds, processor, data_args, training_args)
     model = load_model(model_args, use_cpu=training_args.use_cpu, trust_remote_code=training_args.trust_remote_code)
     peft_config = build_peft_config(model, model_args)
     if peft_config is None:
@@ -165,6 +166,7 @@ def _run(method: str, data_args: DataArguments, training_args, model_args: VLMMo
             max_length=training_args.max_length,
             padding_side=data_args.padding_side,
             on_overflow=data_args.on_overflow,
+            max_image_pixels=data_args.max_image_pixels,
         )
         trainer_kwargs["data_collator"] = collator
     batch_size = training_args.per_device_eval_batch_size

@@ -1,0 +1,321 @@
+"""Preflight: check a recipe's data against the model's processor before any GPU time is spent.
+
+    python -m vlm_recipes.preflight --config recipes/configs/tiny-smolvlm/sft_lora.yaml [--num_rows N | --all_rows]
+    make preflight CONFIG=recipes/configs/tiny-smolvlm/sft_lora.yaml
+
+For every checked row of the train and held-out splits: the images decode (the file is named when the data is
+local), their modes (RGBA / L / CMYK / P are converted to RGB and counted; 16-bit and float images are refused),
+their size (refused above `max_image_pixels`, read from the header before decoding), image placeholders against
+images, and tokens per sample including image tokens, rendered and expanded by the processor exactly as the
+collator does; rows whose image tokens (or whole answer) would not fit in `max_length` are errors, rows whose text
+would be truncated are counted. Prints a short report with min / median / max tokens and an estimate of tokens
+per epoch; exits 1 when a row has an error, naming it. The config is parsed exactly as the recipe parses it (same
+dataclasses), so an unknown YAML key or reward name fails here too.
+
+Every recipe runs the same checks at start-up on a random sample of `preflight_rows` rows per split (`all` for
+every row, `--preflight false` to skip), after loading the processor and data and before loading the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+import random
+import statistics
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from datasets import Dataset
+from datasets import Image as ImageFeature
+from datasets import List as ListFeature
+from PIL import Image
+
+from .collators import (
+    PreferenceCollator,
+    PromptCollator,
+    SampleError,
+    VisionChatCollator,
+    _row_name,
+    conversation_of,
+    unsupported_image,
+)
+from .families import family_of
+
+logger = logging.getLogger(__name__)
+
+
+class PreflightError(ValueError):
+    """Rows that would fail training; the message names the first one and the fix."""
+
+
+@dataclass
+class Report:
+    """What the checks found in one split."""
+
+    split: str
+    rows_total: int
+    rows_checked: int = 0
+    errors: list[str] = field(default_factory=list)
+    truncated: list[str] = field(default_factory=list)  # text cut by max_length (allowed, reported)
+    modes: Counter = field(default_factory=Counter)
+    converted: Counter = field(default_factory=Counter)
+    pixels: list[int] = field(default_factory=list)
+    sizes: list[tuple[int, int]] = field(default_factory=list)
+    tokens: list[int] = field(default_factory=list)  # per sequence (a preference row has two)
+    row_tokens: list[int] = field(default_factory=list)  # per row
+    image_tokens: list[int] = field(default_factory=list)
+
+    def text(self, max_length: int | None) -> str:
+        def spread(values):
+            if not values:
+                return "n/a"
+            return f"min {min(values)} / median {statistics.median(values):g} / max {max(values)}"
+
+        lines = [f"[{self.split}] {self.rows_checked} of {self.rows_total} rows checked"]
+        if self.sizes:
+            small = min(self.sizes, key=lambda s: s[0] * s[1])
+            big = max(self.sizes, key=lambda s: s[0] * s[1])
+            lines.append(
+                f"  images: {len(self.sizes)}, modes {dict(self.modes)}, smallest {small[0]}x{small[1]}, "
+                f"largest {big[0]}x{big[1]}, median {statistics.median(self.pixels):,.0f} pixels"
+            )
+        if self.converted:
+            lines.append(f"  converted to RGB: {dict(self.converted)}")
+        lines.append(
+            f"  tokens per sample: {spread(self.tokens)}; image tokens per sample: {spread(self.image_tokens)}"
+        )
+        if max_length is not None:
+            over = sum(t > max_length for t in self.tokens)
+            lines.append(f"  over max_length={max_length}: {over} row(s), {len(self.truncated)} with only text cut")
+        if self.row_tokens:
+            estimate = statistics.fmean(self.row_tokens) * self.rows_total
+            lines.append(f"  estimated tokens per epoch: {estimate:,.0f} ({self.rows_total} rows x mean)")
+        lines += [f"  ERROR {e}" for e in self.errors]
+        return "\n".join(lines)
+
+
+def _undecoded(ds: Dataset) -> Dataset:
+    """`ds` with its image column(s) left as {path, bytes}, so decoding errors can name the file."""
+    for col in ("images", "image"):
+        feature = ds.features.get(col)
+        if isinstance(feature, ImageFeature):
+            ds = ds.cast_column(col, ImageFeature(decode=False))
+        elif isinstance(feature, ListFeature) and isinstance(feature.feature, ImageFeature):
+            ds = ds.cast_column(col, ListFeature(ImageFeature(decode=False)))
+    return ds
+
+
+def open_image(value, max_pixels: int | None):
+    """Decode one image value (PIL image, or datasets' {path, bytes}); returns (image, source name).
+
+    Size and mode are read from the header and refused before the pixel data is decoded.
+    """
+    if isinstance(value, Image.Image):
+        source = getattr(value, "filename", None) or "in-memory image"
+        image = value
+    else:
+        path, data = value.get("path"), value.get("bytes")
+        source = path or "embedded image bytes"
+        if data is None:
+            if path is None:
+                raise SampleError("image entry with neither bytes nor a path")
+            file = Path(path)
+            if not file.is_file():
+                raise SampleError(f"{path}: image file not found; fix the path or remove the row")
+            if file.stat().st_size == 0:
+                raise SampleError(f"{path}: empty (0-byte) image file; replace the file or remove the row")
+            data = file.read_bytes()
+        elif len(data) == 0:
+            raise SampleError(f"{source}: empty (0-byte) image; replace it or remove the row")
+        try:
+            image = Image.open(io.BytesIO(data))
+        except Exception as err:  # PIL raises UnidentifiedImageError, DecompressionBombError, OSError, ...
+            raise SampleError(f"{source}: not a readable image ({err}); replace the file or remove the row") from err
+    why = unsupported_image(image.width, image.height, image.mode, max_pixels)
+    if why:
+        raise SampleError(f"{source}: {why}")
+    try:
+        image.load()
+    except Exception as err:  # truncated or corrupt pixel data
+        raise SampleError(f"{source}: corrupt image data ({err}); replace the file or remove the row") from err
+    if isinstance(value, dict) and value.get("path"):
+        image.filename = value["path"]  # so collator errors name the file too
+    return image, source
+
+
+def _sample(n: int, num_rows: int | None, seed: int) -> list[int]:
+    if num_rows is None or num_rows >= n:
+        return list(range(n))
+    return sorted(random.Random(seed).sample(range(n), num_rows))
+
+
+def check_split(
+    method: str,
+    ds: Dataset,
+    processor,
+    *,
+    split: str = "train",
+    max_length: int | None = None,
+    max_image_pixels: int | None = None,
+    num_rows: int | None = None,
+    seed: int = 0,
+) -> Report:
+    """Check `num_rows` random rows of `ds` (None: all) for recipe `method` ('sft', 'dpo' or 'grpo')."""
+    report = Report(split=split, rows_total=len(ds))
+    raw = _undecoded(ds)
+    image_ids = torch.tensor(family_of(processor).image_token_ids(processor.tokenizer))
+    key = "messages" if method == "sft" else "prompt"
+    if method == "sft":
+        collator = VisionChatCollator(processor)
+    elif method == "dpo":
+        collator = PreferenceCollator(processor)
+    else:
+        collator = PromptCollator(processor, messages_key="prompt")
+    for index in _sample(len(raw), num_rows, seed):
+        row = dict(raw[index])
+        if not {"row_id", "id", "idx"} & row.keys():
+            row["row_id"] = f"{split}[{index}]"
+        name = _row_name(row, index)
+        report.rows_checked += 1
+        try:
+            values = row.pop("images", None) or ([row.pop("image")] if row.get("image") is not None else [])
+            images = []
+            for value in values:
+                image, _ = open_image(value, max_image_pixels)
+                report.modes[image.mode] += 1
+                if image.mode != "RGB":
+                    report.converted[image.mode] += 1
+                report.sizes.append(image.size)
+                report.pixels.append(image.width * image.height)
+                images.append(image)
+            row["images"] = images
+            conversation_of(row, index, key)  # placeholders vs images, empty conversation
+            batch = collator([row])
+        except SampleError as err:
+            message = str(err)
+            report.errors.append(message if message.startswith("row ") else f"{name}: {message}")
+            continue
+        # A preference row is two sequences (prompt + chosen, prompt + rejected): check both.
+        if "labels" in batch:
+            trained = batch["labels"] != -100
+        else:
+            trained = batch["completion_mask"].bool() if "completion_mask" in batch else None
+        report.row_tokens.append(int(batch["attention_mask"].sum()))
+        for r in range(batch["input_ids"].shape[0]):
+            ids = batch["input_ids"][r][batch["attention_mask"][r].bool()]
+            is_image = torch.isin(ids, image_ids)
+            report.tokens.append(len(ids))
+            report.image_tokens.append(int(is_image.sum()))
+            if max_length is None or len(ids) <= max_length or method == "grpo":
+                continue
+            # Right-padded here, so positions of real tokens are 0..len-1.
+            if is_image[max_length:].any():
+                report.errors.append(
+                    f"{name}: {len(ids)} tokens, image tokens beyond max_length={max_length}; raise max_length, "
+                    "lower the image resolution (max_pixels / longest_edge / image_splitting), or set "
+                    "on_overflow: drop"
+                )
+            elif trained is not None and not trained[r][:max_length].any():
+                report.errors.append(
+                    f"{name}: {len(ids)} tokens, the whole answer lies beyond max_length={max_length}"
+                )
+            else:
+                report.truncated.append(name)
+    return report
+
+
+def check_recipe_data(method: str, train_ds, eval_ds, processor, data_args, max_length, num_rows, seed=0):
+    """Check both splits; returns their reports."""
+    common = {"max_length": max_length, "max_image_pixels": data_args.max_image_pixels, "num_rows": num_rows}
+    return [
+        check_split(method, train_ds, processor, split="train", seed=seed, **common),
+        check_split(method, eval_ds, processor, split="held-out", seed=seed, **common),
+    ]
+
+
+def guard(method: str, train_ds, eval_ds, processor, data_args, training_args) -> list[Report]:
+    """The start-up check of every recipe: raise a one-line PreflightError naming the first bad row."""
+    Image.MAX_IMAGE_PIXELS = data_args.max_image_pixels  # PIL's own decompression-bomb guard (refuses at 2x)
+    if not data_args.preflight:
+        return []
+    max_length = getattr(training_args, "max_length", None)
+    reports = check_recipe_data(
+        method, train_ds, eval_ds, processor, data_args, max_length, data_args.preflight_num_rows, training_args.seed
+    )
+    for report in reports:
+        logger.info("Preflight:\n%s", report.text(max_length))
+    errors = [e for r in reports for e in r.errors]
+    if errors:
+        more = f" (+{len(errors) - 1} more row(s) with errors)" if len(errors) > 1 else ""
+        raise PreflightError(
+            f"Preflight: {errors[0]}{more}. Full report: python -m vlm_recipes.preflight --config <your yaml>; "
+            "skip with --preflight false."
+        )
+    return reports
+
+
+# -- command line ----------------------------------------------------------------------------------------------
+def _recipe_of(config: Path, explicit: str | None) -> str:
+    if explicit:
+        return explicit
+    stem = config.stem
+    for name in ("grpo", "mpo", "dpo", "sft"):
+        if stem.startswith(name):
+            return name
+    text = config.read_text()
+    if "reward_funcs" in text:
+        return "grpo"
+    if "loss_type" in text or "\nbeta:" in text:
+        return "dpo"
+    return "sft"
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .configs import DataArguments, DPOConfig, GRPOConfig, SFTConfig, VLMModelConfig, parse
+    from .data import load_preference_splits, load_prompt_splits, load_splits
+    from .modeling import load_processor
+
+    cli = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
+    cli.add_argument("--config", required=True, type=Path, help="The recipe's YAML config.")
+    cli.add_argument("--recipe", choices=["sft", "dpo", "mpo", "grpo"], help="Default: from the config name.")
+    rows = cli.add_mutually_exclusive_group()
+    rows.add_argument("--num_rows", type=int, default=1000, help="Random rows checked per split (default 1000).")
+    rows.add_argument("--all_rows", action="store_true", help="Check every row.")
+    args, overrides = cli.parse_known_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    recipe = _recipe_of(args.config, args.recipe)
+    training_cls = {"sft": SFTConfig, "dpo": DPOConfig, "mpo": DPOConfig, "grpo": GRPOConfig}[recipe]
+    method = {"mpo": "dpo"}.get(recipe, recipe)
+    if "--use_cpu" not in overrides:
+        overrides += ["--use_cpu", "true"]  # nothing is trained; lets bf16 GPU configs parse on any machine
+    try:
+        data_args, training_args, model_args = parse(
+            (DataArguments, training_cls, VLMModelConfig), args.config, ["--config", str(args.config), *overrides]
+        )
+        processor = load_processor(model_args, trust_remote_code=training_args.trust_remote_code)
+        loader = {"sft": load_splits, "dpo": load_preference_splits, "grpo": load_prompt_splits}[method]
+        train_ds, eval_ds = loader(data_args, seed=training_args.seed)
+    except (ValueError, FileNotFoundError, OSError) as err:
+        print(f"preflight: {args.config}: {err}", file=sys.stderr)
+        return 2
+    num_rows = None if args.all_rows else args.num_rows
+    max_length = getattr(training_args, "max_length", None)
+    Image.MAX_IMAGE_PIXELS = data_args.max_image_pixels
+    reports = check_recipe_data(
+        method, train_ds, eval_ds, processor, data_args, max_length, num_rows, training_args.seed
+    )
+    print(f"Preflight of {args.config} ({recipe}, {model_args.model_name_or_path}, {data_args.dataset_name})")
+    for report in reports:
+        print(report.text(max_length))
+    errors = sum(len(r.errors) for r in reports)
+    print(f"{errors} row(s) with errors" if errors else "OK: no errors")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
