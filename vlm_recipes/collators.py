@@ -106,7 +106,9 @@ def conversation_of(example: dict, position: int, key: str = "messages", max_pix
     images = rgb_images(example, position, max_pixels)
     messages = example.get(key)
     if not messages:
-        raise SampleError(f"{_row_name(example, position)}: empty conversation in column {key!r}.")
+        raise SampleError(
+            f"{_row_name(example, position)}: empty conversation in column {key!r}; fill it or remove the row."
+        )
     messages = [{**m, "content": _strip_nulls(m.get("content"))} for m in messages]
     try:
         return prepare_multimodal_messages(messages, images=images)

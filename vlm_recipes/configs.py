@@ -9,8 +9,11 @@ rates for the vision tower and projector and an output-dir guard (`SFTConfig`). 
 
 from __future__ import annotations
 
+import difflib
+import os
+import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import trl
@@ -176,4 +179,26 @@ def parse(dataclass_types: tuple, default_config: str | Path, argv: list[str] | 
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--config" not in argv:
         argv = ["--config", str(default_config), *argv]
-    return trl.TrlParser(dataclass_types).parse_args_and_config(argv)
+    try:
+        return trl.TrlParser(dataclass_types).parse_args_and_config(argv)
+    except ValueError as err:
+        unknown = re.findall(r"'--([A-Za-z0-9_.-]+)'", str(err))
+        if not unknown or not ("Unknown arguments" in str(err) or "not used by" in str(err)):
+            raise
+        raise ValueError(_unknown_keys_message(unknown, dataclass_types, argv[argv.index("--config") + 1])) from err
+
+
+def _unknown_keys_message(unknown: list[str], dataclass_types: tuple, config: str) -> str:
+    """One line naming each unknown key, the closest real field, and where the fields are listed."""
+    known = [f.name for cls in dataclass_types for f in fields(cls)]
+    parts = []
+    for key in unknown:
+        # Among similar names prefer the one sharing the longest prefix (lora_rank -> lora_r, not local_rank).
+        close = difflib.get_close_matches(key, known, n=5, cutoff=0.6)
+        close.sort(key=lambda name: len(os.path.commonprefix([key, name])), reverse=True)
+        parts.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    classes = ", ".join(cls.__name__ for cls in dataclass_types)
+    return (
+        f"{config} (or the command line): unknown key(s) {', '.join(parts)}: not a field of {classes}; "
+        "fix the spelling or remove it (the recipe's --help lists every field)."
+    )

@@ -59,9 +59,8 @@ def _resolve_image_paths(ds: Dataset, root: Path, column: str, source: Path) -> 
         resolved.append(row)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise FileNotFoundError(
-            f"{problems[0]}{more}. Fix the path (relative to {source.parent}) or the file, or remove the row."
-        )
+        error = FileNotFoundError if "not found" in problems[0] else ValueError
+        raise error(f"{problems[0]}{more}. Fix the path (relative to {source.parent}) or the file, or remove the row.")
     ds = ds.map(lambda v, i: {column: resolved[i]}, input_columns=[column], with_indices=True)
     if not {"row_id", "id", "idx"} & set(ds.column_names):
         ds = ds.add_column("row_id", names)

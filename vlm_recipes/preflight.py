@@ -61,6 +61,7 @@ class Report:
     rows_checked: int = 0
     errors: list[str] = field(default_factory=list)
     truncated: list[str] = field(default_factory=list)  # text cut by max_length (allowed, reported)
+    dropped: list[str] = field(default_factory=list)  # would be dropped (on_overflow: drop)
     modes: Counter = field(default_factory=Counter)
     converted: Counter = field(default_factory=Counter)
     pixels: list[int] = field(default_factory=list)
@@ -90,7 +91,10 @@ class Report:
         )
         if max_length is not None:
             over = sum(t > max_length for t in self.tokens)
-            lines.append(f"  over max_length={max_length}: {over} row(s), {len(self.truncated)} with only text cut")
+            lines.append(
+                f"  over max_length={max_length}: {over} sequence(s), {len(self.truncated)} with only text cut, "
+                f"{len(self.dropped)} to be dropped (on_overflow: drop)"
+            )
         if self.row_tokens:
             estimate = statistics.fmean(self.row_tokens) * self.rows_total
             lines.append(f"  estimated tokens per epoch: {estimate:,.0f} ({self.rows_total} rows x mean)")
@@ -133,7 +137,17 @@ def open_image(value, max_pixels: int | None):
             raise SampleError(f"{source}: empty (0-byte) image; replace it or remove the row")
         try:
             image = Image.open(io.BytesIO(data))
-        except Exception as err:  # PIL raises UnidentifiedImageError, DecompressionBombError, OSError, ...
+        except Image.DecompressionBombError as err:
+            raise SampleError(
+                f"{source}: refused before decoding ({err}); downscale it, or raise max_image_pixels if you trust "
+                "the file"
+            ) from err
+        except Image.UnidentifiedImageError as err:
+            raise SampleError(
+                f"{source}: not a readable image (unknown format or corrupt header); replace the file or remove "
+                "the row"
+            ) from err
+        except Exception as err:  # OSError, SyntaxError, ... from a damaged header
             raise SampleError(f"{source}: not a readable image ({err}); replace the file or remove the row") from err
     why = unsupported_image(image.width, image.height, image.mode, max_pixels)
     if why:
@@ -161,6 +175,7 @@ def check_split(
     split: str = "train",
     max_length: int | None = None,
     max_image_pixels: int | None = None,
+    on_overflow: str = "error",
     num_rows: int | None = None,
     seed: int = 0,
 ) -> Report:
@@ -213,7 +228,10 @@ def check_split(
             if max_length is None or len(ids) <= max_length or method == "grpo":
                 continue
             # Right-padded here, so positions of real tokens are 0..len-1.
-            if is_image[max_length:].any():
+            broken = is_image[max_length:].any() or (trained is not None and not trained[r][:max_length].any())
+            if broken and on_overflow == "drop":
+                report.dropped.append(name)
+            elif is_image[max_length:].any():
                 report.errors.append(
                     f"{name}: {len(ids)} tokens, image tokens beyond max_length={max_length}; raise max_length, "
                     "lower the image resolution (max_pixels / longest_edge / image_splitting), or set "
@@ -230,7 +248,12 @@ def check_split(
 
 def check_recipe_data(method: str, train_ds, eval_ds, processor, data_args, max_length, num_rows, seed=0):
     """Check both splits; returns their reports."""
-    common = {"max_length": max_length, "max_image_pixels": data_args.max_image_pixels, "num_rows": num_rows}
+    common = {
+        "max_length": max_length,
+        "max_image_pixels": data_args.max_image_pixels,
+        "on_overflow": data_args.on_overflow,
+        "num_rows": num_rows,
+    }
     return [
         check_split(method, train_ds, processor, split="train", seed=seed, **common),
         check_split(method, eval_ds, processor, split="held-out", seed=seed, **common),
@@ -252,7 +275,7 @@ def guard(method: str, train_ds, eval_ds, processor, data_args, training_args) -
     if errors:
         more = f" (+{len(errors) - 1} more row(s) with errors)" if len(errors) > 1 else ""
         raise PreflightError(
-            f"Preflight: {errors[0]}{more}. Full report: python -m vlm_recipes.preflight --config <your yaml>; "
+            f"Preflight: {errors[0].rstrip('.')}{more}. Full report: make preflight CONFIG=<your yaml>; "
             "skip with --preflight false."
         )
     return reports

@@ -1,0 +1,352 @@
+"""Bad input and what you'll see: one test per row of the README table, plus the preflight command's report.
+
+Each bad input must fail at start-up with a one-line error that names the row (file and line for local data) or
+the field, and the fix, before the model is loaded, leaving no output directory behind.
+"""
+
+import ast
+import json
+
+import pytest
+from PIL import Image
+from test_configs import run_recipe
+
+from vlm_recipes import preflight
+from vlm_recipes.collators import SampleError, VisionChatCollator
+from vlm_recipes.configs import REPO_ROOT
+
+SFT = REPO_ROOT / "recipes/configs/tiny-smolvlm/sft_lora.yaml"
+# Enough to reach the start-up checks quickly; the rows come from the local data written by each test.
+SMALL = ["--max_steps", "1", "--max_eval_samples", "4", "--eval_fraction", "0.5", "--per_device_train_batch_size", "2"]
+
+
+def user(text, images=1):
+    return {"role": "user", "content": [{"type": "image"}] * images + [{"type": "text", "text": text}]}
+
+
+def answer(text):
+    return {"role": "assistant", "content": [{"type": "text", "text": text}]}
+
+
+def write_data(tmp_path, n=6, edit=None, images=None):
+    """A local .jsonl of n good rows (one 32x32 image each); `edit(rows)` breaks one, `images` adds files."""
+    (tmp_path / "imgs").mkdir(exist_ok=True)
+    for i in range(n):
+        Image.new("RGB", (32, 32), (200, 10 * i, 10)).save(tmp_path / "imgs" / f"{i}.png")
+    for name, value in (images or {}).items():
+        path = tmp_path / "imgs" / name
+        path.write_bytes(value) if isinstance(value, bytes) else value.save(path)
+    rows = [{"images": [f"imgs/{i}.png"], "messages": [user("What color?"), answer("red")]} for i in range(n)]
+    if edit:
+        edit(rows)
+    path = tmp_path / "data.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture
+def model_never_loaded(monkeypatch):
+    import vlm_recipes.run as run
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model was loaded before the bad input was reported")
+
+    monkeypatch.setattr(run, "load_model", refuse)
+
+
+def fails_at_startup(tmp_path, error, match, *overrides, recipe="sft_lora", config=SFT):
+    out = tmp_path / "out"
+    with pytest.raises(error, match=match) as info:
+        run_recipe(recipe, config, out, *SMALL, *overrides)
+    message = str(info.value)
+    assert "\n" not in message, message  # one line
+    assert not out.exists()  # nothing half-written
+    return message
+
+
+def test_missing_image_path(tmp_path, model_never_loaded):
+    data = write_data(tmp_path, edit=lambda rows: rows[2].update(images=["imgs/missing.png"]))
+    message = fails_at_startup(
+        tmp_path, FileNotFoundError, r"data.jsonl:3: image 'imgs/missing.png' not found", "--dataset_name", str(data)
+    )
+    assert "Fix the path" in message
+
+
+def test_corrupt_image_bytes(tmp_path, model_never_loaded):
+    data = write_data(
+        tmp_path,
+        images={"bad.png": b"\x89PNG this is not an image"},
+        edit=lambda rows: rows[4].update(images=["imgs/bad.png"]),
+    )
+    fails_at_startup(
+        tmp_path,
+        preflight.PreflightError,
+        r"row row_id='data.jsonl:5': .*bad.png: not a readable image .*replace the file or remove the row",
+        "--dataset_name",
+        str(data),
+    )
+
+
+def test_truncated_image_data(tmp_path, model_never_loaded):
+    whole = tmp_path / "whole.png"
+    Image.effect_noise((64, 64), 50).convert("RGB").save(whole)
+    data = write_data(
+        tmp_path,
+        images={"cut.png": whole.read_bytes()[:300]},  # a valid header, then the file ends
+        edit=lambda rows: rows[0].update(images=["imgs/cut.png"]),
+    )
+    fails_at_startup(
+        tmp_path,
+        preflight.PreflightError,
+        r"row row_id='data.jsonl:1': .*cut.png: corrupt image data",
+        "--dataset_name",
+        str(data),
+    )
+
+
+def test_zero_byte_file(tmp_path, model_never_loaded):
+    data = write_data(tmp_path, images={"empty.png": b""}, edit=lambda rows: rows[1].update(images=["imgs/empty.png"]))
+    fails_at_startup(
+        tmp_path,
+        ValueError,
+        r"data.jsonl:2: image 'imgs/empty.png' is an empty \(0-byte\) file",
+        "--dataset_name",
+        str(data),
+    )
+
+
+def test_unsupported_mode_is_refused(tmp_path, model_never_loaded):
+    deep = Image.new("I;16", (32, 32), 40000)  # 16-bit greyscale: no lossless RGB meaning
+    data = write_data(tmp_path, images={"deep.png": deep}, edit=lambda rows: rows[3].update(images=["imgs/deep.png"]))
+    fails_at_startup(
+        tmp_path,
+        preflight.PreflightError,
+        r"row row_id='data.jsonl:4': .*deep.png: image mode 'I;16' cannot be converted .*convert it to 8-bit RGB",
+        "--dataset_name",
+        str(data),
+    )
+
+
+def test_convertible_modes_are_converted_and_reported(tmp_path, capsys):
+    odd = {
+        "rgba.png": Image.new("RGBA", (32, 32), (255, 0, 0, 0)),  # fully transparent: white after compositing
+        "grey.png": Image.new("L", (32, 32), 128),
+        "cmyk.jpg": Image.new("CMYK", (32, 32), (0, 255, 255, 0)),
+        "palette.png": Image.new("RGB", (32, 32), (0, 0, 255)).convert("P"),
+    }
+
+    def use(rows):
+        for row, name in zip(rows, odd):
+            row["images"] = [f"imgs/{name}"]
+
+    data = write_data(tmp_path, images=odd, edit=use)
+    assert (
+        preflight.main(["--config", str(SFT), "--all_rows", "--dataset_name", str(data), "--eval_fraction", "0.5"])
+        == 0
+    )
+    report = capsys.readouterr().out
+    converted = {}
+    for line in report.splitlines():
+        if "converted to RGB:" in line:
+            for mode, count in ast.literal_eval(line.split("converted to RGB:")[1]).items():
+                converted[mode] = converted.get(mode, 0) + count
+    assert converted == {"RGBA": 1, "L": 1, "CMYK": 1, "P": 1}
+    assert "OK: no errors" in report
+    # What the model sees: the transparent red image became white, as the processor would composite it.
+    from vlm_recipes.collators import to_rgb
+
+    assert to_rgb(odd["rgba.png"]).getpixel((0, 0)) == (255, 255, 255)
+    assert to_rgb(odd["grey.png"]).getpixel((0, 0)) == (128, 128, 128)
+
+
+def test_image_larger_than_the_pixel_limit(tmp_path, model_never_loaded, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # the run lowers PIL's global guard
+    data = write_data(
+        tmp_path, images={"big.png": Image.new("RGB", (40, 30))}, edit=lambda r: r[5].update(images=["imgs/big.png"])
+    )
+    # 32x32 = 1024 pixels pass, 40x30 = 1200 do not.
+    fails_at_startup(
+        tmp_path,
+        preflight.PreflightError,
+        r"row row_id='data.jsonl:6': .*big.png: image of 40x30 = 1,200 pixels exceeds max_image_pixels=1,100",
+        "--dataset_name",
+        str(data),
+        "--max_image_pixels",
+        "1100",
+    )
+
+
+def test_decompression_bomb_is_refused_before_decoding(tmp_path, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # what the start-up guard sets from max_image_pixels
+    path = tmp_path / "bomb.png"
+    Image.new("RGB", (64, 64)).save(path)  # 4096 > 2 x 1000 pixels: PIL refuses to even open it
+    with pytest.raises(SampleError, match="bomb.png: refused before decoding .*decompression bomb"):
+        preflight.open_image({"path": str(path), "bytes": None}, max_pixels=1000)
+
+
+def test_placeholder_image_count_mismatch(tmp_path, model_never_loaded):
+    data = write_data(tmp_path, edit=lambda rows: rows[2].update(images=["imgs/2.png", "imgs/3.png"]))
+    fails_at_startup(
+        tmp_path,
+        preflight.PreflightError,
+        r"row row_id='data.jsonl:3': Number of images provided \(2\) does not match number of image placeholders "
+        r"\(1\)\. Make the number",
+        "--dataset_name",
+        str(data),
+    )
+
+
+def test_empty_conversation(tmp_path, model_never_loaded):
+    data = write_data(tmp_path, edit=lambda rows: rows[0].update(images=[], messages=[]))
+    fails_at_startup(
+        tmp_path,
+        preflight.PreflightError,
+        r"row row_id='data.jsonl:1': empty conversation in column 'messages'; fill it or remove the row",
+        "--dataset_name",
+        str(data),
+    )
+
+
+def qa_data(tmp_path, answers):
+    (tmp_path / "imgs").mkdir()
+    rows = []
+    for i, a in enumerate(answers):
+        Image.new("RGB", (32, 32)).save(tmp_path / "imgs" / f"{i}.png")
+        rows.append({"image": f"imgs/{i}.png", "q": "What number?", "a": a})
+    path = tmp_path / "qa.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return ["--dataset_name", str(path), "--image_column", "image", "--question_column", "q"]
+
+
+def test_missing_answer_column(tmp_path, model_never_loaded):
+    args = qa_data(tmp_path, ["one", "two", "three", "four"])
+    fails_at_startup(
+        tmp_path,
+        ValueError,
+        r"no column 'answer' \(columns: .*\); set answer_column to one of them",
+        *args,
+        "--answer_column",
+        "answer",
+    )
+
+
+def test_non_string_answer(tmp_path, model_never_loaded):
+    args = qa_data(tmp_path, [1, 2, 3, 4])
+    fails_at_startup(
+        tmp_path,
+        ValueError,
+        r"row_id='qa.jsonl:\d': column 'a' must hold strings, got int \d; store answers as text",
+        *args,
+        "--answer_column",
+        "a",
+    )
+
+
+def test_over_long_sample(tmp_path, model_never_loaded):
+    data = write_data(tmp_path)
+    fails_at_startup(
+        tmp_path,
+        preflight.PreflightError,
+        r"row row_id='data.jsonl:\d': \d+ tokens, image tokens beyond max_length=10; raise max_length",
+        "--dataset_name",
+        str(data),
+        "--max_length",
+        "10",
+    )
+
+
+def test_over_long_sample_is_only_counted_with_on_overflow_drop(tmp_path, processors):
+    from vlm_recipes.configs import DataArguments
+    from vlm_recipes.data import load_splits
+
+    train, _ = load_splits(DataArguments(dataset_name=str(write_data(tmp_path)), eval_fraction=0.5))
+    report = preflight.check_split("sft", train, processors["smolvlm"], max_length=10, on_overflow="drop")
+    assert not report.errors and len(report.dropped) == 3
+
+
+def test_unknown_yaml_key(tmp_path, model_never_loaded):
+    config = tmp_path / "sft_lora.yaml"
+    config.write_text(SFT.read_text() + "lora_rank: 8\n")
+    fails_at_startup(
+        tmp_path,
+        ValueError,
+        r"sft_lora.yaml .*unknown key\(s\) 'lora_rank' \(did you mean 'lora_r'\?\).*fix the spelling",
+        config=config,
+    )
+
+
+def test_unknown_reward_name(tmp_path, model_never_loaded):
+    fails_at_startup(
+        tmp_path,
+        ValueError,
+        r"Unknown reward function\(s\) \['acuracy'\]; available: \[",
+        "--reward_funcs",
+        "acuracy",
+        recipe="grpo",
+        config=REPO_ROOT / "recipes/configs/tiny-smolvlm/grpo.yaml",
+    )
+
+
+def test_output_dir_that_holds_another_run(tmp_path, model_never_loaded):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "eval_results.json").write_text("{}")
+    with pytest.raises(FileExistsError, match="already holds a run that finished .*--overwrite_output_dir true"):
+        run_recipe("sft_lora", SFT, out, *SMALL, "--overwrite_output_dir", "false")
+    assert [p.name for p in out.iterdir()] == ["eval_results.json"]  # untouched
+
+
+# -- mid-run: rows the start-up sample did not read ------------------------------------------------------------
+def test_collator_names_the_row_and_reason_mid_run(processors):
+    collator = VisionChatCollator(processors["smolvlm"], max_image_pixels=1000)
+    ok = {"images": [Image.new("RGB", (30, 30))], "messages": [user("Colour?"), answer("red")], "row_id": "a:1"}
+    collator([ok])
+    with pytest.raises(SampleError, match=r"row row_id='a:2', image 0: image of 40x40 = 1,600 pixels exceeds"):
+        collator([ok, {**ok, "images": [Image.new("RGB", (40, 40))], "row_id": "a:2"}])
+    with pytest.raises(SampleError, match=r"row row_id='a:3', image 0: image mode 'F' cannot be converted"):
+        collator([{**ok, "images": [Image.new("F", (8, 8))], "row_id": "a:3"}])
+
+
+def test_start_up_check_reads_a_sample_unless_asked_for_all_rows(tmp_path, processors):
+    from vlm_recipes.configs import DataArguments
+    from vlm_recipes.data import load_splits
+
+    bad = set(range(0, 40, 2))
+    data = write_data(tmp_path, n=40, edit=lambda rows: [rows[i].update(messages=[]) for i in bad])
+    args = DataArguments(dataset_name=str(data), eval_fraction=0.5, preflight_rows="5")
+    train, test = load_splits(args, seed=0)
+    sampled = preflight.check_split("sft", train, processors["smolvlm"], num_rows=args.preflight_num_rows)
+    every = preflight.check_split("sft", train, processors["smolvlm"], num_rows=None)
+    assert (sampled.rows_checked, every.rows_checked) == (5, 20)
+    lines = {int(r.split(":")[1]) - 1 for r in train["row_id"]}
+    assert len(every.errors) == len(lines & bad) > len(sampled.errors)
+
+
+# -- the preflight command ------------------------------------------------------------------------------------
+def test_preflight_command_reports_and_names_bad_rows(tmp_path, capsys):
+    data = write_data(tmp_path, edit=lambda rows: rows[3].update(messages=[]))
+    code = preflight.main(["--config", str(SFT), "--dataset_name", str(data), "--eval_fraction", "0.5"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "ERROR row row_id='data.jsonl:4': empty conversation" in out
+    assert "1 row(s) with errors" in out
+    for line in ("rows checked", "tokens per sample: min", "image tokens per sample", "estimated tokens per epoch"):
+        assert line in out
+
+
+@pytest.mark.parametrize("recipe", ["sft_lora", "dpo", "mpo", "grpo"])
+def test_preflight_command_parses_every_recipe_config(recipe, capsys):
+    config = REPO_ROOT / f"recipes/configs/tiny-qwen2-vl/{recipe}.yaml"
+    args = ["--config", str(config), "--num_rows", "4", "--synthetic_train_samples", "8", "--max_eval_samples", "4"]
+    assert preflight.main(args) == 0
+    out = capsys.readouterr().out
+    assert "[train] 4 of 8 rows checked" in out and "[held-out] 4 of 4 rows checked" in out
+    tokens = [line for line in out.splitlines() if "tokens per sample: min" in line]
+    assert tokens and "n/a" not in tokens[0]
+
+
+def test_preflight_command_refuses_an_unknown_key(tmp_path, capsys):
+    config = tmp_path / "grpo.yaml"
+    config.write_text((REPO_ROOT / "recipes/configs/tiny-smolvlm/grpo.yaml").read_text() + "reward_funcs: [acuracy]\n")
+    assert preflight.main(["--config", str(config)]) == 2
+    assert "Unknown reward function(s) ['acuracy']" in capsys.readouterr().err

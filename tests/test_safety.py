@@ -1,0 +1,61 @@
+"""Safe defaults: no remote code unless asked, safetensors for weights, no unrestricted unpickling, no token leaks."""
+
+import inspect
+import logging
+import uuid
+
+import pytest
+from test_configs import CONFIGS, parse_config, run_recipe
+
+from vlm_recipes.configs import REPO_ROOT
+
+SFT = REPO_ROOT / "recipes/configs/tiny-smolvlm/sft_lora.yaml"
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_remote_code_is_off_in_every_config(path):
+    overrides = [] if path.parent.name.startswith("tiny-") else ["--use_cpu", "true"]
+    _, training_args, _ = parse_config(path, *overrides)
+    assert training_args.trust_remote_code is False
+
+
+def test_our_code_never_unpickles():
+    for source in (REPO_ROOT / "vlm_recipes").glob("*.py"):
+        text = source.read_text()
+        assert "torch.load(" not in text and "import pickle" not in text, source
+
+
+def test_resuming_a_checkpoint_unpickles_only_with_weights_only():
+    """Resuming reads optimizer.pt, scheduler.pt and rng_state.pth, which torch.save pickles. transformers 5.23
+    loads every one of them with torch.load(weights_only=True): tensors and plain containers only, no code runs.
+    This test fails if an upgrade of transformers changes that."""
+    from transformers import Trainer
+
+    for method in (Trainer._load_rng_state, Trainer._load_optimizer_and_scheduler, Trainer._load_from_checkpoint):
+        source = inspect.getsource(method)
+        loads = source.count("torch.load(")
+        assert loads and source.count("weights_only=True") >= loads and "weights_only=False" not in source
+
+
+def test_hub_token_is_never_written_or_logged(tmp_path, capfd, caplog):
+    token = f"hf_{uuid.uuid4().hex}"
+    caplog.set_level(logging.DEBUG)
+    out = tmp_path / "run"
+    # Checkpoints, TensorBoard logs (which record the training arguments), the final adapter and config.
+    run_recipe(
+        "sft_lora",
+        SFT,
+        out,
+        *"--max_steps 2 --save_strategy steps --save_steps 1 --synthetic_train_samples 8 --max_eval_samples 2".split(),
+        *"--per_device_train_batch_size 2 --eval_max_new_tokens 2 --logging_steps 1 --report_to tensorboard".split(),
+        "--hub_token",
+        token,
+    )
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert any("events.out.tfevents" in p.name for p in files) and any("checkpoint-2" in str(p) for p in files)
+    leaks = [p for p in files if token.encode() in p.read_bytes()]
+    assert not leaks
+    captured = capfd.readouterr()
+    assert token not in captured.out + captured.err + caplog.text
+    # The redacted config is still written, and says a token was given.
+    assert "<HUB_TOKEN>" in (out / "training_config.json").read_text()
