@@ -11,7 +11,7 @@ ARGS ?=
 
 RECIPES := sft_lora dpo mpo grpo
 
-.PHONY: setup demo test test-slow lint format train tiny-models bench clean help $(RECIPES)
+.PHONY: setup demo test test-slow lint format train tiny-models bench clean help preflight $(RECIPES)
 
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -50,6 +50,11 @@ $(RECIPES): setup ## one recipe, offline default unless CONFIG=...: make dpo, ma
 tiny-models: setup ## build (or reuse) the cached offline tiny checkpoints
 	$(PY) -m vlm_recipes.tiny build
 	$(PY) -m vlm_recipes.tiny build --stage sft
+
+# --- preflight (issue 7) ---------------------------------------------------------------------------------------
+preflight: setup ## check a config's data against its processor: make preflight CONFIG=<yaml> [ARGS="--all_rows"]
+	$(PY) -m vlm_recipes.preflight --config $(or $(CONFIG),recipes/configs/tiny-smolvlm/sft_lora.yaml) $(ARGS)
+# --- end preflight ----------------------------------------------------------------------------------------------
 
 bench: setup ## collator throughput and default-run benchmarks
 	$(PY) benches/bench_collator.py

@@ -91,11 +91,12 @@ class Report:
         )
         if max_length is not None:
             over = sum(t > max_length for t in self.tokens)
+            dropped = f", {len(self.dropped)} to be dropped (on_overflow: drop)" if self.dropped else ""
             lines.append(
-                f"  over max_length={max_length}: {over} sequence(s), {len(self.truncated)} with only text cut, "
-                f"{len(self.dropped)} to be dropped (on_overflow: drop)"
+                f"  over max_length={max_length}: {over} sequence(s), {len(self.truncated)} with only text cut"
+                + dropped
             )
-        if self.row_tokens:
+        if self.row_tokens and self.split == "train":
             estimate = statistics.fmean(self.row_tokens) * self.rows_total
             lines.append(f"  estimated tokens per epoch: {estimate:,.0f} ({self.rows_total} rows x mean)")
         lines += [f"  ERROR {e}" for e in self.errors]
