@@ -36,17 +36,18 @@ def assert_same_adapter(a: dict, b: dict) -> None:
         assert torch.allclose(a[name], b[name], atol=1e-5), name
 
 
-def steps_trained(monkeypatch) -> list[int]:
+def steps_trained_by(monkeypatch, recipe: str = "sft") -> list[int]:
     """Records the global step at every optimizer step of the runs that follow (gradient accumulation is 1)."""
-    from vlm_recipes.run import VLMSFTTrainer
+    from vlm_recipes.run import TRAINERS
 
-    calls, training_step = [], VLMSFTTrainer.training_step
+    trainer_cls = TRAINERS[{"sft_lora": "sft"}.get(recipe, recipe)]
+    calls, training_step = [], trainer_cls.training_step
 
     def counting(self, *args, **kwargs):
         calls.append(self.state.global_step)
         return training_step(self, *args, **kwargs)
 
-    monkeypatch.setattr(VLMSFTTrainer, "training_step", counting)
+    monkeypatch.setattr(trainer_cls, "training_step", counting)
     return calls
 
 
@@ -74,7 +75,7 @@ def test_sigkill_mid_training_then_resume_gives_the_same_adapter(tmp_path, monke
     killed_at = int(complete_checkpoints(out)[-1].name.split("-")[1])
     assert 3 <= killed_at < STEPS
 
-    trained = steps_trained(monkeypatch)
+    trained = steps_trained_by(monkeypatch)
     results = run_recipe("sft_lora", CONFIG, out, *ARGS, "--resume_from_checkpoint", "latest")
     assert results["train_steps"] == STEPS
     assert trained == list(range(killed_at, STEPS))  # continued, did not start over
@@ -101,7 +102,7 @@ def test_crash_while_saving_keeps_the_previous_checkpoint_and_resumes_from_it(tm
     # Naming the half-written checkpoint is refused with the fix; `latest` picks checkpoint-4.
     with pytest.raises(ValueError, match=r"checkpoint-5: incomplete checkpoint .* resume from .*checkpoint-4"):
         resume_point(str(out), str(out / "checkpoint-5"), False)
-    trained = steps_trained(monkeypatch)
+    trained = steps_trained_by(monkeypatch)
     results = run_recipe("sft_lora", CONFIG, out, *ARGS, "--resume_from_checkpoint", "latest")
     assert results["train_steps"] == STEPS
     assert trained == list(range(4, STEPS))
@@ -139,3 +140,40 @@ def test_latest_without_a_complete_checkpoint_is_a_clear_error(tmp_path):
     make_run_dir(tmp_path, [3], complete=[])
     with pytest.raises(FileNotFoundError, match="holds no complete checkpoint"):
         resume_point(str(tmp_path), "latest", overwrite_output_dir=False)
+
+
+PREFERENCE_AND_RL = {
+    "dpo": "--per_device_train_batch_size 2",
+    "grpo": "--per_device_train_batch_size 4 --num_generations 2 --max_completion_length 4",
+}
+
+
+@pytest.mark.parametrize("recipe", ["dpo", "grpo"])
+def test_dpo_and_grpo_resume_after_a_crash_while_saving(tmp_path, monkeypatch, recipe):
+    """The same checkpointing serves every trainer (TRL's DPO/GRPO trainers add files to a checkpoint: the
+    marker comes after them), and resuming continues with the same result as an uninterrupted run."""
+    from transformers import Trainer
+
+    config = REPO_ROOT / f"recipes/configs/tiny-smolvlm/{recipe}.yaml"
+    args = (
+        "--max_steps 4 --save_strategy steps --save_steps 1 --synthetic_train_samples 16 --max_eval_samples 2 "
+        "--per_device_eval_batch_size 2 --eval_max_new_tokens 2 --overwrite_output_dir false"
+    ).split() + PREFERENCE_AND_RL[recipe].split()
+    run_recipe(recipe, config, tmp_path / "uninterrupted", *args)
+    save_rng_state = Trainer._save_rng_state
+
+    def crash_at_step_3(self, output_dir):
+        if self.state.global_step == 3:
+            raise KeyboardInterrupt("simulated crash while saving")
+        save_rng_state(self, output_dir)
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(Trainer, "_save_rng_state", crash_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        run_recipe(recipe, config, out, *args)
+    monkeypatch.undo()
+    assert [c.name for c in complete_checkpoints(out)] == ["checkpoint-1", "checkpoint-2"]
+    trained = steps_trained_by(monkeypatch, recipe)
+    results = run_recipe(recipe, config, out, *args, "--resume_from_checkpoint", "latest")
+    assert results["train_steps"] == 4 and trained == [2, 3]
+    assert_same_adapter(adapter(out), adapter(tmp_path / "uninterrupted"))
