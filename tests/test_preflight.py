@@ -14,6 +14,7 @@ from test_configs import run_recipe
 from vlm_recipes import preflight
 from vlm_recipes.collators import SampleError, VisionChatCollator
 from vlm_recipes.configs import REPO_ROOT
+from vlm_recipes.images import ImageError, open_image
 
 SFT = REPO_ROOT / "recipes/configs/tiny-smolvlm/sft_lora.yaml"
 # Enough to reach the start-up checks quickly; the rows come from the local data written by each test.
@@ -180,8 +181,8 @@ def test_decompression_bomb_is_refused_before_decoding(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # what the start-up guard sets from max_image_pixels
     path = tmp_path / "bomb.png"
     Image.new("RGB", (64, 64)).save(path)  # 4096 > 2 x 1000 pixels: PIL refuses to even open it
-    with pytest.raises(SampleError, match="bomb.png: refused before decoding .*decompression bomb"):
-        preflight.open_image({"path": str(path), "bytes": None}, max_pixels=1000)
+    with pytest.raises(ImageError, match="bomb.png: refused before decoding .*decompression bomb"):
+        open_image({"path": str(path), "bytes": None}, max_pixels=1000)
 
 
 def test_placeholder_image_count_mismatch(tmp_path, model_never_loaded):
@@ -305,6 +306,24 @@ def test_collator_names_the_row_and_reason_mid_run(processors):
         collator([ok, {**ok, "images": [Image.new("RGB", (40, 40))], "row_id": "a:2"}])
     with pytest.raises(SampleError, match=r"row row_id='a:3', image 0: image mode 'F' cannot be converted"):
         collator([{**ok, "images": [Image.new("F", (8, 8))], "row_id": "a:3"}])
+
+
+def test_corrupt_image_met_mid_run_is_named_by_the_collator(tmp_path):
+    from vlm_recipes.configs import DataArguments
+    from vlm_recipes.data import load_splits
+
+    data = write_data(tmp_path)
+    train, _ = load_splits(DataArguments(dataset_name=str(data), eval_fraction=0.5), seed=42)  # the run's split
+    victim = train[1]["row_id"]  # "data.jsonl:<line>"
+    image = tmp_path / "imgs" / f"{int(victim.split(':')[1]) - 1}.png"
+    image.write_bytes(b"garbage")  # damaged after the data was written: only decoding notices
+    out = tmp_path / "out"
+    with pytest.raises(SampleError, match=rf"row row_id='{victim}', image 0: {image}: not a readable image"):
+        # No start-up check: the collator meets the row while training (3 rows, 2 steps of 2).
+        run_recipe(
+            "sft_lora", SFT, out, *SMALL, "--dataset_name", str(data), "--preflight", "false", "--max_steps", "2"
+        )
+    assert not out.exists()
 
 
 def test_start_up_check_reads_a_sample_unless_asked_for_all_rows(tmp_path, processors):

@@ -26,6 +26,7 @@ from trl.chat_template_utils import get_training_chat_template
 from trl.data_utils import prepare_multimodal_messages
 
 from .families import family_of
+from .images import ImageError, open_image, to_rgb
 
 logger = logging.getLogger(__name__)
 
@@ -35,41 +36,6 @@ _TOKEN_ALIGNED_KEYS = ("input_ids", "attention_mask", "labels", "token_type_ids"
 
 class SampleError(ValueError):
     """A row that cannot be turned into a training sample; the message names the row and the fix."""
-
-
-# Modes PIL converts to RGB without losing meaning (alpha is composited on white, as transformers does).
-CONVERTIBLE_MODES = frozenset(
-    {"RGB", "RGBA", "RGBa", "RGBX", "LA", "La", "L", "1", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV"}
-)
-_ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
-
-
-def unsupported_image(width: int, height: int, mode: str, max_pixels: int | None) -> str | None:
-    """Why an image of this size and mode cannot be trained on (None: it can, after `to_rgb`)."""
-    if max_pixels is not None and width * height > max_pixels:
-        return (
-            f"image of {width}x{height} = {width * height:,} pixels exceeds max_image_pixels={max_pixels:,}; "
-            "downscale it, or raise max_image_pixels if you trust the file"
-        )
-    if mode not in CONVERTIBLE_MODES:
-        return (
-            f"image mode {mode!r} cannot be converted to RGB without choosing a tone mapping (16-bit/float data); "
-            "convert it to 8-bit RGB first"
-        )
-    return None
-
-
-def to_rgb(image):
-    """The image as RGB: alpha composited on white, palette/greyscale/CMYK converted."""
-    if image.mode == "RGB":
-        return image
-    if image.mode in _ALPHA_MODES:
-        from PIL import Image
-
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
 
 
 def _row_name(example: dict, position: int) -> str:
@@ -87,17 +53,17 @@ def _strip_nulls(content):
 
 
 def rgb_images(example: dict, position: int, max_pixels: int | None = None) -> list:
-    """The example's images converted to RGB, or a SampleError naming the row and the image."""
+    """The example's images (PIL, or undecoded {path, bytes}) decoded, checked and converted to RGB, or a
+    SampleError naming the row and the image."""
     images = example.get("images")
     if images is None and example.get("image") is not None:
         images = [example["image"]]
     out = []
-    for k, image in enumerate(images or []):
-        why = unsupported_image(image.width, image.height, image.mode, max_pixels)
-        if why:
-            where = getattr(image, "filename", None) or f"image {k}"
-            raise SampleError(f"{_row_name(example, position)}, {where}: {why}.")
-        out.append(to_rgb(image))
+    for k, value in enumerate(images or []):
+        try:
+            out.append(to_rgb(open_image(value, max_pixels)))
+        except ImageError as err:
+            raise SampleError(f"{_row_name(example, position)}, image {k}: {err}.") from err
     return out
 
 

@@ -19,7 +19,6 @@ every row, `--preflight false` to skip), after loading the processor and data an
 from __future__ import annotations
 
 import argparse
-import io
 import logging
 import random
 import statistics
@@ -30,20 +29,11 @@ from pathlib import Path
 
 import torch
 from datasets import Dataset
-from datasets import Image as ImageFeature
-from datasets import List as ListFeature
 from PIL import Image
 
-from .collators import (
-    PreferenceCollator,
-    PromptCollator,
-    SampleError,
-    VisionChatCollator,
-    _row_name,
-    conversation_of,
-    unsupported_image,
-)
+from .collators import PreferenceCollator, PromptCollator, SampleError, VisionChatCollator, _row_name, conversation_of
 from .families import family_of
+from .images import ImageError, open_image, undecoded
 
 logger = logging.getLogger(__name__)
 
@@ -103,65 +93,6 @@ class Report:
         return "\n".join(lines)
 
 
-def _undecoded(ds: Dataset) -> Dataset:
-    """`ds` with its image column(s) left as {path, bytes}, so decoding errors can name the file."""
-    for col in ("images", "image"):
-        feature = ds.features.get(col)
-        if isinstance(feature, ImageFeature):
-            ds = ds.cast_column(col, ImageFeature(decode=False))
-        elif isinstance(feature, ListFeature) and isinstance(feature.feature, ImageFeature):
-            ds = ds.cast_column(col, ListFeature(ImageFeature(decode=False)))
-    return ds
-
-
-def open_image(value, max_pixels: int | None):
-    """Decode one image value (PIL image, or datasets' {path, bytes}); returns (image, source name).
-
-    Size and mode are read from the header and refused before the pixel data is decoded.
-    """
-    if isinstance(value, Image.Image):
-        source = getattr(value, "filename", None) or "in-memory image"
-        image = value
-    else:
-        path, data = value.get("path"), value.get("bytes")
-        source = path or "embedded image bytes"
-        if data is None:
-            if path is None:
-                raise SampleError("image entry with neither bytes nor a path")
-            file = Path(path)
-            if not file.is_file():
-                raise SampleError(f"{path}: image file not found; fix the path or remove the row")
-            if file.stat().st_size == 0:
-                raise SampleError(f"{path}: empty (0-byte) image file; replace the file or remove the row")
-            data = file.read_bytes()
-        elif len(data) == 0:
-            raise SampleError(f"{source}: empty (0-byte) image; replace it or remove the row")
-        try:
-            image = Image.open(io.BytesIO(data))
-        except Image.DecompressionBombError as err:
-            raise SampleError(
-                f"{source}: refused before decoding ({err}); downscale it, or raise max_image_pixels if you trust "
-                "the file"
-            ) from err
-        except Image.UnidentifiedImageError as err:
-            raise SampleError(
-                f"{source}: not a readable image (unknown format or corrupt header); replace the file or remove "
-                "the row"
-            ) from err
-        except Exception as err:  # OSError, SyntaxError, ... from a damaged header
-            raise SampleError(f"{source}: not a readable image ({err}); replace the file or remove the row") from err
-    why = unsupported_image(image.width, image.height, image.mode, max_pixels)
-    if why:
-        raise SampleError(f"{source}: {why}")
-    try:
-        image.load()
-    except Exception as err:  # truncated or corrupt pixel data
-        raise SampleError(f"{source}: corrupt image data ({err}); replace the file or remove the row") from err
-    if isinstance(value, dict) and value.get("path"):
-        image.filename = value["path"]  # so collator errors name the file too
-    return image, source
-
-
 def _sample(n: int, num_rows: int | None, seed: int) -> list[int]:
     if num_rows is None or num_rows >= n:
         return list(range(n))
@@ -182,7 +113,7 @@ def check_split(
 ) -> Report:
     """Check `num_rows` random rows of `ds` (None: all) for recipe `method` ('sft', 'dpo' or 'grpo')."""
     report = Report(split=split, rows_total=len(ds))
-    raw = _undecoded(ds)
+    raw = undecoded(ds)
     image_ids = torch.tensor(family_of(processor).image_token_ids(processor.tokenizer))
     key = "messages" if method == "sft" else "prompt"
     if method == "sft":
@@ -201,7 +132,7 @@ def check_split(
             values = row.pop("images", None) or ([row.pop("image")] if row.get("image") is not None else [])
             images = []
             for value in values:
-                image, _ = open_image(value, max_image_pixels)
+                image = open_image(value, max_image_pixels)
                 report.modes[image.mode] += 1
                 if image.mode != "RGB":
                     report.converted[image.mode] += 1
@@ -211,7 +142,7 @@ def check_split(
             row["images"] = images
             conversation_of(row, index, key)  # placeholders vs images, empty conversation
             batch = collator([row])
-        except SampleError as err:
+        except (SampleError, ImageError) as err:
             message = str(err)
             report.errors.append(message if message.startswith("row ") else f"{name}: {message}")
             continue

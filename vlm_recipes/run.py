@@ -25,6 +25,7 @@ from .configs import DataArguments, DPOConfig, GRPOConfig, SFTConfig, VLMModelCo
 from .data import load_preference_splits, load_prompt_splits, load_splits
 from .evaluation import exact_match_accuracy, preference_accuracy
 from .families import family_of
+from .images import undecoded
 from .modeling import apply_freezing, build_peft_config, count_parameters, load_model, load_processor, parameter_groups
 from .rewards import get_reward_funcs, weighted_rewards
 
@@ -157,6 +158,9 @@ def _run(method: str, data_args: DataArguments, training_args, model_args: VLMMo
         "peft_config": peft_config,
     }
     collator = None
+    if method != "grpo":
+        # Our collators decode the training images, so a corrupt file met mid-run is named with its row.
+        trainer_kwargs["train_dataset"] = undecoded(train_ds)
     if method == "grpo":  # TRL's GRPOTrainer renders and processes prompts itself, for generation
         trainer_kwargs["reward_funcs"] = get_reward_funcs(training_args.reward_funcs)
     else:
