@@ -308,6 +308,29 @@ def test_collator_names_the_row_and_reason_mid_run(processors):
         collator([{**ok, "images": [Image.new("F", (8, 8))], "row_id": "a:3"}])
 
 
+@pytest.mark.parametrize("family", ["smolvlm", "qwen2_vl"])
+def test_undecoded_images_collate_exactly_like_decoded_ones(tmp_path, processors, family):
+    import torch
+
+    from vlm_recipes.configs import DataArguments
+    from vlm_recipes.data import load_splits
+    from vlm_recipes.images import undecoded
+
+    odd = {"rgba.png": Image.new("RGBA", (32, 32), (255, 0, 0, 90)), "grey.png": Image.new("L", (20, 40), 128)}
+    data = write_data(
+        tmp_path, images=odd, edit=lambda rows: [rows[i].update(images=[f"imgs/{n}"]) for i, n in enumerate(odd)]
+    )
+    train, _ = load_splits(DataArguments(dataset_name=str(data), eval_fraction=0.5), seed=0)
+    collator = VisionChatCollator(processors[family])
+    decoded, raw = collator(list(train)), collator(list(undecoded(train)))
+    assert isinstance(undecoded(train)[0]["images"][0], dict)
+    assert decoded.keys() == raw.keys()
+    for key in decoded:
+        assert torch.equal(decoded[key], raw[key]), key
+    with pytest.raises(SampleError, match=r"row row_id='x:1', image 0: /nowhere.png: image file not found"):
+        collator([{**train[0], "images": ["/nowhere.png"], "row_id": "x:1"}])
+
+
 def test_corrupt_image_met_mid_run_is_named_by_the_collator(tmp_path):
     from vlm_recipes.configs import DataArguments
     from vlm_recipes.data import load_splits

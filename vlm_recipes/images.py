@@ -75,6 +75,8 @@ def open_image(value, max_pixels: int | None):
 
     Size and mode are read from the header and refused before the pixel data is decoded.
     """
+    if isinstance(value, str):  # a path column that was never cast to datasets.Image
+        value = {"path": value, "bytes": None}
     if isinstance(value, Image.Image):
         image, source = value, getattr(value, "filename", None)
     else:
