@@ -158,12 +158,11 @@ def _run(method: str, data_args: DataArguments, training_args, model_args: VLMMo
         "peft_config": peft_config,
     }
     collator = None
-    if method != "grpo":
-        # Our collators decode the training images, so a corrupt file met mid-run is named with its row.
-        trainer_kwargs["train_dataset"] = undecoded(train_ds)
     if method == "grpo":  # TRL's GRPOTrainer renders and processes prompts itself, for generation
         trainer_kwargs["reward_funcs"] = get_reward_funcs(training_args.reward_funcs)
     else:
+        # Our collators decode the training images, so a corrupt file met mid-run is named with its row.
+        trainer_kwargs["train_dataset"] = undecoded(train_ds)
         collator_cls = VisionChatCollator if method == "sft" else PreferenceCollator
         collator = collator_cls(
             processor,
