@@ -89,7 +89,8 @@ def _split(
             "set dataset_train_split."
         )
     train = ds[args.dataset_train_split]
-    if args.dataset_test_split in ds:
+    # A test split that is the train split would measure on training data: hold out a fraction instead.
+    if args.dataset_test_split in ds and args.dataset_test_split != args.dataset_train_split:
         test = ds[args.dataset_test_split]
     else:
         stratify = stratify if stratify and isinstance(train.features.get(stratify), ClassLabel) else None
