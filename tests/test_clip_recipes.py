@@ -148,3 +148,21 @@ def test_siglip_loss_needs_a_model_with_a_bias(tmp_path):
             "clip_train", config, tmp_path / "run", "--loss", "siglip", "--max_steps", "1", "--max_eval_samples", "8"
         )
     assert not (tmp_path / "run").exists()
+
+
+def test_zero_shot_classification_from_a_metadata_file_with_label_names(tmp_path):
+    import random
+
+    rng = random.Random(2)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    lines = []
+    for i in range(12):
+        color, shape = ("yellow", "triangle") if i % 2 else ("green", "circle")
+        synthetic.render_scene(rng, 64, [(color, shape)]).save(folder / f"{i}.png")
+        lines.append(json.dumps({"file_name": f"{i}.png", "label": f"{color} {shape}"}))
+    (folder / "metadata.jsonl").write_text("\n".join(lines) + "\n")
+    results = zero_shot(tmp_path / "out", "--tasks", "classify", "--dataset_name", str(folder))
+    assert results["classify"]["num_images"] == 12  # zero-shot: a folder without splits is evaluated whole
+    assert results["classify"]["ensemble"]["top1"] > 0.9
+    assert sorted(results["classify"]["ensemble"]["per_class_recall"]) == ["green circle", "yellow triangle"]

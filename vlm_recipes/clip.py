@@ -27,7 +27,7 @@ from . import plots, synthetic
 from . import zero_shot as zs
 from .contrastive import LOSSES, ContrastiveCollator, ContrastiveTrainer
 from .image_data import ImageDataArguments, digits_dataset, load_captions, load_classification
-from .outputs import RESULTS_FILE, output_dir
+from .outputs import RESULTS_FILE, output_dir, save_run
 from .tiny import resolve
 
 logger = logging.getLogger(__name__)
@@ -399,11 +399,7 @@ def run_contrastive_training(
             }
         )
         if trainer.is_world_process_zero():
-            trainer.save_model(str(out))  # safetensors
-            processor.save_pretrained(out)
-            (out / "training_args.bin").unlink(missing_ok=True)
-            (out / "training_config.json").write_text(training_args.to_json_string())
-            (out / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
+            save_run(trainer, processor, training_args, results, out)
             print("\nHeld-out before -> after training:")
             for key in before:
                 print(f"  {key}: {before[key]:.3f} -> {after[key]:.3f}")

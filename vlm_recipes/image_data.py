@@ -81,8 +81,13 @@ def _load(args: ImageDataArguments, seed: int) -> DatasetDict:
 def _split(
     ds: DatasetDict, args: ImageDataArguments, seed: int, stratify: str | None, with_train: bool
 ) -> tuple[Dataset | None, Dataset]:
-    if not with_train and args.dataset_test_split in ds:
-        return None, ds[args.dataset_test_split]
+    if not with_train:  # zero-shot: nothing is trained, so a dataset without a test split is evaluated whole
+        split = args.dataset_test_split if args.dataset_test_split in ds else args.dataset_train_split
+        if split not in ds:
+            raise ValueError(
+                f"{args.dataset_name} has no split {split!r} (it has {list(ds)}); set dataset_test_split."
+            )
+        return None, ds[split]
     if args.dataset_train_split not in ds:
         raise ValueError(
             f"{args.dataset_name} has no split {args.dataset_train_split!r} (it has {list(ds)}); "
@@ -135,6 +140,15 @@ def load_classification(
             for ds in (train, test)
         )
     feature = test.features["label"]
+    if feature.dtype == "string":  # e.g. a metadata file with label names: number them (class_names order first)
+        seen = set(test.unique("label")) | (set(train.unique("label")) if train is not None else set())
+        unknown = sorted(seen - set(args.class_names or []))
+        names = list(args.class_names or []) + unknown
+        if args.class_names and unknown:
+            raise ValueError(f"{args.dataset_name}: labels {unknown} are not in class_names {args.class_names}.")
+        encode = ClassLabel(names=names)
+        train, test = (ds.cast_column("label", encode) if ds is not None else None for ds in (train, test))
+        feature = test.features["label"]
     if args.class_names:
         names = list(args.class_names)
     elif isinstance(feature, ClassLabel):

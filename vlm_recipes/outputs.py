@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,3 +28,13 @@ def output_dir(path: str | Path, overwrite: bool = False):
         if created:
             shutil.rmtree(out, ignore_errors=True)
         raise
+
+
+def save_run(trainer, processor, training_args, results: dict, out: Path) -> None:
+    """The trained model (safetensors), its processor, the training arguments as JSON (tokens redacted, instead of
+    Trainer's pickled training_args.bin) and eval_results.json."""
+    trainer.save_model(str(out))
+    processor.save_pretrained(out)
+    (out / "training_args.bin").unlink(missing_ok=True)
+    (out / "training_config.json").write_text(training_args.to_json_string())
+    (out / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")

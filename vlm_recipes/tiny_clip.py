@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import random
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, PreTrainedTokenizerFast
 
 from . import synthetic
+from .tiny import cache_root, save_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -117,8 +117,6 @@ def _spec_hash(name: str) -> str:
 
 
 def checkpoint_dir(name: str) -> Path:
-    from .tiny import cache_root
-
     return cache_root() / "tiny" / f"{name.removeprefix('tiny:')}-{_spec_hash(name)}"
 
 
@@ -138,19 +136,7 @@ def build(name: str = "tiny:clip", force: bool = False) -> Path:
         logger.info("Training %s once (about a minute), cached in %s ...", name, target)
         info["train"] = {**TRAIN, **_train(model, processor)}
     info["build_seconds"] = round(time.time() - started, 1)
-    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
-    try:
-        model.save_pretrained(tmp)  # safetensors
-        processor.save_pretrained(tmp)
-        (tmp / "tiny_build.json").write_text(json.dumps(info, indent=2))
-        if force and target.exists():
-            shutil.rmtree(target)
-        try:
-            tmp.rename(target)
-        except OSError:  # another process finished first; the build is deterministic
-            pass
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    save_atomically(target, model, processor, info, force)
     return target
 
 

@@ -9,7 +9,6 @@ eval_results.json.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from transformers import (
 from . import plots
 from . import zero_shot as zs
 from .image_data import ImageDataArguments, load_classification
-from .outputs import RESULTS_FILE, output_dir
+from .outputs import RESULTS_FILE, output_dir, save_run
 
 logger = logging.getLogger(__name__)
 
@@ -149,11 +148,7 @@ def run_vit(data_args: ImageDataArguments, model_args: ViTModelArguments, traini
         if trainer.is_world_process_zero():
             title = f"{data_args.dataset_name}: held-out top-1 {after['top1']:.3f} ({len(test)} images)"
             plots.confusion_matrix_png(counts, class_names, out / "confusion_matrix.png", title)
-            trainer.save_model(str(out))  # safetensors
-            processor.save_pretrained(out)
-            (out / "training_args.bin").unlink(missing_ok=True)
-            (out / "training_config.json").write_text(training_args.to_json_string())
-            (out / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
+            save_run(trainer, processor, training_args, results, out)
             print(
                 f"\nHeld-out top-1 ({len(test)} images, {n} classes): "
                 f"before {before['top1']:.3f} -> after {after['top1']:.3f}"
