@@ -2,7 +2,7 @@
 
 transformers' `generate` does the decoding; this module adds the batching with our prompt collator (left
 padding, images) and scores the answers with `vlm_recipes.metrics` (normalised exact match for the training
-recipes), the same code `recipes/evaluate.py` uses, so every recipe reports before/after figures the same way.
+recipes), the same code `recipes/evaluate_models.py` uses, so every recipe reports before/after figures the same way.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def exact_match_accuracy(
     messages_key: str = "messages",
 ) -> dict:
     """Fraction of rows whose generated answer equals the reference after normalisation: the `exact_match`
-    metric module of `vlm_recipes.metrics`, the one `recipes/evaluate.py` reports."""
+    metric module of `vlm_recipes.metrics`, the one `recipes/evaluate_models.py` reports."""
     predictions = generate_answers(model, processor, rows, batch_size, max_new_tokens, desc, messages_key)
     references = [final_answer(rows[i]) for i in range(len(rows))]
     scored = score("exact_match", predictions, references)

@@ -3,8 +3,8 @@
 `evaluate.load("exact_match")` fetches its script from the Hub, which our machines cannot reach, and the Hub has
 no ANLS or ChartQA relaxed accuracy at all. Each metric here is a directory `vlm_recipes/metrics/<name>/` with a
 script `<name>.py`, exactly the layout `evaluate.load(<local dir>)` expects; the scripts wrap the per-sample
-functions of `vlm_recipes.metrics.scoring`. The training recipes' before/after accuracy and `recipes/evaluate.py`
-both score through `load_metric`, so there is one implementation of every figure.
+functions of `vlm_recipes.metrics.scoring`. The training recipes' before/after accuracy and
+`recipes/evaluate_models.py` both score through `load_metric`, so there is one implementation of every figure.
 
 | name | score per sample | references |
 |---|---|---|
