@@ -26,6 +26,7 @@ RECIPE_OF = {
     "evaluate_chartqa": "evaluate_models",
     "evaluate_docvqa": "evaluate_models",
     "evaluate_vqav2": "evaluate_models",
+    "evaluate_textvqa": "evaluate_models",
 }
 INFERENCE_RECIPES = {"generate", "evaluate_models"}
 

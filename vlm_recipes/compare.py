@@ -76,9 +76,11 @@ def run_evaluate(data_args: DataArguments, eval_args: EvaluateArguments, model_a
     """recipes/evaluate_models.py: every entry on the same rows and metrics; writes the reports, returns the JSON."""
     entries = entries_of(eval_args, model_args)
     gen_args = GenerateArguments(
-        batch_size=eval_args.batch_size, max_new_tokens=eval_args.max_new_tokens, device=eval_args.device
+        batch_size=eval_args.batch_size,
+        max_new_tokens=eval_args.max_new_tokens,
+        device=eval_args.device,
+        seed=eval_args.seed,
     )
-    gen_args.seed = eval_args.seed
     rows = rows_for(gen_args, data_args, eval_args.references_column)
     missing = [i for i in range(min(len(rows), 3)) if "reference" not in rows[i]]
     if missing:
@@ -98,6 +100,9 @@ def run_evaluate(data_args: DataArguments, eval_args: EvaluateArguments, model_a
             model, processor, rows, eval_args.batch_size, eval_args.max_new_tokens, desc=f"generating: {entry.label}"
         )
         del model
+        unscored = next((r["id"] for r in records if r.get("reference") is None), None)
+        if unscored is not None:
+            raise ValueError(f"{data_args.dataset_name}: row id={unscored!r} has no reference answer to score.")
         predictions = [r["prediction"] for r in records]
         references = [r["reference"] for r in records]
         metrics, per_sample = {}, None

@@ -203,5 +203,9 @@ def load_eval_split(args: DataArguments, seed: int = 42) -> Dataset:
         return synthetic.make_dataset(
             args.synthetic_task, args.max_eval_samples, SYNTHETIC_EVAL_SEED, args.synthetic_image_size
         )
-    _, test = _user_splits(args, seed)
+    raw = _load_raw(args)
+    if isinstance(raw, DatasetDict) and args.dataset_test_split in raw:
+        test = raw[args.dataset_test_split]  # no need for a train split to evaluate
+    else:
+        _, test = _user_splits(args, seed)
     return test.select(range(min(len(test), args.max_eval_samples)))

@@ -43,7 +43,8 @@ def load_metric(name: str):
     """`evaluate.load` of our local metric module `name` (offline; cached per process)."""
     import evaluate
 
-    return evaluate.load(str(metric_path(name)))
+    # In memory: no cache files, so concurrent processes (e.g. the ranks of a multi-process run) never share one.
+    return evaluate.load(str(metric_path(name)), keep_in_memory=True)
 
 
 def score(name: str, predictions: list[str], references: list) -> dict:
