@@ -120,6 +120,8 @@ def test_bad_input_names_the_file_or_field_and_the_fix(tmp_path):
         run_generate(tmp_path, "--image", str(tmp_path / "x.png"), "--prompt_template", "A {category}")
     with pytest.raises(ValueError, match=r"Unknown metric\(s\) \['accuracy'\]; choose from"):
         recipe_module("evaluate_models").main(["--metrics", "accuracy", "--output_dir", str(tmp_path / "e")])
+    with pytest.raises(FileNotFoundError, match=r"adapter_paths '.*no_such_run': no such directory"):
+        recipe_module("evaluate_models").main(["--adapter_paths", str(tmp_path / "no_such_run")])
     with pytest.raises(ValueError, match="Give one input"):
         GenerateArguments(image=["a.png"], video="b.mp4")
 

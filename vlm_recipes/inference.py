@@ -363,7 +363,9 @@ def run_generate(data_args: DataArguments, gen_args: GenerateArguments, model_ar
     """recipes/generate.py: predictions for the given input, written as JSONL to `output_file`."""
     if gen_args.adapter_path:
         check_adapter_dir(gen_args.adapter_path)
-    rows = rows_for(gen_args, data_args)  # inputs are checked before the model is loaded
+    rows = rows_for(gen_args, data_args)
+    if len(rows):
+        rows[0]  # builds the first prompt: a missing file or template field fails before the model is loaded
     model, processor = load_for_inference(
         model_args, gen_args.adapter_path, gen_args.device, gen_args.trust_remote_code
     )
