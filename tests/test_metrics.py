@@ -61,6 +61,11 @@ def test_vqa_accuracy_counts_humans_up_to_three():
         ("Ünïcode", ["ünïcode"] * 5),
     ]
     assert per_sample("vqa_accuracy", pairs) == pytest.approx([1.0, 1 / 3, 2 / 3, 1 / 3, 0.0, 1.0])
+    # The official script's leave-one-out average over 10 humans: 1, 2, 3 and 4 matches give 0.3, 0.6, 0.9, 1.
+    humans = [["x"] * k + ["y"] * (10 - k) for k in (1, 2, 3, 4)]
+    assert per_sample("vqa_accuracy", [("x", h) for h in humans], leave_one_out=True) == pytest.approx(
+        [0.3, 0.6, 0.9, 1.0]
+    )
     with pytest.raises(ValueError, match="non-empty list of human answers"):
         load("vqa_accuracy").compute(predictions=["a"], references=[[]])
 

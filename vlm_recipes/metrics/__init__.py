@@ -9,7 +9,7 @@ functions of `vlm_recipes.metrics.scoring`. The training recipes' before/after a
 | name | score per sample | references |
 |---|---|---|
 | exact_match | 1 if equal after normalisation (case, punctuation, whitespace, Unicode NFKC) | str or list[str] |
-| vqa_accuracy | min(#human answers equal to the prediction / 3, 1) | list[str] (human answers) |
+| vqa_accuracy | min(#humans who gave the prediction / 3, 1); leave_one_out=True: the official average | list[str] |
 | anls | 1 - normalised edit distance, 0 below 0.5 similarity (DocVQA) | str or list[str] |
 | relaxed_accuracy | numbers within 5% relative error, else exact match (ChartQA) | str or list[str] |
 | bleu | corpus BLEU-4 with add-one smoothing (per sample: sentence BLEU) | str or list[str] |

@@ -52,19 +52,23 @@ def normalize_vqa(text: str) -> str:
     return " ".join(words)
 
 
-def vqa_accuracy_score(prediction: str, human_answers) -> float:
+def vqa_accuracy_score(prediction: str, human_answers, leave_one_out: bool = False) -> float:
     """VQA accuracy: min(#humans who gave the predicted answer / 3, 1), answers compared after `normalize_vqa`.
 
-    This is the formula of the VQA paper. The official evaluation additionally averages it over the 10
-    leave-one-out subsets of the 10 human answers, which gives e.g. 0.9 instead of 1.0 for an answer 3 of 10
-    humans gave; we keep the plain formula (identical for answers given by 0, 1, 2 or >= 4 of 10 humans).
+    This is the formula of the VQA paper (the default). The official evaluation script averages it over the
+    leave-one-out subsets of the human answers (`leave_one_out=True`): for an answer given by 1, 2 or 3 of 10
+    humans that gives 0.3, 0.6, 0.9 instead of 1/3, 2/3, 1; for 0 or >= 4 of 10 both give 0 and 1.
     """
-    answers = _as_list(human_answers)
+    answers = [normalize_vqa(a) for a in _as_list(human_answers)]
     if not answers:
         raise ValueError("VQA accuracy needs a non-empty list of human answers per question.")
     pred = normalize_vqa(prediction)
-    matches = sum(pred == normalize_vqa(a) for a in answers)
-    return min(matches / 3.0, 1.0)
+    matches = sum(pred == a for a in answers)
+    if not leave_one_out or len(answers) == 1:
+        return min(matches / 3.0, 1.0)
+    # Leaving out a human who gave the prediction removes one match; leaving out another removes none.
+    subsets = [min((matches - (a == pred)) / 3.0, 1.0) for a in answers]
+    return sum(subsets) / len(subsets)
 
 
 def levenshtein(a: str, b: str) -> int:
