@@ -10,7 +10,7 @@ functions of `vlm_recipes.metrics.scoring`. The training recipes' before/after a
 |---|---|---|
 | exact_match | 1 if equal after normalisation (case, punctuation, whitespace, Unicode NFKC) | str or list[str] |
 | vqa_accuracy | min(#humans who gave the prediction / 3, 1); leave_one_out=True: the official average | list[str] |
-| anls | 1 - normalised edit distance, 0 below 0.5 similarity (DocVQA) | str or list[str] |
+| anls | 1 - normalised edit distance, 0 from a distance of 0.5 on (DocVQA) | str or list[str] |
 | relaxed_accuracy | numbers within 5% relative error, else exact match (ChartQA) | str or list[str] |
 | bleu | corpus BLEU-4 with add-one smoothing (per sample: sentence BLEU) | str or list[str] |
 | rouge | ROUGE-1 and ROUGE-L F1 (the headline is ROUGE-L) | str or list[str] |
