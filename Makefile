@@ -9,9 +9,9 @@ CONFIG ?=
 ACCELERATE ?= cpu
 ARGS ?=
 
-RECIPES := sft_lora dpo mpo grpo
+RECIPES := sft_lora dpo mpo grpo clip_train vit_baseline
 
-.PHONY: setup demo test test-slow lint format train tiny-models bench clean help $(RECIPES)
+.PHONY: setup demo test test-slow lint format train clip_zero_shot tiny-models bench clean help $(RECIPES)
 
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -47,9 +47,13 @@ $(RECIPES): setup ## one recipe, offline default unless CONFIG=...: make dpo, ma
 	$(ACCELERATE_BIN) launch --config_file accelerate_configs/$(ACCELERATE).yaml recipes/$@.py \
 		$(if $(CONFIG),--config $(CONFIG)) $(ARGS)
 
+clip_zero_shot: setup ## CLIP zero-shot tasks, offline default unless CONFIG=...; ARGS="--tasks search --search_folder <dir>"
+	$(PY) recipes/clip_zero_shot.py $(if $(CONFIG),--config $(CONFIG)) $(ARGS)
+
 tiny-models: setup ## build (or reuse) the cached offline tiny checkpoints
 	$(PY) -m vlm_recipes.tiny build
 	$(PY) -m vlm_recipes.tiny build --stage sft
+	$(PY) -c "from vlm_recipes import tiny_clip; print(tiny_clip.build('tiny:clip'))"
 
 bench: setup ## collator throughput and default-run benchmarks
 	$(PY) benches/bench_collator.py

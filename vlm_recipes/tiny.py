@@ -400,6 +400,10 @@ def build(name: str, force: bool = False) -> Path:
 
 def resolve(name_or_path: str) -> str:
     """Map `tiny:<name>` to its local checkpoint directory (building it if needed); pass anything else through."""
+    if name_or_path.startswith(f"{TINY_PREFIX}clip"):
+        from . import tiny_clip
+
+        return str(tiny_clip.build(name_or_path))
     if name_or_path.startswith(TINY_PREFIX):
         return str(build(name_or_path))
     return name_or_path
