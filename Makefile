@@ -61,3 +61,13 @@ bench: setup ## collator throughput and default-run benchmarks
 
 clean:
 	rm -rf outputs .pytest_cache .ruff_cache
+
+# -- inference and evaluation -----------------------------------------------------------------------------------------
+# One process each (no accelerate launch needed); CONFIG=<yaml> picks another config, ARGS=... adds overrides.
+.PHONY: generate evaluate
+
+generate: setup ## inference, offline default unless CONFIG=...: make generate ARGS="--image photo.jpg --prompt 'What is this?'"
+	$(PY) recipes/generate.py $(if $(CONFIG),--config $(CONFIG)) $(ARGS)
+
+evaluate: setup ## compare models/adapters, before/after report + gallery: make evaluate ARGS="--adapter_paths outputs/sft_lora-tiny-smolvlm"
+	$(PY) recipes/evaluate_models.py $(if $(CONFIG),--config $(CONFIG)) $(ARGS)

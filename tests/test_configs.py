@@ -18,7 +18,17 @@ RECIPE_OF = {
     "mpo": "mpo",
     "grpo": "grpo",
     "grpo_qlora": "grpo",
+    # Inference and evaluation (issue 6): not training recipes.
+    "generate": "generate",
+    "generate_product": "generate",
+    "generate_video": "generate",
+    "evaluate": "evaluate_models",
+    "evaluate_chartqa": "evaluate_models",
+    "evaluate_docvqa": "evaluate_models",
+    "evaluate_vqav2": "evaluate_models",
+    "evaluate_textvqa": "evaluate_models",
 }
+INFERENCE_RECIPES = {"generate", "evaluate_models"}
 # The CLIP and ViT baselines: other recipes with other config types (checked by test_baseline_config_parses).
 BASELINE_RECIPE_OF = {
     "clip_zero_shot": "clip_zero_shot",
@@ -68,6 +78,9 @@ def test_there_are_configs_for_every_model_and_variant():
 @pytest.mark.parametrize("path", VLM_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_config_parses_with_only_real_fields(path):
     assert path.stem in RECIPE_OF, f"{path}: no recipe registered for configs named {path.stem}.yaml"
+    if RECIPE_OF[path.stem] in INFERENCE_RECIPES:
+        check_inference_config(path)
+        return
     # GPU configs ask for bf16, which transformers refuses to even parse on a GPU-less machine unless use_cpu.
     overrides = [] if path.parent.name.startswith("tiny-") else ["--use_cpu", "true"]
     data_args, training_args, model_args = parse_config(path, *overrides)
@@ -86,6 +99,20 @@ def test_config_parses_with_only_real_fields(path):
         assert training_args.loss_type == ["sigmoid", "bco_pair", "sft"] and len(training_args.loss_weights) == 3
     elif path.stem.startswith("dpo"):
         assert training_args.loss_type == ["sigmoid"]
+
+
+def check_inference_config(path: Path) -> None:
+    """generate / evaluate_models configs: tiny ones run offline on the CPU, real ones name a Hub model."""
+    data_args, args, model_args = parse_config(path)
+    if path.parent.name.startswith("tiny-"):
+        assert model_args.model_name_or_path.startswith("tiny:") and args.device == "cpu"
+        inputs = [p for p in (getattr(args, "image_dir", None), getattr(args, "video", None)) if p]
+        assert all((REPO_ROOT / p).exists() for p in inputs), inputs
+        assert inputs or data_args.dataset_name == "synthetic"
+    else:
+        assert "/" in model_args.model_name_or_path and args.device == "auto"
+    if RECIPE_OF[path.stem] == "evaluate_models":
+        assert args.metrics and (data_args.answer_column or data_args.dataset_name == "synthetic")
 
 
 def test_unknown_yaml_key_is_refused(tmp_path):
