@@ -398,6 +398,7 @@ def run_contrastive_training(
                 "wall_time_seconds": round(time.time() - started, 1),
             }
         )
+        trainer.save_model(str(out))  # every rank: under ZeRO-3 saving gathers the shards collectively
         if trainer.is_world_process_zero():
             save_run(trainer, processor, training_args, results, out)
             print("\nHeld-out before -> after training:")

@@ -31,9 +31,8 @@ def output_dir(path: str | Path, overwrite: bool = False):
 
 
 def save_run(trainer, processor, training_args, results: dict, out: Path) -> None:
-    """The trained model (safetensors), its processor, the training arguments as JSON (tokens redacted, instead of
-    Trainer's pickled training_args.bin) and eval_results.json."""
-    trainer.save_model(str(out))
+    """On the main process, after `trainer.save_model` (safetensors) on every rank: the processor, the training
+    arguments as JSON (tokens redacted, instead of Trainer's pickled training_args.bin) and eval_results.json."""
     processor.save_pretrained(out)
     (out / "training_args.bin").unlink(missing_ok=True)
     (out / "training_config.json").write_text(training_args.to_json_string())

@@ -145,6 +145,7 @@ def run_vit(data_args: ImageDataArguments, model_args: ViTModelArguments, traini
                 "wall_time_seconds": round(time.time() - started, 1),
             }
         )
+        trainer.save_model(str(out))  # every rank: under ZeRO-3 saving gathers the shards collectively
         if trainer.is_world_process_zero():
             title = f"{data_args.dataset_name}: held-out top-1 {after['top1']:.3f} ({len(test)} images)"
             plots.confusion_matrix_png(counts, class_names, out / "confusion_matrix.png", title)

@@ -17,7 +17,6 @@ sys.path.insert(0, str(REPO))
 
 
 def trainable_state(trainer) -> dict:
-    import torch
 
     model = trainer.model_wrapped if hasattr(trainer, "model_wrapped") else trainer.model
     model = trainer.accelerator.unwrap_model(model)
@@ -32,6 +31,11 @@ def trainable_state(trainer) -> dict:
 
 def main():
     recipe, dump, argv = sys.argv[1], Path(sys.argv[2]), sys.argv[3:]
+    # Test-only switch: turn off the blank-image forward of text-only batches, to show what it prevents.
+    blank_image = "--no_blank_image" not in argv
+    if not blank_image:
+        i = argv.index("--no_blank_image")
+        argv = argv[:i] + argv[i + 2 :]
     import importlib
 
     from safetensors.torch import save_file
@@ -42,13 +46,22 @@ def main():
     base = run.TRAINERS[method]
 
     class Recording(base):
+        def compute_loss(self, model, inputs, *args, **kwargs):
+            if not blank_image:
+                return super(run.VisionOnEveryRank, self).compute_loss(model, inputs, *args, **kwargs)
+            return super().compute_loss(model, inputs, *args, **kwargs)
+
         def train(self, *args, **kwargs):
             output = super().train(*args, **kwargs)
             rank = self.accelerator.process_index
             dump.mkdir(parents=True, exist_ok=True)
             save_file(trainable_state(self), str(dump / f"rank{rank}.safetensors"))
             losses = [e["loss"] for e in self.state.log_history if "loss" in e]
-            record = {"losses": losses, "world_size": self.accelerator.num_processes, "deepspeed": self.is_deepspeed_enabled}
+            record = {
+                "losses": losses,
+                "world_size": self.accelerator.num_processes,
+                "deepspeed": self.is_deepspeed_enabled,
+            }
             (dump / f"rank{rank}.json").write_text(json.dumps(record))
             return output
 
