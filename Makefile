@@ -9,9 +9,9 @@ CONFIG ?=
 ACCELERATE ?= cpu
 ARGS ?=
 
-RECIPES := sft_lora dpo mpo grpo
+RECIPES := sft_lora dpo mpo grpo clip_train vit_baseline
 
-.PHONY: setup demo test test-slow lint format train tiny-models bench clean help preflight $(RECIPES)
+.PHONY: setup demo test test-slow lint format train clip_zero_shot tiny-models bench clean help preflight $(RECIPES)
 
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -47,9 +47,13 @@ $(RECIPES): setup ## one recipe, offline default unless CONFIG=...: make dpo, ma
 	$(ACCELERATE_BIN) launch --config_file accelerate_configs/$(ACCELERATE).yaml recipes/$@.py \
 		$(if $(CONFIG),--config $(CONFIG)) $(ARGS)
 
+clip_zero_shot: setup ## CLIP zero-shot tasks, offline default unless CONFIG=...; ARGS="--tasks search --search_folder <dir>"
+	$(PY) recipes/clip_zero_shot.py $(if $(CONFIG),--config $(CONFIG)) $(ARGS)
+
 tiny-models: setup ## build (or reuse) the cached offline tiny checkpoints
 	$(PY) -m vlm_recipes.tiny build
 	$(PY) -m vlm_recipes.tiny build --stage sft
+	$(PY) -c "from vlm_recipes import tiny_clip; print(tiny_clip.build('tiny:clip'))"
 
 # --- preflight (issue 7) ---------------------------------------------------------------------------------------
 preflight: setup ## check a config's data against its processor: make preflight CONFIG=<yaml> [ARGS="--all_rows"]
@@ -62,3 +66,13 @@ bench: setup ## collator throughput and default-run benchmarks
 
 clean:
 	rm -rf outputs .pytest_cache .ruff_cache
+
+# -- inference and evaluation -----------------------------------------------------------------------------------------
+# One process each (no accelerate launch needed); CONFIG=<yaml> picks another config, ARGS=... adds overrides.
+.PHONY: generate evaluate
+
+generate: setup ## inference, offline default unless CONFIG=...: make generate ARGS="--image photo.jpg --prompt 'What is this?'"
+	$(PY) recipes/generate.py $(if $(CONFIG),--config $(CONFIG)) $(ARGS)
+
+evaluate: setup ## compare models/adapters, before/after report + gallery: make evaluate ARGS="--adapter_paths outputs/sft_lora-tiny-smolvlm"
+	$(PY) recipes/evaluate_models.py $(if $(CONFIG),--config $(CONFIG)) $(ARGS)

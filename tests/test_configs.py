@@ -18,7 +18,26 @@ RECIPE_OF = {
     "mpo": "mpo",
     "grpo": "grpo",
     "grpo_qlora": "grpo",
+    # Inference and evaluation (issue 6): not training recipes.
+    "generate": "generate",
+    "generate_product": "generate",
+    "generate_video": "generate",
+    "evaluate": "evaluate_models",
+    "evaluate_chartqa": "evaluate_models",
+    "evaluate_docvqa": "evaluate_models",
+    "evaluate_vqav2": "evaluate_models",
+    "evaluate_textvqa": "evaluate_models",
 }
+INFERENCE_RECIPES = {"generate", "evaluate_models"}
+# The CLIP and ViT baselines: other recipes with other config types (checked by test_baseline_config_parses).
+BASELINE_RECIPE_OF = {
+    "clip_zero_shot": "clip_zero_shot",
+    "clip_train": "clip_train",
+    "vit_digits": "vit_baseline",
+    "vit_shapes": "vit_baseline",
+    "vit_finetune": "vit_baseline",
+}
+VLM_CONFIGS = [p for p in CONFIGS if p.stem not in BASELINE_RECIPE_OF]
 
 
 def recipe_module(name: str):
@@ -56,9 +75,12 @@ def test_there_are_configs_for_every_model_and_variant():
         assert model in dirs
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
+@pytest.mark.parametrize("path", VLM_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_config_parses_with_only_real_fields(path):
     assert path.stem in RECIPE_OF, f"{path}: no recipe registered for configs named {path.stem}.yaml"
+    if RECIPE_OF[path.stem] in INFERENCE_RECIPES:
+        check_inference_config(path)
+        return
     # GPU configs ask for bf16, which transformers refuses to even parse on a GPU-less machine unless use_cpu.
     overrides = [] if path.parent.name.startswith("tiny-") else ["--use_cpu", "true"]
     data_args, training_args, model_args = parse_config(path, *overrides)
@@ -79,6 +101,20 @@ def test_config_parses_with_only_real_fields(path):
         assert training_args.loss_type == ["sigmoid"]
 
 
+def check_inference_config(path: Path) -> None:
+    """generate / evaluate_models configs: tiny ones run offline on the CPU, real ones name a Hub model."""
+    data_args, args, model_args = parse_config(path)
+    if path.parent.name.startswith("tiny-"):
+        assert model_args.model_name_or_path.startswith("tiny:") and args.device == "cpu"
+        inputs = [p for p in (getattr(args, "image_dir", None), getattr(args, "video", None)) if p]
+        assert all((REPO_ROOT / p).exists() for p in inputs), inputs
+        assert inputs or data_args.dataset_name == "synthetic"
+    else:
+        assert "/" in model_args.model_name_or_path and args.device == "auto"
+    if RECIPE_OF[path.stem] == "evaluate_models":
+        assert args.metrics and (data_args.answer_column or data_args.dataset_name == "synthetic")
+
+
 def test_unknown_yaml_key_is_refused(tmp_path):
     bad = tmp_path / "sft_lora.yaml"
     bad.write_text((REPO_ROOT / "recipes/configs/tiny-smolvlm/sft_lora.yaml").read_text() + "lora_rank: 8\n")
@@ -96,3 +132,30 @@ def test_no_config_means_the_offline_default():
     module = recipe_module("sft_lora")
     data_args, _, model_args = parse(module.PARSER_TYPES, module.DEFAULT_CONFIG, [])
     assert model_args.model_name_or_path == "tiny:smolvlm" and data_args.dataset_name == "synthetic"
+
+
+BASELINE_CONFIGS = [p for p in CONFIGS if p.stem in BASELINE_RECIPE_OF]
+
+
+@pytest.mark.parametrize("path", BASELINE_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_baseline_config_parses(path):
+    module = recipe_module(BASELINE_RECIPE_OF[path.stem])
+    overrides = [] if path.parent.name.startswith("tiny-") else ["--use_cpu", "true"]
+    data_args, model_args, args = parse(
+        module.PARSER_TYPES, module.DEFAULT_CONFIG, ["--config", str(path), *overrides]
+    )
+    offline = path.parent.name.startswith("tiny-")
+    assert (
+        model_args.model_name_or_path.startswith("tiny:") or model_args.model_name_or_path == "scratch" or not offline
+    )
+    assert offline == (data_args.dataset_name in ("synthetic", "digits"))
+    assert not model_args.trust_remote_code
+    assert args.output_dir.startswith("outputs/")
+
+
+def test_every_baseline_recipe_has_an_offline_default_and_a_real_config():
+    for recipe in set(BASELINE_RECIPE_OF.values()):
+        module = recipe_module(recipe)
+        assert module.DEFAULT_CONFIG.parent.name.startswith("tiny-") and module.DEFAULT_CONFIG.exists()
+        stems = [s for s, r in BASELINE_RECIPE_OF.items() if r == recipe]
+        assert any(not p.parent.name.startswith("tiny-") for p in BASELINE_CONFIGS if p.stem in stems), recipe

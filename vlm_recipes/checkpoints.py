@@ -23,10 +23,11 @@ import shutil
 import time
 from pathlib import Path
 
+from .outputs import RESULTS_FILE
+
 logger = logging.getLogger(__name__)
 
 COMPLETE_MARKER = "checkpoint_complete.json"
-RESULTS_FILE = "eval_results.json"
 LATEST = ("latest", "true", "auto")
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 

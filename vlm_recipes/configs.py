@@ -18,6 +18,8 @@ from pathlib import Path
 
 import trl
 
+from .metrics import check_metric_names
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -202,3 +204,111 @@ def _unknown_keys_message(unknown: list[str], dataclass_types: tuple, config: st
         f"{config} (or the command line): unknown key(s) {', '.join(parts)}: not a field of {classes}; "
         "fix the spelling or remove it (the recipe's --help lists every field)."
     )
+
+
+# -- inference and evaluation (recipes/generate.py, recipes/evaluate_models.py) -----------------------------------
+
+
+@dataclass
+class _InferenceFields:
+    """Fields generation and evaluation share."""
+
+    batch_size: int = field(default=8, metadata={"help": "Prompts generated at once (left-padded, greedy)."})
+    max_new_tokens: int = field(default=64, metadata={"help": "Generation budget per prompt."})
+    device: str = field(
+        default="auto", metadata={"help": "'auto' (a GPU if there is one, else the CPU), 'cpu' or 'cuda'."}
+    )
+    seed: int = field(
+        default=42, metadata={"help": "Seed of the held-out split of a dataset without a test split (as in training)."}
+    )
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Run model code from the checkpoint's repository (off unless you trust it)."}
+    )
+
+    def __post_init__(self):
+        if self.batch_size < 1 or self.max_new_tokens < 1:
+            raise ValueError("batch_size and max_new_tokens must be >= 1.")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}.")
+
+
+@dataclass
+class GenerateArguments(_InferenceFields):
+    adapter_path: str | None = field(
+        default=None,
+        metadata={"help": "A LoRA adapter directory written by a training recipe (holds adapter_config.json)."},
+    )
+    image: list[str] | None = field(default=None, metadata={"help": "Image file(s); one prompt per image."})
+    image_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "A folder of images, one prompt each; an optional metadata.jsonl (file_name + columns such as "
+            "name/category) fills prompt_template."
+        },
+    )
+    video: str | None = field(
+        default=None, metadata={"help": "A local video file: num_frames frames, evenly spaced, go in as images."}
+    )
+    num_frames: int = field(default=8, metadata={"help": "Frames sampled from the video."})
+    prompt: str | None = field(
+        default=None,
+        metadata={"help": "The user prompt (default: the dataset's question, or 'Describe the image.')."},
+    )
+    prompt_template: str | None = field(
+        default=None,
+        metadata={"help": "A prompt with {column} fields filled per row, e.g. 'Describe this {category}: {name}.'"},
+    )
+    chat_file: str | None = field(
+        default=None,
+        metadata={"help": "A JSON file with a conversation ([{role, content}, ...]); the answer continues it."},
+    )
+    output_file: str = field(
+        default="outputs/generate/predictions.jsonl", metadata={"help": "Where the predictions are written (JSONL)."}
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        given = [n for n in ("image", "image_dir", "video") if getattr(self, n)]
+        if len(given) > 1:
+            raise ValueError(f"Give one input: image, image_dir, video or a dataset; got {given}.")
+        if sum(x is not None for x in (self.prompt, self.prompt_template, self.chat_file)) > 1:
+            raise ValueError("Set at most one of prompt, prompt_template and chat_file.")
+        if self.num_frames < 1:
+            raise ValueError(f"num_frames must be >= 1, got {self.num_frames}.")
+
+
+@dataclass
+class EvaluateArguments(_InferenceFields):
+    adapter_paths: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Adapter directories (training outputs) to evaluate on top of model_name_or_path."},
+    )
+    other_models: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Further full models (Hub ids, local directories or tiny:<name>) to compare."},
+    )
+    evaluate_base: bool = field(
+        default=True, metadata={"help": "Also evaluate model_name_or_path alone (the 'before' row)."}
+    )
+    labels: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Row names of the report, in order: base, adapters, other models (default: derived)."},
+    )
+    metrics: list[str] = field(
+        default_factory=lambda: ["exact_match"],
+        metadata={"help": "Metric names of vlm_recipes/metrics; the first is the headline of the gallery."},
+    )
+    references_column: str | None = field(
+        default=None,
+        metadata={"help": "Column of reference answer(s), a string or a list (default: answer_column / answer)."},
+    )
+    gallery_samples: int = field(default=24, metadata={"help": "Rows shown in gallery.html."})
+    output_dir: str = field(
+        default="outputs/evaluate", metadata={"help": "Where report.md/.json, gallery.html and predictions go."}
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.metrics:
+            raise ValueError("metrics is empty: name at least one of vlm_recipes/metrics (e.g. exact_match).")
+        check_metric_names(self.metrics)

@@ -67,6 +67,16 @@ def _resolve_image_paths(ds: Dataset, root: Path, column: str, source: Path) -> 
     return ds.cast_column(column, List(Image()))
 
 
+def question_messages(question: str, answer: str | None, system: str | None, num_images: int = 1) -> list[dict]:
+    """[system,] user (images, then the question)[, assistant answer] in typed-parts form."""
+    messages = [{"role": "system", "content": [{"type": "text", "text": system}]}] if system else []
+    images = [{"type": "image", "text": None}] * num_images
+    messages.append({"role": "user", "content": [*images, {"type": "text", "text": question}]})
+    if answer is not None:
+        messages.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
+    return messages
+
+
 def to_conversations(ds: Dataset, args: DataArguments) -> Dataset:
     """Give `ds` the columns the collators read: `images` (list) and `messages`, plus `answer` when known."""
     if args.image_column not in ds.column_names:
@@ -90,7 +100,6 @@ def to_conversations(ds: Dataset, args: DataArguments) -> Dataset:
                 raise ValueError(
                     f"Dataset has no column {col!r} (columns: {ds.column_names}); set {name} to one of them."
                 )
-        system = args.system_prompt
         named = "row_id" in ds.column_names
 
         def build(question, answer, *row_id, index):
@@ -100,12 +109,7 @@ def to_conversations(ds: Dataset, args: DataArguments) -> Dataset:
                     f"{row}: column {args.answer_column!r} must hold strings, got {type(answer).__name__} "
                     f'{answer!r}; store answers as text (e.g. "{answer}").'
                 )
-            messages = [{"role": "system", "content": [{"type": "text", "text": system}]}] if system else []
-            messages += [
-                {"role": "user", "content": [{"type": "image", "text": None}, {"type": "text", "text": question}]},
-                {"role": "assistant", "content": [{"type": "text", "text": answer}]},
-            ]
-            return {"messages": messages, "answer": answer}
+            return {"messages": question_messages(question, answer, args.system_prompt), "answer": answer}
 
         columns = [args.question_column, args.answer_column] + (["row_id"] if named else [])
         return ds.map(lambda *v: build(*v[:-1], index=v[-1]), input_columns=columns, with_indices=True)
@@ -207,3 +211,18 @@ def load_prompt_splits(args: DataArguments, seed: int = 42) -> tuple[Dataset, Da
     return tuple(
         d.map(to_prompt, input_columns=["messages"], remove_columns=["messages"]) for d in load_splits(args, seed)
     )
+
+
+def load_eval_split(args: DataArguments, seed: int = 42) -> Dataset:
+    """The held-out split alone, its columns as loaded, capped at `max_eval_samples`: the same rows, in the same
+    order, that the training recipes evaluate on (same seed), without building the training split."""
+    if args.dataset_name == "synthetic":
+        return synthetic.make_dataset(
+            args.synthetic_task, args.max_eval_samples, SYNTHETIC_EVAL_SEED, args.synthetic_image_size
+        )
+    raw = _load_raw(args)
+    if isinstance(raw, DatasetDict) and args.dataset_test_split in raw:
+        test = raw[args.dataset_test_split]  # no need for a train split to evaluate
+    else:
+        _, test = _user_splits(args, seed)
+    return test.select(range(min(len(test), args.max_eval_samples)))

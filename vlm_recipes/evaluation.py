@@ -1,14 +1,12 @@
-"""Held-out evaluation by generation: batched greedy decoding and normalised exact match.
+"""Held-out evaluation by generation: batched greedy decoding, scored by our local `evaluate` metric modules.
 
 transformers' `generate` does the decoding; this module adds the batching with our prompt collator (left
-padding, images), answer extraction and the normalisation used for exact match, so every recipe reports
-before/after figures the same way.
+padding, images) and scores the answers with `vlm_recipes.metrics` (normalised exact match for the training
+recipes), the same code `recipes/evaluate_models.py` uses, so every recipe reports before/after figures the same way.
 """
 
 from __future__ import annotations
 
-import re
-import string
 from contextlib import contextmanager
 
 import torch
@@ -16,13 +14,7 @@ from tqdm.auto import tqdm
 
 from .collators import PreferenceCollator, PromptCollator
 from .data import final_answer
-
-_PUNCT = re.compile(f"[{re.escape(string.punctuation)}]")
-
-
-def normalize_answer(text: str) -> str:
-    """Lower-case, drop punctuation, collapse whitespace: 'A red circle.' -> 'a red circle'."""
-    return " ".join(_PUNCT.sub(" ", text.lower()).split())
+from .metrics import score
 
 
 @contextmanager
@@ -81,13 +73,14 @@ def exact_match_accuracy(
     desc: str = "evaluating",
     messages_key: str = "messages",
 ) -> dict:
-    """Fraction of rows whose generated answer equals the reference after `normalize_answer`."""
+    """Fraction of rows whose generated answer equals the reference after normalisation: the `exact_match`
+    metric module of `vlm_recipes.metrics`, the one `recipes/evaluate_models.py` reports."""
     predictions = generate_answers(model, processor, rows, batch_size, max_new_tokens, desc, messages_key)
     references = [final_answer(rows[i]) for i in range(len(rows))]
-    hits = [normalize_answer(p) == normalize_answer(r) for p, r in zip(predictions, references)]
+    scored = score("exact_match", predictions, references)
     return {
-        "accuracy": sum(hits) / max(len(hits), 1),
-        "num_samples": len(hits),
+        "accuracy": scored["exact_match"],
+        "num_samples": len(predictions),
         "predictions": predictions,
         "references": references,
     }

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from .evaluation import normalize_answer
+from .metrics.scoring import normalize_answer
 
 RewardFunc = Callable[..., list[float | None]]
 

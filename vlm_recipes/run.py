@@ -12,9 +12,12 @@ import json
 import logging
 import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
+import torch
 from accelerate import PartialState
+from PIL import Image
 from transformers import set_seed
 from trl import DPOTrainer, GRPOTrainer, SFTTrainer
 
@@ -54,15 +57,75 @@ class PartLearningRates:
         return super().create_optimizer(model)
 
 
-class VLMSFTTrainer(CompleteCheckpoints, PartLearningRates, SFTTrainer):
+def _tensor_sum(x) -> torch.Tensor:
+    """Sum of every tensor in a (nested) model output."""
+    if torch.is_tensor(x):
+        return x.float().sum()
+    items = x.values() if hasattr(x, "values") else x if isinstance(x, list | tuple) else ()
+    return sum((_tensor_sum(v) for v in items), torch.tensor(0.0))
+
+
+class VisionOnEveryRank:
+    """Trainer mixin: with several processes, a batch without images still runs the vision tower and projector (on
+    a blank image, times 0), at the point of the forward where images would be encoded.
+
+    Under DeepSpeed ZeRO-3 every module's forward gathers its weight shards collectively, in execution order: a rank
+    whose batch is text-only would skip the vision tower while its peers gather it, and the job hangs (NCCL) or
+    aborts (gloo). Both families embed the text tokens first and encode the images next, so a hook after the input
+    embedding runs the blank image there; its zero term gives every rank the same modules in the same order, and the
+    same (zero) gradients to reduce."""
+
+    _blank_image_inputs = None
+    _text_only_batch = False
+    _hooked_embedding = None
+
+    def _vision_forward(self, core):
+        if self._blank_image_inputs is None:
+            blank = Image.new("RGB", (64, 64))
+            self._blank_image_inputs = dict(self.processing_class.image_processor(images=[blank], return_tensors="pt"))
+        param = next(core.parameters())
+        inputs = {
+            k: v.to(param.device, dtype=param.dtype if v.is_floating_point() else v.dtype)
+            for k, v in self._blank_image_inputs.items()
+        }
+        return core.get_image_features(**inputs)
+
+    def _hook_input_embedding(self, model):
+        core = self.accelerator.unwrap_model(model)
+        core = core.get_base_model() if hasattr(core, "get_base_model") else core
+        embedding = core.get_input_embeddings()
+        if self._hooked_embedding is embedding:
+            return
+
+        def after_embedding(module, args, output):
+            if not self._text_only_batch:
+                return output
+            return output + 0.0 * _tensor_sum(self._vision_forward(core)).to(output.dtype)
+
+        embedding.register_forward_hook(after_embedding)
+        self._hooked_embedding = embedding
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self.accelerator.num_processes > 1:
+            self._hook_input_embedding(model)
+            self._text_only_batch = inputs.get("pixel_values") is None
+        try:
+            return super().compute_loss(
+                model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+            )
+        finally:
+            self._text_only_batch = False
+
+
+class VLMSFTTrainer(CompleteCheckpoints, VisionOnEveryRank, PartLearningRates, SFTTrainer):
     pass
 
 
-class VLMDPOTrainer(CompleteCheckpoints, PartLearningRates, DPOTrainer):
+class VLMDPOTrainer(CompleteCheckpoints, VisionOnEveryRank, PartLearningRates, DPOTrainer):
     pass
 
 
-class VLMGRPOTrainer(CompleteCheckpoints, PartLearningRates, GRPOTrainer):
+class VLMGRPOTrainer(CompleteCheckpoints, VisionOnEveryRank, PartLearningRates, GRPOTrainer):
     pass
 
 
@@ -113,6 +176,22 @@ def save_training_config(training_args, out: Path) -> None:
     """The training arguments as JSON, tokens redacted, instead of Trainer's pickled training_args.bin."""
     (out / "training_args.bin").unlink(missing_ok=True)
     (out / "training_config.json").write_text(training_args.to_json_string())
+
+
+@contextmanager
+def full_weights(model):
+    """Under DeepSpeed ZeRO-3 a model loaded before training holds only this rank's shard of each weight and has no
+    training engine yet to gather them on use: gather them for the block (each rank, read-only). Elsewhere a no-op.
+    Once training has started, the engine's hooks gather the shards layer by layer and this is not needed."""
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    if not is_deepspeed_zero3_enabled():
+        yield
+        return
+    import deepspeed
+
+    with deepspeed.zero.GatheredParameters(list(model.parameters()), modifier_rank=None):
+        yield
 
 
 def evaluate(
@@ -173,7 +252,8 @@ def _run(method: str, data_args: DataArguments, training_args, model_args: VLMMo
         )
         trainer_kwargs["data_collator"] = collator
     batch_size = training_args.per_device_eval_batch_size
-    before = evaluate(method, model, processor, eval_ds, data_args, batch_size, "before", training_args)
+    with full_weights(model):
+        before = evaluate(method, model, processor, eval_ds, data_args, batch_size, "before", training_args)
     logger.info("Held-out before training: %s", before["metrics"])
 
     trainer = TRAINERS[method](**trainer_kwargs)
@@ -202,10 +282,10 @@ def _run(method: str, data_args: DataArguments, training_args, model_args: VLMMo
             "wall_time_seconds": round(time.time() - started, 1),
         }
     )
+    out = Path(training_args.output_dir)
+    # Every rank calls save_model: under ZeRO-3 it gathers the shards collectively; only the main process writes.
+    trainer.save_model(str(out))  # adapter (or full model) as safetensors
     if trainer.is_world_process_zero():
-        out = Path(training_args.output_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        trainer.save_model(str(out))  # adapter (or full model) as safetensors
         processor.save_pretrained(out)
         save_training_config(training_args, out)
         (out / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")

@@ -208,3 +208,97 @@ def make_preference_dataset(
             }
         )
     return Dataset.from_list(rows, features=PREFERENCE_FEATURES)
+
+
+# --- Image/caption data for contrastive (CLIP) training and zero-shot evaluation -------------------------------
+
+# How training captions describe one shape. Zero-shot prompt templates (vlm_recipes.zero_shot) are deliberately
+# different sentences, so that "bare class name vs one template vs an ensemble" measures something.
+CLIP_CAPTION_FORMATS = ("a {color} {shape}", "{color} {shape}", "the {color} {shape}", "one {color} {shape}")
+CLASS_NAMES = tuple(f"{color} {shape}" for color in COLORS for shape in SHAPES)  # 12 classes: "red circle", ...
+
+
+def _two_shapes(rng: random.Random) -> list[tuple[str, str]]:
+    """Two shapes that differ in colour and in kind, so that swapping their colours changes the scene."""
+    c1, c2 = rng.sample(list(COLORS), 2)
+    s1, s2 = rng.sample(list(SHAPES), 2)
+    return [(c1, s1), (c2, s2)]
+
+
+def describe(shapes: list[tuple[str, str]], fmt: str = "a {color} {shape}") -> str:
+    return " and ".join(fmt.format(color=c, shape=s) for c, s in shapes)
+
+
+def make_caption_dataset(
+    num_samples: int = 1000, seed: int = 0, image_size: int = 64, two_shape_fraction: float = 0.3
+) -> Dataset:
+    """Image/caption pairs: one shape ("a red circle", "red circle", ...) or two ("a red circle and a blue
+    square"). `canonical` is the caption in one fixed form: rows with equal `canonical` show the same content
+    (retrieval counts any of them as a correct match)."""
+    rng = random.Random(f"captions-{seed}")
+    rows = []
+    for _ in range(num_samples):
+        shapes = (
+            _two_shapes(rng) if rng.random() < two_shape_fraction else [(rng.choice(list(COLORS)), rng.choice(SHAPES))]
+        )
+        image = render_scene(rng, image_size, shapes)
+        rng.shuffle(shapes)  # the caption names the shapes in either order
+        caption = describe(shapes, rng.choice(CLIP_CAPTION_FORMATS))
+        rows.append({"image": image, "caption": caption, "canonical": describe(sorted(shapes))})
+    return Dataset.from_list(
+        rows, features=Features({"image": Image(), "caption": Value("string"), "canonical": Value("string")})
+    )
+
+
+def make_classification_dataset(num_samples: int = 500, seed: int = 0, image_size: int = 64) -> Dataset:
+    """One shape per image, labelled with its class index into CLASS_NAMES ("red circle" = 0, ...)."""
+    from datasets import ClassLabel
+
+    rng = random.Random(f"classes-{seed}")
+    rows = []
+    for _ in range(num_samples):
+        label = rng.randrange(len(CLASS_NAMES))
+        color, shape = CLASS_NAMES[label].split()
+        rows.append({"image": render_scene(rng, image_size, [(color, shape)]), "label": label})
+    return Dataset.from_list(rows, features=Features({"image": Image(), "label": ClassLabel(names=list(CLASS_NAMES))}))
+
+
+def _render_left_right(rng: random.Random, size: int, left: tuple[str, str], right: tuple[str, str]):
+    """Two shapes, `left` in the left half and `right` in the right half of the image."""
+    grey = rng.randint(110, 150)
+    image = PILImage.new("RGB", (size, size), (grey, grey, grey))
+    draw = ImageDraw.Draw(image)
+    for (color, shape), (lo, hi) in ((left, (1, size // 2 - 2)), (right, (size // 2 + 2, size - 1))):
+        side = rng.randint(size // 5, size // 3)
+        x, y = rng.randint(lo, hi - side), rng.randint(1, size - side - 1)
+        _draw_shape(draw, shape, (x, y, x + side, y + side), COLORS[color])
+    return image
+
+
+def make_binding_dataset(num_samples: int = 200, seed: int = 0, image_size: int = 64) -> Dataset:
+    """Compositionality probes in the spirit of SugarCrepe: a scene with two shapes, one left and one right,
+    its true caption and three distractors: `swapped` (the two colours swapped: same words, wrong binding; cf.
+    swap_att), `replaced` (one colour replaced by a colour not in the image: a word-level change; cf.
+    replace_att) and, for the spatial relation, `relation` ("a red circle to the left of a blue square") vs
+    `relation_swapped` (the two objects exchanged; cf. swap_obj)."""
+    rng = random.Random(f"binding-{seed}")
+    rows = []
+    for _ in range(num_samples):
+        (c1, s1), (c2, s2) = shapes = _two_shapes(rng)
+        image = _render_left_right(rng, image_size, shapes[0], shapes[1])
+        absent = rng.choice([c for c in COLORS if c not in (c1, c2)])
+        order = shapes if rng.random() < 0.5 else shapes[::-1]  # the caption names either shape first
+        swapped = [(c2, s1), (c1, s2)] if order is shapes else [(c1, s2), (c2, s1)]
+        replaced = [(absent, order[0][1]), order[1]]
+        rows.append(
+            {
+                "image": image,
+                "caption": describe(order),
+                "swapped": describe(swapped),
+                "replaced": describe(replaced),
+                "relation": f"a {c1} {s1} to the left of a {c2} {s2}",
+                "relation_swapped": f"a {c2} {s2} to the left of a {c1} {s1}",
+            }
+        )
+    columns = ("caption", "swapped", "replaced", "relation", "relation_swapped")
+    return Dataset.from_list(rows, features=Features({"image": Image(), **{k: Value("string") for k in columns}}))

@@ -358,6 +358,24 @@ def parse_name(name: str) -> tuple[str, str]:
     return family, stage
 
 
+def save_atomically(target: Path, model, processor, info: dict, force: bool = False) -> None:
+    """Save into a temporary sibling directory and rename it to `target`, so that concurrent ranks and interrupted
+    builds never see a half-written checkpoint."""
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
+    try:
+        model.save_pretrained(tmp)  # safetensors
+        processor.save_pretrained(tmp)
+        (tmp / "tiny_build.json").write_text(json.dumps(info, indent=2))
+        if force and target.exists():
+            shutil.rmtree(target)
+        try:
+            tmp.rename(target)
+        except OSError:  # another process finished first: theirs is identical (deterministic build)
+            pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def build(name: str, force: bool = False) -> Path:
     """Build (or reuse from cache) the tiny checkpoint `name` and return its directory."""
     family, stage = parse_name(name)
@@ -380,26 +398,17 @@ def build(name: str, force: bool = False) -> Path:
         losses = pretrain(model, processor, **TRAINING[step])
         info[step] = {**TRAINING[step], "first_loss": losses[0], "final_loss": sum(losses[-20:]) / 20}
     info["build_seconds"] = round(time.time() - started, 1)
-    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
-    try:
-        model.save_pretrained(tmp)  # safetensors
-        processor.save_pretrained(tmp)
-        (tmp / "tiny_build.json").write_text(json.dumps(info, indent=2))
-        if force and target.exists():
-            shutil.rmtree(target)
-        try:
-            tmp.rename(target)
-        except OSError:  # another process finished first: theirs is identical (deterministic build)
-            shutil.rmtree(tmp)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    save_atomically(target, model, processor, info, force)
     logger.info("Built %s in %.0fs: %s", name, info["build_seconds"], target)
     return target
 
 
 def resolve(name_or_path: str) -> str:
     """Map `tiny:<name>` to its local checkpoint directory (building it if needed); pass anything else through."""
+    if name_or_path.startswith(f"{TINY_PREFIX}clip"):
+        from . import tiny_clip
+
+        return str(tiny_clip.build(name_or_path))
     if name_or_path.startswith(TINY_PREFIX):
         return str(build(name_or_path))
     return name_or_path

@@ -1,0 +1,73 @@
+"""Run a training recipe inside `accelerate launch` and record, per rank, what the distributed tests compare.
+
+Usage: accelerate launch --config_file <yaml> tests/scripts/distributed_recipe.py <recipe> <dump dir> <recipe args>
+
+Each rank writes <dump dir>/rank<r>.safetensors (its trainable parameters after training; gathered from the shards
+under DeepSpeed ZeRO-3) and rank<r>.json (its logged losses and world size). The recipe code runs unchanged: only
+the trainer class is subclassed here to record, after `train()`.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "recipes"))
+sys.path.insert(0, str(REPO))
+
+
+def trainable_state(trainer) -> dict:
+
+    model = trainer.model_wrapped if hasattr(trainer, "model_wrapped") else trainer.model
+    model = trainer.accelerator.unwrap_model(model)
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    if trainer.is_deepspeed_enabled:
+        import deepspeed
+
+        with deepspeed.zero.GatheredParameters(list(params.values()), modifier_rank=None):
+            return {n: p.detach().clone().float().contiguous() for n, p in params.items()}
+    return {n: p.detach().clone().float().contiguous() for n, p in params.items()}
+
+
+def main():
+    recipe, dump, argv = sys.argv[1], Path(sys.argv[2]), sys.argv[3:]
+    # Test-only switch: turn off the blank-image forward of text-only batches, to show what it prevents.
+    blank_image = "--no_blank_image" not in argv
+    if not blank_image:
+        i = argv.index("--no_blank_image")
+        argv = argv[:i] + argv[i + 2 :]
+    import importlib
+
+    from safetensors.torch import save_file
+
+    from vlm_recipes import run
+
+    method = {"sft_lora": "sft", "dpo": "dpo", "mpo": "dpo", "grpo": "grpo"}[recipe]
+    base = run.TRAINERS[method]
+
+    class Recording(base):
+        def compute_loss(self, model, inputs, *args, **kwargs):
+            if not blank_image:
+                return super(run.VisionOnEveryRank, self).compute_loss(model, inputs, *args, **kwargs)
+            return super().compute_loss(model, inputs, *args, **kwargs)
+
+        def train(self, *args, **kwargs):
+            output = super().train(*args, **kwargs)
+            rank = self.accelerator.process_index
+            dump.mkdir(parents=True, exist_ok=True)
+            save_file(trainable_state(self), str(dump / f"rank{rank}.safetensors"))
+            losses = [e["loss"] for e in self.state.log_history if "loss" in e]
+            record = {
+                "losses": losses,
+                "world_size": self.accelerator.num_processes,
+                "deepspeed": self.is_deepspeed_enabled,
+            }
+            (dump / f"rank{rank}.json").write_text(json.dumps(record))
+            return output
+
+    run.TRAINERS[method] = Recording
+    importlib.import_module(recipe).main(argv)
+
+
+if __name__ == "__main__":
+    main()
