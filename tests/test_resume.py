@@ -177,3 +177,28 @@ def test_dpo_and_grpo_resume_after_a_crash_while_saving(tmp_path, monkeypatch, r
     results = run_recipe(recipe, config, out, *args, "--resume_from_checkpoint", "latest")
     assert results["train_steps"] == 4 and trained == [2, 3]
     assert_same_adapter(adapter(out), adapter(tmp_path / "uninterrupted"))
+
+
+@pytest.mark.slow  # 2 launches of 2 processes (plus the reference run if test_distributed did not make it): ~1 min
+@pytest.mark.parametrize("config", ["multi_cpu", "zero2"])
+def test_two_rank_run_resumes_from_its_newest_complete_checkpoint(config, tmp_path, tmp_path_factory):
+    """Two CPU ranks (DDP, or DeepSpeed ZeRO-2): every checkpoint is marked complete once both ranks wrote it; a run
+    that died while saving its last checkpoint is resumed by rerunning the same command (no flag), from the
+    newest complete checkpoint, and ends with the weights of the uninterrupted run of test_distributed."""
+    import test_distributed as td
+
+    _, reference, _ = td.small_run(config, tmp_path_factory)
+    out = tmp_path / "out"
+    saving = [*td.SMALL_RUN, "--save_strategy", "steps", "--save_steps", "4", "--overwrite_output_dir", "false"]
+    first = td.launch(config, tmp_path / "dump1", out, *saving)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert [c.name for c in complete_checkpoints(out)] == ["checkpoint-4", "checkpoint-8", "checkpoint-12"]
+    # As if both ranks died while saving checkpoint-12: no marker, no results.
+    (out / "checkpoint-12" / COMPLETE_MARKER).unlink()
+    (out / "eval_results.json").unlink()
+    second = td.launch(config, tmp_path / "dump2", out, *saving)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert f"resuming from {out / 'checkpoint-8'}" in second.stderr
+    weights, _ = td.rank_records(tmp_path / "dump2")
+    for rank in (0, 1):
+        assert_same_adapter(weights[rank], reference[0])
