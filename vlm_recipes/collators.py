@@ -106,7 +106,10 @@ class VisionChatCollator:
     Input: a list of examples, each a dict with
       - `messages`: list of `{"role", "content"}`; content is a string or a list of `{"type": "text"|"image"}`
         parts (system, multi-turn and several images per row are fine; text-only rows may be mixed in);
-      - `images`: list of PIL images (or `image`: one image), one per image placeholder; may be empty.
+      - `images`: list of images (or `image`: one image), one per image placeholder; may be empty. An image is a PIL
+        image or an undecoded `{"path", "bytes"}` dict (datasets' `Image(decode=False)`), decoded here so that a
+        corrupt, oversized (`max_image_pixels`) or unconvertible image raises a SampleError naming the row and file;
+        RGBA / L / P / CMYK images are converted to RGB.
     Output: `input_ids`, `attention_mask`, `labels` and the family's image inputs (`pixel_values` plus
     `pixel_attention_mask` for SmolVLM, `image_grid_thw` for Qwen2-VL).
 
