@@ -136,6 +136,14 @@ def test_finished_run_is_refused_and_overwrite_starts_over(tmp_path):
     assert not list(tmp_path.glob("checkpoint-*"))  # stale checkpoints of the old run would shadow the new ones
 
 
+def test_a_checkpoint_is_named_by_path_or_by_its_name_in_output_dir(tmp_path):
+    make_run_dir(tmp_path, [2, 4], complete=[2, 4])
+    assert resume_point(str(tmp_path), str(tmp_path / "checkpoint-2"), False) == str(tmp_path / "checkpoint-2")
+    assert resume_point(str(tmp_path), "checkpoint-2", False) == str(tmp_path / "checkpoint-2")
+    with pytest.raises(FileNotFoundError, match="checkpoint-3: no such directory"):
+        resume_point(str(tmp_path), "checkpoint-3", False)
+
+
 def test_latest_without_a_complete_checkpoint_is_a_clear_error(tmp_path):
     make_run_dir(tmp_path, [3], complete=[])
     with pytest.raises(FileNotFoundError, match="holds no complete checkpoint"):

@@ -97,6 +97,8 @@ def resume_point(output_dir: str, resume_from_checkpoint: str | None, overwrite_
             logger.info("Resuming from %s, the newest complete checkpoint in %s.", done[-1], out)
             return str(done[-1])
         path = Path(resume_from_checkpoint)
+        if not path.is_dir() and (out / path).is_dir():  # "checkpoint-800" means the one in output_dir
+            path = out / path
         if not path.is_dir():
             raise FileNotFoundError(f"--resume_from_checkpoint {path}: no such directory.")
         if not is_complete(path):
