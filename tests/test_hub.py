@@ -139,3 +139,15 @@ def test_push_without_a_usable_repo_id_fails_before_any_work(tmp_path, repo_args
     with pytest.raises(ValueError, match="hub_model_id"):
         run_recipe("sft_lora", SFT, out, "--push_to_hub", "true", *repo_args)
     assert not out.exists()
+
+
+def test_push_command_pushes_a_finished_run_folder(pushed, tmp_path):
+    """`make push` / `python -m vlm_recipes.hub`: the same publishable files, to another repository."""
+    _, out, _ = pushed
+    with FakeHub() as fake:
+        env = {**os.environ, "HF_ENDPOINT": fake.url, "HF_TOKEN": SECRET, "HF_HUB_OFFLINE": "0"}
+        cmd = [sys.executable, "-m", "vlm_recipes.hub", "--folder", str(out), "--repo_id", "carol/copy", "--private"]
+        result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert fake.repos["carol/copy"]["visibility"] == "private"
+    assert set(fake.commits[0]["files"]) == PUBLISHED

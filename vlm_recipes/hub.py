@@ -216,3 +216,26 @@ class PushEverySave(TrainerCallback):
                 message = f"Training in progress, step {state.global_step}"
                 push_folder(checkpoint, self.repo_id, self.private, message, self.token)
         return control
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Push a finished run's folder (its model card included): python -m vlm_recipes.hub --folder ... --repo_id ..."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Push a finished vlm-recipes run to the Hugging Face Hub.")
+    parser.add_argument("--folder", required=True, help="the run's output_dir")
+    parser.add_argument("--repo_id", required=True, help="<user or org>/<name>")
+    parser.add_argument("--private", action="store_true", help="create the repository as private")
+    args = parser.parse_args(argv)
+    folder = Path(args.folder)
+    if not (folder / "README.md").exists():
+        raise SystemExit(f"{folder} has no README.md model card: is it the output_dir of a finished recipe run?")
+    if not REPO_ID.match(args.repo_id):
+        raise SystemExit(f"--repo_id must be '<user or org>/<name>', got {args.repo_id!r}.")
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    info = push_folder(folder, args.repo_id, args.private, "Upload model and card")
+    print(f"Pushed {folder} to {info.commit_url}")
+
+
+if __name__ == "__main__":
+    main()
