@@ -8,10 +8,11 @@ RECIPE ?= sft_lora
 CONFIG ?=
 ACCELERATE ?= cpu
 ARGS ?=
+LAUNCH_ARGS ?=
 
 RECIPES := sft_lora dpo mpo grpo clip_train vit_baseline
 
-.PHONY: setup demo test test-slow lint format train clip_zero_shot tiny-models bench clean help preflight $(RECIPES)
+.PHONY: setup demo test test-slow lint format train push merge clip_zero_shot tiny-models bench clean help preflight $(RECIPES)
 
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -39,12 +40,12 @@ lint: setup ## ruff
 format: setup
 	$(VENV)/bin/ruff check --fix vlm_recipes recipes tests benches && $(VENV)/bin/ruff format vlm_recipes recipes tests benches
 
-train: setup ## any recipe: make train RECIPE=sft_lora CONFIG=recipes/configs/tiny-qwen2-vl/sft_lora.yaml ACCELERATE=cpu
-	$(ACCELERATE_BIN) launch --config_file accelerate_configs/$(ACCELERATE).yaml recipes/$(RECIPE).py \
+train: setup ## any recipe: make train RECIPE=sft_lora CONFIG=... ACCELERATE=zero2 LAUNCH_ARGS="--num_processes 4"
+	$(ACCELERATE_BIN) launch --config_file accelerate_configs/$(ACCELERATE).yaml $(LAUNCH_ARGS) recipes/$(RECIPE).py \
 		$(if $(CONFIG),--config $(CONFIG)) $(ARGS)
 
 $(RECIPES): setup ## one recipe, offline default unless CONFIG=...: make dpo, make grpo CONFIG=recipes/configs/tiny-qwen2-vl/grpo.yaml
-	$(ACCELERATE_BIN) launch --config_file accelerate_configs/$(ACCELERATE).yaml recipes/$@.py \
+	$(ACCELERATE_BIN) launch --config_file accelerate_configs/$(ACCELERATE).yaml $(LAUNCH_ARGS) recipes/$@.py \
 		$(if $(CONFIG),--config $(CONFIG)) $(ARGS)
 
 clip_zero_shot: setup ## CLIP zero-shot tasks, offline default unless CONFIG=...; ARGS="--tasks search --search_folder <dir>"
@@ -63,6 +64,12 @@ preflight: setup ## check a config's data against its processor: make preflight 
 bench: setup ## collator throughput and default-run benchmarks
 	$(PY) benches/bench_collator.py
 	$(PY) benches/bench_sft_default.py
+
+push: setup ## push a finished run: make push RUN=outputs/sft_lora-tiny-smolvlm REPO=you/name [PRIVATE=1]
+	$(PY) -m vlm_recipes.hub --folder $(RUN) --repo_id $(REPO) $(if $(PRIVATE),--private)
+
+merge: setup ## merge a LoRA adapter into its base: make merge RUN=outputs/sft_lora-tiny-smolvlm [ARGS="--dtype bfloat16"]
+	$(PY) recipes/merge_adapter.py --adapter $(RUN) $(ARGS)
 
 clean:
 	rm -rf outputs .pytest_cache .ruff_cache

@@ -167,3 +167,32 @@ def test_zero3_with_text_only_batches_breaks_without_the_blank_image(tmp_path):
     )  # fmt: skip
     assert result.returncode != 0
     assert "collective" in result.stderr or "gloo" in result.stderr.lower()
+
+
+def test_fsdp2_shards_and_trains_the_tiny_vlm_on_two_cpu_ranks(tmp_path):
+    """accelerate cannot run FSDP on a CPU; PyTorch's own fully_shard can, so we show the sharding that way."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
+    torchrun = Path(sys.executable).parent / "torchrun"
+    cmd = [str(torchrun), "--nproc_per_node", "2", str(REPO_ROOT / "tests/scripts/fsdp2_cpu.py"), str(tmp_path)]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    for record in ranks:
+        assert record["local"] * 2 == record["total"]  # each rank holds half of every weight
+        assert record["losses"][-1] < record["losses"][0] - 1.0
+    assert ranks[0]["checksum"] == pytest.approx(ranks[1]["checksum"], rel=1e-12)  # one model, gathered
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", ["dpo", "grpo"])
+def test_preference_and_rl_recipes_under_two_ddp_ranks(recipe, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
+    cmd = [str(ACCELERATE), "launch", "--config_file", str(REPO_ROOT / "accelerate_configs/multi_cpu.yaml")]
+    cmd += [str(DRIVER), recipe, str(tmp_path / "dump"), "--output_dir", str(tmp_path / "out"), "--report_to", "none"]
+    cmd += ["--max_steps", "10", "--max_eval_samples", "8", "--logging_steps", "2"]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    weights, logs = rank_records(tmp_path / "dump")
+    assert [log["world_size"] for log in logs] == [2, 2]
+    for name in weights[0]:
+        assert torch.equal(weights[0][name], weights[1][name]), name

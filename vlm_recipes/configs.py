@@ -146,6 +146,14 @@ class _VLMTrainingFields:
     overwrite_output_dir: bool = field(
         default=False, metadata={"help": "Allow writing into an output_dir that already holds a finished run."}
     )
+    hub_private: bool = field(
+        default=False, metadata={"help": "With push_to_hub: create the Hub repository as private."}
+    )
+
+    def __post_init__(self):
+        if self.hub_private:
+            self.hub_private_repo = True
+        super().__post_init__()
 
 
 @dataclass

@@ -21,13 +21,14 @@ from PIL import Image
 from transformers import set_seed
 from trl import DPOTrainer, GRPOTrainer, SFTTrainer
 
-from . import preflight
+from . import hub, preflight
 from .checkpoints import RESULTS_FILE, CompleteCheckpoints, complete_checkpoints, resume_point
 from .collators import PreferenceCollator, VisionChatCollator
 from .configs import DataArguments, DPOConfig, GRPOConfig, SFTConfig, VLMModelConfig
 from .data import load_preference_splits, load_prompt_splits, load_splits
 from .evaluation import exact_match_accuracy, preference_accuracy
 from .families import family_of
+from .hub import check_push_settings
 from .images import undecoded
 from .modeling import apply_freezing, build_peft_config, count_parameters, load_model, load_processor, parameter_groups
 from .rewards import get_reward_funcs, weighted_rewards
@@ -160,6 +161,7 @@ def run_grpo(data_args: DataArguments, training_args: GRPOConfig, model_args: VL
 def run(method: str, data_args: DataArguments, training_args, model_args: VLMModelConfig) -> dict:
     """Train with `method` ('sft', 'dpo' or 'grpo'), evaluating on held-out data before and after."""
     prepare_output_dir(training_args)
+    check_push_settings(training_args)
     out = Path(training_args.output_dir)
     created = not out.exists()
     try:
@@ -170,6 +172,13 @@ def run(method: str, data_args: DataArguments, training_args, model_args: VLMMod
         if created and out.exists() and not complete_checkpoints(out):
             shutil.rmtree(out, ignore_errors=True)
         raise
+
+
+def method_label(method: str, training_args) -> str:
+    if method == "dpo":
+        losses = training_args.loss_type
+        return "DPO" if len(losses) == 1 else f"MPO ({' + '.join(losses)}, weights {training_args.loss_weights})"
+    return method.upper()
 
 
 def save_training_config(training_args, out: Path) -> None:
@@ -229,12 +238,14 @@ def _run(method: str, data_args: DataArguments, training_args, model_args: VLMMo
     if method == "sft":
         training_args.dataset_kwargs = {**(training_args.dataset_kwargs or {}), "skip_prepare_dataset": True}
     training_args.remove_unused_columns = False
+    push = hub.take_over_push(training_args)
     trainer_kwargs = {
         "model": model,
         "args": training_args,
         "train_dataset": train_ds,
         "processing_class": processor,
         "peft_config": peft_config,
+        "callbacks": hub.callbacks(training_args, push),
     }
     collator = None
     if method == "grpo":  # TRL's GRPOTrainer renders and processes prompts itself, for generation
@@ -287,6 +298,7 @@ def _run(method: str, data_args: DataArguments, training_args, model_args: VLMMo
     trainer.save_model(str(out))  # adapter (or full model) as safetensors
     if trainer.is_world_process_zero():
         processor.save_pretrained(out)
+        training_args.push_to_hub = push  # the saved config tells what was asked
         save_training_config(training_args, out)
         (out / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
         generated = after["generated"]
@@ -298,5 +310,16 @@ def _run(method: str, data_args: DataArguments, training_args, model_args: VLMMo
             f"\nHeld-out accuracy ({results['num_eval_samples']} samples): "
             f"before {results['accuracy_before']:.3f} -> after {results['accuracy_after']:.3f}"
         )
+        card = hub.model_card(
+            repo_id=training_args.hub_model_id or out.name,
+            base_model=model_args.model_name_or_path,
+            method=method_label(method, training_args),
+            tags=["trl", method if method != "dpo" or len(training_args.loss_type) == 1 else "mpo"],
+            datasets=[data_args.dataset_name],
+            results=results,
+            training_args=training_args,
+            adapter=peft_config is not None,
+        )
         print(f"Wrote {out / RESULTS_FILE}, the adapter and the processor to {out}")
+        hub.publish(out, training_args, push, card)
     return results

@@ -22,7 +22,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, PreTrainedTokenizerFast
 
 from . import synthetic
-from .tiny import cache_root, save_atomically
+from .tiny import SPECS, cache_root, save_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -34,14 +34,7 @@ SPEC = {
     "max_text_length": 32,
     "projection_dim": 64,
     "text": {"hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2, "num_attention_heads": 4},
-    "vision": {
-        "hidden_size": 128,
-        "intermediate_size": 256,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "image_size": 64,
-        "patch_size": 8,
-    },
+    "vision": dict(SPECS["smolvlm"]["vision"]),  # the tiny SmolVLM's vision tower size: 64 px, 8 px patches
 }
 TRAIN = {
     "num_samples": 8000,
