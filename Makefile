@@ -56,10 +56,8 @@ tiny-models: setup ## build (or reuse) the cached offline tiny checkpoints
 	$(PY) -m vlm_recipes.tiny build --stage sft
 	$(PY) -c "from vlm_recipes import tiny_clip; print(tiny_clip.build('tiny:clip'))"
 
-# --- preflight (issue 7) ---------------------------------------------------------------------------------------
 preflight: setup ## check a config's data against its processor: make preflight CONFIG=<yaml> [ARGS="--all_rows"]
 	$(PY) -m vlm_recipes.preflight --config $(or $(CONFIG),recipes/configs/tiny-smolvlm/sft_lora.yaml) $(ARGS)
-# --- end preflight ----------------------------------------------------------------------------------------------
 
 bench: setup ## collator throughput and default-run benchmarks
 	$(PY) benches/bench_collator.py
