@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import AutoModel, AutoProcessor, TrainingArguments
+from transformers import AutoModel, AutoProcessor, TrainingArguments, set_seed
 
 from . import plots, synthetic
 from . import zero_shot as zs
@@ -358,6 +358,7 @@ def run_contrastive_training(
 ) -> dict:
     """Train a CLIP/SigLIP model on image/caption pairs; zero-shot figures on held-out data before and after."""
     started = time.time()
+    set_seed(training_args.seed)
     with output_dir(training_args.output_dir, training_args.overwrite_output_dir) as out:
         model, processor = load(model_args, training_args.use_cpu)
         train, test_captions = load_captions(data_args, training_args.seed)

@@ -22,6 +22,7 @@ from transformers import (
     ViTConfig,
     ViTForImageClassification,
     ViTImageProcessor,
+    set_seed,
 )
 
 from . import plots
@@ -112,6 +113,7 @@ def held_out(trainer: Trainer, test, num_classes: int) -> tuple[dict, torch.Tens
 
 def run_vit(data_args: ImageDataArguments, model_args: ViTModelArguments, training_args: ViTTrainingArguments):
     started = time.time()
+    set_seed(training_args.seed)  # before the model is built: a scratch ViT's initial weights come from it
     with output_dir(training_args.output_dir, training_args.overwrite_output_dir) as out:
         train, test, class_names = load_classification(data_args, training_args.seed)
         model, processor = build(model_args, class_names)
