@@ -124,17 +124,16 @@ def test_empty_search_folder_names_the_folder(tmp_path):
 def test_contrastive_training_improves_held_out_zero_shot_figures(tmp_path):
     out = tmp_path / "run"
     config = REPO_ROOT / "recipes/configs/tiny-clip/clip_train.yaml"
+    secret = "hf_ClipTrainSecret987"
     results = run_recipe(
-        "clip_train",
-        config,
-        out,
-        "--max_steps",
-        "150",
-        "--synthetic_train_samples",
-        "3000",
-        "--max_eval_samples",
-        "200",
-    )
+        "clip_train", config, out, "--max_steps", "150", "--synthetic_train_samples", "3000",
+        "--max_eval_samples", "200", "--save_strategy", "steps", "--save_steps", "100", "--hub_token", secret,
+    )  # fmt: skip
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert (out / "checkpoint-100" / "model.safetensors").exists()
+    assert not [p for p in files if p.suffix == ".bin"]  # no pickled training arguments, in checkpoints either
+    assert not [p for p in files if secret.encode() in p.read_bytes()]
+    assert "library_name: transformers" in (out / "README.md").read_text()
     assert results["zero_shot_top1_after"] > results["zero_shot_top1_before"] + 0.2
     assert results["text_to_image_r1_after"] > results["text_to_image_r1_before"]
     assert (out / "model.safetensors").exists() and not (out / "training_args.bin").exists()

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModel, AutoProcessor, TrainingArguments, set_seed
 
-from . import plots, synthetic
+from . import hub, plots, synthetic
 from . import zero_shot as zs
 from .contrastive import LOSSES, ContrastiveCollator, ContrastiveTrainer
 from .image_data import ImageDataArguments, digits_dataset, load_captions, load_classification
@@ -359,6 +359,7 @@ def run_contrastive_training(
     """Train a CLIP/SigLIP model on image/caption pairs; zero-shot figures on held-out data before and after."""
     started = time.time()
     set_seed(training_args.seed)
+    push = hub.take_over_push(training_args)  # checks hub_model_id now; our card, not Trainer's, is published
     with output_dir(training_args.output_dir, training_args.overwrite_output_dir) as out:
         model, processor = load(model_args, training_args.use_cpu)
         train, test_captions = load_captions(data_args, training_args.seed)
@@ -382,6 +383,7 @@ def run_contrastive_training(
             train_dataset=train,
             data_collator=ContrastiveCollator(processor),
             loss_name=training_args.loss,
+            callbacks=hub.callbacks(training_args, push),
         )
         train_output = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
         model = trainer.model
@@ -401,9 +403,22 @@ def run_contrastive_training(
         )
         trainer.save_model(str(out))  # every rank: under ZeRO-3 saving gathers the shards collectively
         if trainer.is_world_process_zero():
+            training_args.push_to_hub = push
             save_run(trainer, processor, training_args, results, out)
             print("\nHeld-out before -> after training:")
             for key in before:
                 print(f"  {key}: {before[key]:.3f} -> {after[key]:.3f}")
             print(f"Wrote {out / RESULTS_FILE}, the model and the processor to {out}")
+            card = hub.model_card(
+                repo_id=training_args.hub_model_id or out.name,
+                base_model=model_args.model_name_or_path,
+                method=f"contrastive image-text training ({training_args.loss} loss)",
+                tags=[training_args.loss, "contrastive"],
+                datasets=[data_args.dataset_name],
+                results=results,
+                training_args=training_args,
+                adapter=False,
+                pipeline_tag="zero-shot-image-classification",
+            )
+            hub.publish(out, training_args, push, card)
     return results

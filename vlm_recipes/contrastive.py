@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from transformers import Trainer
 
+from .checkpoints import CompleteCheckpoints
+
 # CLIP clamps its learnable logit scale (log of the inverse temperature) at ln(100): a larger scale makes the
 # softmax so sharp that training becomes unstable.
 MAX_LOGIT_SCALE = 4.6052
@@ -85,7 +87,7 @@ class ContrastiveCollator:
         )
 
 
-class ContrastiveTrainer(Trainer):
+class ContrastiveTrainer(CompleteCheckpoints, Trainer):
     """transformers' Trainer with the loss chosen by `loss_name` ('clip' or 'siglip') on the model's embeddings."""
 
     def __init__(self, *args, loss_name: str = "clip", **kwargs):

@@ -25,8 +25,9 @@ from transformers import (
     set_seed,
 )
 
-from . import plots
+from . import hub, plots
 from . import zero_shot as zs
+from .checkpoints import CompleteCheckpoints
 from .image_data import ImageDataArguments, load_classification
 from .outputs import RESULTS_FILE, output_dir, save_run
 
@@ -93,6 +94,10 @@ def build(model_args: ViTModelArguments, class_names: list[str]):
     return model, processor
 
 
+class ViTTrainer(CompleteCheckpoints, Trainer):
+    """transformers' Trainer with complete-marked checkpoints (no pickled training arguments in them)."""
+
+
 class ImageClassificationCollator:
     """Rows {image: PIL image, label: int} -> {pixel_values [B, 3, H, W], labels [B]}."""
 
@@ -114,15 +119,17 @@ def held_out(trainer: Trainer, test, num_classes: int) -> tuple[dict, torch.Tens
 def run_vit(data_args: ImageDataArguments, model_args: ViTModelArguments, training_args: ViTTrainingArguments):
     started = time.time()
     set_seed(training_args.seed)  # before the model is built: a scratch ViT's initial weights come from it
+    push = hub.take_over_push(training_args)  # checks hub_model_id now; our card, not Trainer's, is published
     with output_dir(training_args.output_dir, training_args.overwrite_output_dir) as out:
         train, test, class_names = load_classification(data_args, training_args.seed)
         model, processor = build(model_args, class_names)
         training_args.remove_unused_columns = False
-        trainer = Trainer(
+        trainer = ViTTrainer(
             model=model,
             args=training_args,
             train_dataset=train,
             data_collator=ImageClassificationCollator(processor),
+            callbacks=hub.callbacks(training_args, push),
         )
         n = len(class_names)
         before, _ = held_out(trainer, test, n)
@@ -151,10 +158,23 @@ def run_vit(data_args: ImageDataArguments, model_args: ViTModelArguments, traini
         if trainer.is_world_process_zero():
             title = f"{data_args.dataset_name}: held-out top-1 {after['top1']:.3f} ({len(test)} images)"
             plots.confusion_matrix_png(counts, class_names, out / "confusion_matrix.png", title)
+            training_args.push_to_hub = push
             save_run(trainer, processor, training_args, results, out)
             print(
                 f"\nHeld-out top-1 ({len(test)} images, {n} classes): "
                 f"before {before['top1']:.3f} -> after {after['top1']:.3f}"
             )
             print(f"Wrote {out / RESULTS_FILE}, confusion_matrix.png, the model and the processor to {out}")
+            card = hub.model_card(
+                repo_id=training_args.hub_model_id or out.name,
+                base_model=model_args.model_name_or_path,
+                method="image classification" + (" from scratch" if model_args.model_name_or_path == SCRATCH else ""),
+                tags=["vit", "image-classification"],
+                datasets=[data_args.dataset_name],
+                results=results,
+                training_args=training_args,
+                adapter=False,
+                pipeline_tag="image-classification",
+            )
+            hub.publish(out, training_args, push, card)
     return results
