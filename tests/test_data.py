@@ -129,3 +129,27 @@ def test_synthetic_splits_have_the_requested_sizes():
     assert [pixels(r["images"][0]) for r in train.select(range(3))] != [
         pixels(r["images"][0]) for r in test.select(range(3))
     ]
+
+
+def test_preference_image_folder_with_a_single_image_column(tmp_path, processors):
+    """One image per row in an `image` column (imagefolder's layout) becomes the `images` list the collator reads."""
+    from vlm_recipes.collators import PreferenceCollator
+    from vlm_recipes.data import load_preference_splits
+
+    write_images(tmp_path, 4)
+    user = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What is the number?"}]}]
+    meta = [
+        {
+            "file_name": f"{i}.png",
+            "prompt": user,
+            "chosen": [{"role": "assistant", "content": [{"type": "text", "text": str(i)}]}],
+            "rejected": [{"role": "assistant", "content": [{"type": "text", "text": str(i + 1)}]}],
+        }
+        for i in range(4)
+    ]
+    (tmp_path / "metadata.jsonl").write_text("".join(json.dumps(m) + "\n" for m in meta))
+    train, test = load_preference_splits(DataArguments(dataset_name=str(tmp_path), image_column="image"), seed=0)
+    row = train[0]
+    assert "image" not in train.column_names and len(row["images"]) == 1
+    batch = PreferenceCollator(processors["smolvlm"])([row])
+    assert batch["input_ids"].shape[0] == 2 and batch["pixel_values"].shape[0] == 2

@@ -205,15 +205,20 @@ def write_search_folder(data_args: ImageDataArguments, seed: int, folder: Path, 
 
 
 def _ood_images(args: ZeroShotArguments, n: int, seed: int):
+    """Up to `n` out-of-distribution images (as many as in-distribution ones, when the source has that many)."""
     if args.ood_dataset_name == "digits":
-        return digits_dataset().shuffle(seed=seed).select(range(n))["image"]
-    data = ImageDataArguments(
-        dataset_name=args.ood_dataset_name, dataset_config=args.ood_dataset_config, image_column=args.ood_image_column
-    )
+        digits = digits_dataset().shuffle(seed=seed)
+        return digits.select(range(min(n, len(digits))))["image"]
     if args.ood_dataset_name == "synthetic":
         return synthetic.make_caption_dataset(n, seed=seed + 3)["image"]
-    _, test, _ = load_classification(data, seed)
-    return test.select(range(min(n, len(test))))["image"]
+    data = ImageDataArguments(
+        dataset_name=args.ood_dataset_name,
+        dataset_config=args.ood_dataset_config,
+        image_column=args.ood_image_column,
+        max_eval_samples=n,
+    )
+    _, test, _ = load_classification(data, seed, with_train=False)
+    return test["image"]
 
 
 def ood(model, processor, test, class_names, templates, args: ZeroShotArguments, out: Path) -> dict:

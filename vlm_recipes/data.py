@@ -77,23 +77,23 @@ def question_messages(question: str, answer: str | None, system: str | None, num
     return messages
 
 
+def images_as_list_column(ds: Dataset, column: str) -> Dataset:
+    """`column` as the `images` column the collators read: a list of images per row (one image becomes [image])."""
+    if column == "images":
+        return ds
+    if isinstance(ds.features[column], Image):
+        ds = ds.map(lambda im: {"images": [im]}, input_columns=[column], remove_columns=[column], features=None)
+        return ds.cast_column("images", List(Image()))
+    return ds.rename_column(column, "images")
+
+
 def to_conversations(ds: Dataset, args: DataArguments) -> Dataset:
     """Give `ds` the columns the collators read: `images` (list) and `messages`, plus `answer` when known."""
     if args.image_column not in ds.column_names:
         raise ValueError(
             f"Dataset has no image column {args.image_column!r} (columns: {ds.column_names}); set image_column."
         )
-    if args.image_column != "images":
-        if isinstance(ds.features[args.image_column], Image):
-            ds = ds.map(
-                lambda im: {"images": [im]},
-                input_columns=[args.image_column],
-                remove_columns=[args.image_column],
-                features=None,
-            )
-            ds = ds.cast_column("images", List(Image()))
-        else:
-            ds = ds.rename_column(args.image_column, "images")
+    ds = images_as_list_column(ds, args.image_column)
     if args.question_column is not None:
         for name, col in (("question_column", args.question_column), ("answer_column", args.answer_column)):
             if col not in ds.column_names:
@@ -196,8 +196,8 @@ def load_preference_splits(args: DataArguments, seed: int = 42) -> tuple[Dataset
                 f"{args.dataset_name}: preference data needs columns prompt, chosen and rejected; "
                 f"missing {missing} (columns: {split.column_names})."
             )
-    if args.image_column != "images" and args.image_column in train.column_names:
-        train, test = (d.rename_column(args.image_column, "images") for d in (train, test))
+    if args.image_column in train.column_names:
+        train, test = (images_as_list_column(d, args.image_column) for d in (train, test))
     return _cap(train, test, args)
 
 
