@@ -134,6 +134,8 @@ def test_finished_run_is_refused_and_overwrite_starts_over(tmp_path):
         resume_point(str(tmp_path), None, overwrite_output_dir=False)
     assert resume_point(str(tmp_path), None, overwrite_output_dir=True) is None
     assert not list(tmp_path.glob("checkpoint-*"))  # stale checkpoints of the old run would shadow the new ones
+    # ... and its results would make a crashed rerun look finished.
+    assert not (tmp_path / "eval_results.json").exists()
 
 
 def test_a_checkpoint_is_named_by_path_or_by_its_name_in_output_dir(tmp_path):

@@ -119,6 +119,9 @@ def resume_point(output_dir: str, resume_from_checkpoint: str | None, overwrite_
             )
             for c in stale:
                 shutil.rmtree(c, ignore_errors=True)
+        # The previous run's figures must not outlive it: a crashed rerun would otherwise look finished.
+        for name in (RESULTS_FILE, "eval_predictions.jsonl", "README.md"):
+            (out / name).unlink(missing_ok=True)
         return None
     if (out / RESULTS_FILE).exists():
         raise FileExistsError(

@@ -160,8 +160,8 @@ def run_grpo(data_args: DataArguments, training_args: GRPOConfig, model_args: VL
 
 def run(method: str, data_args: DataArguments, training_args, model_args: VLMModelConfig) -> dict:
     """Train with `method` ('sft', 'dpo' or 'grpo'), evaluating on held-out data before and after."""
+    check_push_settings(training_args)  # before prepare_output_dir, which may delete a previous run's checkpoints
     prepare_output_dir(training_args)
-    check_push_settings(training_args)
     out = Path(training_args.output_dir)
     created = not out.exists()
     try:
