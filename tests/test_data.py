@@ -153,3 +153,13 @@ def test_preference_image_folder_with_a_single_image_column(tmp_path, processors
     assert "image" not in train.column_names and len(row["images"]) == 1
     batch = PreferenceCollator(processors["smolvlm"])([row])
     assert batch["input_ids"].shape[0] == 2 and batch["pixel_values"].shape[0] == 2
+
+
+def test_transparent_palette_pixels_become_white_like_rgba():
+    from vlm_recipes.images import to_rgb
+
+    image = Image.new("P", (2, 1))
+    image.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    image.putpixel((1, 0), 1)
+    image.info["transparency"] = 0  # palette index 0 (black) is transparent
+    assert list(to_rgb(image).getdata()) == [(255, 255, 255), (255, 0, 0)]

@@ -231,7 +231,10 @@ def test_real_inference_config_runs_its_code_path_on_the_tiny_model(tmp_path, pa
             for q, a in [("What color is the shape?", "red"), ("How many shapes?", "1")]
         ]
         for row in rows:
-            row[config["answer_column"]] = [row[config["answer_column"]]] if listed else row[config["answer_column"]]
+            # Ten copies: TextVQA-style lists hold 10 human answers (VQA accuracy refuses fewer than 3).
+            row[config["answer_column"]] = (
+                [row[config["answer_column"]]] * 10 if listed else row[config["answer_column"]]
+            )
             row[config["image_column"]] = [row[config["image_column"]]]
         data = tmp_path / "data.jsonl"
         data.write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -30,7 +30,7 @@ def test_every_metric_is_a_local_evaluate_module():
         assert (metric_path(name) / f"{name}.py").is_file()
         module = load(name)
         assert isinstance(module, evaluate.Metric)
-        assert name in module.compute(predictions=["red"], references=[["red"]])
+        assert name in module.compute(predictions=["red"], references=[["red", "red", "blue"]])
 
 
 def test_exact_match_normalises_case_punctuation_whitespace_and_unicode():
@@ -68,6 +68,8 @@ def test_vqa_accuracy_counts_humans_up_to_three():
     )
     with pytest.raises(ValueError, match="non-empty list of human answers"):
         load("vqa_accuracy").compute(predictions=["a"], references=[[]])
+    with pytest.raises(ValueError, match="use exact_match"):  # one reference: a perfect answer would score 1/3
+        load("vqa_accuracy").compute(predictions=["red"], references=[["red"]])
 
 
 def test_anls_threshold_and_edge_cases():

@@ -48,7 +48,7 @@ def to_rgb(image):
     """The image as RGB: alpha composited on white, palette/greyscale/CMYK converted."""
     if image.mode == "RGB":
         return image
-    if image.mode in _ALPHA_MODES:
+    if image.mode in _ALPHA_MODES or "transparency" in image.info:  # e.g. a palette PNG with a transparent index
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")

@@ -26,6 +26,7 @@ from PIL import Image, UnidentifiedImageError
 from .configs import DataArguments, GenerateArguments, VLMModelConfig
 from .data import final_answer, load_eval_split, question_messages
 from .evaluation import generate_answers
+from .images import to_rgb
 from .modeling import load_model, load_processor
 
 logger = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ def open_image(path: str | Path, field: str = "image") -> Image.Image:
         )
     try:
         with Image.open(p) as im:
-            return im.convert("RGB")
+            return to_rgb(im.copy())  # a copy: the file closes when the block ends
     except (UnidentifiedImageError, OSError) as err:
         raise ValueError(f"{field}: {p} is not an image Pillow can read ({err}).") from err
 

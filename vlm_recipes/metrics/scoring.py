@@ -60,8 +60,11 @@ def vqa_accuracy_score(prediction: str, human_answers, leave_one_out: bool = Fal
     humans that gives 0.3, 0.6, 0.9 instead of 1/3, 2/3, 1; for 0 or >= 4 of 10 both give 0 and 1.
     """
     answers = [normalize_vqa(a) for a in _as_list(human_answers)]
-    if not answers:
-        raise ValueError("VQA accuracy needs a non-empty list of human answers per question.")
+    if len(answers) < 3:  # min(matches / 3, 1) could never reach 1: a perfect model would score 1/3
+        raise ValueError(
+            f"VQA accuracy needs a non-empty list of human answers per question, at least 3 (VQAv2 has 10); got "
+            f"{len(answers)}. For data with one reference answer use exact_match."
+        )
     pred = normalize_vqa(prediction)
     matches = sum(pred == a for a in answers)
     if not leave_one_out or len(answers) == 1:
