@@ -249,3 +249,21 @@ def test_real_inference_config_runs_its_code_path_on_the_tiny_model(tmp_path, pa
         assert len(result) == 4 and all(config["prompt_template"].split("{")[0] in r["prompt"] for r in result)
     else:
         assert result["num_samples"] == 2 and list(result["models"][0]["metrics"]) == config["metrics"]
+
+
+def test_a_failing_entry_leaves_no_half_written_report(tmp_path):
+    """The first entry is evaluated and written, the second cannot load: nothing of the run is left behind."""
+    Image.new("RGB", (64, 64), (220, 40, 40)).save(tmp_path / "red.png")
+    rows = [{"images": ["red.png"], "question": "What color is the shape?", "answer": "red"}]
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "eval"
+    with pytest.raises(Exception, match="no-such-model"):
+        recipe_module("evaluate_models").main(
+            [
+                "--dataset_name", str(data), "--dataset_test_split", "train", "--question_column", "question",
+                "--answer_column", "answer", "--other_models", str(tmp_path / "no-such-model"), "--labels", "",
+                "--output_dir", str(out),
+            ]
+        )  # fmt: skip
+    assert not out.exists()

@@ -26,6 +26,7 @@ from pathlib import Path
 from .configs import DataArguments, EvaluateArguments, GenerateArguments, VLMModelConfig
 from .inference import check_adapter_dir, load_for_inference, predict, rows_for, write_jsonl
 from .metrics import score
+from .outputs import output_dir
 
 logger = logging.getLogger(__name__)
 
@@ -82,14 +83,23 @@ def run_evaluate(data_args: DataArguments, eval_args: EvaluateArguments, model_a
         seed=eval_args.seed,
     )
     rows = rows_for(gen_args, data_args, eval_args.references_column)
-    missing = [i for i in range(min(len(rows), 3)) if "reference" not in rows[i]]
+    missing = [i for i in range(len(rows)) if rows[i].get("reference") is None]
     if missing:
         raise ValueError(
             f"{data_args.dataset_name}: row {missing[0]} has no reference answer to score against; set "
             "answer_column / references_column (or use a messages column that ends with the answer)."
         )
-    out = Path(eval_args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    # A failed run removes the directory it created; a rerun replaces the previous report and predictions.
+    with output_dir(eval_args.output_dir, overwrite=True) as out:
+        for stale in out.glob("predictions-*.jsonl"):
+            stale.unlink()
+        report = _compare(entries, rows, data_args, eval_args, out)
+    print("\n" + markdown_table(report))
+    print(f"Wrote {out / 'report.md'}, {out / 'report.json'} and {out / 'gallery.html'}")
+    return report
+
+
+def _compare(entries, rows, data_args, eval_args, out: Path) -> dict:
     results = []
     for n, entry in enumerate(entries):
         started = time.time()
@@ -135,8 +145,6 @@ def run_evaluate(data_args: DataArguments, eval_args: EvaluateArguments, model_a
     (out / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     (out / "report.md").write_text(markdown_table(report))
     (out / "gallery.html").write_text(gallery_html(report, rows, results, eval_args.gallery_samples))
-    print("\n" + markdown_table(report))
-    print(f"Wrote {out / 'report.md'}, {out / 'report.json'} and {out / 'gallery.html'}")
     return report
 
 
