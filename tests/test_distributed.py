@@ -203,3 +203,18 @@ def test_preference_and_rl_recipes_under_two_ddp_ranks(recipe, tmp_path):
     assert [log["world_size"] for log in logs] == [2, 2]
     for name in weights[0]:
         assert torch.equal(weights[0][name], weights[1][name]), name
+
+
+def test_ranks_with_an_empty_cache_share_one_complete_tiny_checkpoint(tmp_path):
+    """transformers writes model files on rank 0 only: a tiny model built by another rank would be cached without
+    its weights. Only local rank 0 builds; the others wait and load the same directory."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT), "VLM_RECIPES_CACHE": str(tmp_path)}
+    torchrun = Path(sys.executable).parent / "torchrun"
+    script = REPO_ROOT / "tests/scripts/tiny_build_ranks.py"
+    cmd = [str(torchrun), "--nproc_per_node", "2", str(script), "tiny:clip-random", str(tmp_path / "out")]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [json.loads((tmp_path / "out" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0] == ranks[1]
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= set(ranks[0]["files"])
+    assert len(list((tmp_path / "tiny").iterdir())) == 1  # built once, no leftover temporary directory

@@ -363,8 +363,10 @@ def save_atomically(target: Path, model, processor, info: dict, force: bool = Fa
     builds never see a half-written checkpoint."""
     tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
     try:
-        model.save_pretrained(tmp)  # safetensors
+        model.save_pretrained(tmp, is_main_process=True)  # safetensors
         processor.save_pretrained(tmp)
+        if not (tmp / "config.json").exists():  # e.g. a non-zero rank of a distributed run: never cache that
+            raise RuntimeError(f"Building {target.name}: the model files were not written; build it on rank 0.")
         (tmp / "tiny_build.json").write_text(json.dumps(info, indent=2))
         if force and target.exists():
             shutil.rmtree(target)
@@ -404,14 +406,30 @@ def build(name: str, force: bool = False) -> Path:
 
 
 def resolve(name_or_path: str) -> str:
-    """Map `tiny:<name>` to its local checkpoint directory (building it if needed); pass anything else through."""
+    """Map `tiny:<name>` to its local checkpoint directory (building it if needed); pass anything else through.
+
+    In a multi-process run (torch.distributed initialised) only each machine's local rank 0 builds, the others wait
+    at a barrier: transformers' save_pretrained writes model files on global rank 0 only, so a checkpoint built by
+    another rank would lack its weights. Every rank must therefore call this the same number of times (they do:
+    the recipes resolve the same names in the same order)."""
+    if not name_or_path.startswith(TINY_PREFIX):
+        return name_or_path
     if name_or_path.startswith(f"{TINY_PREFIX}clip"):
         from . import tiny_clip
 
-        return str(tiny_clip.build(name_or_path))
-    if name_or_path.startswith(TINY_PREFIX):
-        return str(build(name_or_path))
-    return name_or_path
+        builder = tiny_clip.build
+    else:
+        builder = build
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return str(builder(name_or_path))
+    if int(os.environ.get("LOCAL_RANK", "0")) == 0:
+        path = builder(name_or_path)
+        dist.barrier()
+        return str(path)
+    dist.barrier()  # local rank 0 has built (or found) the checkpoint
+    return str(builder(name_or_path))
 
 
 def main(argv: list[str] | None = None) -> None:
