@@ -15,6 +15,16 @@ from safetensors.torch import load_file
 from vlm_recipes.configs import REPO_ROOT
 
 CONFIGS = sorted((REPO_ROOT / "accelerate_configs").glob("*.yaml"))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def tiny_smolvlm_built():
+    """Build (or find) the tiny SmolVLM here, with every core, not inside the one-thread subprocesses below."""
+    from vlm_recipes import tiny
+
+    tiny.build("tiny:smolvlm")
+
+
 DRIVER = REPO_ROOT / "tests/scripts/distributed_recipe.py"
 ACCELERATE = Path(sys.executable).parent / "accelerate"
 # What a CPU needs on top of the GPU configs: two processes, no bf16 autocast.

@@ -14,6 +14,16 @@ from vlm_recipes import hub
 from vlm_recipes.configs import REPO_ROOT
 
 SFT = REPO_ROOT / "recipes/configs/tiny-smolvlm/sft_lora.yaml"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def tiny_smolvlm_built():
+    """Build (or find) the tiny SmolVLM here, with every core, not inside the one-thread subprocesses below."""
+    from vlm_recipes import tiny
+
+    tiny.build("tiny:smolvlm")
+
+
 SECRET = "hf_StandInSecretToken123"
 PUBLISHED = {
     "README.md",
