@@ -92,7 +92,7 @@ def launch(config: str, dump: Path, out: Path, *recipe_args: str, timeout: int =
     return result
 
 
-LOST_PEER = ("Connection closed by peer", "Connection reset by peer")
+LOST_PEER = ("Connection closed by peer", "Connection reset by peer", "terminate called without an active exception")
 MISMATCH = ("EnforceNotMet", "doesn't match", "collective mismatch")  # the other rank's report of a real bug
 
 

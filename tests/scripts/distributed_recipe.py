@@ -67,6 +67,11 @@ def main():
 
     run.TRAINERS[method] = Recording
     importlib.import_module(recipe).main(argv)
+    import torch.distributed as dist
+
+    if dist.is_initialized():  # shut gloo down before exit: a live process group has aborted a rank at exit
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
