@@ -30,10 +30,15 @@ def output_dir(path: str | Path, overwrite: bool = False):
         raise
 
 
+def save_training_config(training_args, out: Path) -> None:
+    """The training arguments as JSON, tokens redacted, instead of Trainer's pickled training_args.bin."""
+    (out / "training_args.bin").unlink(missing_ok=True)
+    (out / "training_config.json").write_text(training_args.to_json_string())
+
+
 def save_run(trainer, processor, training_args, results: dict, out: Path) -> None:
     """On the main process, after `trainer.save_model` (safetensors) on every rank: the processor, the training
     arguments as JSON (tokens redacted, instead of Trainer's pickled training_args.bin) and eval_results.json."""
     processor.save_pretrained(out)
-    (out / "training_args.bin").unlink(missing_ok=True)
-    (out / "training_config.json").write_text(training_args.to_json_string())
+    save_training_config(training_args, out)
     (out / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")

@@ -31,6 +31,7 @@ from .families import family_of
 from .hub import check_push_settings
 from .images import undecoded
 from .modeling import apply_freezing, build_peft_config, count_parameters, load_model, load_processor, parameter_groups
+from .outputs import save_training_config
 from .rewards import get_reward_funcs, weighted_rewards
 
 logger = logging.getLogger(__name__)
@@ -179,12 +180,6 @@ def method_label(method: str, training_args) -> str:
         losses = training_args.loss_type
         return "DPO" if len(losses) == 1 else f"MPO ({' + '.join(losses)}, weights {training_args.loss_weights})"
     return method.upper()
-
-
-def save_training_config(training_args, out: Path) -> None:
-    """The training arguments as JSON, tokens redacted, instead of Trainer's pickled training_args.bin."""
-    (out / "training_args.bin").unlink(missing_ok=True)
-    (out / "training_config.json").write_text(training_args.to_json_string())
 
 
 @contextmanager
