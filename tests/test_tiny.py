@@ -1,6 +1,9 @@
 """Tiny checkpoints build offline and load by path exactly like a real checkpoint."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -8,6 +11,7 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from vlm_recipes import synthetic, tiny
 from vlm_recipes.collators import VisionChatCollator
+from vlm_recipes.configs import REPO_ROOT
 
 
 @pytest.fixture
@@ -66,3 +70,58 @@ def test_unknown_tiny_name_is_a_clear_error():
     with pytest.raises(ValueError, match="Unknown tiny model 'tiny:llava'.*tiny:smolvlm"):
         tiny.resolve("tiny:llava")
     assert tiny.resolve("HuggingFaceTB/SmolVLM-256M-Instruct") == "HuggingFaceTB/SmolVLM-256M-Instruct"
+
+
+# Builds a short version of the real recipe (fewer steps: its own cache entry) in a process started with the thread
+# count given, and prints the sha256 of each written model.safetensors; then the same training outside the build's
+# pinned settings, at the process's own thread count, to show which knob the build has to fix.
+_BUILD_SCRIPT = """
+import hashlib, json, sys, torch
+torch.set_num_threads(int(sys.argv[1]))
+from vlm_recipes import tiny
+tiny.PRETRAIN["steps"], tiny.WARMUP["steps"] = 40, 5
+digests = {}
+for name in ("tiny:smolvlm-sft", "tiny:qwen2_vl"):
+    digests[name] = hashlib.sha256((tiny.build(name) / "model.safetensors").read_bytes()).hexdigest()
+processor = tiny.build_processor("smolvlm")
+model = tiny.build_model("smolvlm", processor.tokenizer)
+tiny.pretrain(model, processor, **tiny.PRETRAIN)
+weights = b"".join(t.detach().numpy().tobytes() for t in model.state_dict().values())
+digests["unpinned"] = hashlib.sha256(weights).hexdigest()
+print(json.dumps(digests))
+"""
+
+
+def test_build_writes_the_same_weights_whatever_the_thread_count_of_the_process(tmp_path):
+    """Issue 11: whichever process builds a tiny base first (a one-thread test subprocess, `accelerate launch`,
+    pytest), the cache gets the same weights."""
+    digests = []
+    for threads in (1, 2):  # one after the other: two pinned 2-thread builds at once oversubscribe 2 cores badly
+        env = {
+            **os.environ,
+            "OMP_NUM_THREADS": str(threads),
+            "VLM_RECIPES_CACHE": str(tmp_path / f"threads{threads}"),
+            "PYTHONPATH": str(REPO_ROOT),
+        }
+        cmd = [sys.executable, "-c", _BUILD_SCRIPT, str(threads)]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        digests.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    one, two = digests
+    # The knob: the same training at 1 and at 2 threads gives other weights (reduction order of the CPU kernels) ...
+    assert one.pop("unpinned") != two.pop("unpinned")
+    # ... so the build pins it, and both processes cache identical checkpoints.
+    assert one == two
+    info = json.loads(next((tmp_path / "threads1" / "tiny").glob("qwen2_vl-*/tiny_build.json")).read_text())
+    assert info["threads"] == tiny.BUILD_THREADS and info["deterministic_algorithms"] is True
+    assert {"torch", "transformers", "cpu_capability", "seed", "machine"} <= set(info)
+
+
+def test_build_seed_names_another_base(monkeypatch):
+    default = tiny.checkpoint_dir("tiny:smolvlm")
+    monkeypatch.setenv(tiny.SEED_ENV, "3")
+    seeded = tiny.checkpoint_dir("tiny:smolvlm-sft")
+    assert seeded != default and seeded.name.startswith("smolvlm-sft-seed3-")
+    monkeypatch.setenv(tiny.SEED_ENV, "three")
+    with pytest.raises(ValueError, match="VLM_RECIPES_TINY_SEED must be an integer"):
+        tiny.checkpoint_dir("tiny:smolvlm")

@@ -16,6 +16,14 @@ Two flavours per family, named like Hub ids in YAML (`model_name_or_path: tiny:s
 Checkpoints are cached under `$VLM_RECIPES_CACHE` (default `~/.cache/vlm_recipes`), keyed by a hash of the build
 recipe, built into a temporary directory and renamed into place, so concurrent ranks and interrupted builds never
 see a half-written checkpoint. Rebuild with `python -m vlm_recipes.tiny build --family smolvlm --force`.
+
+Reproducible builds: CPU matmul kernels split their reductions by the number of intra-op threads, so the same
+build run with 1 and with 2 threads writes different weights. Every build therefore runs with a fixed thread count
+(`BUILD_THREADS`) and deterministic algorithms, whatever the process that builds first (pytest, a one-thread test
+subprocess, `accelerate launch`) was started with; `tiny_build.json` records what the build depended on (thread
+count, CPU capability, library versions, build seed). Bit equality across CPU types is not promised.
+`VLM_RECIPES_TINY_SEED` (default 0) builds another, equally valid, tiny base (its own cache entry): the learning
+benchmarks use it to check that the recipes' defaults do not depend on one lucky base.
 """
 
 from __future__ import annotations
@@ -25,10 +33,12 @@ import hashlib
 import json
 import logging
 import os
+import platform
 import random
 import shutil
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -41,8 +51,12 @@ from . import synthetic
 logger = logging.getLogger(__name__)
 
 # Bump when the build recipe changes in a way the spec hash below cannot see (e.g. new tokenizer corpus code).
-BUILD_VERSION = 3
+BUILD_VERSION = 4
 TINY_PREFIX = "tiny:"
+# Intra-op threads of every build (see the module docstring). Two: the cores of our development and CI machines;
+# a machine with more or fewer cores still splits the work the same way, so it builds the same weights.
+BUILD_THREADS = 2
+SEED_ENV = "VLM_RECIPES_TINY_SEED"
 
 # Widths are multiples of 64 so that bitsandbytes' 4-bit CPU kernels (block size 64) can quantise every layer:
 # the QLoRA configs run on these models too.
@@ -133,6 +147,44 @@ FAMILY_SPECIAL_TOKENS = {
 
 def cache_root() -> Path:
     return Path(os.environ.get("VLM_RECIPES_CACHE", Path.home() / ".cache" / "vlm_recipes"))
+
+
+def build_seed() -> int:
+    """The build seed from `$VLM_RECIPES_TINY_SEED` (default 0): shifts every seed of a build (initialisation,
+    training data, batch order), so each value gives a different tiny base with its own cache entry."""
+    value = os.environ.get(SEED_ENV, "0")
+    if not value.lstrip("-").isdigit():
+        raise ValueError(f"{SEED_ENV} must be an integer, got {value!r}.")
+    return int(value)
+
+
+def build_dependencies() -> dict:
+    """What a build's weights depend on besides its recipe: part of the cache key and of `tiny_build.json`."""
+    import tokenizers
+    import transformers
+
+    return {
+        "threads": BUILD_THREADS,
+        "deterministic_algorithms": True,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "tokenizers": tokenizers.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "seed": build_seed(),
+    }
+
+
+@contextmanager
+def reproducible_build():
+    """Run a build with `BUILD_THREADS` intra-op threads and deterministic algorithms; restore both afterwards."""
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(BUILD_THREADS)
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
 
 
 def _corpus() -> list[str]:
@@ -336,6 +388,7 @@ def _spec_hash(family: str, stage: str) -> str:
         "family": family,
         "spec": SPECS[family],
         "pretrain": PRETRAIN if "pretrain" in STAGES[stage] else None,
+        "dependencies": build_dependencies(),
     }
     if "warmup" in STAGES[stage]:
         spec["warmup"] = WARMUP
@@ -344,7 +397,7 @@ def _spec_hash(family: str, stage: str) -> str:
 
 def checkpoint_dir(name: str) -> Path:
     family, stage = parse_name(name)
-    suffix = "" if stage == "base" else f"-{stage}"
+    suffix = ("" if stage == "base" else f"-{stage}") + (f"-seed{build_seed()}" if build_seed() else "")
     return cache_root() / "tiny" / f"{family}{suffix}-{_spec_hash(family, stage)}"
 
 
@@ -387,18 +440,23 @@ def build(name: str, force: bool = False) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     started = time.time()
     if stage == "sft":
-        from transformers import AutoModelForImageTextToText, AutoProcessor
-
         base = build(f"{TINY_PREFIX}{family}")
-        processor, model = AutoProcessor.from_pretrained(base), AutoModelForImageTextToText.from_pretrained(base)
-    else:
-        processor = build_processor(family)
-        model = build_model(family, processor.tokenizer)
-    info = {"name": name, "family": family, "num_parameters": model.num_parameters()}
-    for step in STAGES[stage][-1:] if stage == "sft" else STAGES[stage]:
-        logger.info("Training %s (%s) once, cached in %s ...", name, step, target)
-        losses = pretrain(model, processor, **TRAINING[step])
-        info[step] = {**TRAINING[step], "first_loss": losses[0], "final_loss": sum(losses[-20:]) / 20}
+    seed = build_seed()
+    with reproducible_build():
+        if stage == "sft":
+            from transformers import AutoModelForImageTextToText, AutoProcessor
+
+            processor, model = AutoProcessor.from_pretrained(base), AutoModelForImageTextToText.from_pretrained(base)
+        else:
+            processor = build_processor(family)
+            model = build_model(family, processor.tokenizer, seed=seed)
+        info = {"name": name, "family": family, "num_parameters": model.num_parameters(), **build_dependencies()}
+        for step in STAGES[stage][-1:] if stage == "sft" else STAGES[stage]:
+            logger.info("Training %s (%s) once, cached in %s ...", name, step, target)
+            settings = {**TRAINING[step], "seed": TRAINING[step]["seed"] + seed}
+            losses = pretrain(model, processor, **settings)
+            info[step] = {**settings, "first_loss": losses[0], "final_loss": sum(losses[-20:]) / 20}
+    info["machine"] = platform.machine()
     info["build_seconds"] = round(time.time() - started, 1)
     save_atomically(target, model, processor, info, force)
     logger.info("Built %s in %.0fs: %s", name, info["build_seconds"], target)

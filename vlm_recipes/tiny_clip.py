@@ -22,11 +22,11 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, PreTrainedTokenizerFast
 
 from . import synthetic
-from .tiny import SPECS, cache_root, save_atomically
+from .tiny import SPECS, build_dependencies, cache_root, reproducible_build, save_atomically
 
 logger = logging.getLogger(__name__)
 
-BUILD_VERSION = 1
+BUILD_VERSION = 2
 NAMES = ("tiny:clip", "tiny:clip-random")
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 SPEC = {
@@ -105,7 +105,12 @@ def build_model(tokenizer, seed: int = 0) -> CLIPModel:
 
 
 def _spec_hash(name: str) -> str:
-    spec = {"version": BUILD_VERSION, "spec": SPEC, "train": TRAIN if name == "tiny:clip" else None}
+    spec = {
+        "version": BUILD_VERSION,
+        "spec": SPEC,
+        "train": TRAIN if name == "tiny:clip" else None,
+        "dependencies": build_dependencies(),
+    }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -122,12 +127,13 @@ def build(name: str = "tiny:clip", force: bool = False) -> Path:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    processor = build_processor()
-    model = build_model(processor.tokenizer)
-    info = {"name": name, "num_parameters": model.num_parameters()}
-    if name == "tiny:clip":
-        logger.info("Training %s once (about a minute), cached in %s ...", name, target)
-        info["train"] = {**TRAIN, **_train(model, processor)}
+    with reproducible_build():  # fixed thread count: the same weights whichever process builds first
+        processor = build_processor()
+        model = build_model(processor.tokenizer)
+        info = {"name": name, "num_parameters": model.num_parameters(), **build_dependencies()}
+        if name == "tiny:clip":
+            logger.info("Training %s once (about a minute), cached in %s ...", name, target)
+            info["train"] = {**TRAIN, **_train(model, processor)}
     info["build_seconds"] = round(time.time() - started, 1)
     save_atomically(target, model, processor, info, force)
     return target
