@@ -288,6 +288,10 @@ def _run(method: str, data_args: DataArguments, training_args, model_args: VLMMo
             "wall_time_seconds": round(time.time() - started, 1),
         }
     )
+    if method == "grpo":
+        # Groups whose completions all get the same reward have zero advantage: they teach nothing.
+        logged = [e["frac_reward_zero_std"] for e in trainer.state.log_history if "frac_reward_zero_std" in e]
+        results["frac_reward_zero_std"] = sum(logged) / len(logged) if logged else None
     out = Path(training_args.output_dir)
     # Every rank calls save_model: under ZeRO-3 it gathers the shards collectively; only the main process writes.
     trainer.save_model(str(out))  # adapter (or full model) as safetensors
