@@ -53,9 +53,10 @@ logger = logging.getLogger(__name__)
 # Bump when the build recipe changes in a way the spec hash below cannot see (e.g. new tokenizer corpus code).
 BUILD_VERSION = 4
 TINY_PREFIX = "tiny:"
-# Intra-op threads of every build (see the module docstring). Two: the cores of our development and CI machines;
-# a machine with more or fewer cores still splits the work the same way, so it builds the same weights.
-BUILD_THREADS = 2
+# Intra-op threads of every build (see the module docstring). One: no parallel reduction at all, and no OpenMP
+# barrier to spin on, so a build on a busy machine slows down only by its share of the cores (measured: two pinned
+# threads next to another 2-thread job ran 10x slower). Costs ~25% on an idle 2-core machine.
+BUILD_THREADS = 1
 SEED_ENV = "VLM_RECIPES_TINY_SEED"
 
 # Widths are multiples of 64 so that bitsandbytes' 4-bit CPU kernels (block size 64) can quantise every layer:
