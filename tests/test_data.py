@@ -5,10 +5,10 @@ import json
 import pytest
 from PIL import Image
 
-from vlm_recipes import synthetic
-from vlm_recipes.collators import VisionChatCollator
 from vlm_recipes.configs import DataArguments
-from vlm_recipes.data import final_answer, load_splits
+from vlm_recipes.data import synthetic
+from vlm_recipes.data.collators import VisionChatCollator
+from vlm_recipes.data.loading import final_answer, load_splits
 
 
 def pixels(image):
@@ -133,8 +133,8 @@ def test_synthetic_splits_have_the_requested_sizes():
 
 def test_preference_image_folder_with_a_single_image_column(tmp_path, processors):
     """One image per row in an `image` column (imagefolder's layout) becomes the `images` list the collator reads."""
-    from vlm_recipes.collators import PreferenceCollator
-    from vlm_recipes.data import load_preference_splits
+    from vlm_recipes.data.collators import PreferenceCollator
+    from vlm_recipes.data.loading import load_preference_splits
 
     write_images(tmp_path, 4)
     user = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What is the number?"}]}]
@@ -156,7 +156,7 @@ def test_preference_image_folder_with_a_single_image_column(tmp_path, processors
 
 
 def test_transparent_palette_pixels_become_white_like_rgba():
-    from vlm_recipes.images import to_rgb
+    from vlm_recipes.data.images import to_rgb
 
     image = Image.new("P", (2, 1))
     image.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
