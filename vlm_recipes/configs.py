@@ -36,9 +36,11 @@ class DataArguments:
     )
     dataset_config: str | None = field(default=None, metadata={"help": "Hub dataset configuration name."})
     dataset_train_split: str = field(default="train", metadata={"help": "Split to train on."})
-    dataset_test_split: str = field(
+    dataset_test_split: str | None = field(
         default="test",
-        metadata={"help": "Held-out split; if the dataset has none, eval_fraction of train is held out."},
+        metadata={
+            "help": "Held-out split; if the dataset has none (or this is null), eval_fraction of train is held out."
+        },
     )
     eval_fraction: float = field(
         default=0.1, metadata={"help": "Fraction of the train split held out when there is no test split."}

@@ -8,6 +8,7 @@ answer columns to conversations with an optional system prompt, and errors that 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from pathlib import Path
 
 from datasets import Dataset, DatasetDict, Image, List, load_dataset
@@ -103,11 +104,15 @@ def to_conversations(ds: Dataset, args: DataArguments) -> Dataset:
         named = "row_id" in ds.column_names
 
         def build(question, answer, *row_id, index):
+            if isinstance(answer, list) and answer and all(isinstance(a, str) for a in answer):
+                # Several accepted answers (ChartQA's label, DocVQA's / TextVQA's answers): train on the most common
+                # one (the first among ties); eval_references_column can still score against all of them.
+                answer = Counter(answer).most_common(1)[0][0]
             if not isinstance(answer, str):
                 row = f"row_id={row_id[0]!r}" if row_id else f"row {index}"
                 raise ValueError(
                     f"{row}: column {args.answer_column!r} must hold strings, got {type(answer).__name__} "
-                    f'{answer!r}; store answers as text (e.g. "{answer}").'
+                    f'{answer!r}; store answers as text (e.g. "{answer}"), several accepted answers as a list of text.'
                 )
             return {"messages": question_messages(question, answer, args.system_prompt), "answer": answer}
 
