@@ -98,9 +98,9 @@ PRETRAIN = {
 WARMUP = {
     "task": "color_shape",
     "num_samples": 1000,
-    "steps": 20,
+    "steps": 40,
     "batch_size": 16,
-    "learning_rate": 2e-4,
+    "learning_rate": 5e-4,
     "seed": 4321,
     "image_size": 64,
 }
