@@ -4,13 +4,13 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 ACCELERATE_BIN := $(VENV)/bin/accelerate
-RECIPE ?= sft_lora
+RECIPE ?= sft
 CONFIG ?=
 ACCELERATE ?= cpu
 ARGS ?=
 LAUNCH_ARGS ?=
 
-RECIPES := sft_lora dpo mpo grpo clip_train vit_baseline
+RECIPES := sft dpo mpo grpo clip_train vit_baseline
 
 .PHONY: setup demo test test-slow lint format train push merge clip_zero_shot tiny-models bench clean help preflight $(RECIPES)
 
@@ -26,7 +26,7 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed ## create .venv and install the package with its dev tools
 
 demo: setup ## the main job: offline SFT LoRA on a tiny SmolVLM, accuracy before/after
-	$(ACCELERATE_BIN) launch --config_file accelerate_configs/cpu.yaml recipes/sft_lora.py $(ARGS)
+	$(ACCELERATE_BIN) launch --config_file accelerate_configs/cpu.yaml recipes/sft.py $(ARGS)
 
 test: setup ## the default test suite (offline, CPU)
 	$(PY) -m pytest -q
@@ -40,7 +40,7 @@ lint: setup ## ruff
 format: setup
 	$(VENV)/bin/ruff check --fix vlm_recipes recipes tests benches && $(VENV)/bin/ruff format vlm_recipes recipes tests benches
 
-train: setup ## any recipe: make train RECIPE=sft_lora CONFIG=... ACCELERATE=zero2 LAUNCH_ARGS="--num_processes 4"
+train: setup ## any recipe: make train RECIPE=sft CONFIG=... ACCELERATE=zero2 LAUNCH_ARGS="--num_processes 4"
 	$(ACCELERATE_BIN) launch --config_file accelerate_configs/$(ACCELERATE).yaml $(LAUNCH_ARGS) recipes/$(RECIPE).py \
 		$(if $(CONFIG),--config $(CONFIG)) $(ARGS)
 
@@ -54,7 +54,7 @@ clip_zero_shot: setup ## CLIP zero-shot tasks, offline default unless CONFIG=...
 tiny-models: setup ## build (or reuse) the cached offline tiny checkpoints
 	$(PY) -m vlm_recipes.tiny build
 	$(PY) -m vlm_recipes.tiny build --stage sft
-	$(PY) -c "from vlm_recipes import tiny_clip; print(tiny_clip.build('tiny:clip'))"
+	$(PY) -c "from vlm_recipes.tiny import resolve; print(resolve('tiny:clip'))"
 
 preflight: setup ## check a config's data against its processor: make preflight CONFIG=<yaml> [ARGS="--all_rows"]
 	$(PY) -m vlm_recipes.preflight --config $(or $(CONFIG),recipes/configs/tiny-smolvlm/sft_lora.yaml) $(ARGS)

@@ -17,9 +17,10 @@ from PIL import Image
 from trl.chat_template_utils import get_training_chat_template
 from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
 
-from vlm_recipes import synthetic, tiny
-from vlm_recipes.collators import VisionChatCollator, conversation_of
-from vlm_recipes.families import set_image_resolution
+from vlm_recipes.data import synthetic
+from vlm_recipes.data.collators import VisionChatCollator, conversation_of
+from vlm_recipes.models.families import set_image_resolution
+from vlm_recipes.tiny import vlm as tiny
 
 
 def make_batches(num_batches: int, batch_size: int = 8):

@@ -23,9 +23,9 @@ def main():
     args = parser.parse_args()
     if args.fresh:
         os.environ["VLM_RECIPES_CACHE"] = tempfile.mkdtemp(prefix="vlm-bench-cache-")
-    from vlm_recipes import tiny
+    from vlm_recipes.tiny import vlm as tiny
 
-    spec = importlib.util.spec_from_file_location("sft_lora", ROOT / "recipes" / "sft_lora.py")
+    spec = importlib.util.spec_from_file_location("sft", ROOT / "recipes" / "sft_lora.py")
     recipe = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(recipe)
     configs = {"smolvlm": "tiny-smolvlm", "qwen2_vl": "tiny-qwen2-vl"}

@@ -15,7 +15,7 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw
 
-from vlm_recipes import synthetic
+from vlm_recipes.data import synthetic
 
 ROOT = Path(__file__).resolve().parent
 PRODUCTS = [

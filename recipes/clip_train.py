@@ -16,9 +16,13 @@ before and after), the model (safetensors) and the processor.
 import logging
 from pathlib import Path
 
-from vlm_recipes.clip import ContrastiveModelArguments, ContrastiveTrainingArguments, run_contrastive_training
+from vlm_recipes.baselines.clip import (
+    ContrastiveModelArguments,
+    ContrastiveTrainingArguments,
+    run_contrastive_training,
+)
+from vlm_recipes.baselines.image_data import ImageDataArguments
 from vlm_recipes.configs import parse
-from vlm_recipes.image_data import ImageDataArguments
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "tiny-clip" / "clip_train.yaml"
 PARSER_TYPES = (ImageDataArguments, ContrastiveModelArguments, ContrastiveTrainingArguments)
@@ -26,7 +30,7 @@ PARSER_TYPES = (ImageDataArguments, ContrastiveModelArguments, ContrastiveTraini
 
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    data_args, model_args, training_args = parse(PARSER_TYPES, DEFAULT_CONFIG, argv)
+    data_args, model_args, training_args = parse(PARSER_TYPES, DEFAULT_CONFIG, argv, recipe="clip_train")
     return run_contrastive_training(data_args, model_args, training_args)
 
 

@@ -14,21 +14,9 @@ Writes <output_dir>/eval_results.json with held-out preference accuracy (chosen 
 generation exact match, before and after, plus the adapter and the processor.
 """
 
-import logging
-from pathlib import Path
+from vlm_recipes.training.run import recipe_script
 
-from vlm_recipes.configs import DataArguments, DPOConfig, VLMModelConfig, parse
-from vlm_recipes.run import run_preference
-
-DEFAULT_CONFIG = Path(__file__).parent / "configs" / "tiny-smolvlm" / "dpo.yaml"
-PARSER_TYPES = (DataArguments, DPOConfig, VLMModelConfig)
-
-
-def main(argv=None, default_config=DEFAULT_CONFIG):
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    data_args, training_args, model_args = parse(PARSER_TYPES, default_config, argv)
-    return run_preference(data_args, training_args, model_args)
-
+METHOD, PARSER_TYPES, DEFAULT_CONFIG, main = recipe_script("dpo", "tiny-smolvlm/dpo.yaml")
 
 if __name__ == "__main__":
     main()

@@ -13,7 +13,7 @@ A real benchmark (ChartQA, relaxed accuracy; needs the Hub and a GPU):
 
     python recipes/evaluate_models.py --config recipes/configs/qwen2-vl-2b-instruct/evaluate_chartqa.yaml
 
-Metrics are our local `evaluate` modules (vlm_recipes/metrics): exact_match, vqa_accuracy, anls,
+Metrics are our local `evaluate` modules (vlm_recipes/evaluation/metrics): exact_match, vqa_accuracy, anls,
 relaxed_accuracy, bleu, rouge. Writes report.md, report.json, gallery.html and predictions-*.jsonl to output_dir.
 
 (Not named evaluate.py: a script of that name shadows the `evaluate` package for everything launched from
@@ -23,8 +23,8 @@ this folder, and the metrics are `evaluate` modules.)
 import logging
 from pathlib import Path
 
-from vlm_recipes.compare import run_evaluate
 from vlm_recipes.configs import DataArguments, EvaluateArguments, VLMModelConfig, parse
+from vlm_recipes.evaluation.compare import run_evaluate
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "tiny-smolvlm" / "evaluate.yaml"
 PARSER_TYPES = (DataArguments, EvaluateArguments, VLMModelConfig)
@@ -32,7 +32,7 @@ PARSER_TYPES = (DataArguments, EvaluateArguments, VLMModelConfig)
 
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    data_args, eval_args, model_args = parse(PARSER_TYPES, DEFAULT_CONFIG, argv)
+    data_args, eval_args, model_args = parse(PARSER_TYPES, DEFAULT_CONFIG, argv, recipe="evaluate_models")
     return run_evaluate(data_args, eval_args, model_args)
 
 

@@ -22,7 +22,7 @@ import logging
 from pathlib import Path
 
 from vlm_recipes.configs import DataArguments, GenerateArguments, VLMModelConfig, parse
-from vlm_recipes.inference import run_generate
+from vlm_recipes.evaluation.inference import run_generate
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "tiny-smolvlm" / "generate.yaml"
 PARSER_TYPES = (DataArguments, GenerateArguments, VLMModelConfig)
@@ -30,7 +30,7 @@ PARSER_TYPES = (DataArguments, GenerateArguments, VLMModelConfig)
 
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    data_args, gen_args, model_args = parse(PARSER_TYPES, DEFAULT_CONFIG, argv)
+    data_args, gen_args, model_args = parse(PARSER_TYPES, DEFAULT_CONFIG, argv, recipe="generate")
     records = run_generate(data_args, gen_args, model_args)
     for record in records[:5]:
         print(f"{record['id']}: {record['prediction']!r}")

@@ -1,6 +1,6 @@
 """Group Relative Policy Optimization of a vision language model with verifiable rewards, on TRL's GRPOTrainer.
 
-Rewards are chosen by name and weight in YAML (`reward_funcs`, `reward_weights`) from vlm_recipes.rewards:
+Rewards are chosen by name and weight in YAML (`reward_funcs`, `reward_weights`) from vlm_recipes.training.rewards:
 format, accuracy, math_accuracy, iou, length_penalty. Unknown names fail before any model is loaded.
 
 Offline default (tiny SmolVLM after a short SFT warm-up; synthetic colour/shape questions; CPU):
@@ -15,21 +15,9 @@ A real model:
 Writes <output_dir>/eval_results.json with held-out reward and exact-match accuracy before and after.
 """
 
-import logging
-from pathlib import Path
+from vlm_recipes.training.run import recipe_script
 
-from vlm_recipes.configs import DataArguments, GRPOConfig, VLMModelConfig, parse
-from vlm_recipes.run import run_grpo
-
-DEFAULT_CONFIG = Path(__file__).parent / "configs" / "tiny-smolvlm" / "grpo.yaml"
-PARSER_TYPES = (DataArguments, GRPOConfig, VLMModelConfig)
-
-
-def main(argv=None):
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    data_args, training_args, model_args = parse(PARSER_TYPES, DEFAULT_CONFIG, argv)
-    return run_grpo(data_args, training_args, model_args)
-
+METHOD, PARSER_TYPES, DEFAULT_CONFIG, main = recipe_script("grpo", "tiny-smolvlm/grpo.yaml")
 
 if __name__ == "__main__":
     main()

@@ -11,7 +11,7 @@ import logging
 
 from transformers import HfArgumentParser
 
-from vlm_recipes.merge import MergeArguments, merge_adapter
+from vlm_recipes.models.merge import MergeArguments, merge_adapter
 
 
 def main(argv=None):

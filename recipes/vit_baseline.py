@@ -18,9 +18,9 @@ confusion_matrix.png, the model (safetensors) and the image processor.
 import logging
 from pathlib import Path
 
+from vlm_recipes.baselines.image_data import ImageDataArguments
+from vlm_recipes.baselines.vit import ViTModelArguments, ViTTrainingArguments, run_vit
 from vlm_recipes.configs import parse
-from vlm_recipes.image_data import ImageDataArguments
-from vlm_recipes.vit import ViTModelArguments, ViTTrainingArguments, run_vit
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "tiny-vit" / "vit_digits.yaml"
 PARSER_TYPES = (ImageDataArguments, ViTModelArguments, ViTTrainingArguments)
@@ -28,7 +28,7 @@ PARSER_TYPES = (ImageDataArguments, ViTModelArguments, ViTTrainingArguments)
 
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    data_args, model_args, training_args = parse(PARSER_TYPES, DEFAULT_CONFIG, argv)
+    data_args, model_args, training_args = parse(PARSER_TYPES, DEFAULT_CONFIG, argv, recipe="vit_baseline")
     return run_vit(data_args, model_args, training_args)
 
 

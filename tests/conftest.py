@@ -12,7 +12,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 @pytest.fixture(scope="session")
 def processors():
     """The real processor classes of both families, built offline (fast: no model, no pre-training)."""
-    from vlm_recipes import tiny
+    from vlm_recipes.tiny import vlm as tiny
 
     return {family: tiny.build_processor(family) for family in tiny.SPECS}
 

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from vlm_recipes.collators import PromptCollator, SampleError, VisionChatCollator, keep_through_end_of_turn
-from vlm_recipes.families import family_of, set_image_resolution
+from vlm_recipes.data.collators import PromptCollator, SampleError, VisionChatCollator, keep_through_end_of_turn
+from vlm_recipes.models.families import family_of, set_image_resolution
 
 FAMILIES = ["smolvlm", "qwen2_vl"]
 EOT = {"smolvlm": "<end_of_utterance>", "qwen2_vl": "<|im_end|>"}
@@ -227,7 +227,7 @@ def test_text_may_be_truncated_but_images_stay_whole(processors, family, red_ima
 
 
 def test_qwen_max_pixels_caps_image_tokens(processors, red_image):
-    from vlm_recipes.tiny import build_processor
+    from vlm_recipes.tiny.vlm import build_processor
 
     processor = build_processor("qwen2_vl")
     big = red_image.resize((448, 448))
@@ -243,7 +243,7 @@ def test_qwen_max_pixels_caps_image_tokens(processors, red_image):
 
 
 def test_smolvlm_image_splitting_and_longest_edge(red_image):
-    from vlm_recipes.tiny import build_processor
+    from vlm_recipes.tiny.vlm import build_processor
 
     processor = build_processor("smolvlm")
     image_id = processor.tokenizer.convert_tokens_to_ids("<image>")

@@ -1,47 +1,31 @@
 """Every YAML under recipes/configs parses with its recipe's parser and names only real fields."""
 
 import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from vlm_recipes.configs import REPO_ROOT, parse
+from vlm_recipes.training.methods import METHODS
 
 CONFIGS = sorted((REPO_ROOT / "recipes" / "configs").rglob("*.yaml"))
-# Which recipe script parses which config file (by file stem).
-RECIPE_OF = {
-    "sft_lora": "sft_lora",
-    "sft_qlora": "sft_lora",
-    "dpo": "dpo",
-    "dpo_qlora": "dpo",
-    "mpo": "mpo",
-    "grpo": "grpo",
-    "grpo_qlora": "grpo",
-    # Inference and evaluation (issue 6): not training recipes.
-    "generate": "generate",
-    "generate_product": "generate",
-    "generate_video": "generate",
-    "evaluate": "evaluate_models",
-    "evaluate_chartqa": "evaluate_models",
-    "evaluate_docvqa": "evaluate_models",
-    "evaluate_vqav2": "evaluate_models",
-    "evaluate_textvqa": "evaluate_models",
-}
+TRAINING_RECIPES = set(METHODS)
 INFERENCE_RECIPES = {"generate", "evaluate_models"}
 # The CLIP and ViT baselines: other recipes with other config types (checked by test_baseline_config_parses).
-BASELINE_RECIPE_OF = {
-    "clip_zero_shot": "clip_zero_shot",
-    "clip_train": "clip_train",
-    "vit_digits": "vit_baseline",
-    "vit_shapes": "vit_baseline",
-    "vit_finetune": "vit_baseline",
-}
-VLM_CONFIGS = [p for p in CONFIGS if p.stem not in BASELINE_RECIPE_OF]
+BASELINE_RECIPES = {"clip_zero_shot", "clip_train", "vit_baseline"}
+RECIPES = TRAINING_RECIPES | INFERENCE_RECIPES | BASELINE_RECIPES
+
+
+def recipe_of(path: Path) -> str:
+    """The recipe a config declares (its `recipe:` field): which script parses and runs it."""
+    return yaml.safe_load(path.read_text())["recipe"]
+
+
+VLM_CONFIGS = [p for p in CONFIGS if recipe_of(p) not in BASELINE_RECIPES]
 
 
 def recipe_module(name: str):
-    sys.path.insert(0, str(REPO_ROOT / "recipes"))  # mpo.py imports dpo.py, as it does when launched
     spec = importlib.util.spec_from_file_location(f"recipe_{name}", REPO_ROOT / "recipes" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -55,8 +39,8 @@ def run_recipe(name: str, config, output_dir, *overrides: str) -> dict:
 
 
 def parse_config(path: Path, *overrides: str):
-    module = recipe_module(RECIPE_OF[path.stem])
-    return parse(module.PARSER_TYPES, module.DEFAULT_CONFIG, ["--config", str(path), *overrides])
+    module = recipe_module(recipe_of(path))
+    return parse(module.PARSER_TYPES, module.DEFAULT_CONFIG, ["--config", str(path), *overrides], recipe_of(path))
 
 
 def test_there_are_configs_for_every_model_and_variant():
@@ -77,8 +61,8 @@ def test_there_are_configs_for_every_model_and_variant():
 
 @pytest.mark.parametrize("path", VLM_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_config_parses_with_only_real_fields(path):
-    assert path.stem in RECIPE_OF, f"{path}: no recipe registered for configs named {path.stem}.yaml"
-    if RECIPE_OF[path.stem] in INFERENCE_RECIPES:
+    assert recipe_of(path) in RECIPES, f"{path}: declares unknown recipe {recipe_of(path)!r}"
+    if recipe_of(path) in INFERENCE_RECIPES:
         check_inference_config(path)
         return
     # GPU configs ask for bf16, which transformers refuses to even parse on a GPU-less machine unless use_cpu.
@@ -93,7 +77,7 @@ def test_config_parses_with_only_real_fields(path):
         assert training_args.bf16 and training_args.activation_checkpointing
         assert training_args.activation_checkpointing_kwargs == {"use_reentrant": False}
         assert data_args.on_overflow == "error"
-    assert model_args.use_peft
+    assert model_args.use_peft == (not path.stem.endswith("_full"))  # sft_full: full fine-tuning
     assert model_args.load_in_4bit == path.stem.endswith("qlora")
     if path.stem == "mpo":  # MPO is DPO with a mixed loss, nothing else
         assert training_args.loss_type == ["sigmoid", "bco_pair", "sft"] and len(training_args.loss_weights) == 3
@@ -111,7 +95,7 @@ def check_inference_config(path: Path) -> None:
         assert inputs or data_args.dataset_name == "synthetic"
     else:
         assert "/" in model_args.model_name_or_path and args.device == "auto"
-    if RECIPE_OF[path.stem] == "evaluate_models":
+    if recipe_of(path) == "evaluate_models":
         assert args.metrics and (data_args.answer_column or data_args.dataset_name == "synthetic")
 
 
@@ -129,20 +113,20 @@ def test_command_line_overrides_yaml():
 
 
 def test_no_config_means_the_offline_default():
-    module = recipe_module("sft_lora")
+    module = recipe_module("sft")
     data_args, _, model_args = parse(module.PARSER_TYPES, module.DEFAULT_CONFIG, [])
     assert model_args.model_name_or_path == "tiny:smolvlm" and data_args.dataset_name == "synthetic"
 
 
-BASELINE_CONFIGS = [p for p in CONFIGS if p.stem in BASELINE_RECIPE_OF]
+BASELINE_CONFIGS = [p for p in CONFIGS if recipe_of(p) in BASELINE_RECIPES]
 
 
 @pytest.mark.parametrize("path", BASELINE_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_baseline_config_parses(path):
-    module = recipe_module(BASELINE_RECIPE_OF[path.stem])
+    module = recipe_module(recipe_of(path))
     overrides = [] if path.parent.name.startswith("tiny-") else ["--use_cpu", "true"]
     data_args, model_args, args = parse(
-        module.PARSER_TYPES, module.DEFAULT_CONFIG, ["--config", str(path), *overrides]
+        module.PARSER_TYPES, module.DEFAULT_CONFIG, ["--config", str(path), *overrides], recipe_of(path)
     )
     offline = path.parent.name.startswith("tiny-")
     assert (
@@ -154,8 +138,7 @@ def test_baseline_config_parses(path):
 
 
 def test_every_baseline_recipe_has_an_offline_default_and_a_real_config():
-    for recipe in set(BASELINE_RECIPE_OF.values()):
+    for recipe in BASELINE_RECIPES:
         module = recipe_module(recipe)
         assert module.DEFAULT_CONFIG.parent.name.startswith("tiny-") and module.DEFAULT_CONFIG.exists()
-        stems = [s for s, r in BASELINE_RECIPE_OF.items() if r == recipe]
-        assert any(not p.parent.name.startswith("tiny-") for p in BASELINE_CONFIGS if p.stem in stems), recipe
+        assert any(not p.parent.name.startswith("tiny-") for p in BASELINE_CONFIGS if recipe_of(p) == recipe), recipe

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from vlm_recipes.contrastive import MAX_LOGIT_SCALE, clip_loss, siglip_loss
+from vlm_recipes.baselines.contrastive import MAX_LOGIT_SCALE, clip_loss, siglip_loss
 
 N, DIM = 6, 8
 SCALE = torch.tensor(math.log(100.0))  # inverse temperature 100, CLIP's ceiling
@@ -106,8 +106,9 @@ def test_contrastive_trainer_trains_a_siglip_model_with_the_sigmoid_loss(tmp_pat
     whose tokenizer needs a sentencepiece model we cannot build offline.)"""
     from transformers import SiglipConfig, SiglipModel, TrainingArguments
 
-    from vlm_recipes import synthetic, tiny_clip
-    from vlm_recipes.contrastive import ContrastiveCollator, ContrastiveTrainer
+    from vlm_recipes.baselines.contrastive import ContrastiveCollator, ContrastiveTrainer
+    from vlm_recipes.data import synthetic
+    from vlm_recipes.tiny import clip as tiny_clip
 
     processor = tiny_clip.build_processor()
     torch.manual_seed(0)

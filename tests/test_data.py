@@ -5,10 +5,10 @@ import json
 import pytest
 from PIL import Image
 
-from vlm_recipes import synthetic
-from vlm_recipes.collators import VisionChatCollator
 from vlm_recipes.configs import DataArguments
-from vlm_recipes.data import final_answer, load_splits
+from vlm_recipes.data import synthetic
+from vlm_recipes.data.collators import VisionChatCollator
+from vlm_recipes.data.loading import final_answer, load_splits
 
 
 def pixels(image):
@@ -123,6 +123,27 @@ def test_missing_column_and_non_string_answer_are_named(tmp_path):
         )
 
 
+def test_a_list_of_accepted_answers_trains_on_the_most_common_and_keeps_the_list(tmp_path):
+    """ChartQA's `label`, DocVQA's / TextVQA's `answers`: the trained answer is the most common entry (first among
+    ties); the list stays in its column for eval_references_column."""
+    write_images(tmp_path, 3)
+    answers = [["7"], ["blue", "navy", "blue"], ["cat", "dog"]]
+    meta = [{"file_name": f"{i}.png", "q": "What?", "answers": a} for i, a in enumerate(answers)]
+    (tmp_path / "metadata.jsonl").write_text("".join(json.dumps(m) + "\n" for m in meta))
+    args = DataArguments(
+        dataset_name=str(tmp_path),
+        image_column="image",
+        question_column="q",
+        answer_column="answers",
+        dataset_test_split="train",
+        eval_fraction=0.5,
+    )
+    _, test = load_splits(args)
+    assert test["answer"] == ["7", "blue", "cat"]
+    assert test["answers"] == answers
+    assert [final_answer(r) for r in test] == ["7", "blue", "cat"]
+
+
 def test_synthetic_splits_have_the_requested_sizes():
     train, test = load_splits(DataArguments(synthetic_train_samples=30, max_eval_samples=12, synthetic_task="shape"))
     assert (len(train), len(test)) == (30, 12)
@@ -133,8 +154,8 @@ def test_synthetic_splits_have_the_requested_sizes():
 
 def test_preference_image_folder_with_a_single_image_column(tmp_path, processors):
     """One image per row in an `image` column (imagefolder's layout) becomes the `images` list the collator reads."""
-    from vlm_recipes.collators import PreferenceCollator
-    from vlm_recipes.data import load_preference_splits
+    from vlm_recipes.data.collators import PreferenceCollator
+    from vlm_recipes.data.loading import load_preference_splits
 
     write_images(tmp_path, 4)
     user = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What is the number?"}]}]
@@ -156,7 +177,7 @@ def test_preference_image_folder_with_a_single_image_column(tmp_path, processors
 
 
 def test_transparent_palette_pixels_become_white_like_rgba():
-    from vlm_recipes.images import to_rgb
+    from vlm_recipes.data.images import to_rgb
 
     image = Image.new("P", (2, 1))
     image.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)

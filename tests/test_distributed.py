@@ -20,7 +20,7 @@ CONFIGS = sorted((REPO_ROOT / "accelerate_configs").glob("*.yaml"))
 @pytest.fixture(autouse=True, scope="module")
 def tiny_smolvlm_built():
     """Build (or find) the tiny SmolVLM here, with every core, not inside the one-thread subprocesses below."""
-    from vlm_recipes import tiny
+    from vlm_recipes.tiny import vlm as tiny
 
     tiny.build("tiny:smolvlm")
 
@@ -80,7 +80,7 @@ def test_fsdp2_config_is_valid_for_accelerates_plugin():
 def launch(config: str, dump: Path, out: Path, *recipe_args: str, timeout: int = 600):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
     cmd = [str(ACCELERATE), "launch", "--config_file", str(REPO_ROOT / f"accelerate_configs/{config}.yaml")]
-    cmd += [*CPU_OVERRIDES[config], str(DRIVER), "sft_lora", str(dump), "--output_dir", str(out)]
+    cmd += [*CPU_OVERRIDES[config], str(DRIVER), "sft", str(dump), "--output_dir", str(out)]
     cmd += ["--report_to", "none", *recipe_args]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT)
     lost_peer = any(m in result.stderr for m in LOST_PEER) and not any(m in result.stderr for m in MISMATCH)
@@ -140,7 +140,7 @@ def test_ddp_and_zero_stages_agree(tmp_path_factory):
 
 def mixed_dataset(folder: Path) -> Path:
     """Half image questions, half text-only questions: with one row per rank, ranks often disagree on images."""
-    from vlm_recipes import synthetic
+    from vlm_recipes.data import synthetic
 
     folder.mkdir(parents=True)
     images = synthetic.make_dataset("color", num_samples=20, seed=3)

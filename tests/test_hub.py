@@ -19,7 +19,7 @@ SFT = REPO_ROOT / "recipes/configs/tiny-smolvlm/sft_lora.yaml"
 @pytest.fixture(autouse=True, scope="module")
 def tiny_smolvlm_built():
     """Build (or find) the tiny SmolVLM here, with every core, not inside the one-thread subprocesses below."""
-    from vlm_recipes import tiny
+    from vlm_recipes.tiny import vlm as tiny
 
     tiny.build("tiny:smolvlm")
 
@@ -61,7 +61,7 @@ def pushed(tmp_path_factory):
         argv += ["--max_eval_samples", "8", "--save_strategy", "steps", "--save_steps", "2"]
         argv += ["--push_to_hub", "true", "--hub_model_id", "alice/tiny-smolvlm-sft", "--hub_private", "true"]
         result = subprocess.run(
-            [sys.executable, str(REPO_ROOT / "recipes/sft_lora.py"), *argv],
+            [sys.executable, str(REPO_ROOT / "recipes/sft.py"), *argv],
             env=env,
             capture_output=True,
             text=True,
@@ -147,7 +147,7 @@ def test_files_to_push_leave_out_pickles_checkpoints_and_logs(tmp_path):
 def test_push_without_a_usable_repo_id_fails_before_any_work(tmp_path, repo_args):
     out = tmp_path / "run"
     with pytest.raises(ValueError, match="hub_model_id"):
-        run_recipe("sft_lora", SFT, out, "--push_to_hub", "true", *repo_args)
+        run_recipe("sft", SFT, out, "--push_to_hub", "true", *repo_args)
     assert not out.exists()
 
 

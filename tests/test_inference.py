@@ -7,10 +7,10 @@ import torch
 from PIL import Image
 from test_configs import recipe_module, run_recipe
 
-from vlm_recipes import synthetic
 from vlm_recipes.configs import REPO_ROOT, DataArguments, GenerateArguments, VLMModelConfig
-from vlm_recipes.evaluation import generate_answers
-from vlm_recipes.inference import frame_indices, load_for_inference, sample_video_frames
+from vlm_recipes.data import synthetic
+from vlm_recipes.evaluation.generation import generate_answers
+from vlm_recipes.evaluation.inference import frame_indices, load_for_inference, sample_video_frames
 
 # Distinct solid colours, far apart so that lossy video coding cannot confuse them.
 PALETTE = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (255, 0, 255), (0, 255, 255), (255, 255, 255)]
@@ -135,7 +135,7 @@ def test_evaluation_of_a_fine_tuned_tiny_model_beats_its_base(tmp_path):
     config = REPO_ROOT / "recipes/configs/tiny-smolvlm/sft_lora.yaml"
     common = ["--synthetic_task", "color", "--max_eval_samples", "40"]
     trained = run_recipe(
-        "sft_lora", config, tmp_path / "run", *common, "--max_steps", "30", "--synthetic_train_samples", "480",
+        "sft", config, tmp_path / "run", *common, "--max_steps", "30", "--synthetic_train_samples", "480",
         "--per_device_eval_batch_size", "20",
     )  # fmt: skip
     out = tmp_path / "eval"
@@ -186,8 +186,8 @@ def test_gallery_escapes_html_from_the_data(tmp_path):
 
 
 def test_dataset_rows_match_the_training_held_out_split():
-    from vlm_recipes.data import load_splits
-    from vlm_recipes.inference import dataset_rows
+    from vlm_recipes.data.loading import load_splits
+    from vlm_recipes.evaluation.inference import dataset_rows
 
     args = DataArguments(synthetic_task="shape", max_eval_samples=5, synthetic_train_samples=1)
     _, held_out = load_splits(args)

@@ -7,10 +7,10 @@ import torch
 from safetensors.torch import load_file
 
 from tests.test_configs import run_recipe
-from vlm_recipes import synthetic
-from vlm_recipes.collators import VisionChatCollator
 from vlm_recipes.configs import REPO_ROOT
-from vlm_recipes.merge import MergeArguments, load_adapter_model, merge_adapter
+from vlm_recipes.data import synthetic
+from vlm_recipes.data.collators import VisionChatCollator
+from vlm_recipes.models.merge import MergeArguments, load_adapter_model, merge_adapter
 
 CONFIGS = {
     "smolvlm": REPO_ROOT / "recipes/configs/tiny-smolvlm/sft_lora.yaml",
@@ -22,7 +22,7 @@ CONFIGS = {
 def merged(request, tmp_path_factory):
     base = tmp_path_factory.mktemp(request.param)
     adapter = base / "adapter"
-    run_recipe("sft_lora", CONFIGS[request.param], adapter, "--max_steps", "15", "--max_eval_samples", "4")
+    run_recipe("sft", CONFIGS[request.param], adapter, "--max_steps", "15", "--max_eval_samples", "4")
     out = merge_adapter(MergeArguments(adapter=str(adapter), output_dir=str(base / "merged")))
     return adapter, out
 

@@ -8,8 +8,8 @@ import math
 import evaluate
 import pytest
 
-from vlm_recipes.metrics import METRICS, check_metric_names, metric_path, score
-from vlm_recipes.metrics.scoring import bleu, levenshtein, normalize_answer, to_number
+from vlm_recipes.evaluation.metrics import METRICS, check_metric_names, metric_path, score
+from vlm_recipes.evaluation.metrics.scoring import bleu, levenshtein, normalize_answer, to_number
 
 
 def load(name):

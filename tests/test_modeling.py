@@ -5,12 +5,13 @@ import torch
 from peft import get_peft_model
 from transformers import AutoModelForImageTextToText
 
-from vlm_recipes import synthetic, tiny
-from vlm_recipes.collators import VisionChatCollator
 from vlm_recipes.configs import SFTConfig, VLMModelConfig
-from vlm_recipes.families import family_of
-from vlm_recipes.modeling import apply_freezing, build_peft_config, load_model, parameter_groups
-from vlm_recipes.run import VLMSFTTrainer
+from vlm_recipes.data import synthetic
+from vlm_recipes.data.collators import VisionChatCollator
+from vlm_recipes.models.families import family_of
+from vlm_recipes.models.modeling import apply_freezing, build_peft_config, load_model, parameter_groups
+from vlm_recipes.tiny import vlm as tiny
+from vlm_recipes.training.trainers import VLMSFTTrainer
 
 TARGETS = [
     "q_proj",

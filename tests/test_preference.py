@@ -6,9 +6,9 @@ import pytest
 import torch
 from test_configs import run_recipe
 
-from vlm_recipes import synthetic
-from vlm_recipes.collators import PreferenceCollator, SampleError, VisionChatCollator
 from vlm_recipes.configs import REPO_ROOT
+from vlm_recipes.data import synthetic
+from vlm_recipes.data.collators import PreferenceCollator, SampleError, VisionChatCollator
 
 CONFIGS = {"smolvlm": "tiny-smolvlm", "qwen2_vl": "tiny-qwen2-vl"}
 # Full fine-tuning moves every weight: smaller steps than the LoRA defaults.
@@ -74,7 +74,7 @@ def test_offline_default_improves_held_out_metrics(tmp_path, method, family):
 
 
 def test_preference_accuracy_counts_the_chosen_wins():
-    from vlm_recipes.evaluation import sequence_logps
+    from vlm_recipes.evaluation.generation import sequence_logps
 
     class Uniform(torch.nn.Module):  # every token equally likely: log p = -log(V) per completion token
         def forward(self, input_ids, attention_mask):

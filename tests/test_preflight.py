@@ -11,10 +11,10 @@ import pytest
 from PIL import Image
 from test_configs import run_recipe
 
-from vlm_recipes import preflight
-from vlm_recipes.collators import SampleError, VisionChatCollator
 from vlm_recipes.configs import REPO_ROOT
-from vlm_recipes.images import ImageError, open_image
+from vlm_recipes.data.collators import SampleError, VisionChatCollator
+from vlm_recipes.data.images import ImageError, open_image
+from vlm_recipes.training import preflight
 
 SFT = REPO_ROOT / "recipes/configs/tiny-smolvlm/sft_lora.yaml"
 # Enough to reach the start-up checks quickly; the rows come from the local data written by each test.
@@ -47,7 +47,7 @@ def write_data(tmp_path, n=6, edit=None, images=None):
 
 @pytest.fixture
 def model_never_loaded(monkeypatch):
-    import vlm_recipes.run as run
+    import vlm_recipes.training.run as run
 
     def refuse(*args, **kwargs):
         raise AssertionError("the model was loaded before the bad input was reported")
@@ -55,7 +55,7 @@ def model_never_loaded(monkeypatch):
     monkeypatch.setattr(run, "load_model", refuse)
 
 
-def fails_at_startup(tmp_path, error, match, *overrides, recipe="sft_lora", config=SFT):
+def fails_at_startup(tmp_path, error, match, *overrides, recipe="sft", config=SFT):
     out = tmp_path / "out"
     with pytest.raises(error, match=match) as info:
         run_recipe(recipe, config, out, *SMALL, *overrides)
@@ -154,7 +154,7 @@ def test_convertible_modes_are_converted_and_reported(tmp_path, capsys):
     assert converted == {"RGBA": 1, "L": 1, "CMYK": 1, "P": 1}
     assert "OK: no errors" in report
     # What the model sees: the transparent red image became white, as the processor would composite it.
-    from vlm_recipes.collators import to_rgb
+    from vlm_recipes.data.collators import to_rgb
 
     assert to_rgb(odd["rgba.png"]).getpixel((0, 0)) == (255, 255, 255)
     assert to_rgb(odd["grey.png"]).getpixel((0, 0)) == (128, 128, 128)
@@ -258,7 +258,7 @@ def test_over_long_sample(tmp_path, model_never_loaded):
 
 def test_over_long_sample_is_only_counted_with_on_overflow_drop(tmp_path, processors):
     from vlm_recipes.configs import DataArguments
-    from vlm_recipes.data import load_splits
+    from vlm_recipes.data.loading import load_splits
 
     train, _ = load_splits(DataArguments(dataset_name=str(write_data(tmp_path)), eval_fraction=0.5))
     report = preflight.check_split("sft", train, processors["smolvlm"], max_length=10, on_overflow="drop")
@@ -293,7 +293,7 @@ def test_output_dir_that_holds_another_run(tmp_path, model_never_loaded):
     out.mkdir()
     (out / "eval_results.json").write_text("{}")
     with pytest.raises(FileExistsError, match="already holds a run that finished .*--overwrite_output_dir true"):
-        run_recipe("sft_lora", SFT, out, *SMALL, "--overwrite_output_dir", "false")
+        run_recipe("sft", SFT, out, *SMALL, "--overwrite_output_dir", "false")
     assert [p.name for p in out.iterdir()] == ["eval_results.json"]  # untouched
 
 
@@ -313,8 +313,8 @@ def test_undecoded_images_collate_exactly_like_decoded_ones(tmp_path, processors
     import torch
 
     from vlm_recipes.configs import DataArguments
-    from vlm_recipes.data import load_splits
-    from vlm_recipes.images import undecoded
+    from vlm_recipes.data.images import undecoded
+    from vlm_recipes.data.loading import load_splits
 
     odd = {"rgba.png": Image.new("RGBA", (32, 32), (255, 0, 0, 90)), "grey.png": Image.new("L", (20, 40), 128)}
     data = write_data(
@@ -333,7 +333,7 @@ def test_undecoded_images_collate_exactly_like_decoded_ones(tmp_path, processors
 
 def test_corrupt_image_met_mid_run_is_named_by_the_collator(tmp_path):
     from vlm_recipes.configs import DataArguments
-    from vlm_recipes.data import load_splits
+    from vlm_recipes.data.loading import load_splits
 
     data = write_data(tmp_path)
     train, _ = load_splits(DataArguments(dataset_name=str(data), eval_fraction=0.5), seed=42)  # the run's split
@@ -343,15 +343,13 @@ def test_corrupt_image_met_mid_run_is_named_by_the_collator(tmp_path):
     out = tmp_path / "out"
     with pytest.raises(SampleError, match=rf"row row_id='{victim}', image 0: {image}: not a readable image"):
         # No start-up check: the collator meets the row while training (3 rows, 2 steps of 2).
-        run_recipe(
-            "sft_lora", SFT, out, *SMALL, "--dataset_name", str(data), "--preflight", "false", "--max_steps", "2"
-        )
+        run_recipe("sft", SFT, out, *SMALL, "--dataset_name", str(data), "--preflight", "false", "--max_steps", "2")
     assert not out.exists()
 
 
 def test_start_up_check_reads_a_sample_unless_asked_for_all_rows(tmp_path, processors):
     from vlm_recipes.configs import DataArguments
-    from vlm_recipes.data import load_splits
+    from vlm_recipes.data.loading import load_splits
 
     bad = set(range(0, 40, 2))
     data = write_data(tmp_path, n=40, edit=lambda rows: [rows[i].update(messages=[]) for i in bad])
@@ -376,9 +374,9 @@ def test_preflight_command_reports_and_names_bad_rows(tmp_path, capsys):
         assert line in out
 
 
-@pytest.mark.parametrize("recipe", ["sft_lora", "dpo", "mpo", "grpo"])
-def test_preflight_command_parses_every_recipe_config(recipe, capsys):
-    config = REPO_ROOT / f"recipes/configs/tiny-qwen2-vl/{recipe}.yaml"
+@pytest.mark.parametrize("config_name", ["sft_lora", "dpo", "mpo", "grpo"])
+def test_preflight_command_parses_every_recipe_config(config_name, capsys):
+    config = REPO_ROOT / f"recipes/configs/tiny-qwen2-vl/{config_name}.yaml"
     args = ["--config", str(config), "--num_rows", "4", "--synthetic_train_samples", "8", "--max_eval_samples", "4"]
     assert preflight.main(args) == 0
     out = capsys.readouterr().out
@@ -392,3 +390,14 @@ def test_preflight_command_refuses_an_unknown_key(tmp_path, capsys):
     config.write_text((REPO_ROOT / "recipes/configs/tiny-smolvlm/grpo.yaml").read_text() + "reward_funcs: [acuracy]\n")
     assert preflight.main(["--config", str(config)]) == 2
     assert "Unknown reward function(s) ['acuracy']" in capsys.readouterr().err
+
+
+def test_preflight_command_reads_the_declared_recipe(tmp_path, capsys):
+    source = (REPO_ROOT / "recipes/configs/tiny-smolvlm/dpo.yaml").read_text()
+    undeclared = tmp_path / "mine.yaml"
+    undeclared.write_text(source.replace("recipe: dpo\n", ""))
+    assert preflight.main(["--config", str(undeclared), "--num_rows", "2"]) == 2
+    assert "declares no `recipe:` field" in capsys.readouterr().err
+    args = ["--num_rows", "2", "--synthetic_train_samples", "4", "--max_eval_samples", "2"]
+    assert preflight.main(["--config", str(undeclared), "--recipe", "dpo", *args]) == 0
+    assert "(dpo, tiny:smolvlm-sft" in capsys.readouterr().out

@@ -13,8 +13,9 @@ import torch
 from safetensors.torch import load_file
 from test_configs import run_recipe
 
-from vlm_recipes.checkpoints import COMPLETE_MARKER, complete_checkpoints, resume_point
 from vlm_recipes.configs import REPO_ROOT
+from vlm_recipes.outputs import resume_point
+from vlm_recipes.training.checkpoints import COMPLETE_MARKER, complete_checkpoints
 
 CONFIG = REPO_ROOT / "recipes/configs/tiny-smolvlm/sft_lora.yaml"
 STEPS = 30  # 64 rows / batch 4 = 16 steps an epoch: the run crosses an epoch boundary
@@ -38,9 +39,9 @@ def assert_same_adapter(a: dict, b: dict) -> None:
 
 def steps_trained_by(monkeypatch, recipe: str = "sft") -> list[int]:
     """Records the global step at every optimizer step of the runs that follow (gradient accumulation is 1)."""
-    from vlm_recipes.run import TRAINERS
+    from vlm_recipes.training.methods import get_method
 
-    trainer_cls = TRAINERS[{"sft_lora": "sft"}.get(recipe, recipe)]
+    trainer_cls = get_method(recipe).trainer_class
     calls, training_step = [], trainer_cls.training_step
 
     def counting(self, *args, **kwargs):
@@ -54,7 +55,7 @@ def steps_trained_by(monkeypatch, recipe: str = "sft") -> list[int]:
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     out = tmp_path_factory.mktemp("uninterrupted") / "run"
-    results = run_recipe("sft_lora", CONFIG, out, *ARGS)
+    results = run_recipe("sft", CONFIG, out, *ARGS)
     assert results["train_steps"] == STEPS
     return adapter(out)
 
@@ -62,7 +63,7 @@ def uninterrupted(tmp_path_factory):
 def test_sigkill_mid_training_then_resume_gives_the_same_adapter(tmp_path, monkeypatch, uninterrupted):
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, str(REPO_ROOT / "recipes/sft_lora.py"), "--config", str(CONFIG), "--output_dir", str(out)]
+    cmd = [sys.executable, str(REPO_ROOT / "recipes/sft.py"), "--config", str(CONFIG), "--output_dir", str(out)]
     log = (tmp_path / "killed.log").open("w")
     proc = subprocess.Popen([*cmd, "--report_to", "none", *ARGS], env=env, stdout=log, stderr=subprocess.STDOUT)
     marker = out / "checkpoint-3" / COMPLETE_MARKER
@@ -76,7 +77,7 @@ def test_sigkill_mid_training_then_resume_gives_the_same_adapter(tmp_path, monke
     assert 3 <= killed_at < STEPS
 
     trained = steps_trained_by(monkeypatch)
-    results = run_recipe("sft_lora", CONFIG, out, *ARGS, "--resume_from_checkpoint", "latest")
+    results = run_recipe("sft", CONFIG, out, *ARGS, "--resume_from_checkpoint", "latest")
     assert results["train_steps"] == STEPS
     assert trained == list(range(killed_at, STEPS))  # continued, did not start over
     assert_same_adapter(adapter(out), uninterrupted)
@@ -95,7 +96,7 @@ def test_crash_while_saving_keeps_the_previous_checkpoint_and_resumes_from_it(tm
 
     monkeypatch.setattr(Trainer, "_save_rng_state", crash_at_step_5)
     with pytest.raises(KeyboardInterrupt):
-        run_recipe("sft_lora", CONFIG, out, *ARGS)
+        run_recipe("sft", CONFIG, out, *ARGS)
     monkeypatch.undo()
     assert (out / "checkpoint-5" / "adapter_model.safetensors").exists()  # half-written
     assert [c.name for c in complete_checkpoints(out)] == ["checkpoint-2", "checkpoint-3", "checkpoint-4"]
@@ -103,7 +104,7 @@ def test_crash_while_saving_keeps_the_previous_checkpoint_and_resumes_from_it(tm
     with pytest.raises(ValueError, match=r"checkpoint-5: incomplete checkpoint .* resume from .*checkpoint-4"):
         resume_point(str(out), str(out / "checkpoint-5"), False)
     trained = steps_trained_by(monkeypatch)
-    results = run_recipe("sft_lora", CONFIG, out, *ARGS, "--resume_from_checkpoint", "latest")
+    results = run_recipe("sft", CONFIG, out, *ARGS, "--resume_from_checkpoint", "latest")
     assert results["train_steps"] == STEPS
     assert trained == list(range(4, STEPS))
     assert_same_adapter(adapter(out), uninterrupted)

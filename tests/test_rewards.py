@@ -2,7 +2,7 @@
 
 import pytest
 
-from vlm_recipes.rewards import (
+from vlm_recipes.training.rewards import (
     REWARDS,
     accuracy_reward,
     box_iou,

@@ -5,7 +5,7 @@ import logging
 import uuid
 
 import pytest
-from test_configs import BASELINE_RECIPE_OF, CONFIGS, INFERENCE_RECIPES, RECIPE_OF, recipe_module, run_recipe
+from test_configs import CONFIGS, INFERENCE_RECIPES, recipe_module, recipe_of, run_recipe
 
 from vlm_recipes.configs import REPO_ROOT, parse
 
@@ -14,18 +14,18 @@ SFT = REPO_ROOT / "recipes/configs/tiny-smolvlm/sft_lora.yaml"
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_remote_code_is_off_in_every_config(path):
-    recipe = RECIPE_OF.get(path.stem) or BASELINE_RECIPE_OF[path.stem]
+    recipe = recipe_of(path)
     module = recipe_module(recipe)
     # GPU configs ask for bf16, which transformers refuses to parse on a GPU-less machine unless use_cpu.
     gpu_training = not path.parent.name.startswith("tiny-") and recipe not in INFERENCE_RECIPES
     overrides = ["--use_cpu", "true"] if gpu_training else []
-    parsed = parse(module.PARSER_TYPES, module.DEFAULT_CONFIG, ["--config", str(path), *overrides])
+    parsed = parse(module.PARSER_TYPES, module.DEFAULT_CONFIG, ["--config", str(path), *overrides], recipe)
     flags = [obj.trust_remote_code for obj in parsed if hasattr(obj, "trust_remote_code")]
     assert flags and not any(flags)
 
 
 def test_our_code_never_unpickles():
-    for source in (REPO_ROOT / "vlm_recipes").glob("*.py"):
+    for source in (REPO_ROOT / "vlm_recipes").rglob("*.py"):
         text = source.read_text()
         assert "torch.load(" not in text and "import pickle" not in text, source
 
@@ -48,7 +48,7 @@ def test_hub_token_is_never_written_or_logged(tmp_path, capfd, caplog):
     out = tmp_path / "run"
     # Checkpoints, TensorBoard logs (which record the training arguments), the final adapter and config.
     run_recipe(
-        "sft_lora",
+        "sft",
         SFT,
         out,
         *"--max_steps 2 --save_strategy steps --save_steps 1 --synthetic_train_samples 8 --max_eval_samples 2".split(),

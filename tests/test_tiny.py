@@ -9,9 +9,12 @@ import pytest
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from vlm_recipes import synthetic, tiny
-from vlm_recipes.collators import VisionChatCollator
 from vlm_recipes.configs import REPO_ROOT
+from vlm_recipes.data import synthetic
+from vlm_recipes.data.collators import VisionChatCollator
+from vlm_recipes.tiny import resolve
+from vlm_recipes.tiny import vlm as tiny
+from vlm_recipes.tiny.common import BUILD_THREADS, SEED_ENV
 
 
 @pytest.fixture
@@ -68,8 +71,8 @@ def test_tokenizer_has_family_special_tokens_as_single_tokens():
 
 def test_unknown_tiny_name_is_a_clear_error():
     with pytest.raises(ValueError, match="Unknown tiny model 'tiny:llava'.*tiny:smolvlm"):
-        tiny.resolve("tiny:llava")
-    assert tiny.resolve("HuggingFaceTB/SmolVLM-256M-Instruct") == "HuggingFaceTB/SmolVLM-256M-Instruct"
+        resolve("tiny:llava")
+    assert resolve("HuggingFaceTB/SmolVLM-256M-Instruct") == "HuggingFaceTB/SmolVLM-256M-Instruct"
 
 
 # Builds a short version of the real recipe (fewer steps: its own cache entry) in a process started with the thread
@@ -78,7 +81,7 @@ def test_unknown_tiny_name_is_a_clear_error():
 _BUILD_SCRIPT = """
 import hashlib, json, sys, torch
 torch.set_num_threads(int(sys.argv[1]))
-from vlm_recipes import tiny
+from vlm_recipes.tiny import vlm as tiny
 tiny.PRETRAIN["steps"], tiny.WARMUP["steps"] = 40, 5
 digests = {}
 for name in ("tiny:smolvlm-sft", "tiny:qwen2_vl"):
@@ -113,15 +116,15 @@ def test_build_writes_the_same_weights_whatever_the_thread_count_of_the_process(
     # ... so the build pins it, and both processes cache identical checkpoints.
     assert one == two
     info = json.loads(next((tmp_path / "threads1" / "tiny").glob("qwen2_vl-*/tiny_build.json")).read_text())
-    assert info["threads"] == tiny.BUILD_THREADS and info["deterministic_algorithms"] is True
+    assert info["threads"] == BUILD_THREADS and info["deterministic_algorithms"] is True
     assert {"torch", "transformers", "cpu_capability", "seed", "machine"} <= set(info)
 
 
 def test_build_seed_names_another_base(monkeypatch):
     default = tiny.checkpoint_dir("tiny:smolvlm")
-    monkeypatch.setenv(tiny.SEED_ENV, "3")
+    monkeypatch.setenv(SEED_ENV, "3")
     seeded = tiny.checkpoint_dir("tiny:smolvlm-sft")
     assert seeded != default and seeded.name.startswith("smolvlm-sft-seed3-")
-    monkeypatch.setenv(tiny.SEED_ENV, "three")
+    monkeypatch.setenv(SEED_ENV, "three")
     with pytest.raises(ValueError, match="VLM_RECIPES_TINY_SEED must be an integer"):
         tiny.checkpoint_dir("tiny:smolvlm")

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vlm_recipes import zero_shot as zs
+from vlm_recipes.baselines import zero_shot as zs
 
 
 def test_ensemble_is_the_normalised_mean_of_normalised_template_embeddings():

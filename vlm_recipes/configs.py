@@ -17,8 +17,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import trl
+import yaml
 
-from .metrics import check_metric_names
+from .evaluation.metrics import check_metric_names
+from .training.rewards import get_reward_funcs
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,9 +36,11 @@ class DataArguments:
     )
     dataset_config: str | None = field(default=None, metadata={"help": "Hub dataset configuration name."})
     dataset_train_split: str = field(default="train", metadata={"help": "Split to train on."})
-    dataset_test_split: str = field(
+    dataset_test_split: str | None = field(
         default="test",
-        metadata={"help": "Held-out split; if the dataset has none, eval_fraction of train is held out."},
+        metadata={
+            "help": "Held-out split; if the dataset has none (or this is null), eval_fraction of train is held out."
+        },
     )
     eval_fraction: float = field(
         default=0.1, metadata={"help": "Fraction of the train split held out when there is no test split."}
@@ -70,6 +74,21 @@ class DataArguments:
         metadata={"help": "What to do with a sample whose image tokens exceed max_length: 'error' or 'drop'."},
     )
     eval_max_new_tokens: int = field(default=16, metadata={"help": "Generation budget for held-out accuracy."})
+    eval_metrics: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Held-out metrics besides exact match (names of vlm_recipes/evaluation/metrics, e.g. anls, "
+            "relaxed_accuracy, vqa_accuracy): each gets <metric>_before/_after in eval_results.json and the model "
+            "card, scored by the modules recipes/evaluate_models.py uses."
+        },
+    )
+    eval_references_column: str | None = field(
+        default=None,
+        metadata={
+            "help": "Column with the reference answer(s) eval_metrics score against, a string or a list (e.g. "
+            "TextVQA's `answers`); default: the answer the model is trained on."
+        },
+    )
     max_image_pixels: int = field(
         default=64_000_000,
         metadata={
@@ -99,6 +118,7 @@ class DataArguments:
             raise ValueError(f"max_image_pixels must be positive, got {self.max_image_pixels}.")
         if self.preflight_rows != "all" and not (self.preflight_rows.isdigit() and int(self.preflight_rows) > 0):
             raise ValueError(f"preflight_rows must be a positive number or 'all', got {self.preflight_rows!r}.")
+        check_metric_names(self.eval_metrics)
 
     @property
     def preflight_num_rows(self) -> int | None:
@@ -134,7 +154,20 @@ class VLMModelConfig(trl.ModelConfig):
 
 
 @dataclass
-class _VLMTrainingFields:
+class RecipeField:
+    """The recipe a config file is for, declared in the file (never guessed from its name)."""
+
+    recipe: str | None = field(
+        default=None,
+        metadata={
+            "help": "The recipe this config is for (sft, dpo, mpo, grpo, generate, evaluate_models, clip_zero_shot, "
+            "clip_train, vit_baseline); checked against the recipe launched. Every YAML of the repository declares it."
+        },
+    )
+
+
+@dataclass
+class _VLMTrainingFields(RecipeField):
     """Fields every recipe's training config adds to TRL's."""
 
     vision_tower_learning_rate: float | None = field(
@@ -174,8 +207,6 @@ class GRPOConfig(_VLMTrainingFields, trl.GRPOConfig):
     )
 
     def __post_init__(self):
-        from .rewards import get_reward_funcs  # lazy: rewards -> evaluation -> data -> configs
-
         get_reward_funcs(self.reward_funcs)  # unknown names fail here, before any model is loaded
         if self.reward_weights is not None and len(self.reward_weights) != len(self.reward_funcs):
             raise ValueError(
@@ -184,18 +215,48 @@ class GRPOConfig(_VLMTrainingFields, trl.GRPOConfig):
         super().__post_init__()
 
 
-def parse(dataclass_types: tuple, default_config: str | Path, argv: list[str] | None = None):
-    """Parse `--config <yaml>` plus overrides; without `--config`, the recipe's offline default config is used."""
+def parse(
+    dataclass_types: tuple, default_config: str | Path, argv: list[str] | None = None, recipe: str | None = None
+):
+    """Parse `--config <yaml>` plus overrides; without `--config`, the recipe's offline default config is used.
+
+    `recipe` is the recipe being launched: a config that declares another one (`recipe: dpo` given to grpo.py) is
+    refused, naming the script to use; a config that declares none is taken as this recipe's."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--config" not in argv:
         argv = ["--config", str(default_config), *argv]
+    config = argv[argv.index("--config") + 1]
+    if recipe is not None:  # before parsing: another recipe's config fails on its fields, with a misleading message
+        _check_recipe(config, _declared_recipe(config), recipe)
     try:
-        return trl.TrlParser(dataclass_types).parse_args_and_config(argv)
+        parsed = trl.TrlParser(dataclass_types).parse_args_and_config(argv)
     except ValueError as err:
         unknown = re.findall(r"'--([A-Za-z0-9_.-]+)'", str(err))
         if not unknown or not ("Unknown arguments" in str(err) or "not used by" in str(err)):
             raise
-        raise ValueError(_unknown_keys_message(unknown, dataclass_types, argv[argv.index("--config") + 1])) from err
+        raise ValueError(_unknown_keys_message(unknown, dataclass_types, config)) from err
+    if recipe is not None:
+        for args in parsed:
+            if isinstance(args, RecipeField):
+                _check_recipe(config, args.recipe, recipe)  # `--recipe` on the command line too
+                args.recipe = recipe
+    return parsed
+
+
+def _declared_recipe(config: str | Path) -> str | None:
+    try:
+        content = yaml.safe_load(Path(config).read_text())
+    except (OSError, yaml.YAMLError):
+        return None  # the parser reports an unreadable file itself
+    return content.get("recipe") if isinstance(content, dict) else None
+
+
+def _check_recipe(config, declared: str | None, recipe: str) -> None:
+    if declared not in (None, recipe):
+        raise ValueError(
+            f"{config} is a config for recipe {declared!r} (its `recipe:` field), not {recipe!r}: launch it with "
+            f"recipes/{declared}.py, or pick a {recipe} config."
+        )
 
 
 def _unknown_keys_message(unknown: list[str], dataclass_types: tuple, config: str) -> str:
@@ -218,7 +279,7 @@ def _unknown_keys_message(unknown: list[str], dataclass_types: tuple, config: st
 
 
 @dataclass
-class _InferenceFields:
+class _InferenceFields(RecipeField):
     """Fields generation and evaluation share."""
 
     batch_size: int = field(default=8, metadata={"help": "Prompts generated at once (left-padded, greedy)."})
@@ -304,7 +365,7 @@ class EvaluateArguments(_InferenceFields):
     )
     metrics: list[str] = field(
         default_factory=lambda: ["exact_match"],
-        metadata={"help": "Metric names of vlm_recipes/metrics; the first is the headline of the gallery."},
+        metadata={"help": "Metric names of vlm_recipes/evaluation/metrics; the first is the headline of the gallery."},
     )
     references_column: str | None = field(
         default=None,
@@ -318,5 +379,7 @@ class EvaluateArguments(_InferenceFields):
     def __post_init__(self):
         super().__post_init__()
         if not self.metrics:
-            raise ValueError("metrics is empty: name at least one of vlm_recipes/metrics (e.g. exact_match).")
+            raise ValueError(
+                "metrics is empty: name at least one of vlm_recipes/evaluation/metrics (e.g. exact_match)."
+            )
         check_metric_names(self.metrics)

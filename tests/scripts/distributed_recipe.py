@@ -7,6 +7,7 @@ under DeepSpeed ZeRO-3) and rank<r>.json (its logged losses and world size). The
 the trainer class is subclassed here to record, after `train()`.
 """
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -40,15 +41,14 @@ def main():
 
     from safetensors.torch import save_file
 
-    from vlm_recipes import run
+    from vlm_recipes.training import methods, trainers
 
-    method = {"sft_lora": "sft", "dpo": "dpo", "mpo": "dpo", "grpo": "grpo"}[recipe]
-    base = run.TRAINERS[method]
+    base = methods.METHODS[recipe].trainer_class
 
     class Recording(base):
         def compute_loss(self, model, inputs, *args, **kwargs):
             if not blank_image:
-                return super(run.VisionOnEveryRank, self).compute_loss(model, inputs, *args, **kwargs)
+                return super(trainers.VisionOnEveryRank, self).compute_loss(model, inputs, *args, **kwargs)
             return super().compute_loss(model, inputs, *args, **kwargs)
 
         def train(self, *args, **kwargs):
@@ -65,7 +65,7 @@ def main():
             (dump / f"rank{rank}.json").write_text(json.dumps(record))
             return output
 
-    run.TRAINERS[method] = Recording
+    methods.METHODS[recipe] = dataclasses.replace(methods.METHODS[recipe], trainer_class=Recording)
     importlib.import_module(recipe).main(argv)
     import torch.distributed as dist
 

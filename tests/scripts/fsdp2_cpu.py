@@ -26,10 +26,11 @@ def main():
     torch.manual_seed(0)
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from vlm_recipes import synthetic, tiny
-    from vlm_recipes.collators import VisionChatCollator
+    from vlm_recipes.data import synthetic
+    from vlm_recipes.data.collators import VisionChatCollator
+    from vlm_recipes.tiny import resolve
 
-    path = tiny.resolve("tiny:smolvlm")
+    path = resolve("tiny:smolvlm")
     model = AutoModelForImageTextToText.from_pretrained(path, use_safetensors=True)
     processor = AutoProcessor.from_pretrained(path)
     total = sum(p.numel() for p in model.parameters())

@@ -13,9 +13,9 @@ import torch.distributed as dist
 def main():
     name, out = sys.argv[1], Path(sys.argv[2])
     dist.init_process_group("gloo")
-    from vlm_recipes import tiny
+    from vlm_recipes.tiny import resolve
 
-    path = Path(tiny.resolve(name))
+    path = Path(resolve(name))
     record = {"path": str(path), "files": sorted(p.name for p in path.iterdir())}
     out.mkdir(parents=True, exist_ok=True)
     (out / f"rank{dist.get_rank()}.json").write_text(json.dumps(record))

@@ -1,0 +1,233 @@
+"""The method registry, the package layout (no import cycles, tiny builders behind one resolver), full SFT, the
+held-out metric per recipe, the one output-directory policy and the public API."""
+
+import ast
+import doctest
+import json
+import shutil
+
+import pytest
+import torch
+from test_configs import CONFIGS, RECIPES, TRAINING_RECIPES, recipe_module, recipe_of, run_recipe
+
+import vlm_recipes
+from vlm_recipes.configs import REPO_ROOT
+from vlm_recipes.models.families import family_of
+from vlm_recipes.outputs import RESULTS_FILE, run_directory
+from vlm_recipes.training.checkpoints import mark_complete
+from vlm_recipes.training.methods import METHODS, Method, get_method
+
+PACKAGE = REPO_ROOT / "vlm_recipes"
+
+
+def test_every_method_has_its_recipe_script_and_every_config_a_known_recipe():
+    assert set(METHODS) == {"sft", "dpo", "mpo", "grpo"}
+    for name, method in METHODS.items():
+        assert isinstance(method, Method) and method.name == name
+        module = recipe_module(name)  # recipes/<name>.py
+        assert module.METHOD is method and module.PARSER_TYPES == method.parser_types
+        assert recipe_of(module.DEFAULT_CONFIG) == name
+        assert any(recipe_of(p) == name for p in CONFIGS if not p.parent.name.startswith("tiny-")), name
+    for path in CONFIGS:
+        assert recipe_of(path) in RECIPES, path
+    assert TRAINING_RECIPES == set(METHODS)
+
+
+def test_unknown_method_lists_the_known_ones():
+    with pytest.raises(ValueError, match=r"Unknown training method 'ppo'; known methods: sft \(.*dpo.*mpo.*grpo"):
+        get_method("ppo")
+
+
+def test_a_config_launched_with_another_recipe_is_refused_naming_the_right_one(tmp_path):
+    config = REPO_ROOT / "recipes/configs/tiny-smolvlm/dpo.yaml"
+    with pytest.raises(ValueError, match=r"config for recipe 'dpo'.*launch it with recipes/dpo.py"):
+        run_recipe("grpo", config, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_mpo_refuses_a_single_loss(tmp_path):
+    config = REPO_ROOT / "recipes/configs/tiny-smolvlm/mpo.yaml"
+    with pytest.raises(ValueError, match="MPO mixes several preference losses"):
+        run_recipe("mpo", config, tmp_path / "out", "--loss_type", "sigmoid", "--loss_weights", "1.0")
+
+
+def _module_name(path) -> str:
+    parts = list(path.relative_to(REPO_ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Module -> vlm_recipes modules it imports, at module level or inside functions (every import statement)."""
+    files = {_module_name(p): p for p in PACKAGE.rglob("*.py") if "metrics/" not in str(p.relative_to(PACKAGE))}
+    modules = set(files)
+    graph = {}
+    for name, path in files.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    source = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    source = node.module or ""
+                # `from pkg import submodule` imports the submodule; `from module import name` the module.
+                targets = [f"{source}.{a.name}" if f"{source}.{a.name}" in modules else source for a in node.names]
+            edges |= {t for t in targets if t in modules and t != name}
+        graph[name] = edges
+    return graph
+
+
+def test_the_package_has_no_import_cycle():
+    graph = _import_graph()
+    assert len(graph) > 30
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(module, path):
+        state[module] = 1
+        for dep in sorted(graph[module]):
+            if state.get(dep) == 1:
+                cycle = path[path.index(dep) :] + [dep]
+                raise AssertionError("import cycle: " + " -> ".join(cycle))
+            if dep not in state:
+                visit(dep, [*path, dep])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+
+
+def test_production_code_reaches_the_tiny_builders_only_through_the_resolver():
+    builders = {"vlm_recipes.tiny.vlm", "vlm_recipes.tiny.clip", "vlm_recipes.tiny.common"}
+    for module, deps in _import_graph().items():
+        if not module.startswith("vlm_recipes.tiny"):
+            assert not deps & builders, f"{module} imports {deps & builders}; use vlm_recipes.tiny.resolve"
+    assert "vlm_recipes.tiny" in _import_graph()["vlm_recipes.models.modeling"]
+
+
+def test_run_directory_keeps_resumable_work_and_nothing_else(tmp_path):
+    fresh = tmp_path / "fresh"
+    with pytest.raises(RuntimeError), run_directory(fresh) as (out, resume):
+        assert resume is None and out.is_dir()
+        raise RuntimeError("crash before any checkpoint")
+    assert not fresh.exists()  # created by the run, nothing worth keeping: removed
+
+    with pytest.raises(RuntimeError), run_directory(fresh) as (out, _):
+        (out / "checkpoint-4").mkdir()
+        mark_complete(out / "checkpoint-4", 4)
+        raise RuntimeError("crash after a complete checkpoint")
+    assert (fresh / "checkpoint-4").is_dir()  # kept: a rerun resumes from it
+    with run_directory(fresh) as (_, resume):
+        assert resume == str(fresh / "checkpoint-4")
+        (fresh / RESULTS_FILE).write_text("{}")
+    with pytest.raises(FileExistsError, match="already holds a run that finished"), run_directory(fresh):
+        pass
+
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    (existing / "notes.txt").write_text("mine")
+    with pytest.raises(RuntimeError), run_directory(existing) as _:
+        raise RuntimeError("crash")
+    assert (existing / "notes.txt").read_text() == "mine"  # never remove a directory the run did not create
+
+
+def test_full_sft_improves_and_changes_every_trainable_weight_group(tmp_path):
+    """Issue 12: recipes/sft.py with use_peft: false trains every weight (no adapter) and learns."""
+    config = REPO_ROOT / "recipes/configs/tiny-smolvlm/sft_full.yaml"
+    out = tmp_path / "run"
+    results = run_recipe("sft", config, out)
+    assert results["method"] == "sft" and results["trainable_parameters"] == results["total_parameters"]
+    assert results["accuracy_after"] >= results["accuracy_before"] + 0.5, results
+    assert (out / "model.safetensors").exists() and not (out / "adapter_model.safetensors").exists()
+
+    from transformers import AutoModelForImageTextToText
+
+    from vlm_recipes.tiny import resolve
+
+    base = AutoModelForImageTextToText.from_pretrained(resolve("tiny:smolvlm"))
+    trained = dict(AutoModelForImageTextToText.from_pretrained(out).named_parameters())
+    family = family_of(base)
+    unchanged, parts = {}, set()
+    for name, weight in base.named_parameters():
+        parts.add(family.part_of(name))
+        if torch.equal(weight, trained[name]):
+            unchanged.setdefault(family.part_of(name), []).append(name)
+    assert parts == {"vision_tower", "projector", "language_model"}
+    assert not unchanged, f"weights full fine-tuning left untouched: {unchanged}"
+
+
+def test_eval_metrics_match_evaluate_models_for_the_same_adapter_and_rows(tmp_path):
+    """`eval_metrics: [anls, relaxed_accuracy]` writes <metric>_before/_after, equal to what evaluate_models.py
+    reports for the base model and for the trained adapter on the same held-out rows."""
+    config = REPO_ROOT / "recipes/configs/tiny-smolvlm/sft_lora.yaml"
+    run = tmp_path / "run"
+    common = ["--max_eval_samples", "24", "--eval_max_new_tokens", "8"]
+    results = run_recipe(
+        "sft",
+        config,
+        run,
+        *common,
+        "--max_steps",
+        "20",
+        "--per_device_eval_batch_size",
+        "8",
+        "--eval_metrics",
+        "anls",
+        "relaxed_accuracy",
+    )
+    for name in ("anls", "relaxed_accuracy"):
+        assert {f"{name}_before", f"{name}_after"} <= set(results)
+    card = (run / "README.md").read_text()
+    assert "| anls |" in card and "| relaxed_accuracy |" in card
+
+    report = recipe_module("evaluate_models").main(
+        [
+            "--config",
+            str(REPO_ROOT / "recipes/configs/tiny-smolvlm/evaluate.yaml"),
+            "--adapter_paths",
+            str(run),
+            "--other_models",
+            "",
+            "--labels",
+            "",
+            "--metrics",
+            "anls",
+            "relaxed_accuracy",
+            "--batch_size",
+            "8",
+            "--max_new_tokens",
+            "8",
+            "--max_eval_samples",
+            "24",
+            "--output_dir",
+            str(tmp_path / "eval"),
+        ]
+    )
+    base, adapter = report["models"]
+    for name in ("anls", "relaxed_accuracy"):
+        assert base["metrics"][name] == pytest.approx(results[f"{name}_before"], abs=1e-9)
+        assert adapter["metrics"][name] == pytest.approx(results[f"{name}_after"], abs=1e-9)
+    assert results["anls_after"] > results["anls_before"]
+    saved = json.loads((run / RESULTS_FILE).read_text())
+    assert saved["anls_after"] == results["anls_after"]
+
+
+def test_eval_references_column_must_exist(tmp_path):
+    config = REPO_ROOT / "recipes/configs/tiny-smolvlm/sft_lora.yaml"
+    with pytest.raises(ValueError, match="eval_references_column 'answers' is not a column"):
+        run_recipe("sft", config, tmp_path / "out", "--eval_metrics", "anls", "--eval_references_column", "answers")
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_public_api_docstring_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO_ROOT)
+    failures, tried = doctest.testmod(vlm_recipes, extraglobs={"tmp_dir": str(tmp_path)}, optionflags=doctest.ELLIPSIS)
+    assert tried >= 4 and failures == 0
+    methods_doc = doctest.testmod(__import__("vlm_recipes.training.methods", fromlist=["x"]))
+    assert methods_doc.attempted >= 2 and methods_doc.failed == 0
+    assert set(vlm_recipes.__all__) >= {"load_config", "train", "VisionChatCollator", "FAMILIES", "get_method"}
+    shutil.rmtree(tmp_path / "run", ignore_errors=True)

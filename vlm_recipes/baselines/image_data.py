@@ -1,0 +1,192 @@
+"""Image classification and image/caption data for the CLIP and ViT recipes.
+
+datasets does the loading (`imagefolder` for local folders: class = subfolder, or a metadata.jsonl/.csv with a
+`file_name` column; any Hub id for users online). This module adds the offline sources (synthetic shapes,
+scikit-learn's real 8x8 handwritten digits), a held-out split when the data has none (stratified by class, seeded),
+and one shape for every source: an `image` column of PIL images plus `label` (int) or `caption` (str).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, Value, load_dataset
+from PIL import Image as PILImage
+
+from ..data import synthetic
+
+OFFLINE_SOURCES = ("synthetic", "digits")
+
+
+@dataclass
+class ImageDataArguments:
+    dataset_name: str = field(
+        default="synthetic",
+        metadata={
+            "help": "'synthetic' (shapes, offline), 'digits' (scikit-learn's 1,797 real 8x8 digits, offline), a local "
+            "image folder (class = subfolder, or metadata.jsonl/.csv with file_name + label/caption) or a Hub id."
+        },
+    )
+    dataset_config: str | None = field(default=None, metadata={"help": "Hub dataset configuration name."})
+    dataset_train_split: str = field(default="train", metadata={"help": "Split to train on."})
+    dataset_test_split: str = field(
+        default="test", metadata={"help": "Held-out split; if missing, test_fraction of train is held out."}
+    )
+    test_fraction: float = field(
+        default=0.2, metadata={"help": "Held-out fraction when the dataset has no test split (stratified by class)."}
+    )
+    image_column: str = field(default="image", metadata={"help": "Column with the image."})
+    label_column: str = field(default="label", metadata={"help": "Column with the class (ClassLabel or int)."})
+    caption_column: str = field(default="caption", metadata={"help": "Column with the caption (contrastive data)."})
+    class_names: list[str] | None = field(
+        default=None, metadata={"help": "Names used in prompts, in label order (default: the dataset's label names)."}
+    )
+    synthetic_train_samples: int = field(default=3000, metadata={"help": "Synthetic training rows."})
+    synthetic_image_size: int = field(default=64, metadata={"help": "Side in pixels of synthetic images."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Cap on training rows (None: all)."})
+    max_eval_samples: int | None = field(default=500, metadata={"help": "Cap on held-out rows (None: all)."})
+
+    def __post_init__(self):
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}.")
+
+
+def digits_dataset() -> Dataset:
+    """scikit-learn's handwritten digits (real scans, 8x8, 17 grey levels) as greyscale PIL images 0-255."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    pixels = (digits.images * (255 / 16)).round().astype(np.uint8)
+    names = [str(d) for d in range(10)]
+    return Dataset.from_dict(
+        {"image": [PILImage.fromarray(p, mode="L") for p in pixels], "label": digits.target.tolist()},
+        features=Features({"image": Image(), "label": ClassLabel(names=names)}),
+    )
+
+
+def _load(args: ImageDataArguments, seed: int) -> DatasetDict:
+    name = args.dataset_name
+    if name == "digits":
+        return DatasetDict({"train": digits_dataset()})
+    path = Path(name)
+    if path.exists():
+        if not path.is_dir():
+            raise ValueError(f"dataset_name {name}: expected an image folder (class = subfolder, or metadata file).")
+        return load_dataset("imagefolder", data_dir=str(path))
+    return load_dataset(name, args.dataset_config)
+
+
+def _split(
+    ds: DatasetDict, args: ImageDataArguments, seed: int, stratify: str | None, with_train: bool
+) -> tuple[Dataset | None, Dataset]:
+    if not with_train:  # zero-shot: nothing is trained, so a dataset without a test split is evaluated whole
+        split = args.dataset_test_split if args.dataset_test_split in ds else args.dataset_train_split
+        if split not in ds:
+            raise ValueError(
+                f"{args.dataset_name} has no split {split!r} (it has {list(ds)}); set dataset_test_split."
+            )
+        return None, ds[split]
+    if args.dataset_train_split not in ds:
+        raise ValueError(
+            f"{args.dataset_name} has no split {args.dataset_train_split!r} (it has {list(ds)}); "
+            "set dataset_train_split."
+        )
+    train = ds[args.dataset_train_split]
+    # A test split that is the train split would measure on training data: hold out a fraction instead.
+    if args.dataset_test_split in ds and args.dataset_test_split != args.dataset_train_split:
+        test = ds[args.dataset_test_split]
+    else:
+        stratify = stratify if stratify and isinstance(train.features.get(stratify), ClassLabel) else None
+        parts = train.train_test_split(test_size=args.test_fraction, seed=seed, stratify_by_column=stratify)
+        train, test = parts["train"], parts["test"]
+    return train, test
+
+
+def _cap(ds: Dataset | None, n: int | None, seed: int) -> Dataset | None:
+    """At most `n` rows, drawn at random (files are often sorted by class: the first n would be one class)."""
+    if ds is None or n is None or n >= len(ds):
+        return ds
+    return ds.shuffle(seed=seed).select(range(n))
+
+
+def _require(ds: Dataset, columns: list[str], args: ImageDataArguments, what: str) -> None:
+    missing = [c for c in columns if c not in ds.column_names]
+    if missing:
+        raise ValueError(
+            f"{args.dataset_name}: no column {missing} for {what} (columns: {ds.column_names}); "
+            "set image_column / label_column / caption_column."
+        )
+
+
+def load_classification(
+    args: ImageDataArguments, seed: int = 0, with_train: bool = True
+) -> tuple[Dataset | None, Dataset, list[str]]:
+    """(train, test, class_names) with columns `image`, `label`; zero-shot uses pass with_train=False."""
+    if args.dataset_name == "synthetic":
+        size = args.synthetic_image_size
+        n_train = args.synthetic_train_samples if with_train else 1
+        train = synthetic.make_classification_dataset(n_train, seed=seed, image_size=size)
+        test = synthetic.make_classification_dataset(args.max_eval_samples or 500, seed=seed + 1, image_size=size)
+    else:
+        train, test = _split(_load(args, seed), args, seed, args.label_column, with_train)
+        rename = {args.image_column: "image", args.label_column: "label"}
+        for ds in (train, test):
+            if ds is not None:
+                _require(ds, [args.image_column, args.label_column], args, "classification")
+        train, test = (
+            ds.rename_columns({k: v for k, v in rename.items() if k != v}) if ds is not None else None
+            for ds in (train, test)
+        )
+    feature = test.features["label"]
+    if feature.dtype == "string":  # e.g. a metadata file with label names: number them (class_names order first)
+        seen = set(test.unique("label")) | (set(train.unique("label")) if train is not None else set())
+        unknown = sorted(seen - set(args.class_names or []))
+        names = list(args.class_names or []) + unknown
+        if args.class_names and unknown:
+            raise ValueError(f"{args.dataset_name}: labels {unknown} are not in class_names {args.class_names}.")
+        encode = ClassLabel(names=names)
+        train, test = (ds.cast_column("label", encode) if ds is not None else None for ds in (train, test))
+        feature = test.features["label"]
+    if args.class_names:
+        names = list(args.class_names)
+    elif isinstance(feature, ClassLabel):
+        names = list(feature.names)
+    else:
+        raise ValueError(f"{args.dataset_name}: label column is not a ClassLabel; list the names in class_names.")
+    labels = set(test.unique("label")) | (set(train.unique("label")) if train is not None else set())
+    if max(labels) >= len(names):
+        raise ValueError(f"{args.dataset_name}: label {max(labels)} has no name; class_names lists {len(names)}.")
+    train = train if with_train else None
+    return _cap(train, args.max_train_samples, seed), _cap(test, args.max_eval_samples, seed), names
+
+
+def load_captions(args: ImageDataArguments, seed: int = 0, with_train: bool = True) -> tuple[Dataset | None, Dataset]:
+    """(train, test) with columns `image`, `caption` and `canonical` (equal for captions of the same content;
+    the caption itself when the data has no such column)."""
+    if args.dataset_name == "synthetic":
+        size = args.synthetic_image_size
+        n_train = args.synthetic_train_samples if with_train else 1
+        train = synthetic.make_caption_dataset(n_train, seed=seed, image_size=size)
+        test = synthetic.make_caption_dataset(args.max_eval_samples or 500, seed=seed + 1, image_size=size)
+        return (_cap(train, args.max_train_samples, seed) if with_train else None), test
+    train, test = _split(_load(args, seed), args, seed, None, with_train)
+    out = []
+    for ds in (train, test):
+        if ds is None:
+            out.append(None)
+            continue
+        _require(ds, [args.image_column, args.caption_column], args, "image/caption pairs")
+        caption = ds[args.caption_column]
+        if caption and isinstance(caption[0], list):  # several captions per image (COCO-style): keep the first
+            caption = [c[0] for c in caption]
+        columns = {"image": ds[args.image_column], "caption": caption}
+        columns["canonical"] = ds["canonical"] if "canonical" in ds.column_names else caption
+        out.append(
+            Dataset.from_dict(
+                columns,
+                features=Features({"image": Image(), "caption": Value("string"), "canonical": Value("string")}),
+            )
+        )
+    return _cap(out[0], args.max_train_samples, seed), _cap(out[1], args.max_eval_samples, seed)

@@ -1,0 +1,297 @@
+"""Collators that turn images + chat conversations into model batches, with the label masking VLMs need.
+
+Built on what transformers and TRL already do well: TRL's `prepare_multimodal_messages` puts images into the
+conversation, TRL's training chat templates carry `{% generation %}` markers, and transformers'
+`processor.apply_chat_template(..., return_assistant_tokens_mask=True)` renders, expands image placeholders and
+maps the assistant spans onto the expanded tokens. What TRL 1.16's `DataCollatorForVisionLanguageModeling` lacks,
+and this module adds:
+
+- image tokens (every image/vision special token of the family) are always -100 in the labels;
+- inside an assistant turn only the answer and its end-of-turn token are trained, not the newline after it;
+- left or right padding (TRL pads right only);
+- a truncation guard: `max_length` may cut text, but a sample whose image tokens would be cut is never silently
+  broken (TRL's truncation produces "Image features and image tokens do not match"); it raises an error naming
+  the row, or, with `on_overflow="drop"`, is dropped and counted;
+- errors that name the row and the reason when a row cannot be encoded.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from trl.chat_template_utils import get_training_chat_template
+from trl.data_utils import prepare_multimodal_messages
+
+from ..models.families import family_of
+from .images import ImageError, open_image, to_rgb
+
+logger = logging.getLogger(__name__)
+
+# Tensors laid out as (batch, sequence) that must be truncated / re-padded together with input_ids.
+_TOKEN_ALIGNED_KEYS = ("input_ids", "attention_mask", "labels", "token_type_ids", "mm_token_type_ids")
+
+
+class SampleError(ValueError):
+    """A row that cannot be turned into a training sample; the message names the row and the fix."""
+
+
+def _row_name(example: dict, position: int) -> str:
+    for key in ("row_id", "id", "idx"):
+        if key in example and example[key] is not None:
+            return f"row {key}={example[key]!r}"
+    return f"batch item {position}"
+
+
+def _strip_nulls(content):
+    # datasets stores {"type": "image", "text": None}; templates and TRL expect the key to be absent.
+    if isinstance(content, list):
+        return [{k: v for k, v in part.items() if v is not None} for part in content]
+    return content
+
+
+def rgb_images(example: dict, position: int, max_pixels: int | None = None) -> list:
+    """The example's images (PIL, or undecoded {path, bytes}) decoded, checked and converted to RGB, or a
+    SampleError naming the row and the image."""
+    images = example.get("images")
+    if images is None and example.get("image") is not None:
+        images = [example["image"]]
+    out = []
+    for k, value in enumerate(images or []):
+        try:
+            out.append(to_rgb(open_image(value, max_pixels)))
+        except ImageError as err:
+            raise SampleError(f"{_row_name(example, position)}, image {k}: {err}.") from err
+    return out
+
+
+def conversation_of(example: dict, position: int, key: str = "messages", max_pixels: int | None = None) -> list[dict]:
+    """The example's conversation with its (RGB) images filled in, or a SampleError naming the row."""
+    images = rgb_images(example, position, max_pixels)
+    messages = example.get(key)
+    if not messages:
+        raise SampleError(
+            f"{_row_name(example, position)}: empty conversation in column {key!r}; fill it or remove the row."
+        )
+    messages = [{**m, "content": _strip_nulls(m.get("content"))} for m in messages]
+    try:
+        return prepare_multimodal_messages(messages, images=images)
+    except (ValueError, KeyError, TypeError) as err:
+        raise SampleError(
+            f"{_row_name(example, position)}: {err} Make the number of image placeholders in {key!r} equal the "
+            "number of images in 'images'."
+        ) from err
+
+
+def keep_through_end_of_turn(assistant_mask: torch.Tensor, input_ids: torch.Tensor, eot_id: int) -> torch.Tensor:
+    """Within each run of assistant tokens keep the tokens up to and including the first end-of-turn token.
+
+    Training templates mark "answer<eot>\\n" as assistant; the newline after the end-of-turn token is never
+    generated (generation stops at <eot>), so training on it only teaches the template.
+    """
+    mask = assistant_mask.bool()
+    is_eot = (input_ids == eot_id) & mask
+    eots_before = torch.cumsum(is_eot.long(), dim=1) - is_eot.long()  # end-of-turn tokens strictly before t
+    run_start = mask & ~torch.nn.functional.pad(mask, (1, 0))[:, :-1]
+    baseline = torch.cummax(torch.where(run_start, eots_before, torch.zeros_like(eots_before)), dim=1).values
+    return mask & (eots_before == baseline)
+
+
+@dataclass
+class VisionChatCollator:
+    """Collate conversational VLM examples into a training batch.
+
+    Input: a list of examples, each a dict with
+      - `messages`: list of `{"role", "content"}`; content is a string or a list of `{"type": "text"|"image"}`
+        parts (system, multi-turn and several images per row are fine; text-only rows may be mixed in);
+      - `images`: list of images (or `image`: one image), one per image placeholder; may be empty. An image is a PIL
+        image or an undecoded `{"path", "bytes"}` dict (datasets' `Image(decode=False)`), decoded here so that a
+        corrupt, oversized (`max_image_pixels`) or unconvertible image raises a SampleError naming the row and file;
+        RGBA / L / P / CMYK images are converted to RGB.
+    Output: `input_ids`, `attention_mask`, `labels` and the family's image inputs (`pixel_values` plus
+    `pixel_attention_mask` for SmolVLM, `image_grid_thw` for Qwen2-VL).
+
+    Labels are -100 on padding, on every image token, and (with `assistant_only=True`) on everything that is
+    not an assistant answer or its end-of-turn token.
+
+    Example (SmolVLM): "<|im_start|>User:<image>What color is the shape?<end_of_utterance>\\nAssistant: red
+    <end_of_utterance>\\n" gets labels only on " red" and "<end_of_utterance>" of the assistant turn.
+    """
+
+    processor: Any
+    max_length: int | None = None
+    padding_side: str = "right"
+    assistant_only: bool = True
+    on_overflow: str = "error"  # "error": raise naming the row; "drop": drop the row and count it
+    pad_to_multiple_of: int | None = None
+    messages_key: str = "messages"
+    max_image_pixels: int | None = None  # larger images raise a SampleError naming the row
+    num_dropped: int = field(default=0, init=False)
+
+    def __post_init__(self):
+        if self.padding_side not in ("left", "right"):
+            raise ValueError(f"padding_side must be 'left' or 'right', got {self.padding_side!r}.")
+        if self.on_overflow not in ("error", "drop"):
+            raise ValueError(f"on_overflow must be 'error' or 'drop', got {self.on_overflow!r}.")
+        self.family = family_of(self.processor)
+        tokenizer = self.processor.tokenizer
+        self.pad_token_id = tokenizer.pad_token_id
+        if self.pad_token_id is None:
+            raise ValueError("The processor's tokenizer has no pad token; set tokenizer.pad_token before training.")
+        self.image_token_ids = torch.tensor(self.family.image_token_ids(tokenizer))
+        self.eot_id = tokenizer.convert_tokens_to_ids(self.family.end_of_turn)
+        # The training variant of the model's own template: identical text, plus {% generation %} markers.
+        self.chat_template = get_training_chat_template(self.processor) or self.processor.chat_template
+
+    # -- encoding --------------------------------------------------------------------------------------------
+    def encode(self, conversations: list[list[dict]]) -> dict[str, torch.Tensor]:
+        """Render, tokenize and expand `conversations`; right-padded, untruncated, with `assistant_masks`."""
+        return self.processor.apply_chat_template(
+            conversations,
+            chat_template=self.chat_template,
+            tokenize=True,
+            return_dict=True,
+            return_tensors="pt",
+            return_assistant_tokens_mask=self.assistant_only,
+            processor_kwargs={"padding": True, "padding_side": "right", "add_special_tokens": False},
+        )
+
+    def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
+        conversations = [
+            conversation_of(ex, i, self.messages_key, self.max_image_pixels) for i, ex in enumerate(examples)
+        ]
+        return self.collate(conversations, examples)
+
+    def collate(self, conversations: list[list[dict]], examples: list[dict]) -> dict[str, torch.Tensor]:
+        """Encode ready conversations; `examples[i]` is only used to name row i in errors."""
+        for i, conv in enumerate(conversations):
+            if self.assistant_only and not any(m["role"] == "assistant" for m in conv):
+                raise SampleError(f"{_row_name(examples[i], i)}: no assistant turn, so nothing to train on.")
+        batch = self.encode(conversations)
+        labels = self._labels(batch)
+        bad = self._overflowing_rows(batch, labels)
+        if bad:
+            reasons = "; ".join(f"{_row_name(examples[i], i)}: {why}" for i, why in bad.items())
+            if self.on_overflow == "error":
+                raise SampleError(
+                    f"{reasons}. Raise max_length (now {self.max_length}), lower the image resolution "
+                    "(max_pixels / longest_edge / image_splitting), or set on_overflow='drop'."
+                )
+            self.num_dropped += len(bad)
+            logger.warning("Dropped %d over-long sample(s) (%d so far): %s", len(bad), self.num_dropped, reasons)
+            keep = [i for i in range(len(examples)) if i not in bad]
+            if not keep:
+                raise SampleError(f"Every sample of the batch was over max_length={self.max_length}: {reasons}.")
+            return self.collate([conversations[i] for i in keep], [examples[i] for i in keep])
+        batch["labels"] = labels
+        if self.max_length is not None and batch["input_ids"].shape[1] > self.max_length:
+            for key in _TOKEN_ALIGNED_KEYS:
+                if key in batch:
+                    batch[key] = batch[key][:, : self.max_length]
+        return self._pad(batch)
+
+    # -- pieces ----------------------------------------------------------------------------------------------
+    def _labels(self, batch) -> torch.Tensor:
+        input_ids = batch["input_ids"]
+        labels = input_ids.clone()
+        # -100 is ignored by the loss: padding, image tokens and (optionally) everything but the answers.
+        trainable = batch["attention_mask"].bool() & ~torch.isin(input_ids, self.image_token_ids)
+        if self.assistant_only:
+            assistant = torch.as_tensor(batch.pop("assistant_masks"))
+            trainable &= keep_through_end_of_turn(assistant, input_ids, self.eot_id)
+        labels[~trainable] = -100
+        return labels
+
+    def _overflowing_rows(self, batch, labels) -> dict[int, str]:
+        """Rows that `max_length` would break: image tokens cut, or no trained token left."""
+        if self.max_length is None:
+            return {}
+        bad = {}
+        lengths = batch["attention_mask"].sum(dim=1)
+        is_image = torch.isin(batch["input_ids"], self.image_token_ids)
+        for i, length in enumerate(lengths.tolist()):
+            if length <= self.max_length:
+                continue
+            if is_image[i, self.max_length :].any():
+                bad[i] = f"{length} tokens with image tokens beyond max_length={self.max_length}"
+            elif self.assistant_only and not (labels[i, : self.max_length] != -100).any():
+                bad[i] = f"{length} tokens, the whole answer lies beyond max_length={self.max_length}"
+        return bad
+
+    def _pad(self, batch) -> dict[str, torch.Tensor]:
+        """Pad to a multiple if asked, and move padding to the left if asked (the encoder pads right)."""
+        seq_len = batch["input_ids"].shape[1]
+        if self.pad_to_multiple_of:
+            extra = -seq_len % self.pad_to_multiple_of
+            if extra:
+                fill = {"input_ids": self.pad_token_id, "labels": -100}
+                for key in _TOKEN_ALIGNED_KEYS:
+                    if key in batch:
+                        batch[key] = torch.nn.functional.pad(batch[key], (0, extra), value=fill.get(key, 0))
+        if self.padding_side == "left":
+            lengths = batch["attention_mask"].sum(dim=1)
+            for key in _TOKEN_ALIGNED_KEYS:
+                if key in batch:
+                    t = batch[key]
+                    batch[key] = torch.stack([torch.roll(row, int(t.shape[1] - n)) for row, n in zip(t, lengths)])
+        return dict(batch)
+
+
+@dataclass
+class PreferenceCollator(VisionChatCollator):
+    """Collate preference examples (DPO, MPO) into the concatenated batch TRL's DPOTrainer consumes.
+
+    Input: examples with `images`, `prompt` (messages up to the answer), `chosen` and `rejected` (the assistant
+    turn(s) of each response; strings or typed parts).
+    Output: `input_ids` / `attention_mask` of 2B rows (the B prompt+chosen rows, then the B prompt+rejected rows),
+    the image inputs of those rows, and `completion_mask`, which is 1 exactly where `VisionChatCollator` would train:
+    the response and its end-of-turn token, never padding or image tokens.
+    """
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.on_overflow != "error":
+            raise ValueError("Preference pairs cannot be dropped one side at a time: use on_overflow='error'.")
+
+    def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
+        sides: dict[str, list] = {"chosen": [], "rejected": []}
+        for i, ex in enumerate(examples):
+            prompt = conversation_of(ex, i, "prompt", self.max_image_pixels)
+            for key, conversations in sides.items():
+                if not ex.get(key):
+                    raise SampleError(f"{_row_name(ex, i)}: empty {key!r} response.")
+                response = [{**m, "content": _strip_nulls(m.get("content"))} for m in ex[key]]
+                conversations.append(prompt + prepare_multimodal_messages(response))
+        batch = self.collate(sides["chosen"] + sides["rejected"], examples + examples)
+        batch["completion_mask"] = (batch.pop("labels") != -100).long()
+        return batch
+
+
+@dataclass
+class PromptCollator:
+    """Encode conversations up to (not including) their final assistant turn, ready for `generate`.
+
+    Input examples as for `VisionChatCollator`; a trailing assistant turn (the reference answer) is removed.
+    Output: left-padded `input_ids`, `attention_mask` and the image inputs, so a batch can be generated at once.
+    """
+
+    processor: Any
+    messages_key: str = "messages"
+
+    def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
+        prompts = []
+        for i, ex in enumerate(examples):
+            conv = conversation_of(ex, i, self.messages_key)
+            if conv[-1]["role"] == "assistant":
+                conv = conv[:-1]
+            prompts.append(conv)
+        return self.processor.apply_chat_template(
+            prompts,
+            add_generation_prompt=True,
+            tokenize=True,
+            return_dict=True,
+            return_tensors="pt",
+            processor_kwargs={"padding": True, "padding_side": "left", "add_special_tokens": False},
+        )

@@ -1,0 +1,246 @@
+"""Datasets for the recipes: the offline synthetic task, or user data, turned into `images` + `messages` rows.
+
+`datasets` already loads Hub datasets, image folders with a metadata file (`imagefolder`) and JSON lines; this
+module adds what a VLM recipe needs on top: resolving image paths relative to the data file, mapping question /
+answer columns to conversations with an optional system prompt, and errors that name the column and the fix.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from pathlib import Path
+
+from datasets import Dataset, DatasetDict, Image, List, load_dataset
+
+from ..configs import DataArguments
+from . import synthetic
+
+logger = logging.getLogger(__name__)
+
+# Seeds of the synthetic splits: different seeds, so held-out scenes are fresh random draws.
+SYNTHETIC_TRAIN_SEED, SYNTHETIC_EVAL_SEED = 0, 1
+
+
+def _load_raw(args: DataArguments) -> DatasetDict | Dataset:
+    path = Path(args.dataset_name)
+    if path.is_file():
+        if path.suffix not in (".jsonl", ".json"):
+            raise ValueError(f"{path}: local data files must be .jsonl or .json (rows with image paths).")
+        ds = load_dataset("json", data_files=str(path), split="train")
+        return _resolve_image_paths(ds, path.parent, args.image_column, path)
+    if path.is_dir():
+        if not any((path / name).exists() for name in ("metadata.jsonl", "metadata.csv")):
+            raise ValueError(
+                f"{path}: an image folder needs a metadata.jsonl or metadata.csv with a file_name column and the "
+                "question/answer (or messages) columns."
+            )
+        return load_dataset("imagefolder", data_dir=str(path))
+    return load_dataset(args.dataset_name, args.dataset_config)
+
+
+def _resolve_image_paths(ds: Dataset, root: Path, column: str, source: Path) -> Dataset:
+    """Absolute image paths, checked to exist and be non-empty (cheap: no decoding); rows get a `row_id`
+    ("data.jsonl:3") so that later errors name the file and line."""
+    if column not in ds.column_names:
+        raise ValueError(f"{source}: no column {column!r} (columns: {ds.column_names}); set image_column.")
+    lines = source.suffix == ".jsonl"
+    names = [f"{source.name}:{i + 1}" if lines else f"{source.name}[{i}]" for i in range(len(ds))]
+    problems, resolved = [], []
+    for name, value in zip(names, ds[column]):
+        paths = [] if value is None else value if isinstance(value, list) else [value]
+        row = []
+        for p in paths:
+            full = Path(p) if Path(p).is_absolute() else root / p
+            if not full.is_file():
+                problems.append(f"{name}: image {p!r} not found (looked at {full})")
+            elif full.stat().st_size == 0:
+                problems.append(f"{name}: image {p!r} is an empty (0-byte) file")
+            row.append(str(full))
+        resolved.append(row)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        error = FileNotFoundError if "not found" in problems[0] else ValueError
+        raise error(f"{problems[0]}{more}. Fix the path (relative to {source.parent}) or the file, or remove the row.")
+    ds = ds.map(lambda v, i: {column: resolved[i]}, input_columns=[column], with_indices=True)
+    if not {"row_id", "id", "idx"} & set(ds.column_names):
+        ds = ds.add_column("row_id", names)
+    return ds.cast_column(column, List(Image()))
+
+
+def question_messages(question: str, answer: str | None, system: str | None, num_images: int = 1) -> list[dict]:
+    """[system,] user (images, then the question)[, assistant answer] in typed-parts form."""
+    messages = [{"role": "system", "content": [{"type": "text", "text": system}]}] if system else []
+    images = [{"type": "image", "text": None}] * num_images
+    messages.append({"role": "user", "content": [*images, {"type": "text", "text": question}]})
+    if answer is not None:
+        messages.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
+    return messages
+
+
+def images_as_list_column(ds: Dataset, column: str) -> Dataset:
+    """`column` as the `images` column the collators read: a list of images per row (one image becomes [image])."""
+    if column == "images":
+        return ds
+    if isinstance(ds.features[column], Image):
+        ds = ds.map(lambda im: {"images": [im]}, input_columns=[column], remove_columns=[column], features=None)
+        return ds.cast_column("images", List(Image()))
+    return ds.rename_column(column, "images")
+
+
+def to_conversations(ds: Dataset, args: DataArguments) -> Dataset:
+    """Give `ds` the columns the collators read: `images` (list) and `messages`, plus `answer` when known."""
+    if args.image_column not in ds.column_names:
+        raise ValueError(
+            f"Dataset has no image column {args.image_column!r} (columns: {ds.column_names}); set image_column."
+        )
+    ds = images_as_list_column(ds, args.image_column)
+    if args.question_column is not None:
+        for name, col in (("question_column", args.question_column), ("answer_column", args.answer_column)):
+            if col not in ds.column_names:
+                raise ValueError(
+                    f"Dataset has no column {col!r} (columns: {ds.column_names}); set {name} to one of them."
+                )
+        named = "row_id" in ds.column_names
+
+        def build(question, answer, *row_id, index):
+            if isinstance(answer, list) and answer and all(isinstance(a, str) for a in answer):
+                # Several accepted answers (ChartQA's label, DocVQA's / TextVQA's answers): train on the most common
+                # one (the first among ties); eval_references_column can still score against all of them.
+                answer = Counter(answer).most_common(1)[0][0]
+            if not isinstance(answer, str):
+                row = f"row_id={row_id[0]!r}" if row_id else f"row {index}"
+                raise ValueError(
+                    f"{row}: column {args.answer_column!r} must hold strings, got {type(answer).__name__} "
+                    f'{answer!r}; store answers as text (e.g. "{answer}"), several accepted answers as a list of text.'
+                )
+            return {"messages": question_messages(question, answer, args.system_prompt), "answer": answer}
+
+        columns = [args.question_column, args.answer_column] + (["row_id"] if named else [])
+        return ds.map(lambda *v: build(*v[:-1], index=v[-1]), input_columns=columns, with_indices=True)
+    if args.messages_column not in ds.column_names:
+        raise ValueError(
+            f"Dataset has no {args.messages_column!r} column (columns: {ds.column_names}); set "
+            "messages_column, or question_column and answer_column."
+        )
+    if args.messages_column != "messages":
+        ds = ds.rename_column(args.messages_column, "messages")
+    if args.system_prompt:
+
+        def add_system(messages):
+            if not messages or messages[0]["role"] == "system":
+                return {"messages": messages}
+            # Match the dataset's content format (plain strings or typed parts): Arrow cannot mix them.
+            text = args.system_prompt
+            content = text if isinstance(messages[0]["content"], str) else [{"type": "text", "text": text}]
+            return {"messages": [{"role": "system", "content": content}, *messages]}
+
+        ds = ds.map(add_system, input_columns=["messages"])
+    return ds
+
+
+def final_answer(example: dict) -> str:
+    """The reference answer of a row: its `answer` column, else the text of its last assistant turn."""
+    if example.get("answer") is not None:
+        return example["answer"]
+    for message in reversed(example.get("messages") or example.get("chosen") or []):
+        if message["role"] == "assistant":
+            content = message["content"]
+            if isinstance(content, str):
+                return content
+            return "".join(part.get("text") or "" for part in content if part.get("type") == "text")
+    raise ValueError("Row has no assistant turn to take the reference answer from.")
+
+
+def reference_answer(row: dict, column: str | None = None):
+    """What a prediction for `row` is scored against: the value of `column` when given (a string, or a list of
+    references; VQA-style lists of {'answer': ...} become strings), else the row's final answer."""
+    if column is None:
+        return final_answer(row)
+    value = row.get(column)
+    if value is None:
+        raise ValueError(f"Row has no reference answer in column {column!r}.")
+    if isinstance(value, (list, tuple)):
+        value = [v["answer"] if isinstance(v, dict) else v for v in value]
+    return value
+
+
+def _user_splits(args: DataArguments, seed: int) -> tuple[Dataset, Dataset]:
+    raw = _load_raw(args)
+    if isinstance(raw, Dataset):
+        raw = DatasetDict({args.dataset_train_split: raw})
+    if args.dataset_train_split not in raw:
+        raise ValueError(f"{args.dataset_name}: no split {args.dataset_train_split!r} (splits: {list(raw)}).")
+    train = raw[args.dataset_train_split]
+    if args.dataset_test_split in raw:
+        return train, raw[args.dataset_test_split]
+    parts = train.train_test_split(test_size=args.eval_fraction, seed=seed)
+    logger.info("No %r split: held out %d of %d rows.", args.dataset_test_split, len(parts["test"]), len(train))
+    return parts["train"], parts["test"]
+
+
+def _cap(train: Dataset, test: Dataset, args: DataArguments) -> tuple[Dataset, Dataset]:
+    if len(test) > args.max_eval_samples:
+        test = test.select(range(args.max_eval_samples))
+    if args.max_train_samples is not None and len(train) > args.max_train_samples:
+        train = train.select(range(args.max_train_samples))
+    return train, test
+
+
+def _synthetic_splits(make, args: DataArguments) -> tuple[Dataset, Dataset]:
+    size = args.synthetic_image_size
+    train = make(args.synthetic_task, args.synthetic_train_samples, SYNTHETIC_TRAIN_SEED, size)
+    test = make(args.synthetic_task, args.max_eval_samples, SYNTHETIC_EVAL_SEED, size)
+    return _cap(train, test, args)
+
+
+def load_splits(args: DataArguments, seed: int = 42) -> tuple[Dataset, Dataset]:
+    """Train and held-out datasets in conversational form (`images` + `messages`)."""
+    if args.dataset_name == "synthetic":
+        return _synthetic_splits(synthetic.make_dataset, args)
+    train, test = _user_splits(args, seed)
+    return _cap(to_conversations(train, args), to_conversations(test, args), args)
+
+
+def load_preference_splits(args: DataArguments, seed: int = 42) -> tuple[Dataset, Dataset]:
+    """Train and held-out preference datasets: `images`, `prompt`, `chosen`, `rejected`."""
+    if args.dataset_name == "synthetic":
+        return _synthetic_splits(synthetic.make_preference_dataset, args)
+    train, test = _user_splits(args, seed)
+    for split in (train, test):
+        missing = [c for c in ("prompt", "chosen", "rejected") if c not in split.column_names]
+        if missing:
+            raise ValueError(
+                f"{args.dataset_name}: preference data needs columns prompt, chosen and rejected; "
+                f"missing {missing} (columns: {split.column_names})."
+            )
+    if args.image_column in train.column_names:
+        train, test = (images_as_list_column(d, args.image_column) for d in (train, test))
+    return _cap(train, test, args)
+
+
+def load_prompt_splits(args: DataArguments, seed: int = 42) -> tuple[Dataset, Dataset]:
+    """Train and held-out prompts for RL (GRPO): `images` + `prompt` (the conversation without its final answer),
+    with the reference kept in `answer` (and any other column, e.g. `solution`, for the reward functions)."""
+
+    def to_prompt(messages):
+        return {"prompt": messages[:-1] if messages and messages[-1]["role"] == "assistant" else messages}
+
+    return tuple(
+        d.map(to_prompt, input_columns=["messages"], remove_columns=["messages"]) for d in load_splits(args, seed)
+    )
+
+
+def load_eval_split(args: DataArguments, seed: int = 42) -> Dataset:
+    """The held-out split alone, its columns as loaded, capped at `max_eval_samples`: the same rows, in the same
+    order, that the training recipes evaluate on (same seed), without building the training split."""
+    if args.dataset_name == "synthetic":
+        return synthetic.make_dataset(
+            args.synthetic_task, args.max_eval_samples, SYNTHETIC_EVAL_SEED, args.synthetic_image_size
+        )
+    raw = _load_raw(args)
+    if isinstance(raw, DatasetDict) and args.dataset_test_split in raw:
+        test = raw[args.dataset_test_split]  # no need for a train split to evaluate
+    else:
+        _, test = _user_splits(args, seed)
+    return test.select(range(min(len(test), args.max_eval_samples)))

@@ -1,0 +1,7 @@
+"""Evaluation: generation, inference recipes, model comparisons and the metric modules they all score with.
+
+- `generation`: batched greedy answers and the held-out metrics of the training recipes.
+- `inference`: `recipes/generate.py` (images, folders, datasets, video frames).
+- `compare`: `recipes/evaluate_models.py` (base vs adapters vs other models, report and gallery).
+- `metrics`: local `evaluate` modules (exact match, VQA accuracy, ANLS, relaxed accuracy, BLEU, ROUGE).
+"""

@@ -1,0 +1,7 @@
+"""Models: what differs between model families, loading with LoRA/QLoRA and freezing, and merging adapters.
+
+- `families`: one frozen `Family` record per model family (image tokens, end of turn, module patterns).
+- `modeling`: processors and models by name or path (`tiny:` names through `vlm_recipes.tiny.resolve`), PEFT set-up,
+  freezing and per-part parameter groups.
+- `merge`: a LoRA adapter merged into its base model.
+"""

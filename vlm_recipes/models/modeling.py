@@ -1,0 +1,155 @@
+"""Loading models and processors, LoRA/QLoRA set-up, freezing and per-part learning rates.
+
+transformers loads the model (`AutoModelForImageTextToText`, safetensors only, remote code off unless asked);
+TRL turns `ModelConfig` into a `LoraConfig` and a `BitsAndBytesConfig`; PEFT applies LoRA. What this module adds:
+freezing the vision tower / projector in both full and LoRA training (LoRA via `exclude_modules`), LoRA targets
+that follow those choices, and optimizer parameter groups with separate learning rates per model part.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import torch
+from accelerate import PartialState
+from transformers import AutoModelForImageTextToText, AutoProcessor
+from trl import get_peft_config, get_quantization_config
+
+from .. import tiny
+from ..configs import VLMModelConfig
+from .families import Family, family_of, set_image_resolution
+
+logger = logging.getLogger(__name__)
+
+
+def load_processor(model_args: VLMModelConfig, trust_remote_code: bool = False):
+    path = tiny.resolve(model_args.model_name_or_path)
+    processor = AutoProcessor.from_pretrained(
+        path, revision=model_args.model_revision, trust_remote_code=trust_remote_code
+    )
+    set_image_resolution(
+        processor,
+        min_pixels=model_args.min_pixels,
+        max_pixels=model_args.max_pixels,
+        longest_edge=model_args.longest_edge,
+        image_splitting=model_args.image_splitting,
+    )
+    return processor
+
+
+def load_model(model_args: VLMModelConfig, use_cpu: bool = False, trust_remote_code: bool = False):
+    path = tiny.resolve(model_args.model_name_or_path)
+    quantization_config = get_quantization_config(model_args)
+    dtype = model_args.dtype if model_args.dtype in ("auto", None) else getattr(torch, model_args.dtype)
+    kwargs = {}
+    if quantization_config is not None:
+        if model_args.lora_modules_to_save:
+            # Modules trained in full cannot be 4-bit: keep them (and the output head, as transformers would)
+            # in the compute dtype.
+            # transformers matches these as regexes from the start of the module name, or as name suffixes.
+            full = [rf"(.*\.)?{re.escape(name)}" for name in model_args.lora_modules_to_save]
+            quantization_config.llm_int8_skip_modules = ["lm_head", *full]
+        kwargs["quantization_config"] = quantization_config
+        # Quantised weights cannot be moved after loading: put each rank's copy on its own device now.
+        on_cpu = use_cpu or not torch.cuda.is_available()
+        kwargs["device_map"] = "cpu" if on_cpu else {"": PartialState().local_process_index}
+    model = AutoModelForImageTextToText.from_pretrained(
+        path,
+        revision=model_args.model_revision,
+        trust_remote_code=trust_remote_code,
+        attn_implementation=model_args.attn_implementation,
+        dtype=dtype,
+        use_safetensors=True,
+        **kwargs,
+    )
+    if quantization_config is not None and kwargs["device_map"] == "cpu":
+        keep_4bit_training_layout(model)
+    return model
+
+
+def keep_4bit_training_layout(model) -> None:
+    """Stop bitsandbytes from repacking 4-bit weights for CPU inference.
+
+    On CPUs with AVX512-BF16, bitsandbytes 0.50 converts a Linear4bit's weight to an inference-only layout on its
+    first forward pass in eval mode; training afterwards fails ("a view of a leaf Variable that requires grad is
+    being used in an in-place operation"). The recipes evaluate before training, so keep the training layout.
+    """
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
+
+
+def apply_freezing(model, model_args: VLMModelConfig) -> None:
+    """Full fine-tuning: turn off gradients of the parts the config freezes."""
+    family = family_of(model)
+    frozen = {
+        p
+        for p, flag in (("vision_tower", model_args.freeze_vision_tower), ("projector", model_args.freeze_projector))
+        if flag
+    }
+    for name, param in model.named_parameters():
+        if family.part_of(name) in frozen:
+            param.requires_grad_(False)
+
+
+def _module_names(model, family: Family, part: str) -> list[str]:
+    return [n for n, _ in model.named_modules() if n and family.part_of(n + ".") == part]
+
+
+def build_peft_config(model, model_args: VLMModelConfig):
+    """TRL's LoraConfig from the model args, made to respect the freeze options.
+
+    - freeze_vision_tower: LoRA never targets vision-tower modules (`exclude_modules`).
+    - freeze_projector: the projector is neither a LoRA target nor in `modules_to_save`.
+    """
+    peft_config = get_peft_config(model_args)
+    if peft_config is None:
+        return None
+    family = family_of(model)
+    frozen = [
+        part
+        for part, flag in (
+            ("vision_tower", model_args.freeze_vision_tower),
+            ("projector", model_args.freeze_projector),
+        )
+        if flag
+    ]
+    if not frozen:
+        return peft_config
+    frozen_modules = [n for part in frozen for n in _module_names(model, family, part)]
+    peft_config.exclude_modules = frozen_modules  # exact module names: no LoRA inside frozen parts
+    if peft_config.modules_to_save:
+        kept = [m for m in peft_config.modules_to_save if not any(n.endswith(m) for n in frozen_modules)]
+        peft_config.modules_to_save = kept or None
+    return peft_config
+
+
+def parameter_groups(
+    model,
+    family: Family,
+    base_lr: float,
+    weight_decay: float,
+    decay_names: set[str],
+    vision_tower_lr: float | None,
+    projector_lr: float | None,
+) -> list[dict]:
+    """Optimizer groups with a learning rate per model part and weight decay only where it belongs."""
+    lrs = {"vision_tower": vision_tower_lr or base_lr, "projector": projector_lr or base_lr, "language_model": base_lr}
+    groups: dict[tuple[str, bool], dict] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        part = family.part_of(name)
+        decay = name in decay_names
+        group = groups.setdefault(
+            (part, decay),
+            {"params": [], "lr": lrs[part], "part": part, "weight_decay": weight_decay if decay else 0.0},
+        )
+        group["params"].append(param)
+    return list(groups.values())
+
+
+def count_parameters(model) -> dict[str, int]:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"trainable": trainable, "total": sum(p.numel() for p in model.parameters())}

@@ -1,0 +1,51 @@
+"""Offline tiny models, built locally from the real architectures and processor classes (no Hub download).
+
+Production code (model loading, merging, the CLIP recipes) reaches the builders only through `resolve`, which maps
+a `tiny:<name>` to its cached checkpoint directory and passes any other name through:
+
+- `vlm_recipes.tiny.vlm`: tiny SmolVLM and Qwen2-VL (`tiny:smolvlm`, `tiny:qwen2_vl`, `-random`, `-sft`).
+- `vlm_recipes.tiny.clip`: tiny CLIP (`tiny:clip`, `tiny:clip-random`).
+- `vlm_recipes.tiny.common`: the cache, reproducible builds and atomic saving they share.
+
+Build or rebuild from the command line: `python -m vlm_recipes.tiny build [--family smolvlm] [--stage sft] [--force]`.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .common import TINY_PREFIX
+
+
+def is_tiny(name_or_path: str) -> bool:
+    return name_or_path.startswith(TINY_PREFIX)
+
+
+def _builder(name: str):
+    if name.startswith(f"{TINY_PREFIX}clip"):
+        from .clip import build
+    else:
+        from .vlm import build
+    return build
+
+
+def resolve(name_or_path: str) -> str:
+    """Map `tiny:<name>` to its local checkpoint directory (building it if needed); pass anything else through.
+
+    In a multi-process run (torch.distributed initialised) only each machine's local rank 0 builds, the others wait
+    at a barrier: transformers' save_pretrained writes model files on global rank 0 only, so a checkpoint built by
+    another rank would lack its weights. Every rank must therefore call this the same number of times (they do:
+    the recipes resolve the same names in the same order)."""
+    if not is_tiny(name_or_path):
+        return name_or_path
+    builder = _builder(name_or_path)
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return str(builder(name_or_path))
+    if int(os.environ.get("LOCAL_RANK", "0")) == 0:
+        path = builder(name_or_path)
+        dist.barrier()
+        return str(path)
+    dist.barrier()  # local rank 0 has built (or found) the checkpoint
+    return str(builder(name_or_path))

@@ -1,0 +1,164 @@
+"""The training methods, one frozen record each: everything the run flow, preflight and the recipes need to know.
+
+TRL provides the trainers and their configs; what a method adds here is the wiring: which config class parses its
+YAML, which loader turns data into its rows, which trainer and collator train on them, which held-out metrics it
+reports beyond generation, and how its model card names it. `run`, `preflight`, the recipe scripts and the tests
+look methods up with `get_method`; nothing else dispatches on a method's name.
+
+Adding a method is one record in `METHODS` plus a thin `recipes/<name>.py`:
+
+>>> from vlm_recipes.training.methods import get_method
+>>> get_method("mpo").config_class.__name__, get_method("mpo").trainer_class.__name__
+('DPOConfig', 'VLMDPOTrainer')
+>>> sorted(METHODS)
+['dpo', 'grpo', 'mpo', 'sft']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..configs import DataArguments, DPOConfig, GRPOConfig, SFTConfig, VLMModelConfig
+from ..data.collators import PreferenceCollator, VisionChatCollator
+from ..data.loading import load_preference_splits, load_prompt_splits, load_splits
+from ..evaluation.generation import preference_accuracy
+from .rewards import get_reward_funcs, weighted_rewards
+from .trainers import VLMDPOTrainer, VLMGRPOTrainer, VLMSFTTrainer
+
+
+@dataclass(frozen=True)
+class Method:
+    """A training method.
+
+    Args:
+        name: the method's name, also its recipe script (`recipes/<name>.py`) and the `recipe:` field of its YAMLs.
+        summary: one line for listings and errors.
+        config_class: the training-arguments dataclass (extends TRL's config) its YAML is parsed into.
+        load_splits: `(DataArguments, seed) -> (train, held_out)` datasets in the rows this method trains on.
+        trainer_class: the Trainer (a TRL trainer with our mixins).
+        collator_class: builds training batches from rows; None when the trainer renders prompts itself (GRPO).
+        prompt_key: the column holding the conversation that held-out generation answers.
+        extra_metrics: held-out metrics beyond generation,
+            `(model, processor, eval_ds, generated, training_args, batch_size, when) -> dict`.
+        trainer_kwargs: further Trainer arguments from the training arguments (GRPO: its reward functions).
+        prepare_args: adjusts the training arguments before the Trainer is built.
+        check_args: refuses training arguments this method cannot run with (raises ValueError).
+        label: the method as the model card names it, from the training arguments.
+        result_name: the `method` value of eval_results.json, from the training arguments.
+        tags: model-card tags.
+    """
+
+    name: str
+    summary: str
+    config_class: type
+    load_splits: Callable
+    trainer_class: type
+    collator_class: type | None
+    prompt_key: str
+    label: Callable
+    result_name: Callable
+    tags: tuple[str, ...]
+    extra_metrics: Callable | None = None
+    trainer_kwargs: Callable | None = None
+    prepare_args: Callable | None = None
+    check_args: Callable | None = None
+
+    @property
+    def parser_types(self) -> tuple:
+        """The dataclasses a recipe of this method parses its YAML into, in order."""
+        return (DataArguments, self.config_class, VLMModelConfig)
+
+
+def _preference_metrics(model, processor, eval_ds, generated, training_args, batch_size, when) -> dict:
+    """Held-out pairs whose chosen response gets the higher log-probability, and the mean margin."""
+    return preference_accuracy(model, processor, eval_ds, batch_size, desc=f"preferences {when}")
+
+
+def _reward_metrics(model, processor, eval_ds, generated, training_args, batch_size, when) -> dict:
+    """The weighted reward of the greedy held-out generations, with the rewards training optimises."""
+    completions = [[{"role": "assistant", "content": p}] for p in generated["predictions"]]
+    columns = {c: eval_ds[c] for c in eval_ds.column_names if c not in ("images", "prompt")}
+    rewards = weighted_rewards(training_args.reward_funcs, training_args.reward_weights, completions, columns)
+    return {"reward": sum(rewards) / max(len(rewards), 1)}
+
+
+def _skip_dataset_preparation(training_args) -> None:
+    # Our collator tokenises on the fly, so TRL must leave the dataset columns as they are.
+    training_args.dataset_kwargs = {**(training_args.dataset_kwargs or {}), "skip_prepare_dataset": True}
+
+
+def _preference_label(training_args) -> str:
+    losses = training_args.loss_type
+    return "DPO" if len(losses) == 1 else f"MPO ({' + '.join(losses)}, weights {training_args.loss_weights})"
+
+
+def _mixed_losses_only(training_args) -> None:
+    if len(training_args.loss_type) < 2:
+        raise ValueError(
+            f"MPO mixes several preference losses, but loss_type is {training_args.loss_type}: set e.g. "
+            "loss_type: [sigmoid, bco_pair, sft] with loss_weights: [0.8, 0.2, 1.0], or use recipes/dpo.py."
+        )
+
+
+def _preference_method(name: str, summary: str, tags: tuple[str, ...], check_args=None) -> Method:
+    return Method(
+        name=name,
+        summary=summary,
+        config_class=DPOConfig,
+        load_splits=load_preference_splits,
+        trainer_class=VLMDPOTrainer,
+        collator_class=PreferenceCollator,
+        prompt_key="prompt",
+        extra_metrics=_preference_metrics,
+        label=_preference_label,
+        result_name=lambda args: "+".join(args.loss_type),
+        tags=tags,
+        check_args=check_args,
+    )
+
+
+METHODS: dict[str, Method] = {
+    "sft": Method(
+        name="sft",
+        summary="supervised fine-tuning (LoRA, QLoRA or full) on image + conversation rows",
+        config_class=SFTConfig,
+        load_splits=load_splits,
+        trainer_class=VLMSFTTrainer,
+        collator_class=VisionChatCollator,
+        prompt_key="messages",
+        prepare_args=_skip_dataset_preparation,
+        label=lambda args: "SFT",
+        result_name=lambda args: "sft",
+        tags=("sft",),
+    ),
+    "dpo": _preference_method("dpo", "direct preference optimisation on chosen/rejected pairs", ("dpo",)),
+    # MPO is DPO with a mixed loss (TRL's loss_type list + loss_weights): the same record but for its check and tag.
+    "mpo": _preference_method(
+        "mpo", "mixed preference optimisation: DPO + BCO pair + SFT losses", ("mpo",), check_args=_mixed_losses_only
+    ),
+    "grpo": Method(
+        name="grpo",
+        summary="group relative policy optimisation with named reward functions",
+        config_class=GRPOConfig,
+        load_splits=load_prompt_splits,
+        trainer_class=VLMGRPOTrainer,
+        collator_class=None,  # TRL's GRPOTrainer renders and processes prompts itself, for generation
+        prompt_key="prompt",
+        extra_metrics=_reward_metrics,
+        trainer_kwargs=lambda args: {"reward_funcs": get_reward_funcs(args.reward_funcs)},
+        label=lambda args: "GRPO",
+        result_name=lambda args: "grpo",
+        tags=("grpo",),
+    ),
+}
+
+
+def get_method(name: str | Method) -> Method:
+    """The method called `name` (a Method passes through); an unknown name fails, listing the known ones."""
+    if isinstance(name, Method):
+        return name
+    if name not in METHODS:
+        known = ", ".join(f"{m} ({METHODS[m].summary})" for m in METHODS)
+        raise ValueError(f"Unknown training method {name!r}; known methods: {known}.")
+    return METHODS[name]

@@ -1,0 +1,255 @@
+"""The one train -> evaluate -> save flow every VLM training recipe shares (SFT, DPO, MPO, GRPO).
+
+TRL's trainers train; this module wires them to our data, collators and model loading, measures held-out metrics
+before and after training with the same code (generation exact match plus the config's `eval_metrics`; the method's
+own figures such as preference accuracy or reward), and writes `eval_results.json`, the adapter (or model) as
+safetensors, the processor, the model card and TensorBoard logs into `output_dir`. What differs between methods is
+read from their `Method` record (vlm_recipes.training.methods); `run` is a sequence of named steps.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from transformers import set_seed
+
+from .. import hub
+from ..configs import DataArguments, VLMModelConfig, parse
+from ..data.images import undecoded
+from ..evaluation.generation import held_out_metrics
+from ..models.modeling import apply_freezing, build_peft_config, count_parameters, load_model, load_processor
+from ..outputs import RESULTS_FILE, run_directory, save_training_config
+from . import preflight
+from .methods import Method, get_method
+from .trainers import full_weights
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Run:
+    """One training run: its method and arguments, and what the steps below load into it."""
+
+    method: Method
+    data_args: DataArguments
+    training_args: object
+    model_args: VLMModelConfig
+    out: Path
+    processor: object = None
+    train_ds: object = None
+    eval_ds: object = None
+    peft_config: object = None
+    push: bool = False
+
+
+def run(method: str | Method, data_args: DataArguments, training_args, model_args: VLMModelConfig) -> dict:
+    """Train with `method` (a name of vlm_recipes.training.methods.METHODS, or the record), evaluating on held-out
+    data before and after; returns the figures written to eval_results.json."""
+    method = get_method(method)
+    if method.check_args is not None:
+        method.check_args(training_args)
+    hub.check_push_settings(training_args)  # before run_directory, which may delete a previous run's checkpoints
+    overwrite, resume = training_args.overwrite_output_dir, training_args.resume_from_checkpoint
+    with run_directory(training_args.output_dir, overwrite, resume) as (out, resume_from):
+        training_args.resume_from_checkpoint = resume_from
+        return train_and_evaluate(Run(method, data_args, training_args, model_args, out))
+
+
+def train_and_evaluate(r: Run) -> dict:
+    set_seed(r.training_args.seed)
+    started = time.time()
+    load_inputs(r)
+    model = load_model_for_training(r)
+    with full_weights(model):
+        before = evaluate_held_out(r, model, "before")
+    logger.info("Held-out before training: %s", before["metrics"])
+
+    trainer = build_trainer(r, model)
+    params = count_parameters(trainer.model)
+    logger.info("Trainable parameters: %d of %d", params["trainable"], params["total"])
+    train_output = trainer.train(resume_from_checkpoint=r.training_args.resume_from_checkpoint)
+
+    after = evaluate_held_out(r, trainer.model, "after")
+    results = collect_results(r, before, after, trainer, train_output, params)
+    results["wall_time_seconds"] = round(time.time() - started, 1)
+    save_outputs(r, trainer, results, after)
+    return results
+
+
+def load_inputs(r: Run) -> None:
+    """Processor and splits; bad rows fail here, named, before the model is loaded (preflight on a random sample,
+    `preflight_rows: all` for every row)."""
+    r.processor = load_processor(r.model_args, trust_remote_code=r.training_args.trust_remote_code)
+    r.train_ds, r.eval_ds = r.method.load_splits(r.data_args, seed=r.training_args.seed)
+    column = r.data_args.eval_references_column
+    if r.data_args.eval_metrics and column is not None and column not in r.eval_ds.column_names:
+        raise ValueError(
+            f"eval_references_column {column!r} is not a column of the held-out split "
+            f"(columns: {r.eval_ds.column_names}); set it to one of them, or leave it unset to score the trained "
+            "answer."
+        )
+    preflight.guard(r.method, r.train_ds, r.eval_ds, r.processor, r.data_args, r.training_args)
+
+
+def load_model_for_training(r: Run):
+    """The model; LoRA settings go to `r.peft_config` (None for full fine-tuning, where the config's freezing
+    applies instead)."""
+    args = r.training_args
+    model = load_model(r.model_args, use_cpu=args.use_cpu, trust_remote_code=args.trust_remote_code)
+    r.peft_config = build_peft_config(model, r.model_args)
+    if r.peft_config is None:
+        apply_freezing(model, r.model_args)
+    return model
+
+
+def evaluate_held_out(r: Run, model, when: str) -> dict:
+    """Generation figures (exact match as `accuracy`, plus `eval_metrics`) and the method's own figures."""
+    batch_size = r.training_args.per_device_eval_batch_size
+    res = held_out_metrics(
+        model,
+        r.processor,
+        r.eval_ds,
+        batch_size,
+        r.data_args.eval_max_new_tokens,
+        when,
+        messages_key=r.method.prompt_key,
+        metrics=r.data_args.eval_metrics,
+        references_column=r.data_args.eval_references_column,
+    )
+    if r.method.extra_metrics is not None:
+        extra = r.method.extra_metrics(
+            model, r.processor, r.eval_ds, res["generated"], r.training_args, batch_size, when
+        )
+        res["metrics"].update(extra)
+    return res
+
+
+def build_trainer(r: Run, model):
+    args = r.training_args
+    args.remove_unused_columns = False  # our collators read the raw columns
+    if r.method.prepare_args is not None:
+        r.method.prepare_args(args)
+    r.push = hub.take_over_push(args)  # our card, not Trainer's, is published
+    kwargs = {
+        "model": model,
+        "args": args,
+        "train_dataset": r.train_ds,
+        "processing_class": r.processor,
+        "peft_config": r.peft_config,
+        "callbacks": hub.callbacks(args, r.push),
+    }
+    if r.method.collator_class is not None:
+        # Our collators decode the training images, so a corrupt file met mid-run is named with its row.
+        kwargs["train_dataset"] = undecoded(r.train_ds)
+        kwargs["data_collator"] = r.method.collator_class(
+            r.processor,
+            max_length=args.max_length,
+            padding_side=r.data_args.padding_side,
+            on_overflow=r.data_args.on_overflow,
+            max_image_pixels=r.data_args.max_image_pixels,
+        )
+    if r.method.trainer_kwargs is not None:
+        kwargs.update(r.method.trainer_kwargs(args))
+    return r.method.trainer_class(**kwargs)
+
+
+def collect_results(r: Run, before: dict, after: dict, trainer, train_output, params: dict) -> dict:
+    results = {
+        f"{name}_{when}": value
+        for when, res in (("before", before), ("after", after))
+        for name, value in res["metrics"].items()
+    }
+    collator = trainer.data_collator if r.method.collator_class is not None else None
+    results.update(
+        {
+            "num_eval_samples": len(r.eval_ds),
+            "method": r.method.result_name(r.training_args),
+            "train_loss": train_output.training_loss,
+            "train_steps": train_output.global_step,
+            "num_train_samples": len(r.train_ds),
+            "dropped_samples": getattr(collator, "num_dropped", 0),
+            "trainable_parameters": params["trainable"],
+            "total_parameters": params["total"],
+            "model_name_or_path": r.model_args.model_name_or_path,
+            "dataset_name": r.data_args.dataset_name,
+        }
+    )
+    # Groups whose completions all get the same reward have zero advantage: they teach nothing (GRPO logs this).
+    logged = [e["frac_reward_zero_std"] for e in trainer.state.log_history if "frac_reward_zero_std" in e]
+    if logged:
+        results["frac_reward_zero_std"] = sum(logged) / len(logged)
+    return results
+
+
+def save_outputs(r: Run, trainer, results: dict, after: dict) -> None:
+    out, args = r.out, r.training_args
+    # Every rank calls save_model: under ZeRO-3 it gathers the shards collectively; only the main process writes.
+    trainer.save_model(str(out))  # adapter (or full model) as safetensors
+    if not trainer.is_world_process_zero():
+        return
+    r.processor.save_pretrained(out)
+    args.push_to_hub = r.push  # the saved config tells what was asked
+    save_training_config(args, out)
+    (out / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
+    generated = after["generated"]
+    samples = [{"reference": t, "prediction": p} for t, p in zip(generated["references"], generated["predictions"])]
+    (out / "eval_predictions.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
+    print(
+        f"\nHeld-out accuracy ({results['num_eval_samples']} samples): "
+        f"before {results['accuracy_before']:.3f} -> after {results['accuracy_after']:.3f}"
+    )
+    for name in r.data_args.eval_metrics:
+        print(f"Held-out {name}: before {results[name + '_before']:.3f} -> after {results[name + '_after']:.3f}")
+    adapter = r.peft_config is not None
+    card = hub.model_card(
+        repo_id=args.hub_model_id or out.name,
+        base_model=r.model_args.model_name_or_path,
+        method=r.method.label(args),
+        tags=["trl", *r.method.tags],
+        datasets=[r.data_args.dataset_name],
+        results=results,
+        training_args=args,
+        adapter=adapter,
+    )
+    print(f"Wrote {out / RESULTS_FILE}, the {'adapter' if adapter else 'model'} and the processor to {out}")
+    hub.publish(out, args, r.push, card)
+
+
+train = run  # the public name (vlm_recipes.train)
+
+
+def load_config(recipe: str, path: str | Path, **overrides) -> tuple:
+    """A training recipe's YAML parsed into its (data, training, model) arguments, with `overrides` applied as on
+    the command line (`max_steps=5` is `--max_steps 5`; a list gives several values)."""
+    argv = ["--config", str(path)]
+    for key, value in overrides.items():
+        values = value if isinstance(value, list | tuple) else [value]
+        argv += [f"--{key}", *(str(v) for v in values)]
+    method = get_method(recipe)
+    return parse(method.parser_types, path, argv, recipe=method.name)
+
+
+def main(method: str, default_config: str | Path, argv: list[str] | None = None) -> dict:
+    """The body of every training recipe script: parse its YAML (plus overrides) for `method`, and run it."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    record = get_method(method)
+    data_args, training_args, model_args = parse(record.parser_types, default_config, argv, recipe=record.name)
+    return run(record, data_args, training_args, model_args)
+
+
+def recipe_script(method: str, default_config: str) -> tuple:
+    """What a training recipe script exposes: `(METHOD, PARSER_TYPES, DEFAULT_CONFIG, main)` for `method`, whose
+    offline default is `recipes/configs/<default_config>`; `main(argv=None)` parses and runs."""
+    from ..configs import REPO_ROOT
+
+    record = get_method(method)
+    config = REPO_ROOT / "recipes" / "configs" / default_config
+
+    def script_main(argv: list[str] | None = None) -> dict:
+        return main(record.name, config, argv)
+
+    return record, record.parser_types, config, script_main

@@ -1,0 +1,134 @@
+"""The Trainer classes of the VLM recipes: TRL's trainers plus the mixins VLM training needs, and the ZeRO-3 gather.
+
+TRL's `SFTTrainer`, `DPOTrainer` and `GRPOTrainer` train; transformers' Trainer checkpoints and distributes. What the
+mixins add (outermost first, so each wraps the ones after it):
+
+- `CompleteCheckpoints` (vlm_recipes.training.checkpoints): a checkpoint is marked complete once fully written.
+- `VisionOnEveryRank`: under several processes a text-only batch still runs the vision tower (ZeRO-3 needs every rank
+  to gather the same modules in the same order).
+- `PartLearningRates`: optimizer groups with their own learning rates for the vision tower and projector.
+
+`full_weights` gathers ZeRO-3 shards for the evaluation before training.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import torch
+from PIL import Image
+from trl import DPOTrainer, GRPOTrainer, SFTTrainer
+
+from ..models.families import family_of
+from ..models.modeling import parameter_groups
+from .checkpoints import CompleteCheckpoints
+
+
+class PartLearningRates:
+    """Trainer mixin: optimizer groups per model part (vision tower, projector, language model)."""
+
+    def create_optimizer(self, model=None):
+        args = self.args
+        if self.optimizer is None and (args.vision_tower_learning_rate or args.projector_learning_rate):
+            opt_model = self.model if model is None else model
+            groups = parameter_groups(
+                opt_model,
+                family_of(opt_model),
+                args.learning_rate,
+                args.weight_decay,
+                set(self.get_decay_parameter_names(opt_model)),
+                args.vision_tower_learning_rate,
+                args.projector_learning_rate,
+            )
+            optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(args, opt_model)
+            self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
+            return self.optimizer
+        return super().create_optimizer(model)
+
+
+def _tensor_sum(x) -> torch.Tensor:
+    """Sum of every tensor in a (nested) model output."""
+    if torch.is_tensor(x):
+        return x.float().sum()
+    items = x.values() if hasattr(x, "values") else x if isinstance(x, list | tuple) else ()
+    return sum((_tensor_sum(v) for v in items), torch.tensor(0.0))
+
+
+class VisionOnEveryRank:
+    """Trainer mixin: with several processes, a batch without images still runs the vision tower and projector (on
+    a blank image, times 0), at the point of the forward where images would be encoded.
+
+    Under DeepSpeed ZeRO-3 every module's forward gathers its weight shards collectively, in execution order: a rank
+    whose batch is text-only would skip the vision tower while its peers gather it, and the job hangs (NCCL) or
+    aborts (gloo). Both families embed the text tokens first and encode the images next, so a hook after the input
+    embedding runs the blank image there; its zero term gives every rank the same modules in the same order, and the
+    same (zero) gradients to reduce."""
+
+    _blank_image_inputs = None
+    _text_only_batch = False
+    _hooked_embedding = None
+
+    def _vision_forward(self, core):
+        if self._blank_image_inputs is None:
+            blank = Image.new("RGB", (64, 64))
+            self._blank_image_inputs = dict(self.processing_class.image_processor(images=[blank], return_tensors="pt"))
+        param = next(core.parameters())
+        inputs = {
+            k: v.to(param.device, dtype=param.dtype if v.is_floating_point() else v.dtype)
+            for k, v in self._blank_image_inputs.items()
+        }
+        return core.get_image_features(**inputs)
+
+    def _hook_input_embedding(self, model):
+        core = self.accelerator.unwrap_model(model)
+        core = core.get_base_model() if hasattr(core, "get_base_model") else core
+        embedding = core.get_input_embeddings()
+        if self._hooked_embedding is embedding:
+            return
+
+        def after_embedding(module, args, output):
+            if not self._text_only_batch:
+                return output
+            return output + 0.0 * _tensor_sum(self._vision_forward(core)).to(output.dtype)
+
+        embedding.register_forward_hook(after_embedding)
+        self._hooked_embedding = embedding
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self.accelerator.num_processes > 1:
+            self._hook_input_embedding(model)
+            self._text_only_batch = inputs.get("pixel_values") is None
+        try:
+            return super().compute_loss(
+                model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+            )
+        finally:
+            self._text_only_batch = False
+
+
+class VLMSFTTrainer(CompleteCheckpoints, VisionOnEveryRank, PartLearningRates, SFTTrainer):
+    pass
+
+
+class VLMDPOTrainer(CompleteCheckpoints, VisionOnEveryRank, PartLearningRates, DPOTrainer):
+    pass
+
+
+class VLMGRPOTrainer(CompleteCheckpoints, VisionOnEveryRank, PartLearningRates, GRPOTrainer):
+    pass
+
+
+@contextmanager
+def full_weights(model):
+    """Under DeepSpeed ZeRO-3 a model loaded before training holds only this rank's shard of each weight and has no
+    training engine yet to gather them on use: gather them for the block (each rank, read-only). Elsewhere a no-op.
+    Once training has started, the engine's hooks gather the shards layer by layer and this is not needed."""
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    if not is_deepspeed_zero3_enabled():
+        yield
+        return
+    import deepspeed
+
+    with deepspeed.zero.GatheredParameters(list(model.parameters()), modifier_rank=None):
+        yield
