@@ -24,6 +24,7 @@ from ..evaluation.generation import held_out_metrics
 from ..models.modeling import apply_freezing, build_peft_config, count_parameters, load_model, load_processor
 from ..outputs import RESULTS_FILE, run_directory, save_training_config
 from . import preflight
+from .bypassed import changed_settings, refuse_bypassed
 from .methods import Method, get_method
 from .trainers import full_weights
 
@@ -50,6 +51,8 @@ def run(method: str | Method, data_args: DataArguments, training_args, model_arg
     """Train with `method` (a name of vlm_recipes.training.methods.METHODS, or the record), evaluating on held-out
     data before and after; returns the figures written to eval_results.json."""
     method = get_method(method)
+    # parse() refused these already; this covers training arguments built in Python.
+    refuse_bypassed(type(training_args), changed_settings(training_args), method.name)
     if method.check_args is not None:
         method.check_args(training_args)
     hub.check_push_settings(training_args)  # before run_directory, which may delete a previous run's checkpoints
@@ -151,6 +154,7 @@ def build_trainer(r: Run, model):
             padding_side=r.data_args.padding_side,
             on_overflow=r.data_args.on_overflow,
             max_image_pixels=r.data_args.max_image_pixels,
+            pad_to_multiple_of=args.pad_to_multiple_of,  # TRL resolves "auto" to an int or None
         )
     if r.method.trainer_kwargs is not None:
         kwargs.update(r.method.trainer_kwargs(args))
