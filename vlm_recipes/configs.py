@@ -145,12 +145,25 @@ class VLMModelConfig(trl.ModelConfig):
     image_splitting: bool | None = field(
         default=None, metadata={"help": "SmolVLM: split images into tiles (more tokens, more detail)."}
     )
+    quantize_vision_tower: bool = field(
+        default=False,
+        metadata={
+            "help": "QLoRA (load_in_4bit / load_in_8bit): quantize the vision tower too. By default the vision tower, "
+            "the projector and the output head stay in the compute dtype (dtype): 4-bit vision towers are reported "
+            "to degrade what the model sees."
+        },
+    )
 
     def __post_init__(self):
         super().__post_init__()
         if self.model_name_or_path is None:
             raise ValueError(
                 "model_name_or_path is required (a Hub id, a local path, or tiny:smolvlm / tiny:qwen2_vl)."
+            )
+        if self.quantize_vision_tower and not (self.load_in_4bit or self.load_in_8bit):
+            raise ValueError(
+                "quantize_vision_tower only applies to quantized (QLoRA) loading: set load_in_4bit (or load_in_8bit), "
+                "or remove it."
             )
 
 
