@@ -122,6 +122,8 @@ def test_two_cpu_ranks_train_in_sync(config, tmp_path_factory):
     assert weights[0].keys() == weights[1].keys() and any("lora_A" in k for k in weights[0])
     for name in weights[0]:
         assert torch.equal(weights[0][name], weights[1][name]), f"{config}: ranks differ at {name}"
+    exits = [json.loads((base / "dump" / f"rank{r}.exit.json").read_text()) for r in (0, 1)]
+    assert not any(e["process_group_alive_after_main"] for e in exits)  # the recipe tore its group down
     losses = logs[0]["losses"]
     assert losses[-1] < losses[0] - 1.0, losses
     results = json.loads((base / "out/eval_results.json").read_text())

@@ -23,6 +23,7 @@ from ..data.images import undecoded
 from ..evaluation.generation import held_out_metrics
 from ..models.modeling import apply_freezing, build_peft_config, count_parameters, load_model, load_processor
 from ..outputs import RESULTS_FILE, run_directory, save_training_config
+from ..processes import ends_process_group
 from . import preflight
 from .bypassed import changed_settings, refuse_bypassed
 from .methods import Method, get_method
@@ -237,8 +238,10 @@ def load_config(recipe: str, path: str | Path, **overrides) -> tuple:
     return parse(method.parser_types, path, argv, recipe=method.name)
 
 
+@ends_process_group
 def main(method: str, default_config: str | Path, argv: list[str] | None = None) -> dict:
-    """The body of every training recipe script: parse its YAML (plus overrides) for `method`, and run it."""
+    """The body of every training recipe script: parse its YAML (plus overrides) for `method`, and run it; under
+    several processes the process group is destroyed on the way out (vlm_recipes.processes)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     record = get_method(method)
     data_args, training_args, model_args = parse(record.parser_types, default_config, argv, recipe=record.name)
@@ -253,6 +256,7 @@ def recipe_script(method: str, default_config: str) -> tuple:
     record = get_method(method)
     config = REPO_ROOT / "recipes" / "configs" / default_config
 
+    @ends_process_group
     def script_main(argv: list[str] | None = None) -> dict:
         return main(record.name, config, argv)
 
