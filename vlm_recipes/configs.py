@@ -277,9 +277,18 @@ def _settings(config: str | Path, argv: list[str]) -> dict:
         while not eq and i < len(argv) and not argv[i].startswith("--"):
             values.append(argv[i])
             i += 1
-        read = [yaml.safe_load(v) if v else v for v in values]
+        read = [_scalar(v) for v in values]
         settings[key] = True if not read else read[0] if len(read) == 1 else read
     return settings
+
+
+def _scalar(text: str):
+    """A command-line value as YAML reads it ("false" -> False, "10" -> 10), or the text itself."""
+    try:
+        value = yaml.safe_load(text) if text else text
+    except yaml.YAMLError:
+        return text
+    return value if isinstance(value, str | int | float | bool) or value is None else text
 
 
 def _refuse_bypassed_settings(dataclass_types: tuple, config, argv: list[str], recipe: str | None) -> None:
