@@ -503,6 +503,7 @@ def test_preflight_names_every_bad_row_in_one_pass_and_writes_a_clean_copy(tmp_p
     assert "remove the extra {'type': 'image'} part(s)" in named[10]  # 1 image, 2 placeholders
     assert "placeholder" not in named[14]  # the unknown role gets its own fix, not the placeholder advice
     assert "15 row(s) with errors: missing image file 2, image/placeholder mismatch 2," in out
+    assert "control-token strings in message text (trained and generated as plain text): {" in out
 
     # The clean copy: exactly the good rows, image paths still pointing at the images; the manifest lists both sides.
     kept = [json.loads(line) for line in clean.read_text().splitlines()]

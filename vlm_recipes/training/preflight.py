@@ -43,6 +43,7 @@ import torch
 from datasets import Dataset
 from PIL import Image
 
+from ..data.chat_encoding import ChatEncoder
 from ..data.collators import (
     PromptCollator,
     SampleError,
@@ -89,6 +90,7 @@ class Report:
     errors: list[RowProblem] = field(default_factory=list)
     checked_ids: list = field(default_factory=list)  # (id column, id value) of every checked row
     truncated: list[str] = field(default_factory=list)  # text cut by max_length (allowed, reported)
+    control_text: Counter = field(default_factory=Counter)  # control-token strings found in message text, by string
     dropped: list[str] = field(default_factory=list)  # would be dropped (on_overflow: drop)
     modes: Counter = field(default_factory=Counter)
     converted: Counter = field(default_factory=Counter)
@@ -114,6 +116,11 @@ class Report:
             )
         if self.converted:
             lines.append(f"  converted to RGB: {dict(self.converted)}")
+        if self.control_text:
+            lines.append(
+                f"  control-token strings in message text (trained and generated as plain text): "
+                f"{dict(self.control_text.most_common(5))}"
+            )
         lines.append(
             f"  tokens per sample: {spread(self.tokens)}; image tokens per sample: {spread(self.image_tokens)}"
         )
@@ -136,6 +143,16 @@ class Report:
 def defect_summary(problems: list[RowProblem]) -> str:
     """'missing image file 2, unknown role 1': bad rows counted by kind of defect, most frequent first."""
     return ", ".join(f"{kind} {n}" for kind, n in Counter(p.kind for p in problems).most_common())
+
+
+def _texts(messages) -> list[str]:
+    """The text of every message (string content or text parts); anything malformed is left to the collator."""
+    out = []
+    for message in messages if isinstance(messages, list) else []:
+        content = message.get("content") if isinstance(message, dict) else None
+        parts = content if isinstance(content, list) else [{"text": content}]
+        out += [p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str)]
+    return out
 
 
 def _sample(n: int, num_rows: int | None, seed: int) -> list[int]:
@@ -181,6 +198,7 @@ def check_split(
         collator = method.collator_class(processor)
     else:
         collator = PromptCollator(processor, messages_key=key)
+    encoder = ChatEncoder(processor)
     # Prompts the trainer renders itself are not cut to max_length by us: nothing to check against it.
     checks_length = method.collator_class is not None
     for index in _sample(len(raw), num_rows, seed):
@@ -204,7 +222,10 @@ def check_split(
                 report.pixels.append(image.width * image.height)
                 images.append(image)
             row["images"] = images
-            conversation_of(row, index, key)  # placeholders vs images, empty conversation
+            conversation = conversation_of(row, index, key)  # roles, parts, placeholders vs images, emptiness
+            responses = [m for side in ("chosen", "rejected") for m in row.get(side) or []]
+            for text in _texts(conversation + responses):
+                report.control_text.update(encoder.control_strings(text))
             batch = collator([row])
         except (SampleError, ImageError) as err:
             problem(err.kind, str(err))
