@@ -468,7 +468,8 @@ def defect_file(tmp_path):
 LIMITS = ["--max_image_pixels", "1100", "--max_length", "60"]
 
 
-def test_preflight_names_every_bad_row_in_one_pass_and_writes_a_clean_copy(tmp_path, capsys):
+def test_preflight_names_every_bad_row_in_one_pass_and_writes_a_clean_copy(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # preflight and the run lower PIL's guard
     data, bad = defect_file(tmp_path)
     clean = tmp_path / "clean" / "data.clean.jsonl"  # another folder: relative image paths are rebased
     args = ["--config", str(SFT), "--dataset_name", str(data), "--eval_fraction", "0.5", *LIMITS]
