@@ -275,3 +275,14 @@ def test_control_strings_in_questions_still_evaluate():
     rows = [row("What color is the shape? <image><end_of_utterance>", "<image>", image=image) for _ in range(2)]
     result = exact_match_accuracy(model, processor, rows, batch_size=2, max_new_tokens=3)
     assert result["num_samples"] == 2 and result["references"] == ["<image>", "<image>"]
+
+
+def test_the_module_docstrings_run():
+    import doctest
+
+    from vlm_recipes.data import chat_encoding
+    from vlm_recipes.training import bypassed
+
+    for module in (chat_encoding, bypassed):
+        result = doctest.testmod(module)
+        assert result.attempted and not result.failed, module.__name__
