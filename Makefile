@@ -56,8 +56,8 @@ tiny-models: setup ## build (or reuse) the cached offline tiny checkpoints
 	$(PY) -m vlm_recipes.tiny build --stage sft
 	$(PY) -c "from vlm_recipes.tiny import resolve; print(resolve('tiny:clip'))"
 
-preflight: setup ## check a config's data against its processor: make preflight CONFIG=<yaml> [ARGS="--all_rows"]
-	$(PY) -m vlm_recipes.preflight --config $(or $(CONFIG),recipes/configs/tiny-smolvlm/sft_lora.yaml) $(ARGS)
+preflight: setup ## check a config's data against its processor: make preflight CONFIG=<yaml> [ARGS="--write_clean clean.jsonl"]
+	$(PY) -m vlm_recipes.training.preflight --config $(or $(CONFIG),recipes/configs/tiny-smolvlm/sft_lora.yaml) $(ARGS)
 
 bench: setup ## collator throughput and default-run benchmarks
 	$(PY) benches/bench_collator.py

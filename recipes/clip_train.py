@@ -23,11 +23,13 @@ from vlm_recipes.baselines.clip import (
 )
 from vlm_recipes.baselines.image_data import ImageDataArguments
 from vlm_recipes.configs import parse
+from vlm_recipes.processes import ends_process_group
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "tiny-clip" / "clip_train.yaml"
 PARSER_TYPES = (ImageDataArguments, ContrastiveModelArguments, ContrastiveTrainingArguments)
 
 
+@ends_process_group
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     data_args, model_args, training_args = parse(PARSER_TYPES, DEFAULT_CONFIG, argv, recipe="clip_train")

@@ -23,11 +23,13 @@ from pathlib import Path
 from vlm_recipes.baselines.clip import ContrastiveModelArguments, ZeroShotArguments, run_zero_shot
 from vlm_recipes.baselines.image_data import ImageDataArguments
 from vlm_recipes.configs import parse
+from vlm_recipes.processes import ends_process_group
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "tiny-clip" / "clip_zero_shot.yaml"
 PARSER_TYPES = (ImageDataArguments, ContrastiveModelArguments, ZeroShotArguments)
 
 
+@ends_process_group
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     data_args, model_args, args = parse(PARSER_TYPES, DEFAULT_CONFIG, argv, recipe="clip_zero_shot")

@@ -25,11 +25,13 @@ from pathlib import Path
 
 from vlm_recipes.configs import DataArguments, EvaluateArguments, VLMModelConfig, parse
 from vlm_recipes.evaluation.compare import run_evaluate
+from vlm_recipes.processes import ends_process_group
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "tiny-smolvlm" / "evaluate.yaml"
 PARSER_TYPES = (DataArguments, EvaluateArguments, VLMModelConfig)
 
 
+@ends_process_group
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     data_args, eval_args, model_args = parse(PARSER_TYPES, DEFAULT_CONFIG, argv, recipe="evaluate_models")

@@ -23,11 +23,13 @@ from pathlib import Path
 
 from vlm_recipes.configs import DataArguments, GenerateArguments, VLMModelConfig, parse
 from vlm_recipes.evaluation.inference import run_generate
+from vlm_recipes.processes import ends_process_group
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "tiny-smolvlm" / "generate.yaml"
 PARSER_TYPES = (DataArguments, GenerateArguments, VLMModelConfig)
 
 
+@ends_process_group
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     data_args, gen_args, model_args = parse(PARSER_TYPES, DEFAULT_CONFIG, argv, recipe="generate")

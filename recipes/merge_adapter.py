@@ -12,8 +12,10 @@ import logging
 from transformers import HfArgumentParser
 
 from vlm_recipes.models.merge import MergeArguments, merge_adapter
+from vlm_recipes.processes import ends_process_group
 
 
+@ends_process_group
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     (args,) = HfArgumentParser(MergeArguments).parse_args_into_dataclasses(argv)

@@ -21,11 +21,13 @@ from pathlib import Path
 from vlm_recipes.baselines.image_data import ImageDataArguments
 from vlm_recipes.baselines.vit import ViTModelArguments, ViTTrainingArguments, run_vit
 from vlm_recipes.configs import parse
+from vlm_recipes.processes import ends_process_group
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "tiny-vit" / "vit_digits.yaml"
 PARSER_TYPES = (ImageDataArguments, ViTModelArguments, ViTTrainingArguments)
 
 
+@ends_process_group
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     data_args, model_args, training_args = parse(PARSER_TYPES, DEFAULT_CONFIG, argv, recipe="vit_baseline")

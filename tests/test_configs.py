@@ -142,3 +142,73 @@ def test_every_baseline_recipe_has_an_offline_default_and_a_real_config():
         module = recipe_module(recipe)
         assert module.DEFAULT_CONFIG.parent.name.startswith("tiny-") and module.DEFAULT_CONFIG.exists()
         assert any(not p.parent.name.startswith("tiny-") for p in BASELINE_CONFIGS if recipe_of(p) == recipe), recipe
+
+
+# -- TRL / Trainer fields the flow bypasses --------------------------------------------------------------------------
+AUDITED = [
+    "assistant_only_loss", "batch_eval_metrics", "chat_template_kwargs", "chat_template_path", "completion_only_loss",
+    "dataset_kwargs", "dataset_num_proc", "dataset_text_field", "do_predict", "eos_token", "eval_accumulation_steps",
+    "eval_delay", "eval_do_concat_batches", "eval_on_start", "eval_packing", "eval_steps", "eval_strategy",
+    "eval_use_gather_object", "greater_is_better", "include_for_metrics", "label_smoothing_factor",
+    "length_column_name", "load_best_model_at_end", "metric_for_best_model", "model_init_kwargs",
+    "num_generations_eval", "packing", "packing_strategy", "pad_token", "padding_free", "precompute_ref_batch_size",
+    "precompute_ref_log_probs", "prediction_loss_only", "remove_unused_columns", "shuffle_dataset",
+    "train_sampling_strategy", "truncation_mode",
+]  # fmt: skip
+TINY = {m: REPO_ROOT / f"recipes/configs/tiny-smolvlm/{m}.yaml" for m in ("sft_lora", "dpo", "mpo", "grpo")}
+
+
+def audited_cases():
+    from dataclasses import fields
+
+    from vlm_recipes.training.bypassed import BYPASSED
+
+    for name, entry in sorted(BYPASSED.items()):
+        for config in TINY.values():
+            method = recipe_of(config)
+            config_class = recipe_module(method).METHOD.config_class
+            if name in {f.name for f in fields(config_class)} and (entry.methods is None or method in entry.methods):
+                yield pytest.param(name, entry, config, id=f"{name}-{method}")
+
+
+def test_the_audited_fields_are_these():
+    from vlm_recipes.training.bypassed import BYPASSED
+
+    assert sorted(BYPASSED) == AUDITED
+    covered = {case.values[0] for case in audited_cases()}
+    assert covered == set(AUDITED)  # each applies to at least one recipe
+
+
+@pytest.mark.parametrize("name, entry, config", list(audited_cases()))
+def test_an_audited_field_set_in_a_yaml_is_refused_naming_it(tmp_path, name, entry, config):
+    path = tmp_path / config.name
+    path.write_text(config.read_text() + yaml.safe_dump({name: entry.example}))
+    with pytest.raises(ValueError, match=rf"{path.name} \(or the command line\): {name}: .* has no effect") as info:
+        parse_config(path)
+    assert entry.instead in str(info.value)
+
+
+def test_audited_fields_are_refused_on_the_command_line_and_honoured_values_accepted():
+    path = TINY["sft_lora"]
+    with pytest.raises(ValueError, match="train_sampling_strategy: 'group_by_length' has no effect"):
+        parse_config(path, "--train_sampling_strategy", "group_by_length")
+    with pytest.raises(ValueError, match="eval_strategy: 'epoch' has no effect"):
+        parse_config(path, "--eval_strategy=epoch")
+    # What the flow does anyway is fine, set or not.
+    _, args, _ = parse_config(
+        path, "--assistant_only_loss", "true", "--remove_unused_columns", "false", "--eval_strategy", "no",
+        "--truncation_mode", "keep_start", "--packing", "false", "--dataset_text_field", "text",
+        "--train_sampling_strategy", "sequential",
+    )  # fmt: skip
+    assert args.assistant_only_loss and not args.packing
+    _, args, _ = parse_config(TINY["grpo"], "--shuffle_dataset", "false")  # GRPO honours it
+
+
+def test_training_arguments_built_in_python_are_checked_too(tmp_path):
+    from vlm_recipes.training.run import load_config, run
+
+    data_args, training_args, model_args = load_config("sft", TINY["sft_lora"], output_dir=str(tmp_path / "out"))
+    training_args.train_sampling_strategy = "group_by_length"
+    with pytest.raises(ValueError, match="train_sampling_strategy: 'group_by_length' has no effect in the"):
+        run("sft", data_args, training_args, model_args)
+    assert not (tmp_path / "out").exists()

@@ -155,3 +155,47 @@ def test_qlora_loads_4bit_on_cpu(paths):
     with torch.no_grad():
         out = peft_model(input_ids=torch.tensor([[1, 5, 9, 2]]))
     assert torch.isfinite(out.logits).all()
+
+
+QLORA_CONFIGS = {
+    "smolvlm": "recipes/configs/smolvlm-256m-instruct/sft_qlora.yaml",
+    "qwen2_vl": "recipes/configs/qwen2-vl-2b-instruct/sft_qlora.yaml",
+}
+
+
+@pytest.mark.parametrize("family", ["smolvlm", "qwen2_vl"])
+def test_qlora_configs_keep_the_vision_tower_projector_and_head_in_the_compute_dtype(paths, family):
+    """A real QLoRA config on the tiny model of its family: the language model is 4-bit NF4; the vision tower, the
+    projector and the output head stay bf16 (the config's dtype) unless quantize_vision_tower is set."""
+    import bitsandbytes as bnb
+
+    from vlm_recipes.configs import REPO_ROOT
+    from vlm_recipes.training.run import load_config
+
+    config = REPO_ROOT / QLORA_CONFIGS[family]
+    for quantize_vision in (False, True):
+        overrides = {"model_name_or_path": f"tiny:{family}-random", "use_cpu": "true"}
+        _, _, args = load_config("sft", config, quantize_vision_tower=str(quantize_vision).lower(), **overrides)
+        assert args.load_in_4bit and args.dtype == "bfloat16"
+        model = load_model(args, use_cpu=True)
+        fam = family_of(model)
+        linear = {n: m for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+        four_bit = {
+            fam.part_of(n + ".") if n != "lm_head" else "head"
+            for n, m in linear.items()
+            if isinstance(m, bnb.nn.Linear4bit)
+        }
+        full = {
+            fam.part_of(n + ".") if n != "lm_head" else "head"
+            for n, m in linear.items()
+            if not isinstance(m, bnb.nn.Linear4bit)
+        }
+        assert four_bit == ({"language_model", "vision_tower"} if quantize_vision else {"language_model"})
+        assert full == ({"projector", "head"} if quantize_vision else {"vision_tower", "projector", "head"})
+        kept = [m.weight for n, m in linear.items() if not isinstance(m, bnb.nn.Linear4bit)]
+        assert {w.dtype for w in kept} == {torch.bfloat16}
+
+
+def test_quantize_vision_tower_needs_quantized_loading():
+    with pytest.raises(ValueError, match="quantize_vision_tower only applies to quantized"):
+        VLMModelConfig(model_name_or_path="tiny:smolvlm", quantize_vision_tower=True)

@@ -401,3 +401,138 @@ def test_preflight_command_reads_the_declared_recipe(tmp_path, capsys):
     args = ["--num_rows", "2", "--synthetic_train_samples", "4", "--max_eval_samples", "2"]
     assert preflight.main(["--config", str(undeclared), "--recipe", "dpo", *args]) == 0
     assert "(dpo, tiny:smolvlm-sft" in capsys.readouterr().out
+
+
+# -- every bad row in one pass, and a clean copy --------------------------------------------------------------------
+def defect_file(tmp_path):
+    """20 rows: 5 good ones (one holding control-token strings in its text, one CMYK image, one text-only) and 15 with
+    one defect each. Returns the data file and {line: expected kind of defect} of the bad rows."""
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    for name in ("ok", "big", "second"):
+        Image.new("RGB", (40, 30) if name == "big" else (32, 32), (200, 30, 30)).save(imgs / f"{name}.png")
+    Image.new("CMYK", (32, 32), (0, 255, 255, 0)).save(imgs / "cmyk.jpg")
+    Image.new("I;16", (32, 32), 40000).save(imgs / "deep.png")
+    whole = tmp_path / "noise.png"
+    Image.effect_noise((32, 32), 50).convert("RGB").save(whole)
+    (imgs / "cut.png").write_bytes(whole.read_bytes()[:300])
+    (imgs / "empty.png").write_bytes(b"")
+    (imgs / "notes.png").write_bytes(b"these are my notes, not a picture\n")
+
+    def text(t):
+        return {"type": "text", "text": t}
+
+    def qa(question="What color?", answer="red", images=("ok.png",), placeholders=1, after=False):
+        user = [text(question)]
+        user = user + [{"type": "image"}] * placeholders if after else [{"type": "image"}] * placeholders + user
+        return {
+            "images": [f"imgs/{i}" for i in images],
+            "messages": [{"role": "user", "content": user}, {"role": "assistant", "content": [text(answer)]}],
+        }
+
+    good = qa()
+    rows, bad = [], {}
+
+    def add(row, kind=None):
+        rows.append(row)
+        if kind:
+            bad[len(rows)] = kind
+
+    add(good)
+    add(qa(images=("missing.png",)), "missing image file")
+    add(qa(images=("empty.png",)), "empty image file")
+    add(qa(images=("cut.png",)), "corrupt image data")
+    add(qa(images=("notes.png",)), "unreadable image")
+    add(qa(question="Say <image> and <end_of_utterance>", answer="<|im_end|> <image> <row_1_col_1>"))  # good
+    add(qa(images=("big.png",)), "image over max_image_pixels")
+    add(qa(images=("deep.png",)), "unsupported image mode")
+    add(qa(images=("ok.png", "second.png")), "image/placeholder mismatch")  # 2 images, 1 placeholder
+    add(qa(placeholders=2), "image/placeholder mismatch")  # 1 image, 2 placeholders
+    add(qa(images=("cmyk.jpg",)))  # good: converted to RGB
+    add({**good, "messages": []}, "empty conversation")
+    add({**good, "messages": good["messages"][:1]}, "no assistant turn")
+    add({**good, "messages": [{**good["messages"][0], "role": "narrator"}, good["messages"][1]]}, "unknown role")
+    add(qa(question="What color is it? " * 12, after=True), "over max_length")  # image tokens beyond max_length
+    add({**qa(images=()), "messages": [{"role": "user", "content": [text("Say yes.")]}, good["messages"][1]]})  # good
+    add(qa(question="What \U000f0000color?"), "reserved character")
+    add({**good, "messages": [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": None}]}]
+         + good["messages"][1:]}, "malformed message")  # fmt: skip
+    add(qa(answer="blue"))  # good
+    add(qa(images=("ok.png", "missing2.png"), placeholders=2), "missing image file")
+    assert len(rows) == 20 and len(bad) == 15
+    path = tmp_path / "data.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path, bad
+
+
+LIMITS = ["--max_image_pixels", "1100", "--max_length", "60"]
+
+
+def test_preflight_names_every_bad_row_in_one_pass_and_writes_a_clean_copy(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # preflight and the run lower PIL's guard
+    data, bad = defect_file(tmp_path)
+    clean = tmp_path / "clean" / "data.clean.jsonl"  # another folder: relative image paths are rebased
+    args = ["--config", str(SFT), "--dataset_name", str(data), "--eval_fraction", "0.5", *LIMITS]
+    assert preflight.main([*args, "--write_clean", str(clean)]) == 1
+    out = capsys.readouterr().out
+    named = {}
+    for line in out.splitlines():
+        if line.strip().startswith("ERROR row row_id="):
+            number = int(line.split("data.jsonl:")[1].split("'")[0])
+            assert number not in named, f"row {number} reported twice"
+            named[number] = line
+    assert sorted(named) == sorted(bad)
+    # Each error names its own defect and fix; the summary counts bad rows by kind.
+    fixes = {
+        "missing image file": "image file not found; fix the path",
+        "empty image file": "empty (0-byte) image file; replace the file",
+        "corrupt image data": "corrupt image data",
+        "unreadable image": "not a readable image",
+        "image over max_image_pixels": "exceeds max_image_pixels=1,100; downscale it",
+        "unsupported image mode": "convert it to 8-bit RGB first",
+        "empty conversation": "fill it or remove the row",
+        "no assistant turn": "add the answer as an assistant message",
+        "unknown role": "roles are 'system', 'user' and 'assistant'",
+        "over max_length": "image tokens beyond max_length=60; raise max_length",
+        "reserved character": "private-use character",
+        "malformed message": "is neither",
+    }
+    for number, kind in bad.items():
+        if kind in fixes:
+            assert fixes[kind] in named[number], (kind, named[number])
+    assert "add an {'type': 'image'} part for each extra image" in named[9]  # 2 images, 1 placeholder
+    assert "remove the extra {'type': 'image'} part(s)" in named[10]  # 1 image, 2 placeholders
+    assert "placeholder" not in named[14]  # the unknown role gets its own fix, not the placeholder advice
+    assert "15 row(s) with errors: missing image file 2, image/placeholder mismatch 2," in out
+    assert "control-token strings in message text (trained and generated as plain text): {" in out
+
+    # The clean copy: exactly the good rows, image paths still pointing at the images; the manifest lists both sides.
+    kept = [json.loads(line) for line in clean.read_text().splitlines()]
+    source = [json.loads(line) for line in data.read_text().splitlines()]
+    good = [n for n in range(1, 21) if n not in bad]
+    assert [r["messages"] for r in kept] == [source[n - 1]["messages"] for n in good]
+    assert kept[0]["images"] == ["../imgs/ok.png"] and (clean.parent / kept[0]["images"][0]).is_file()
+    manifest = json.loads((clean.parent / "data.clean.jsonl.manifest.json").read_text())
+    assert manifest["kept"] == [f"data.jsonl:{n}" for n in good]
+    assert {d["row"]: d["defects"] for d in manifest["dropped"]} == {f"data.jsonl:{n}": [k] for n, k in bad.items()}
+    assert f"Wrote {clean}: 5 of 20 rows kept, 15 dropped" in out
+
+    # The clean copy passes preflight and trains.
+    assert preflight.main(["--config", str(SFT), "--dataset_name", str(clean), "--eval_fraction", "0.5", *LIMITS]) == 0
+    capsys.readouterr()
+    results = run_recipe(
+        "sft", SFT, tmp_path / "out", *SMALL, "--dataset_name", str(clean), *LIMITS, "--preflight_rows", "all"
+    )
+    assert results["train_steps"] == 1 and results["num_train_samples"] + results["num_eval_samples"] == 5
+
+
+def test_write_clean_refuses_what_it_cannot_copy(tmp_path, capsys):
+    data = write_data(tmp_path)
+    args = ["--config", str(SFT), "--dataset_name", str(data)]
+    assert preflight.main([*args, "--write_clean", str(data)]) == 2
+    assert "is the data file itself" in capsys.readouterr().err
+    assert preflight.main([*args, "--write_clean", str(tmp_path / "c.jsonl"), "--num_rows", "2"]) == 2
+    assert "checks every row" in capsys.readouterr().err
+    assert preflight.main(["--config", str(SFT), "--write_clean", str(tmp_path / "c.jsonl")]) == 2  # synthetic data
+    assert "copies a local .jsonl or .json data file" in capsys.readouterr().err
+    assert not (tmp_path / "c.jsonl").exists()

@@ -20,6 +20,7 @@ import trl
 import yaml
 
 from .evaluation.metrics import check_metric_names
+from .training.bypassed import refuse_bypassed
 from .training.rewards import get_reward_funcs
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -144,12 +145,25 @@ class VLMModelConfig(trl.ModelConfig):
     image_splitting: bool | None = field(
         default=None, metadata={"help": "SmolVLM: split images into tiles (more tokens, more detail)."}
     )
+    quantize_vision_tower: bool = field(
+        default=False,
+        metadata={
+            "help": "QLoRA (load_in_4bit / load_in_8bit): quantize the vision tower too. By default the vision tower, "
+            "the projector and the output head stay in the compute dtype (dtype): 4-bit vision towers are reported "
+            "to degrade what the model sees."
+        },
+    )
 
     def __post_init__(self):
         super().__post_init__()
         if self.model_name_or_path is None:
             raise ValueError(
                 "model_name_or_path is required (a Hub id, a local path, or tiny:smolvlm / tiny:qwen2_vl)."
+            )
+        if self.quantize_vision_tower and not (self.load_in_4bit or self.load_in_8bit):
+            raise ValueError(
+                "quantize_vision_tower only applies to quantized (QLoRA) loading: set load_in_4bit (or load_in_8bit), "
+                "or remove it."
             )
 
 
@@ -228,6 +242,7 @@ def parse(
     config = argv[argv.index("--config") + 1]
     if recipe is not None:  # before parsing: another recipe's config fails on its fields, with a misleading message
         _check_recipe(config, _declared_recipe(config), recipe)
+    _refuse_bypassed_settings(dataclass_types, config, argv, recipe)
     try:
         parsed = trl.TrlParser(dataclass_types).parse_args_and_config(argv)
     except ValueError as err:
@@ -241,6 +256,49 @@ def parse(
                 _check_recipe(config, args.recipe, recipe)  # `--recipe` on the command line too
                 args.recipe = recipe
     return parsed
+
+
+def _settings(config: str | Path, argv: list[str]) -> dict:
+    """The values a config file and then the command line set, by key (command-line values read as YAML scalars:
+    "false" -> False, "10" -> 10; a flag without a value -> True)."""
+    try:
+        content = yaml.safe_load(Path(config).read_text())
+    except (OSError, yaml.YAMLError):
+        content = None
+    settings = dict(content) if isinstance(content, dict) else {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if not arg.startswith("--"):
+            continue
+        key, eq, inline = arg[2:].partition("=")
+        values = [inline] if eq else []
+        while not eq and i < len(argv) and not argv[i].startswith("--"):
+            values.append(argv[i])
+            i += 1
+        read = [_scalar(v) for v in values]
+        settings[key] = True if not read else read[0] if len(read) == 1 else read
+    return settings
+
+
+def _scalar(text: str):
+    """A command-line value as YAML reads it ("false" -> False, "10" -> 10), or the text itself."""
+    try:
+        value = yaml.safe_load(text) if text else text
+    except yaml.YAMLError:
+        return text
+    return value if isinstance(value, str | int | float | bool) or value is None else text
+
+
+def _refuse_bypassed_settings(dataclass_types: tuple, config, argv: list[str], recipe: str | None) -> None:
+    """A TRL / Trainer field the recipe's flow does not read is refused, naming it, before the configs are built
+    (their own checks would otherwise speak first, without saying what to use instead)."""
+    settings = _settings(config, argv)
+    method = recipe or settings.get("recipe")
+    for cls in dataclass_types:
+        if isinstance(cls, type) and issubclass(cls, _VLMTrainingFields) and method:
+            refuse_bypassed(cls, settings, method, where=f"{config} (or the command line): ")
 
 
 def _declared_recipe(config: str | Path) -> str | None:

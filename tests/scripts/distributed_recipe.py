@@ -3,12 +3,14 @@
 Usage: accelerate launch --config_file <yaml> tests/scripts/distributed_recipe.py <recipe> <dump dir> <recipe args>
 
 Each rank writes <dump dir>/rank<r>.safetensors (its trainable parameters after training; gathered from the shards
-under DeepSpeed ZeRO-3) and rank<r>.json (its logged losses and world size). The recipe code runs unchanged: only
-the trainer class is subclassed here to record, after `train()`.
+under DeepSpeed ZeRO-3), rank<r>.json (its logged losses and world size) and, once the recipe's `main` has returned,
+rank<r>.exit.json (whether its process group is still alive: the recipe must have destroyed it). The recipe code runs
+unchanged: only the trainer class is subclassed here to record, after `train()`.
 """
 
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -69,9 +71,9 @@ def main():
     importlib.import_module(recipe).main(argv)
     import torch.distributed as dist
 
-    if dist.is_initialized():  # shut gloo down before exit: a live process group has aborted a rank at exit
-        dist.barrier()
-        dist.destroy_process_group()
+    # The recipe itself must have destroyed its process group on the way out (vlm_recipes.processes).
+    record = {"process_group_alive_after_main": dist.is_initialized()}
+    (dump / f"rank{os.environ['RANK']}.exit.json").write_text(json.dumps(record))
 
 
 if __name__ == "__main__":

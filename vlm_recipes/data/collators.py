@@ -1,10 +1,9 @@
 """Collators that turn images + chat conversations into model batches, with the label masking VLMs need.
 
 Built on what transformers and TRL already do well: TRL's `prepare_multimodal_messages` puts images into the
-conversation, TRL's training chat templates carry `{% generation %}` markers, and transformers'
-`processor.apply_chat_template(..., return_assistant_tokens_mask=True)` renders, expands image placeholders and
-maps the assistant spans onto the expanded tokens. What TRL 1.16's `DataCollatorForVisionLanguageModeling` lacks,
-and this module adds:
+conversation, TRL's training chat templates carry `{% generation %}` markers, transformers renders them and its
+processors process the images and say how each image placeholder expands. What TRL 1.16's
+`DataCollatorForVisionLanguageModeling` lacks, and this module adds:
 
 - image tokens (every image/vision special token of the family) are always -100 in the labels;
 - inside an assistant turn only the answer and its end-of-turn token are trained, not the newline after it;
@@ -12,12 +11,17 @@ and this module adds:
 - a truncation guard: `max_length` may cut text, but a sample whose image tokens would be cut is never silently
   broken (TRL's truncation produces "Image features and image tokens do not match"); it raises an error naming
   the row, or, with `on_overflow="drop"`, is dropped and counted;
-- errors that name the row and the reason when a row cannot be encoded.
+- message text is only ever text: a control-token string in a question or answer ("<end_of_utterance>",
+  "<|im_end|>", "<image>", ...) is tokenized as plain text, not as the control token (`chat_encoding.py`), so the
+  same answer text goes in, is trained on and decodes back out;
+- errors that name the row, the reason and the fix when a row cannot be encoded (empty conversation, unknown role,
+  malformed message, image/placeholder count mismatch in either direction, no assistant turn, over-long).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +30,7 @@ from trl.chat_template_utils import get_training_chat_template
 from trl.data_utils import prepare_multimodal_messages
 
 from ..models.families import family_of
+from .chat_encoding import ChatEncoder, ContentError
 from .images import ImageError, open_image, to_rgb
 
 logger = logging.getLogger(__name__)
@@ -35,7 +40,18 @@ _TOKEN_ALIGNED_KEYS = ("input_ids", "attention_mask", "labels", "token_type_ids"
 
 
 class SampleError(ValueError):
-    """A row that cannot be turned into a training sample; the message names the row and the fix."""
+    """A row that cannot be turned into a training sample; the message names the row and the fix, `kind` the defect
+    (preflight counts bad rows by it)."""
+
+    def __init__(self, message: str, kind: str = "bad row"):
+        super().__init__(message)
+        self.kind = kind
+
+
+ROLES = ("system", "user", "assistant")
+_COUNT_MISMATCH = re.compile(
+    r"Number of images provided \((\d+)\) does not match number of image placeholders \((\d+)\)"
+)
 
 
 def _row_name(example: dict, position: int) -> str:
@@ -48,7 +64,9 @@ def _row_name(example: dict, position: int) -> str:
 def _strip_nulls(content):
     # datasets stores {"type": "image", "text": None}; templates and TRL expect the key to be absent.
     if isinstance(content, list):
-        return [{k: v for k, v in part.items() if v is not None} for part in content]
+        return [
+            {k: v for k, v in part.items() if v is not None} if isinstance(part, dict) else part for part in content
+        ]
     return content
 
 
@@ -63,25 +81,80 @@ def rgb_images(example: dict, position: int, max_pixels: int | None = None) -> l
         try:
             out.append(to_rgb(open_image(value, max_pixels)))
         except ImageError as err:
-            raise SampleError(f"{_row_name(example, position)}, image {k}: {err}.") from err
+            raise SampleError(f"{_row_name(example, position)}, image {k}: {err}.", err.kind) from err
+    return out
+
+
+def checked_messages(messages, name: str, key: str) -> list[dict]:
+    """Copies of `messages` with null keys dropped, or a SampleError naming the row (`name`), the message and the fix
+    when one is not a {role, content} dict with a known role and text or image content."""
+    if not isinstance(messages, list):
+        raise SampleError(
+            f"{name}: column {key!r} must hold a list of {{'role', 'content'}} messages, got "
+            f"{type(messages).__name__}; fix the row or remove it.",
+            "malformed message",
+        )
+    out = []
+    for k, message in enumerate(messages):
+        where = f"{name}: {key}[{k}]"
+        if not isinstance(message, dict) or "role" not in message:
+            raise SampleError(
+                f"{where} is not a {{'role', 'content'}} message; fix the row or remove it.", "malformed message"
+            )
+        role = message["role"]
+        if role not in ROLES:
+            raise SampleError(
+                f"{where} has role {role!r}; roles are 'system', 'user' and 'assistant': rename it (e.g. 'human' -> "
+                "'user', 'gpt' -> 'assistant') or remove the message.",
+                "unknown role",
+            )
+        content = _strip_nulls(message.get("content"))
+        parts = content if isinstance(content, list) else None
+        if content is None or (parts is None and not isinstance(content, str)):
+            raise SampleError(
+                f"{where} ({role}) has no text or image content (got {type(content).__name__}); give it a string or a "
+                "list of {'type': 'text', 'text': ...} / {'type': 'image'} parts.",
+                "malformed message",
+            )
+        for j, part in enumerate(parts or []):
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind == "text" and isinstance(part.get("text"), str) or kind == "image":
+                continue
+            raise SampleError(
+                f"{where} ({role}), part {j}: {part!r} is neither {{'type': 'text', 'text': <string>}} nor "
+                "{'type': 'image'}; fix the part or remove it.",
+                "malformed message",
+            )
+        out.append({**message, "content": content})
     return out
 
 
 def conversation_of(example: dict, position: int, key: str = "messages", max_pixels: int | None = None) -> list[dict]:
     """The example's conversation with its (RGB) images filled in, or a SampleError naming the row."""
-    images = rgb_images(example, position, max_pixels)
+    name = _row_name(example, position)
     messages = example.get(key)
     if not messages:
         raise SampleError(
-            f"{_row_name(example, position)}: empty conversation in column {key!r}; fill it or remove the row."
+            f"{name}: empty conversation in column {key!r}; fill it or remove the row.", "empty conversation"
         )
-    messages = [{**m, "content": _strip_nulls(m.get("content"))} for m in messages]
+    messages = checked_messages(messages, name, key)
+    images = rgb_images(example, position, max_pixels)
     try:
         return prepare_multimodal_messages(messages, images=images)
-    except (ValueError, KeyError, TypeError) as err:
+    except ValueError as err:
+        counts = _COUNT_MISMATCH.search(str(err))
+        if counts is None:
+            raise SampleError(f"{name}: {err}", "malformed message") from err
+        given, placeholders = map(int, counts.groups())
+        fix = (
+            "add an {'type': 'image'} part for each extra image, or remove the extra image(s) from 'images'"
+            if given > placeholders
+            else "remove the extra {'type': 'image'} part(s), or add the missing image(s) to 'images'"
+        )
         raise SampleError(
-            f"{_row_name(example, position)}: {err} Make the number of image placeholders in {key!r} equal the "
-            "number of images in 'images'."
+            f"{name}: {err} Make the number of image placeholders in {key!r} equal the number of images in 'images': "
+            f"{fix}.",
+            "image/placeholder mismatch",
         ) from err
 
 
@@ -144,19 +217,18 @@ class VisionChatCollator:
         self.eot_id = tokenizer.convert_tokens_to_ids(self.family.end_of_turn)
         # The training variant of the model's own template: identical text, plus {% generation %} markers.
         self.chat_template = get_training_chat_template(self.processor) or self.processor.chat_template
+        # Renders and tokenizes so that control-token strings in message text stay text (chat_encoding.py).
+        self.encoder = ChatEncoder(self.processor, self.chat_template)
 
     # -- encoding --------------------------------------------------------------------------------------------
-    def encode(self, conversations: list[list[dict]]) -> dict[str, torch.Tensor]:
-        """Render, tokenize and expand `conversations`; right-padded, untruncated, with `assistant_masks`."""
-        return self.processor.apply_chat_template(
-            conversations,
-            chat_template=self.chat_template,
-            tokenize=True,
-            return_dict=True,
-            return_tensors="pt",
-            return_assistant_tokens_mask=self.assistant_only,
-            processor_kwargs={"padding": True, "padding_side": "right", "add_special_tokens": False},
-        )
+    def encode(self, conversations: list[list[dict]], examples: list[dict] | None = None) -> dict[str, torch.Tensor]:
+        """Render, tokenize and expand `conversations`; right-padded, untruncated, with `assistant_masks`.
+        Message text is tokenized as text, control-token strings included; `examples[i]` names row i in errors."""
+        try:
+            return self.encoder(conversations, assistant_mask=self.assistant_only)
+        except ContentError as err:
+            name = _row_name(examples[err.index], err.index) if examples else f"batch item {err.index}"
+            raise SampleError(f"{name}: {err}.", err.kind) from err
 
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
         conversations = [
@@ -168,8 +240,12 @@ class VisionChatCollator:
         """Encode ready conversations; `examples[i]` is only used to name row i in errors."""
         for i, conv in enumerate(conversations):
             if self.assistant_only and not any(m["role"] == "assistant" for m in conv):
-                raise SampleError(f"{_row_name(examples[i], i)}: no assistant turn, so nothing to train on.")
-        batch = self.encode(conversations)
+                raise SampleError(
+                    f"{_row_name(examples[i], i)}: no assistant turn, so nothing to train on; add the answer as an "
+                    "assistant message, or remove the row.",
+                    "no assistant turn",
+                )
+        batch = self.encode(conversations, examples)
         labels = self._labels(batch)
         bad = self._overflowing_rows(batch, labels)
         if bad:
@@ -177,13 +253,16 @@ class VisionChatCollator:
             if self.on_overflow == "error":
                 raise SampleError(
                     f"{reasons}. Raise max_length (now {self.max_length}), lower the image resolution "
-                    "(max_pixels / longest_edge / image_splitting), or set on_overflow='drop'."
+                    "(max_pixels / longest_edge / image_splitting), or set on_overflow='drop'.",
+                    "over max_length",
                 )
             self.num_dropped += len(bad)
             logger.warning("Dropped %d over-long sample(s) (%d so far): %s", len(bad), self.num_dropped, reasons)
             keep = [i for i in range(len(examples)) if i not in bad]
             if not keep:
-                raise SampleError(f"Every sample of the batch was over max_length={self.max_length}: {reasons}.")
+                raise SampleError(
+                    f"Every sample of the batch was over max_length={self.max_length}: {reasons}.", "over max_length"
+                )
             return self.collate([conversations[i] for i in keep], [examples[i] for i in keep])
         batch["labels"] = labels
         if self.max_length is not None and batch["input_ids"].shape[1] > self.max_length:
@@ -261,8 +340,10 @@ class PreferenceCollator(VisionChatCollator):
             prompt = conversation_of(ex, i, "prompt", self.max_image_pixels)
             for key, conversations in sides.items():
                 if not ex.get(key):
-                    raise SampleError(f"{_row_name(ex, i)}: empty {key!r} response.")
-                response = [{**m, "content": _strip_nulls(m.get("content"))} for m in ex[key]]
+                    raise SampleError(
+                        f"{_row_name(ex, i)}: empty {key!r} response; fill it or remove the row.", "empty response"
+                    )
+                response = checked_messages(ex[key], _row_name(ex, i), key)
                 conversations.append(prompt + prepare_multimodal_messages(response))
         batch = self.collate(sides["chosen"] + sides["rejected"], examples + examples)
         batch["completion_mask"] = (batch.pop("labels") != -100).long()
@@ -280,6 +361,9 @@ class PromptCollator:
     processor: Any
     messages_key: str = "messages"
 
+    def __post_init__(self):
+        self.encoder = ChatEncoder(self.processor)
+
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
         prompts = []
         for i, ex in enumerate(examples):
@@ -287,11 +371,9 @@ class PromptCollator:
             if conv[-1]["role"] == "assistant":
                 conv = conv[:-1]
             prompts.append(conv)
-        return self.processor.apply_chat_template(
-            prompts,
-            add_generation_prompt=True,
-            tokenize=True,
-            return_dict=True,
-            return_tensors="pt",
-            processor_kwargs={"padding": True, "padding_side": "left", "add_special_tokens": False},
-        )
+        try:
+            # Rendered with the model's own template; message text is tokenized as text (chat_encoding.py), exactly as
+            # the start of the training sequence.
+            return self.encoder(prompts, add_generation_prompt=True, padding_side="left")
+        except ContentError as err:
+            raise SampleError(f"{_row_name(examples[err.index], err.index)}: {err}.", err.kind) from err

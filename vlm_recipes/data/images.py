@@ -19,7 +19,22 @@ from PIL import Image
 
 
 class ImageError(ValueError):
-    """An image that cannot be used; the message names the file (when known) and the fix."""
+    """An image that cannot be used; the message names the file (when known) and the fix, `kind` the defect (one of
+    `IMAGE_DEFECTS`: preflight counts bad rows by it)."""
+
+    def __init__(self, message: str, kind: str = "unreadable image"):
+        super().__init__(message)
+        self.kind = kind
+
+
+IMAGE_DEFECTS = (
+    "missing image file",
+    "empty image file",
+    "unreadable image",
+    "corrupt image data",
+    "image over max_image_pixels",
+    "unsupported image mode",
+)
 
 
 # Modes PIL converts to RGB without losing meaning (alpha is composited on white, as transformers does).
@@ -29,17 +44,20 @@ CONVERTIBLE_MODES = frozenset(
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 
 
-def unsupported_image(width: int, height: int, mode: str, max_pixels: int | None) -> str | None:
-    """Why an image of this size and mode cannot be trained on (None: it can, after `to_rgb`)."""
+def unsupported_image(width: int, height: int, mode: str, max_pixels: int | None) -> tuple[str, str] | None:
+    """Why an image of this size and mode cannot be trained on, and the kind of defect (None: it can, after
+    `to_rgb`)."""
     if max_pixels is not None and width * height > max_pixels:
         return (
             f"image of {width}x{height} = {width * height:,} pixels exceeds max_image_pixels={max_pixels:,}; "
-            "downscale it, or raise max_image_pixels if you trust the file"
+            "downscale it, or raise max_image_pixels if you trust the file",
+            "image over max_image_pixels",
         )
     if mode not in CONVERTIBLE_MODES:
         return (
             f"image mode {mode!r} cannot be converted to RGB without choosing a tone mapping (16-bit/float data); "
-            "convert it to 8-bit RGB first"
+            "convert it to 8-bit RGB first",
+            "unsupported image mode",
         )
     return None
 
@@ -84,15 +102,19 @@ def open_image(value, max_pixels: int | None):
         source = path
         if data is None:
             if path is None:
-                raise ImageError("image entry with neither bytes nor a path; fix the data")
+                raise ImageError("image entry with neither bytes nor a path; fix the data", "missing image file")
             file = Path(path)
             if not file.is_file():
-                raise ImageError(f"{path}: image file not found; fix the path or remove the row")
+                raise ImageError(f"{path}: image file not found; fix the path or remove the row", "missing image file")
             if file.stat().st_size == 0:
-                raise ImageError(f"{path}: empty (0-byte) image file; replace the file or remove the row")
+                raise ImageError(
+                    f"{path}: empty (0-byte) image file; replace the file or remove the row", "empty image file"
+                )
             data = file.read_bytes()
         elif len(data) == 0:
-            raise ImageError(f"{source or 'embedded image'}: empty (0-byte) image; replace it or remove the row")
+            raise ImageError(
+                f"{source or 'embedded image'}: empty (0-byte) image; replace it or remove the row", "empty image file"
+            )
         try:
             image = Image.open(io.BytesIO(data))
         except Image.DecompressionBombError as err:
@@ -100,7 +122,8 @@ def open_image(value, max_pixels: int | None):
                 _named(
                     source,
                     f"refused before decoding ({err}); downscale it, or raise max_image_pixels if you trust the file",
-                )
+                ),
+                "image over max_image_pixels",
             ) from err
         except Image.UnidentifiedImageError as err:
             raise ImageError(
@@ -115,11 +138,13 @@ def open_image(value, max_pixels: int | None):
             ) from err
     why = unsupported_image(image.width, image.height, image.mode, max_pixels)
     if why:
-        raise ImageError(_named(source, why))
+        raise ImageError(_named(source, why[0]), why[1])
     try:
         image.load()
     except Exception as err:  # truncated or corrupt pixel data
-        raise ImageError(_named(source, f"corrupt image data ({err}); replace the file or remove the row")) from err
+        raise ImageError(
+            _named(source, f"corrupt image data ({err}); replace the file or remove the row"), "corrupt image data"
+        ) from err
     if isinstance(value, dict) and value.get("path"):
         image.filename = value["path"]  # so later errors name the file too
     return image

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from datasets import Dataset, DatasetDict, Image, List, load_dataset
@@ -39,13 +41,39 @@ def _load_raw(args: DataArguments) -> DatasetDict | Dataset:
     return load_dataset(args.dataset_name, args.dataset_config)
 
 
+def row_names(source: Path, num_rows: int) -> list[str]:
+    """The `row_id` of each row of a local data file: `<file>:<line>` for JSON lines (blank lines, which the JSON
+    reader skips, are counted: the number is the line a text editor shows), `<file>[<index>]` for a JSON array."""
+    if source.suffix == ".jsonl":
+        with source.open("rb") as f:
+            lines = [n for n, line in enumerate(f, start=1) if line.strip()]
+        if len(lines) == num_rows:
+            return [f"{source.name}:{n}" for n in lines]
+    return [f"{source.name}[{i}]" for i in range(num_rows)]
+
+
+# Set by `keep_rows_with_missing_images`: preflight reports such rows one by one instead of stopping at the first.
+_KEEP_ROWS_WITH_MISSING_IMAGES = ContextVar("keep_rows_with_missing_images", default=False)
+
+
+@contextmanager
+def keep_rows_with_missing_images():
+    """Inside the block, rows of a local data file that name missing or empty (0-byte) image files are loaded anyway,
+    keeping their paths, so that preflight can name every bad row in one pass (decoding them fails later, naming the
+    file). Training never loads data this way: it stops at the first such row, with the count."""
+    token = _KEEP_ROWS_WITH_MISSING_IMAGES.set(True)
+    try:
+        yield
+    finally:
+        _KEEP_ROWS_WITH_MISSING_IMAGES.reset(token)
+
+
 def _resolve_image_paths(ds: Dataset, root: Path, column: str, source: Path) -> Dataset:
     """Absolute image paths, checked to exist and be non-empty (cheap: no decoding); rows get a `row_id`
     ("data.jsonl:3") so that later errors name the file and line."""
     if column not in ds.column_names:
         raise ValueError(f"{source}: no column {column!r} (columns: {ds.column_names}); set image_column.")
-    lines = source.suffix == ".jsonl"
-    names = [f"{source.name}:{i + 1}" if lines else f"{source.name}[{i}]" for i in range(len(ds))]
+    names = row_names(source, len(ds))
     problems, resolved = [], []
     for name, value in zip(names, ds[column]):
         paths = [] if value is None else value if isinstance(value, list) else [value]
@@ -58,10 +86,13 @@ def _resolve_image_paths(ds: Dataset, root: Path, column: str, source: Path) -> 
                 problems.append(f"{name}: image {p!r} is an empty (0-byte) file")
             row.append(str(full))
         resolved.append(row)
-    if problems:
+    if problems and not _KEEP_ROWS_WITH_MISSING_IMAGES.get():
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         error = FileNotFoundError if "not found" in problems[0] else ValueError
-        raise error(f"{problems[0]}{more}. Fix the path (relative to {source.parent}) or the file, or remove the row.")
+        raise error(
+            f"{problems[0]}{more}. Fix the path (relative to {source.parent}) or the file, or remove the row; "
+            "`python -m vlm_recipes.training.preflight --config <yaml>` lists every bad row."
+        )
     ds = ds.map(lambda v, i: {column: resolved[i]}, input_columns=[column], with_indices=True)
     if not {"row_id", "id", "idx"} & set(ds.column_names):
         ds = ds.add_column("row_id", names)

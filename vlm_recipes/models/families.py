@@ -24,6 +24,10 @@ class Family:
     # Qwen2-VL's projector (`visual.merger`) sits inside its vision module.
     projector_pattern: str
     vision_tower_pattern: str
+    # The same parts as module-name regexes the way transformers' `llm_int8_skip_modules` reads them (matched from
+    # the start of a module name): QLoRA keeps these modules out of 4-bit.
+    vision_tower_modules: tuple[str, ...]
+    projector_modules: tuple[str, ...]
 
     def part_of(self, name: str) -> str:
         """Which part of the model a parameter belongs to: 'projector', 'vision_tower' or 'language_model'."""
@@ -49,6 +53,8 @@ SMOLVLM = Family(
     end_of_turn="<end_of_utterance>",
     projector_pattern=r"(^|\.)connector\.",
     vision_tower_pattern=r"(^|\.)vision_model\.",
+    vision_tower_modules=(r"(.*\.)?vision_model",),
+    projector_modules=(r"(.*\.)?connector",),
 )
 
 QWEN2_VL = Family(
@@ -59,6 +65,8 @@ QWEN2_VL = Family(
     end_of_turn="<|im_end|>",
     projector_pattern=r"(^|\.)visual\.merger\.",
     vision_tower_pattern=r"(^|\.)visual\.",
+    vision_tower_modules=(r"(.*\.)?visual",),  # holds the merger too: quantizing the tower leaves it out
+    projector_modules=(r"(.*\.)?visual\.merger",),
 )
 
 FAMILIES = (SMOLVLM, QWEN2_VL)

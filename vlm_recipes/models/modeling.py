@@ -3,7 +3,9 @@
 transformers loads the model (`AutoModelForImageTextToText`, safetensors only, remote code off unless asked);
 TRL turns `ModelConfig` into a `LoraConfig` and a `BitsAndBytesConfig`; PEFT applies LoRA. What this module adds:
 freezing the vision tower / projector in both full and LoRA training (LoRA via `exclude_modules`), LoRA targets
-that follow those choices, and optimizer parameter groups with separate learning rates per model part.
+that follow those choices, QLoRA that quantizes the language model only (the vision tower, projector and output head
+stay in the compute dtype unless `quantize_vision_tower`), and optimizer parameter groups with separate learning
+rates per model part.
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ import re
 
 import torch
 from accelerate import PartialState
-from transformers import AutoModelForImageTextToText, AutoProcessor
+from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 from trl import get_peft_config, get_quantization_config
 
 from .. import tiny
 from ..configs import VLMModelConfig
-from .families import Family, family_of, set_image_resolution
+from .families import Family, family_for_model_type, family_of, set_image_resolution
 
 logger = logging.getLogger(__name__)
 
@@ -44,12 +46,12 @@ def load_model(model_args: VLMModelConfig, use_cpu: bool = False, trust_remote_c
     dtype = model_args.dtype if model_args.dtype in ("auto", None) else getattr(torch, model_args.dtype)
     kwargs = {}
     if quantization_config is not None:
-        if model_args.lora_modules_to_save:
-            # Modules trained in full cannot be 4-bit: keep them (and the output head, as transformers would)
-            # in the compute dtype.
-            # transformers matches these as regexes from the start of the module name, or as name suffixes.
-            full = [rf"(.*\.)?{re.escape(name)}" for name in model_args.lora_modules_to_save]
-            quantization_config.llm_int8_skip_modules = ["lm_head", *full]
+        config = AutoConfig.from_pretrained(
+            path, revision=model_args.model_revision, trust_remote_code=trust_remote_code
+        )
+        quantization_config.llm_int8_skip_modules = unquantized_modules(
+            family_for_model_type(config.model_type), model_args
+        )
         kwargs["quantization_config"] = quantization_config
         # Quantised weights cannot be moved after loading: put each rank's copy on its own device now.
         on_cpu = use_cpu or not torch.cuda.is_available()
@@ -66,6 +68,18 @@ def load_model(model_args: VLMModelConfig, use_cpu: bool = False, trust_remote_c
     if quantization_config is not None and kwargs["device_map"] == "cpu":
         keep_4bit_training_layout(model)
     return model
+
+
+def unquantized_modules(family: Family, model_args: VLMModelConfig) -> list[str]:
+    """The modules QLoRA keeps in the compute dtype, as transformers' `llm_int8_skip_modules` reads them (regexes
+    matched from the start of a module name, or name suffixes): the output head, the projector and, unless
+    `quantize_vision_tower`, the vision tower (4-bit vision towers are reported to degrade what the model sees), plus
+    every module trained in full (`lora_modules_to_save`: a 4-bit layer cannot be trained in full)."""
+    keep = ["lm_head", *family.projector_modules]
+    if not model_args.quantize_vision_tower:
+        keep += family.vision_tower_modules
+    keep += [rf"(.*\.)?{re.escape(name)}" for name in model_args.lora_modules_to_save or []]
+    return keep
 
 
 def keep_4bit_training_layout(model) -> None:

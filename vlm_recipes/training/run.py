@@ -23,7 +23,9 @@ from ..data.images import undecoded
 from ..evaluation.generation import held_out_metrics
 from ..models.modeling import apply_freezing, build_peft_config, count_parameters, load_model, load_processor
 from ..outputs import RESULTS_FILE, run_directory, save_training_config
+from ..processes import ends_process_group
 from . import preflight
+from .bypassed import changed_settings, refuse_bypassed
 from .methods import Method, get_method
 from .trainers import full_weights
 
@@ -50,6 +52,8 @@ def run(method: str | Method, data_args: DataArguments, training_args, model_arg
     """Train with `method` (a name of vlm_recipes.training.methods.METHODS, or the record), evaluating on held-out
     data before and after; returns the figures written to eval_results.json."""
     method = get_method(method)
+    # parse() refused these already; this covers training arguments built in Python.
+    refuse_bypassed(type(training_args), changed_settings(training_args), method.name)
     if method.check_args is not None:
         method.check_args(training_args)
     hub.check_push_settings(training_args)  # before run_directory, which may delete a previous run's checkpoints
@@ -151,6 +155,7 @@ def build_trainer(r: Run, model):
             padding_side=r.data_args.padding_side,
             on_overflow=r.data_args.on_overflow,
             max_image_pixels=r.data_args.max_image_pixels,
+            pad_to_multiple_of=args.pad_to_multiple_of,  # TRL resolves "auto" to an int or None
         )
     if r.method.trainer_kwargs is not None:
         kwargs.update(r.method.trainer_kwargs(args))
@@ -233,8 +238,10 @@ def load_config(recipe: str, path: str | Path, **overrides) -> tuple:
     return parse(method.parser_types, path, argv, recipe=method.name)
 
 
+@ends_process_group
 def main(method: str, default_config: str | Path, argv: list[str] | None = None) -> dict:
-    """The body of every training recipe script: parse its YAML (plus overrides) for `method`, and run it."""
+    """The body of every training recipe script: parse its YAML (plus overrides) for `method`, and run it; under
+    several processes the process group is destroyed on the way out (vlm_recipes.processes)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     record = get_method(method)
     data_args, training_args, model_args = parse(record.parser_types, default_config, argv, recipe=record.name)
@@ -249,6 +256,7 @@ def recipe_script(method: str, default_config: str) -> tuple:
     record = get_method(method)
     config = REPO_ROOT / "recipes" / "configs" / default_config
 
+    @ends_process_group
     def script_main(argv: list[str] | None = None) -> dict:
         return main(record.name, config, argv)
 

@@ -7,6 +7,7 @@ mixins add (outermost first, so each wraps the ones after it):
 - `VisionOnEveryRank`: under several processes a text-only batch still runs the vision tower (ZeRO-3 needs every rank
   to gather the same modules in the same order).
 - `PartLearningRates`: optimizer groups with their own learning rates for the vision tower and projector.
+- `ControlTextPrompts` (GRPO): prompts are rendered and tokenized by `ChatEncoder`, so their text stays text.
 
 `full_weights` gathers ZeRO-3 shards for the evaluation before training.
 """
@@ -19,6 +20,7 @@ import torch
 from PIL import Image
 from trl import DPOTrainer, GRPOTrainer, SFTTrainer
 
+from ..data.chat_encoding import ChatEncoder
 from ..models.families import family_of
 from ..models.modeling import parameter_groups
 from .checkpoints import CompleteCheckpoints
@@ -106,6 +108,66 @@ class VisionOnEveryRank:
             self._text_only_batch = False
 
 
+class ControlTextView:
+    """The processor as GRPOTrainer sees it while it renders prompts: the same object in every respect, except that
+    chat rendering (`apply_chat_template`) and tokenization of rendered prompts (`__call__`) go through `ChatEncoder`,
+    so a control-token string in a prompt's text stays text. TRL tokenizes each prompt twice, once to generate and
+    once more (rendered text plus images) for the image inputs of the loss; both must agree token for token."""
+
+    def __init__(self, processor):
+        self._processor = processor
+        self._encoders: dict = {}
+
+    def __getattr__(self, name):
+        return getattr(self._processor, name)
+
+    def _encoder(self, chat_template: str | None) -> ChatEncoder:
+        if chat_template not in self._encoders:
+            self._encoders[chat_template] = ChatEncoder(self._processor, chat_template)
+        return self._encoders[chat_template]
+
+    def apply_chat_template(
+        self,
+        conversation,
+        chat_template=None,
+        tools=None,
+        add_generation_prompt=False,
+        continue_final_message=False,
+        tokenize=False,
+        return_dict=False,
+        **template_kwargs,
+    ):
+        if tools or continue_final_message:
+            raise ValueError("The VLM GRPO recipe renders prompts without tools and ending with a user turn.")
+        batched = isinstance(conversation[0], list | tuple)
+        conversations = conversation if batched else [conversation]
+        encoder = self._encoder(chat_template)
+        if not tokenize:
+            texts, _ = encoder.render(conversations, add_generation_prompt=add_generation_prompt, **template_kwargs)
+            return texts if batched else texts[0]
+        out = encoder(conversations, add_generation_prompt=add_generation_prompt, padding_side=None, **template_kwargs)
+        return out if return_dict else out["input_ids"]
+
+    def __call__(self, images=None, text=None, **kwargs):
+        # Only TRL's second pass calls this, on prompts this view rendered; its ids are left-padded like TRL's.
+        texts = [text] if isinstance(text, str) else list(text)
+        per_row = [list(row) if row else [] for row in images] if images is not None else [[] for _ in texts]
+        return self._encoder(None).encode_rendered(texts, per_row, padding_side="left")
+
+
+class ControlTextPrompts:
+    """GRPO trainer mixin: while completions are generated and scored, the trainer's processor is a `ControlTextView`
+    (TRL's GRPOTrainer renders and tokenizes the prompts itself, not through our collators)."""
+
+    def _generate_and_score_completions(self, inputs):
+        processor = self.processing_class
+        self.processing_class = ControlTextView(processor)
+        try:
+            return super()._generate_and_score_completions(inputs)
+        finally:
+            self.processing_class = processor
+
+
 class VLMSFTTrainer(CompleteCheckpoints, VisionOnEveryRank, PartLearningRates, SFTTrainer):
     pass
 
@@ -114,7 +176,7 @@ class VLMDPOTrainer(CompleteCheckpoints, VisionOnEveryRank, PartLearningRates, D
     pass
 
 
-class VLMGRPOTrainer(CompleteCheckpoints, VisionOnEveryRank, PartLearningRates, GRPOTrainer):
+class VLMGRPOTrainer(CompleteCheckpoints, ControlTextPrompts, VisionOnEveryRank, PartLearningRates, GRPOTrainer):
     pass
 
 

@@ -1,0 +1,282 @@
+"""Render and tokenize conversations so that the text in them is only ever text.
+
+transformers renders the chat template, expands the image placeholders and tokenizes the result in one call
+(`processor.apply_chat_template`). Its tokenizer reads every control-token string of the rendered text as the control
+token, wherever the string came from: an answer that contains the text "<end_of_utterance>" (or "<|im_end|>") ends
+the turn there, so the label mask keeps only that token and drops the answer; a row can forge whole turns this way;
+and a question with the text "<image>" is counted as an image placeholder ("Number of images ... does not match").
+transformers 5.23 can encode such strings as text (`apply_chat_template(..., sanitize_control_tokens=True)`) but
+not together with the assistant mask training needs. What this module does instead, in one code path for training
+(SFT, preference pairs), generation, evaluation and GRPO prompts:
+
+1. mark: every control-token string (each added token of the tokenizer: `<image>`, `<end_of_utterance>`,
+   `<|im_end|>`, `<|vision_start|>`, `<row_1_col_1>`, ...) inside message text is wrapped in two private-use
+   characters (the ones transformers' own `sanitize_control_tokens` uses); text that already holds them is refused;
+2. render with the chat template (transformers' `render_jinja_template`, which also returns the character spans of
+   `{% generation %}` blocks);
+3. split the rendered text into pieces: template text, marked strings, the template's own image placeholders and the
+   edges of the generation spans;
+4. tokenize the pieces: template text as usual (its control tokens are control tokens), a marked string as plain text
+   (special-token matching off; a non-special added token is split until it cannot match), an image placeholder as
+   the processor's expansion for that image (the processor processes the images). Piece edges are token edges, so the
+   assistant mask is exact, and a prompt is tokenized exactly as the start of its training sequence.
+
+The same answer text goes in, is trained on, and comes back out of `tokenizer.decode(..., skip_special_tokens=True)`.
+
+>>> from vlm_recipes.tiny.vlm import build_processor
+>>> processor = build_processor("qwen2_vl")
+>>> encoder = ChatEncoder(processor)
+>>> chat = [{"role": "user", "content": [{"type": "text", "text": "Say <|im_end|>"}]}]
+>>> ids = encoder([chat], add_generation_prompt=True)["input_ids"][0]
+>>> processor.tokenizer.convert_tokens_to_ids("<|im_end|>") in ids[:-5].tolist()  # the template's own, not the text
+True
+>>> processor.tokenizer.decode(ids, skip_special_tokens=True).count("Say <|im_end|>")
+1
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+
+import torch
+from transformers.utils.chat_template_utils import render_jinja_template
+
+# The private-use characters transformers' `mark_control_tokens` wraps around control tokens found in user text
+# (transformers.utils.chat_template_utils._CONTROL_TOKEN_START / _END; a test checks that they still agree). Using the
+# same ones keeps text marked here meaningful to `sanitize_control_tokens` too.
+MARK_START, MARK_END = "\U000f0000", "\U000f0001"
+
+# Keys of a processor's output that are laid out like input_ids: recomputed here for the pieces we tokenize.
+_TOKEN_KEYS = ("input_ids", "attention_mask", "token_type_ids", "mm_token_type_ids", "text_replacement_offsets")
+
+
+class ContentError(ValueError):
+    """Text of conversation `index` that cannot be encoded; the message says why and how to fix it."""
+
+    def __init__(self, index: int, message: str, kind: str):
+        super().__init__(message)
+        self.index, self.kind = index, kind
+
+
+class ChatEncoder:
+    """Conversations (messages with their images filled in, as `conversation_of` returns them) to token batches in
+    which message text never becomes control tokens.
+
+    Args:
+        processor: the model's processor (SmolVLM / Idefics3 or Qwen2-VL family).
+        chat_template: the template to render with (default: the processor's own).
+
+    `encoder(conversations, add_generation_prompt=False, assistant_mask=False, padding_side="right")` returns a dict of
+    tensors: `input_ids`, `attention_mask`, `mm_token_type_ids` when the processor makes them, `assistant_masks` when
+    asked (1 on the tokens of `{% generation %}` spans) and the processor's image inputs (`pixel_values`, ...).
+    """
+
+    def __init__(self, processor, chat_template: str | None = None):
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
+        self.chat_template = chat_template or processor.chat_template
+        if self.chat_template is None:
+            raise ValueError("The processor has no chat template; set processor.chat_template before training.")
+        added = {t.content: i for i, t in self.tokenizer.added_tokens_decoder.items() if not t.content.isspace()}
+        self.control_ids = frozenset(added.values())
+        longest_first = sorted(added, key=len, reverse=True)
+        self.control_re = re.compile("|".join(map(re.escape, longest_first)) or "(?!)")
+        self.image_token = getattr(processor, "image_token", None)
+        # Rendered text splits at: a marked string, a lone marker, or the template's own image placeholder.
+        parts = [f"{MARK_START}(?P<marked>{self.control_re.pattern}){MARK_END}", f"[{MARK_START}{MARK_END}]"]
+        if self.image_token:
+            parts.append(f"(?P<image>{re.escape(self.image_token)})")
+        self.piece_re = re.compile("|".join(parts))
+        self._as_text: dict[str, list[int]] = {}
+
+    # -- 1. mark ---------------------------------------------------------------------------------------------------
+    def mark_text(self, text: str, index: int) -> str:
+        if MARK_START in text or MARK_END in text:
+            raise ContentError(
+                index,
+                "message text contains the private-use character U+F0000 or U+F0001, which marks control-token "
+                "strings as text; remove it from the text",
+                "reserved character",
+            )
+        return self.control_re.sub(lambda m: f"{MARK_START}{m.group()}{MARK_END}", text)
+
+    def control_strings(self, text: str) -> list[str]:
+        """The control-token strings `text` contains (what marking will keep as text)."""
+        return self.control_re.findall(text)
+
+    def mark(self, conversation: list[dict], index: int = 0) -> list[dict]:
+        """The conversation with every control-token string in its text wrapped in markers (a copy)."""
+        marked = []
+        for message in conversation:
+            content = message.get("content")
+            if isinstance(content, str):
+                content = self.mark_text(content, index)
+            elif isinstance(content, list):
+                content = [
+                    {**part, "text": self.mark_text(part["text"], index)}
+                    if isinstance(part.get("text"), str)
+                    else part
+                    for part in content
+                ]
+            marked.append({**message, "content": content})
+        return marked
+
+    # -- 2. render -------------------------------------------------------------------------------------------------
+    def render(
+        self, conversations: list[list[dict]], *, add_generation_prompt: bool = False, spans: bool = False, **kwargs
+    ) -> tuple[list[str], list[list[tuple[int, int]]]]:
+        """Marked, rendered texts and (with `spans`) the character spans of their `{% generation %}` blocks."""
+        marked = [self.mark(conv, i) for i, conv in enumerate(conversations)]
+        texts, generation = render_jinja_template(
+            conversations=marked,
+            chat_template=self.chat_template,
+            return_assistant_tokens_mask=spans,
+            add_generation_prompt=add_generation_prompt,
+            **{**self.tokenizer.special_tokens_map, **kwargs},
+        )
+        return texts, generation if spans else [[] for _ in texts]
+
+    # -- 3. + 4. split and tokenize --------------------------------------------------------------------------------
+    def as_text(self, string: str, index: int = 0) -> list[int]:
+        """Token ids of `string` read as plain text: no added token (special or not) is matched in it."""
+        if string not in self._as_text:
+            ids = self.tokenizer(string, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+            if self.control_ids.intersection(ids):
+                # A non-special added token still matches with special-token splitting off: split the string so that
+                # no piece holds it whole (each piece is shorter; one character cannot hold a multi-character token).
+                ids = [] if len(string) < 2 else self.as_text(string[0], index) + self.as_text(string[1:], index)
+            if not ids or self.control_ids.intersection(ids):
+                raise ContentError(
+                    index,
+                    f"the text {string!r} cannot be encoded as plain text by this tokenizer; remove it from the text",
+                    "control string",
+                )
+            self._as_text[string] = ids
+        return self._as_text[string]
+
+    def pieces(self, text: str, spans: list[tuple[int, int]]) -> list[tuple[str, str, bool]]:
+        """`text` as (kind, string, in_generation) pieces; kind is 'text', 'marked' or 'image'."""
+        edges = sorted({e for span in spans for e in span} | {0, len(text)})
+        out = []
+        for start, end in zip(edges, edges[1:]):
+            inside = any(s <= start and end <= e for s, e in spans)
+            position = start
+            for m in self.piece_re.finditer(text, start, end):
+                if m.start() > position:
+                    out.append(("text", text[position : m.start()], inside))
+                if m.group("marked") is not None:
+                    out.append(("marked", m.group("marked"), inside))
+                elif self.image_token and m.group("image") is not None:
+                    out.append(("image", m.group(), inside))
+                position = m.end()  # a lone marker is dropped, but still separates the text around it
+            if end > position:
+                out.append(("text", text[position:end], inside))
+        return out
+
+    def _image_inputs(self, texts_pieces, images: list[list]) -> tuple[dict, list[list[str]]]:
+        """The processor's image inputs and, per row, the expansion text of each image placeholder in order."""
+        for i, (row, imgs) in enumerate(zip(texts_pieces, images)):
+            found = sum(kind == "image" for kind, _, _ in row)
+            if found != len(imgs):
+                raise ContentError(
+                    i,
+                    f"the chat template wrote {found} image placeholder(s) for {len(imgs)} image(s); give each image "
+                    "one {'type': 'image'} part in the messages",
+                    "image/placeholder mismatch",
+                )
+        if not any(images):
+            return {}, [[] for _ in images]
+        out = self.processor(
+            text=[self.image_token * len(imgs) for imgs in images],
+            images=images,
+            return_text_replacement_offsets=True,
+            add_special_tokens=False,
+            return_tensors="pt",
+            padding=True,
+        )
+        expansions = [[r["replacement"] for r in row] for row in out["text_replacement_offsets"]]
+        return {k: v for k, v in out.items() if k not in _TOKEN_KEYS}, expansions
+
+    def encode_rendered(
+        self,
+        texts: list[str],
+        images: list[list],
+        spans: list[list[tuple[int, int]]] | None = None,
+        padding_side: str | None = "right",
+    ) -> dict:
+        """Tokenize marked, rendered `texts` with their `images` (a list per row). `padding_side=None` returns
+        unpadded lists of ids (and no tensors for token-aligned keys)."""
+        spans = spans or [[] for _ in texts]
+        rows = [self.pieces(text, s) for text, s in zip(texts, spans)]
+        image_inputs, expansions = self._image_inputs(rows, images)
+        plain = []  # every 'text' and 'image' piece of the batch, tokenized in one call
+        for i, row in enumerate(rows):
+            next_image = iter(expansions[i])
+            plain += [next(next_image) if kind == "image" else s for kind, s, _ in row if kind != "marked"]
+        plain_ids = iter(self.tokenizer(plain, add_special_tokens=False, split_special_tokens=False)["input_ids"])
+        input_ids, masks = [], []
+        for i, row in enumerate(rows):
+            ids, mask = [], []
+            for kind, string, inside in row:
+                piece = self.as_text(string, i) if kind == "marked" else next(plain_ids)
+                ids += piece
+                mask += [int(inside)] * len(piece)
+            input_ids.append(ids)
+            masks.append(mask)
+        batch = {"input_ids": input_ids, "attention_mask": [[1] * len(ids) for ids in input_ids]}
+        if getattr(self.processor, "return_mm_token_type_ids", False):
+            batch["mm_token_type_ids"] = self.processor.create_mm_token_type_ids(input_ids)
+        if any(s for s in spans):
+            batch["assistant_masks"] = masks
+        if padding_side is not None:
+            batch = self.pad(batch, padding_side)
+        return {**batch, **image_inputs}
+
+    def pad(self, batch: dict, side: str) -> dict[str, torch.Tensor]:
+        """Lists of token-aligned values as tensors padded to the longest row (input_ids with the pad token)."""
+        width = max((len(ids) for ids in batch["input_ids"]), default=0)
+        out = {}
+        for key, rows in batch.items():
+            fill = self.pad_token_id if key == "input_ids" else 0
+            padded = [
+                [fill] * (width - len(r)) + list(r) if side == "left" else list(r) + [fill] * (width - len(r))
+                for r in rows
+            ]
+            out[key] = torch.tensor(padded, dtype=torch.long).reshape(len(rows), width)
+        return out
+
+    @cached_property
+    def pad_token_id(self) -> int:
+        if self.tokenizer.pad_token_id is None:
+            raise ValueError("The processor's tokenizer has no pad token; set tokenizer.pad_token before training.")
+        return self.tokenizer.pad_token_id
+
+    # -- all together ----------------------------------------------------------------------------------------------
+    def __call__(
+        self,
+        conversations: list[list[dict]],
+        *,
+        add_generation_prompt: bool = False,
+        assistant_mask: bool = False,
+        padding_side: str | None = "right",
+        **template_kwargs,
+    ) -> dict:
+        texts, spans = self.render(
+            conversations, add_generation_prompt=add_generation_prompt, spans=assistant_mask, **template_kwargs
+        )
+        images = [images_of(conv) for conv in conversations]
+        batch = self.encode_rendered(texts, images, spans, padding_side)
+        if assistant_mask and "assistant_masks" not in batch:  # no assistant turn in the whole batch
+            batch["assistant_masks"] = torch.zeros_like(batch["input_ids"])
+        return batch
+
+
+def images_of(conversation: list[dict]) -> list:
+    """The images of a conversation in the order the template places them (messages, then parts, in order)."""
+    found = []
+    for message in conversation:
+        content = message.get("content")
+        if isinstance(content, list):
+            found += [part["image"] for part in content if part.get("type") == "image" and "image" in part]
+    return found

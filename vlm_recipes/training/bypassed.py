@@ -1,0 +1,223 @@
+"""TRL / Trainer fields the recipes' flow does not read, refused when set, with what to use instead.
+
+TRL's configs carry every training argument of `transformers.TrainingArguments` plus each trainer's own options, and
+`TrlParser` accepts all of them. Our flow bypasses parts of TRL on purpose: our collators tokenize on the fly (TRL's
+dataset preparation is skipped, its collators replaced), the recipes load the model themselves, render every prompt
+with the checkpoint's own chat template, and measure held-out figures before and after training instead of running
+the Trainer's evaluation loop. A field that only those bypassed parts read would be silently ignored; this module
+lists each one and `refuse_bypassed` refuses it when it is set to anything but what the flow does, naming the field,
+why it has no effect and what to use instead. (`packing`, `padding_free` and `truncation_mode: keep_end` are refused
+by TRL itself for image data, after the model is loaded; they are listed here too, so the refusal comes at parse
+time.)
+
+>>> sorted(BYPASSED)[:3]
+['assistant_only_loss', 'batch_eval_metrics', 'chat_template_kwargs']
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, dataclass, fields
+
+
+@dataclass(frozen=True)
+class Bypassed:
+    """A field our flow does not read.
+
+    Args:
+        why: why setting it has no effect.
+        instead: what to use instead.
+        example: a value that is refused (the tests set it).
+        honoured: the values that describe what the flow does anyway (None: the field's default), so they are fine.
+        methods: the recipes whose flow bypasses it (None: every training recipe whose config has the field).
+    """
+
+    why: str
+    instead: str
+    example: object
+    honoured: tuple | None = None
+    methods: tuple[str, ...] | None = None
+
+
+_PREPARATION = "TRL's dataset preparation is skipped: the collator renders and tokenizes each batch on the fly"
+_EVALUATION = (
+    "the Trainer's evaluation loop never runs: the recipes measure the held-out split before and after training"
+)
+_EVALUATE_INSTEAD = (
+    "for held-out figures use max_eval_samples, eval_metrics and eval_max_new_tokens (reported before/after); for "
+    "figures during training save checkpoints (save_strategy) and score them with recipes/evaluate_models.py"
+)
+_SFT_DPO = ("sft", "dpo", "mpo")
+
+BYPASSED: dict[str, Bypassed] = {
+    # -- dataset preparation and collation (SFT, DPO/MPO) --------------------------------------------------------
+    "dataset_text_field": Bypassed(
+        _PREPARATION,
+        "rows are conversations: set messages_column, or question_column and answer_column",
+        example="text2",
+    ),
+    "dataset_kwargs": Bypassed(
+        _PREPARATION,
+        "remove it (the data fields of the recipe say how rows are read)",
+        {"skip_prepare_dataset": False},
+        (None, {"skip_prepare_dataset": True}),  # what the SFT recipe sets itself
+    ),
+    "dataset_num_proc": Bypassed(_PREPARATION, "remove it; set dataloader_num_workers to parallelise collation", 4),
+    "shuffle_dataset": Bypassed(
+        _PREPARATION,
+        "remove it: the training sampler already reshuffles every epoch (seed / data_seed)",
+        True,
+        methods=("sft",),
+    ),
+    "packing": Bypassed("TRL cannot pack rows with images", "remove it; max_length bounds a sample", True),
+    "packing_strategy": Bypassed("TRL cannot pack rows with images", "remove it", "wrapped"),
+    "eval_packing": Bypassed("TRL cannot pack rows with images", "remove it", True),
+    "padding_free": Bypassed(
+        "TRL cannot train rows with images padding-free (its DPO trainer falls back to padding)",
+        "remove it; padding_side and pad_to_multiple_of shape the padding",
+        True,
+    ),
+    "truncation_mode": Bypassed(
+        "the collator cuts text from the end (keep_start) and never cuts image tokens (image tokens sit in the "
+        "prompt, which keep_end would cut)",
+        "remove it; use max_length with on_overflow: error or drop",
+        "keep_end",
+        ("keep_start",),
+        _SFT_DPO,
+    ),
+    "completion_only_loss": Bypassed(
+        "the collator always trains on the assistant answers plus their end-of-turn token, never on the prompt or "
+        "image tokens",
+        "remove it",
+        True,
+        methods=("sft",),
+    ),
+    "assistant_only_loss": Bypassed(
+        "the collator always trains on the assistant answers plus their end-of-turn token only",
+        "remove it (true is what the recipes do)",
+        False,
+        (True,),  # false (TRL's default) is refused when given explicitly; left unset it cannot be told apart
+        ("sft",),
+    ),
+    "eos_token": Bypassed(
+        "the collator trains each assistant turn's own end-of-turn token and generation stops on the tokenizer's eos",
+        "remove it; to change the end-of-turn token, change the checkpoint's tokenizer and chat template",
+        "<|endoftext|>",
+    ),
+    "pad_token": Bypassed(
+        "the collators pad with the tokenizer's own pad token",
+        "set tokenizer.pad_token in the checkpoint's tokenizer files instead",
+        "<pad>",
+    ),
+    "chat_template_path": Bypassed(
+        "preflight, training and held-out evaluation all render with the checkpoint's own chat template",
+        "put your template in the checkpoint's processor (chat_template.jinja)",
+        "template.jinja",
+    ),
+    "chat_template_kwargs": Bypassed(
+        "held-out evaluation and preflight render prompts with the template's defaults",
+        "remove it; put the variables' values into the chat template itself",
+        {"enable_thinking": False},
+    ),
+    "model_init_kwargs": Bypassed(
+        "the recipes load the model themselves (vlm_recipes.models.modeling.load_model)",
+        "use the model fields: dtype, attn_implementation, model_revision, load_in_4bit / load_in_8bit, ...",
+        {"dtype": "float16"},
+    ),
+    "precompute_ref_log_probs": Bypassed(
+        "TRL cannot precompute reference log-probabilities for image data", "remove it", True
+    ),
+    "precompute_ref_batch_size": Bypassed(
+        "TRL cannot precompute reference log-probabilities for image data", "remove it", 4
+    ),
+    "remove_unused_columns": Bypassed(
+        "the collators read the raw dataset columns, so the recipes always keep them",
+        "remove it (false is what the recipes do)",
+        True,
+        (False,),
+    ),
+    "label_smoothing_factor": Bypassed(
+        "TRL's preference and GRPO losses do not use the Trainer's label smoother",
+        "remove it (DPO/MPO: label_smoothing smooths the preference loss)",
+        0.1,
+        methods=("dpo", "mpo", "grpo"),
+    ),
+    "train_sampling_strategy": Bypassed(
+        "rows hold raw conversations and images, with no lengths to group or rebalance batches by",
+        "use random (the default) or sequential; max_length (and on_overflow) bound the sequence length",
+        "group_by_length",
+        ("random", "sequential"),
+    ),
+    "length_column_name": Bypassed(
+        "rows hold raw conversations and images, with no length column to group batches by", "remove it", "len"
+    ),
+    # -- the Trainer's own evaluation ----------------------------------------------------------------------------
+    "eval_strategy": Bypassed(_EVALUATION, _EVALUATE_INSTEAD, "steps", ("no",)),
+    "eval_steps": Bypassed(_EVALUATION, _EVALUATE_INSTEAD, 10),
+    "eval_delay": Bypassed(_EVALUATION, _EVALUATE_INSTEAD, 1),
+    "eval_on_start": Bypassed(_EVALUATION, _EVALUATE_INSTEAD, True),
+    "eval_accumulation_steps": Bypassed(_EVALUATION, _EVALUATE_INSTEAD, 2),
+    "eval_do_concat_batches": Bypassed(_EVALUATION, _EVALUATE_INSTEAD, False),
+    "eval_use_gather_object": Bypassed(_EVALUATION, _EVALUATE_INSTEAD, True),
+    "prediction_loss_only": Bypassed(_EVALUATION, _EVALUATE_INSTEAD, True),
+    "batch_eval_metrics": Bypassed(_EVALUATION, _EVALUATE_INSTEAD, True),
+    "include_for_metrics": Bypassed(_EVALUATION, _EVALUATE_INSTEAD, ["inputs"]),
+    "num_generations_eval": Bypassed(_EVALUATION, _EVALUATE_INSTEAD, 2),
+    "load_best_model_at_end": Bypassed(
+        _EVALUATION + ", so there is no best checkpoint to load",
+        "keep checkpoints (save_strategy, save_total_limit) and compare them with recipes/evaluate_models.py",
+        True,
+    ),
+    "metric_for_best_model": Bypassed(_EVALUATION, "compare checkpoints with recipes/evaluate_models.py", "loss"),
+    "greater_is_better": Bypassed(_EVALUATION, "compare checkpoints with recipes/evaluate_models.py", True),
+    "do_predict": Bypassed("the recipes have no predict step", "use recipes/generate.py on the held-out split", True),
+}
+
+
+def _default(cls, name: str):
+    for f in fields(cls):
+        if f.name == name:
+            return f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+    raise KeyError(name)
+
+
+_YAML_BOOLS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+
+
+def _plain(value):
+    # Enum values of TrainingArguments stand for their strings; YAML reads an unquoted `no` as false.
+    value = getattr(value, "value", value)
+    return _YAML_BOOLS.get(value.lower(), value) if isinstance(value, str) else value
+
+
+def _same(a, b) -> bool:
+    a, b = _plain(a), _plain(b)
+    return a == b or (a is not None and b is not None and str(a) == str(b))
+
+
+def refuse_bypassed(config_class: type, settings: dict, method: str, where: str = "") -> None:
+    """Raise a ValueError naming the first of `settings` (field -> value, as a YAML file, the command line or a
+    config object set them) that `method`'s flow would not honour, why, and what to use instead."""
+    names = {f.name for f in fields(config_class)}
+    for name, entry in BYPASSED.items():
+        if name not in settings or name not in names or (entry.methods is not None and method not in entry.methods):
+            continue
+        value = settings[name]
+        honoured = (_default(config_class, name),) if entry.honoured is None else entry.honoured
+        if any(_same(value, ok) for ok in honoured):
+            continue
+        raise ValueError(
+            f"{where}{name}: {value!r} has no effect in the vlm-recipes {method} recipe ({entry.why}); "
+            f"{entry.instead}."
+        )
+
+
+def changed_settings(training_args) -> dict:
+    """The audited fields of a config object whose values differ from their defaults (what was set, as far as a
+    parsed object can tell)."""
+    cls = type(training_args)
+    names = {f.name for f in fields(cls)}
+    return {
+        name: getattr(training_args, name)
+        for name in BYPASSED
+        if name in names and not _same(getattr(training_args, name), _default(cls, name))
+    }
