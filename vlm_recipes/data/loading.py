@@ -56,7 +56,10 @@ def hub_split_files(name: str, config: str | None) -> dict[str, list[str]]:
     files = builder.config.data_files
     if not files:
         raise ValueError(f"{name} (config {config!r}) names no data files; it cannot be loaded split by split.")
-    return {str(split): list(paths) for split, paths in files.items()}
+    # As paths inside the repository ("data/validation-00000-of-00007.parquet"), the form `data_files` takes for a
+    # Hub id and for a local folder alike; `base_path` is the repository root (hf://datasets/<id>@<revision>).
+    root = str(builder.base_path).rstrip("/") + "/"
+    return {str(split): [p[len(root) :] if p.startswith(root) else p for p in paths] for split, paths in files.items()}
 
 
 def load_hub_splits(name: str, config: str | None, splits: list[str], files=None) -> dict[str, Dataset]:
