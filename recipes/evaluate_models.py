@@ -14,7 +14,8 @@ A real benchmark (ChartQA, relaxed accuracy; needs the Hub and a GPU):
     python recipes/evaluate_models.py --config recipes/configs/qwen2-vl-2b-instruct/evaluate_chartqa.yaml
 
 Metrics are our local `evaluate` modules (vlm_recipes/evaluation/metrics): exact_match, vqa_accuracy, anls,
-relaxed_accuracy, bleu, rouge. Writes report.md, report.json, gallery.html and predictions-*.jsonl to output_dir.
+relaxed_accuracy, bleu, rouge, answer_match. Writes report.md, report.json, gallery.html and predictions-*.jsonl
+to output_dir.
 
 (Not named evaluate.py: a script of that name shadows the `evaluate` package for everything launched from
 this folder, and the metrics are `evaluate` modules.)

@@ -25,3 +25,13 @@ def red_image():
 @pytest.fixture
 def blue_image():
     return Image.new("RGB", (48, 80), (40, 80, 220))
+
+
+@pytest.fixture(scope="session")
+def standins(tmp_path_factory):
+    """Every Hub dataset a shipped config names, as a local stand-in with its real schema: {hub id: folder}.
+
+    Written once per session (well under a second); `load_dataset(<folder>, <config>)` reads each like the Hub id."""
+    from vlm_recipes.data.standins import write_standins
+
+    return write_standins(tmp_path_factory.mktemp("standins"))

@@ -165,3 +165,45 @@ def test_zero_shot_classification_from_a_metadata_file_with_label_names(tmp_path
     assert results["classify"]["num_images"] == 12  # zero-shot: a folder without splits is evaluated whole
     assert results["classify"]["ensemble"]["top1"] > 0.9
     assert sorted(results["classify"]["ensemble"]["per_class_recall"]) == ["green circle", "yellow triangle"]
+
+
+BASELINE_REAL = {
+    "clip": REPO_ROOT / "recipes/configs/clip-vit-base-patch32/clip_zero_shot.yaml",
+    "siglip": REPO_ROOT / "recipes/configs/siglip-base-patch16-224/clip_zero_shot.yaml",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BASELINE_REAL))
+def test_real_zero_shot_config_runs_on_the_dataset_standins(tmp_path, standins, name):
+    """The real zero-shot configs (MNIST classification, Flickr30k retrieval, FashionMNIST as OOD) on the tiny CLIP
+    and the stand-ins of their three datasets; only the model, the dataset paths and the budget are swapped."""
+    import yaml
+
+    config = yaml.safe_load(BASELINE_REAL[name].read_text())
+    results = recipe_module("clip_zero_shot").main(
+        [
+            "--config", str(BASELINE_REAL[name]), "--model_name_or_path", "tiny:clip", "--use_cpu", "true",
+            "--dataset_name", str(standins[config["dataset_name"]]),
+            "--caption_dataset_name", str(standins[config["caption_dataset_name"]]),
+            "--ood_dataset_name", str(standins[config["ood_dataset_name"]]),
+            "--max_eval_samples", "8", "--binding_samples", "8", "--batch_size", "8",
+            "--output_dir", str(tmp_path / "out"),
+        ]
+    )  # fmt: skip
+    assert results["classify"]["num_images"] == 8 and results["classify"]["templates"] == config["templates"]
+    assert results["retrieval"]["num_pairs"] == 8  # the first caption of 8 of the 12 stand-in images
+    assert results["ood"]["num_in"] == 8 and results["ood"]["num_out"] == 8
+    assert "swapped_attributes_accuracy" in results["failures"]
+
+
+def test_real_contrastive_training_config_runs_on_the_flickr30k_standin(tmp_path, standins):
+    """clip_train on lmms-lab/flickr30k's layout: its one split (`test`) is trained on, test_fraction held out."""
+    config = REPO_ROOT / "recipes/configs/clip-vit-base-patch32/clip_train.yaml"
+    results = run_recipe(
+        "clip_train", config, tmp_path / "run", "--model_name_or_path", "tiny:clip", "--use_cpu", "true",
+        "--dataset_name", str(standins["lmms-lab/flickr30k"]), "--max_steps", "2",
+        "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "4", "--dataloader_num_workers", "0",
+    )  # fmt: skip
+    assert results["train_steps"] == 2
+    assert results["num_eval_pairs"] == 2 and results["num_train_samples"] == 10  # 10% of 12, rounded up
+    assert "text_to_image_r1_after" in results

@@ -100,3 +100,38 @@ def test_without_lora_the_reference_is_reloaded_and_training_helps(tmp_path, met
     assert results["trainable_parameters"] > results["total_parameters"] / 2  # all but the frozen vision tower
     assert (out / "model.safetensors").exists() and not (out / "adapter_model.safetensors").exists()
     assert results["preference_accuracy_after"] > results["preference_accuracy_before"], results
+
+
+def test_free_form_preference_data_is_scored_with_rouge_not_exact_match(standins):
+    """RLAIF-V's chosen answers are paragraphs: exact match would be ~0 whatever the model does, so the method
+    record scores generations with ROUGE-L there, and keeps exact match for short answers; the card says why."""
+    from datasets import Dataset
+
+    from vlm_recipes.configs import DataArguments
+    from vlm_recipes.evaluation.metrics import score
+    from vlm_recipes.hub import model_card
+    from vlm_recipes.training.methods import get_method
+
+    dpo = get_method("dpo")
+    _, held_out = dpo.load_splits(DataArguments(dataset_name=str(standins["HuggingFaceH4/rlaif-v_formatted"])))
+    free_form = dpo.generation_metric(held_out)
+    assert (free_form.key, free_form.metric) == ("rouge", "rouge") and "median" in free_form.reason
+    _, synthetic_pairs = dpo.load_splits(DataArguments(max_eval_samples=20, synthetic_train_samples=1))
+    assert dpo.generation_metric(synthetic_pairs).key == "accuracy"
+    assert get_method("sft").generation_metric(Dataset.from_dict({"answer": ["red", "a blue square"]})).key == (
+        "accuracy"
+    )
+    # What the choice changes: a faithful paraphrase of a chosen answer scores 0 by exact match, well above the
+    # hallucinated rejected answer by ROUGE-L.
+    chosen = held_out[0]["chosen"][0]["content"][0]["text"]
+    paraphrase = chosen.replace("The image shows", "This picture shows").replace("single", "lone")
+    rejected = held_out[0]["rejected"][0]["content"][0]["text"]
+    assert score("exact_match", [paraphrase, rejected], [chosen, chosen])["scores"] == [0.0, 0.0]
+    rouge = score("rouge", [paraphrase, rejected], [chosen, chosen])["scores"]
+    assert rouge[0] > 0.8 > 0.4 > rouge[1]
+    card = model_card(
+        repo_id="me/x", base_model="tiny", method="DPO", tags=[], datasets=["d"], training_args=None, adapter=True,
+        results={"rouge_before": 0.1, "rouge_after": 0.2, "generation_metric": "rouge",
+                 "generation_metric_reason": free_form.reason},
+    )  # fmt: skip
+    assert "| rouge | 0.1 | 0.2 |" in card and free_form.reason in card

@@ -64,31 +64,39 @@ REAL_CONFIGS = sorted(
 
 
 @pytest.mark.parametrize("path", REAL_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_real_config_runs_its_code_path_on_the_tiny_model(tmp_path, path):
-    """Each real-model config, with only the model, data and budget swapped for tiny offline ones, trains.
+def test_real_config_runs_its_code_path_on_the_tiny_model(tmp_path, path, standins):
+    """Each real-model config trains two steps on the tiny model of its family and on the offline stand-in of its
+    dataset (the real splits, columns and feature types; vlm_recipes/data/standins.py).
 
-    Everything else of the config is kept: LoRA targets, freezing, QLoRA 4-bit loading and its 8-bit optimizer,
-    bf16, activation checkpointing, image resolution controls (SmolVLM's edge scaled to the 64 px tiny tiles).
+    Only the model, the dataset path and the budget are swapped. Everything else of the config is kept: its split,
+    configuration and column names, system prompt, eval_metrics and their references column, reward functions,
+    LoRA targets, freezing, QLoRA 4-bit loading and its 8-bit optimizer, bf16, activation checkpointing, image
+    resolution controls (SmolVLM's edge scaled to the 64 px tiny tiles).
     """
+    import yaml
     from peft import PeftConfig
 
     text = path.read_text()
+    config = yaml.safe_load(text)
     family = "qwen2_vl" if "qwen" in path.parent.name else "smolvlm"
     overrides = (
-        f"--model_name_or_path tiny:{family}-random --dataset_name synthetic --synthetic_train_samples 8 "
-        "--max_eval_samples 4 --eval_max_new_tokens 3 --max_steps 2 --per_device_train_batch_size 2 "
-        "--gradient_accumulation_steps 1 --dataloader_num_workers 0 --use_cpu true --report_to none "
-        "--warmup_steps 0"
-    ).split() + ["--output_dir", str(tmp_path / "run")]
+        f"--model_name_or_path tiny:{family}-random --max_eval_samples 4 --eval_max_new_tokens 3 --max_steps 2 "
+        "--per_device_train_batch_size 2 --gradient_accumulation_steps 1 --dataloader_num_workers 0 "
+        "--use_cpu true --report_to none --warmup_steps 0"
+    ).split() + ["--dataset_name", str(standins[config["dataset_name"]]), "--output_dir", str(tmp_path / "run")]
     if family == "smolvlm":
         overrides += ["--longest_edge", "128"]
-    if "eval_metrics:" in text:  # the synthetic rows hold one answer string: score the config's path with ANLS
-        overrides += ["--eval_metrics", "anls", "--eval_references_column", "answer"]
     if recipe_of(path) == "grpo":  # a generation batch of 2 must hold whole groups
         overrides += ["--num_generations", "2", "--max_completion_length", "4"]
     module = recipe_module(recipe_of(path))
     results = module.main(["--config", str(path), *overrides])
-    assert results["train_steps"] == 2 and results["num_eval_samples"] == 4
+    assert results["train_steps"] == 2 and 1 <= results["num_eval_samples"] <= 4
+    for name in config.get("eval_metrics", []):  # scored against the config's references column
+        assert 0.0 <= results[f"{name}_after"] <= 1.0
+    # How generations are scored follows the data: final answers for GRPO's reasoning traces, ROUGE-L for
+    # RLAIF-V's free-form answers, exact match for short VQA answers.
+    expected = {"grpo": "answer_match", "dpo": "rouge", "mpo": "rouge"}.get(recipe_of(path), "exact_match")
+    assert results["generation_metric"] == expected
     if path.stem.endswith("_full"):  # full fine-tuning: the model itself, nothing frozen but what the config says
         assert (tmp_path / "run" / "model.safetensors").exists()
         if "freeze_vision_tower: true" in text:

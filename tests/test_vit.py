@@ -63,3 +63,18 @@ def test_missing_label_column_names_the_columns(tmp_path):
     with pytest.raises(ValueError, match=r"no column \['label'\]"):
         run_recipe("vit_baseline", DIGITS, tmp_path / "run", "--dataset_name", str(folder))
     assert not (tmp_path / "run").exists()
+
+
+def test_real_finetuning_config_runs_on_the_beans_standin(tmp_path, standins):
+    """vit_finetune.yaml on AI-Lab-Makerere/beans' layout (train/validation/test, ClassLabel `labels`), with a
+    small ViT from scratch in place of the Hub checkpoint."""
+    config = REPO_ROOT / "recipes/configs/vit-base-patch16-224/vit_finetune.yaml"
+    results = run_recipe(
+        "vit_baseline", config, tmp_path / "run", "--model_name_or_path", "scratch", "--image_size", "16",
+        "--hidden_size", "32", "--num_hidden_layers", "1", "--intermediate_size", "32", "--use_cpu", "true",
+        "--dataset_name", str(standins["AI-Lab-Makerere/beans"]), "--max_steps", "2",
+        "--per_device_train_batch_size", "3", "--dataloader_num_workers", "0",
+    )  # fmt: skip
+    assert results["train_steps"] == 2 and results["num_classes"] == 3
+    assert results["num_eval_samples"] == 3 and results["num_train_samples"] == 6  # the test split, not held out
+    assert sorted(results["per_class_recall"]) == ["angular_leaf_spot", "bean_rust", "healthy"]

@@ -187,6 +187,11 @@ processor = AutoProcessor.from_pretrained("{repo_id}")
         *rows,
         "",
         *(f"- {k}: {results[k]:.6g}" for k in other),
+        *(
+            [f"- generations scored with `{results['generation_metric']}`: {results['generation_metric_reason']}"]
+            if results.get("generation_metric_reason")
+            else []
+        ),
         "",
         "## Training",
         "",

@@ -1,9 +1,11 @@
 """Image classification and image/caption data for the CLIP and ViT recipes.
 
 datasets does the loading (`imagefolder` for local folders: class = subfolder, or a metadata.jsonl/.csv with a
-`file_name` column; any Hub id for users online). This module adds the offline sources (synthetic shapes,
-scikit-learn's real 8x8 handwritten digits), a held-out split when the data has none (stratified by class, seeded),
-and one shape for every source: an `image` column of PIL images plus `label` (int) or `caption` (str).
+`file_name` column; any Hub id for users online, or a local folder laid out like one). This module adds the offline
+sources (synthetic shapes, scikit-learn's real 8x8 handwritten digits), a held-out split when the data has none
+(stratified by class, seeded), and one shape for every source: an `image` column plus `label` (int) or `caption`
+(str). Only the splits a run needs are read from a Hub dataset, rows are capped before anything is decoded, and
+images stay as the dataset stores them (no decoding and re-encoding on the way).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, Value, l
 from PIL import Image as PILImage
 
 from ..data import synthetic
+from ..data.loading import hub_split_files, load_hub_splits
 
 OFFLINE_SOURCES = ("synthetic", "digits")
 
@@ -31,8 +34,12 @@ class ImageDataArguments:
     )
     dataset_config: str | None = field(default=None, metadata={"help": "Hub dataset configuration name."})
     dataset_train_split: str = field(default="train", metadata={"help": "Split to train on."})
-    dataset_test_split: str = field(
-        default="test", metadata={"help": "Held-out split; if missing, test_fraction of train is held out."}
+    dataset_test_split: str | None = field(
+        default="test",
+        metadata={
+            "help": "Held-out split; null (or a dataset whose only split is the train split) holds out test_fraction "
+            "of train. A name the dataset does not have is an error."
+        },
     )
     test_fraction: float = field(
         default=0.2, metadata={"help": "Held-out fraction when the dataset has no test split (stratified by class)."}
@@ -66,38 +73,48 @@ def digits_dataset() -> Dataset:
     )
 
 
-def _load(args: ImageDataArguments, seed: int) -> DatasetDict:
+def _plan(args: ImageDataArguments, splits: list[str], with_train: bool) -> tuple[str | None, str | None]:
+    """(train split or None, held-out split or None: hold out test_fraction of train). Zero-shot runs (no train)
+    evaluate the test split, or the whole dataset when it has only its train split; a split name the dataset does
+    not have is an error naming it."""
+    train, test = args.dataset_train_split, args.dataset_test_split
+    listed = f"(it has {splits})"
+    if test in splits and (test != train or not with_train):
+        return (train if with_train else None), test
+    # A test split that is the train split would measure on training data: hold out a fraction instead.
+    if test is None or test == train or splits == [train]:
+        if train not in splits:
+            raise ValueError(f"{args.dataset_name} has no split {train!r} {listed}; set dataset_train_split.")
+        return (train, None) if with_train else (None, train)
+    raise ValueError(
+        f"{args.dataset_name} has no split {test!r} {listed}; set dataset_test_split to one of them, or to null "
+        f"to hold out test_fraction={args.test_fraction} of {train!r}."
+    )
+
+
+def _load(args: ImageDataArguments, with_train: bool) -> tuple[Dataset | None, Dataset | None]:
+    """(train, test) as stored, reading only the splits needed; test None: hold out part of train."""
     name = args.dataset_name
-    if name == "digits":
-        return DatasetDict({"train": digits_dataset()})
     path = Path(name)
-    if path.exists():
-        if not path.is_dir():
-            raise ValueError(f"dataset_name {name}: expected an image folder (class = subfolder, or metadata file).")
-        return load_dataset("imagefolder", data_dir=str(path))
-    return load_dataset(name, args.dataset_config)
+    local = None
+    if name == "digits":
+        local = DatasetDict({"train": digits_dataset()})
+    elif path.is_file():
+        raise ValueError(f"dataset_name {name}: expected an image folder (class = subfolder, or metadata file).")
+    elif path.is_dir() and not any(path.glob("**/*.parquet")):  # an image folder (a Hub-like folder has Parquet)
+        local = load_dataset("imagefolder", data_dir=str(path))
+    files = None if local is not None else hub_split_files(name, args.dataset_config)
+    train, test = _plan(args, list(local if local is not None else files), with_train)
+    wanted = [s for s in dict.fromkeys((train, test)) if s is not None]
+    loaded = local if local is not None else load_hub_splits(name, args.dataset_config, wanted, files)
+    return (loaded[train] if train else None), (loaded[test] if test else None)
 
 
 def _split(
-    ds: DatasetDict, args: ImageDataArguments, seed: int, stratify: str | None, with_train: bool
+    args: ImageDataArguments, seed: int, stratify: str | None, with_train: bool
 ) -> tuple[Dataset | None, Dataset]:
-    if not with_train:  # zero-shot: nothing is trained, so a dataset without a test split is evaluated whole
-        split = args.dataset_test_split if args.dataset_test_split in ds else args.dataset_train_split
-        if split not in ds:
-            raise ValueError(
-                f"{args.dataset_name} has no split {split!r} (it has {list(ds)}); set dataset_test_split."
-            )
-        return None, ds[split]
-    if args.dataset_train_split not in ds:
-        raise ValueError(
-            f"{args.dataset_name} has no split {args.dataset_train_split!r} (it has {list(ds)}); "
-            "set dataset_train_split."
-        )
-    train = ds[args.dataset_train_split]
-    # A test split that is the train split would measure on training data: hold out a fraction instead.
-    if args.dataset_test_split in ds and args.dataset_test_split != args.dataset_train_split:
-        test = ds[args.dataset_test_split]
-    else:
+    train, test = _load(args, with_train)
+    if test is None:
         stratify = stratify if stratify and isinstance(train.features.get(stratify), ClassLabel) else None
         parts = train.train_test_split(test_size=args.test_fraction, seed=seed, stratify_by_column=stratify)
         train, test = parts["train"], parts["test"]
@@ -105,7 +122,8 @@ def _split(
 
 
 def _cap(ds: Dataset | None, n: int | None, seed: int) -> Dataset | None:
-    """At most `n` rows, drawn at random (files are often sorted by class: the first n would be one class)."""
+    """At most `n` rows, drawn at random (files are often sorted by class: the first n would be one class).
+    Selecting rows decodes nothing: cap before reading a column."""
     if ds is None or n is None or n >= len(ds):
         return ds
     return ds.shuffle(seed=seed).select(range(n))
@@ -130,7 +148,7 @@ def load_classification(
         train = synthetic.make_classification_dataset(n_train, seed=seed, image_size=size)
         test = synthetic.make_classification_dataset(args.max_eval_samples or 500, seed=seed + 1, image_size=size)
     else:
-        train, test = _split(_load(args, seed), args, seed, args.label_column, with_train)
+        train, test = _split(args, seed, args.label_column, with_train)
         rename = {args.image_column: "image", args.label_column: "label"}
         for ds in (train, test):
             if ds is not None:
@@ -171,22 +189,26 @@ def load_captions(args: ImageDataArguments, seed: int = 0, with_train: bool = Tr
         train = synthetic.make_caption_dataset(n_train, seed=seed, image_size=size)
         test = synthetic.make_caption_dataset(args.max_eval_samples or 500, seed=seed + 1, image_size=size)
         return (_cap(train, args.max_train_samples, seed) if with_train else None), test
-    train, test = _split(_load(args, seed), args, seed, None, with_train)
-    out = []
-    for ds in (train, test):
-        if ds is None:
-            out.append(None)
-            continue
-        _require(ds, [args.image_column, args.caption_column], args, "image/caption pairs")
-        caption = ds[args.caption_column]
-        if caption and isinstance(caption[0], list):  # several captions per image (COCO-style): keep the first
-            caption = [c[0] for c in caption]
-        columns = {"image": ds[args.image_column], "caption": caption}
-        columns["canonical"] = ds["canonical"] if "canonical" in ds.column_names else caption
-        out.append(
-            Dataset.from_dict(
-                columns,
-                features=Features({"image": Image(), "caption": Value("string"), "canonical": Value("string")}),
-            )
-        )
-    return _cap(out[0], args.max_train_samples, seed), _cap(out[1], args.max_eval_samples, seed)
+    train, test = _split(args, seed, None, with_train)
+    train, test = _cap(train, args.max_train_samples, seed), _cap(test, args.max_eval_samples, seed)
+    return tuple(None if ds is None else _caption_pairs(ds, args) for ds in (train, test))
+
+
+def _caption_pairs(ds: Dataset, args: ImageDataArguments) -> Dataset:
+    """Columns `image` (undecoded on the way: no re-encoding), `caption` (the first one when the data has several
+    per image, as Flickr30k and COCO do) and `canonical`."""
+    _require(ds, [args.image_column, args.caption_column], args, "image/caption pairs")
+    keep = [args.image_column, args.caption_column] + (["canonical"] if "canonical" in ds.column_names else [])
+    ds = ds.select_columns(keep).cast_column(args.image_column, Image(decode=False))
+
+    def first(caption, *canonical):
+        caption = caption[0] if isinstance(caption, list) else caption
+        return {"caption": caption, "canonical": canonical[0] if canonical else caption}
+
+    columns = [args.caption_column] + (["canonical"] if "canonical" in keep else [])
+    drop = [c for c in keep if c not in (args.image_column, "canonical")]
+    ds = ds.map(first, input_columns=columns, remove_columns=drop)
+    if args.image_column != "image":
+        ds = ds.rename_column(args.image_column, "image")
+    features = Features({"image": Image(), "caption": Value("string"), "canonical": Value("string")})
+    return ds.select_columns(list(features)).cast(features)

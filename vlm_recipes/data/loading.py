@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 
-from datasets import Dataset, DatasetDict, Image, List, load_dataset
+from datasets import Dataset, DatasetDict, Image, List, load_dataset, load_dataset_builder
 
 from ..configs import DataArguments
 from . import synthetic
@@ -24,21 +24,84 @@ logger = logging.getLogger(__name__)
 SYNTHETIC_TRAIN_SEED, SYNTHETIC_EVAL_SEED = 0, 1
 
 
-def _load_raw(args: DataArguments) -> DatasetDict | Dataset:
+def _load_local(args: DataArguments) -> DatasetDict | None:
+    """A local .jsonl/.json file or image folder with a metadata file, loaded whole (its one split, `train`); None
+    for a Hub id or a folder laid out like a Hub dataset repository (Parquet files, a dataset card)."""
     path = Path(args.dataset_name)
     if path.is_file():
         if path.suffix not in (".jsonl", ".json"):
             raise ValueError(f"{path}: local data files must be .jsonl or .json (rows with image paths).")
         ds = load_dataset("json", data_files=str(path), split="train")
-        return _resolve_image_paths(ds, path.parent, args.image_column, path)
-    if path.is_dir():
-        if not any((path / name).exists() for name in ("metadata.jsonl", "metadata.csv")):
-            raise ValueError(
-                f"{path}: an image folder needs a metadata.jsonl or metadata.csv with a file_name column and the "
-                "question/answer (or messages) columns."
-            )
+        return DatasetDict({"train": _resolve_image_paths(ds, path.parent, args.image_column, path)})
+    if path.is_dir() and any((path / name).exists() for name in ("metadata.jsonl", "metadata.csv")):
         return load_dataset("imagefolder", data_dir=str(path))
-    return load_dataset(args.dataset_name, args.dataset_config)
+    if path.is_dir() and not any(path.glob("**/*.parquet")) and not (path / "README.md").exists():
+        raise ValueError(
+            f"{path}: a local folder must be an image folder (images plus a metadata.jsonl or metadata.csv with a "
+            "file_name column and the question/answer or messages columns) or laid out like a Hub dataset "
+            "(Parquet files under data/ or <config>/, optionally a README.md dataset card)."
+        )
+    return None
+
+
+def hub_split_files(name: str, config: str | None) -> dict[str, list[str]]:
+    """Which files hold each split of a Hub dataset (or of a local folder laid out like its repository), as
+    `datasets` resolves them from the dataset card's `configs:` and the file names. Nothing is downloaded."""
+    try:
+        builder = load_dataset_builder(name, config)
+    except ValueError as err:
+        if "BuilderConfig" in str(err) or "Config name is missing" in str(err):
+            raise ValueError(
+                f"{name}: no configuration {config!r} ({err}); set dataset_config to one of its configurations."
+            ) from err
+        raise
+    files = builder.config.data_files
+    if not files:
+        raise ValueError(f"{name} (config {config!r}) names no data files; it cannot be loaded split by split.")
+    # As paths inside the repository ("data/validation-00000-of-00007.parquet"), the form `data_files` takes for a
+    # Hub id and for a local folder alike; `base_path` is the repository root (hf://datasets/<id>@<revision>).
+    root = str(builder.base_path).rstrip("/") + "/"
+    return {str(split): [p[len(root) :] if p.startswith(root) else p for p in paths] for split, paths in files.items()}
+
+
+def load_hub_splits(name: str, config: str | None, splits: list[str], files=None) -> dict[str, Dataset]:
+    """Only the named splits of a Hub dataset: `load_dataset` is given those splits' files, so the other splits
+    are neither downloaded nor prepared (scoring 500 validation rows of TextVQA must not fetch its 8 GB of train)."""
+    files = files or hub_split_files(name, config)
+    loaded = load_dataset(name, config, data_files={s: files[s] for s in splits}, split=list(splits))
+    return dict(zip(splits, loaded))
+
+
+def _held_out_plan(args: DataArguments, splits: list[str]) -> str | None:
+    """The split to evaluate on, or None to hold out `eval_fraction` of the train split; a split name the dataset
+    does not have is an error naming it (never a silent fallback), unless the dataset has no other split at all."""
+    train, test = args.dataset_train_split, args.dataset_test_split
+    if train not in splits:
+        raise ValueError(
+            f"{args.dataset_name}: no split {train!r} (splits: {splits}); set dataset_train_split to one of them."
+        )
+    if test is None or test in splits:
+        return test
+    if splits == [train]:  # a dataset with one split (a .jsonl, merve/vqav2-small): hold out part of it
+        return None
+    raise ValueError(
+        f"{args.dataset_name}: no split {test!r} (splits: {splits}); set dataset_test_split to one of them, or to "
+        f"null to hold out eval_fraction={args.eval_fraction} of {train!r}."
+    )
+
+
+def _raw_splits(args: DataArguments, with_train: bool = True) -> tuple[Dataset | None, Dataset | None]:
+    """(train, held-out split or None) as loaded, reading only the splits needed: the held-out split alone when
+    `with_train` is False and the dataset has one."""
+    local = _load_local(args)
+    files = None if local is not None else hub_split_files(args.dataset_name, args.dataset_config)
+    test = _held_out_plan(args, list(local if local is not None else files))
+    wanted = [args.dataset_train_split] if with_train or test is None else []
+    wanted += [test] if test is not None and test not in wanted else []
+    loaded = local if local is not None else load_hub_splits(args.dataset_name, args.dataset_config, wanted, files)
+    return (loaded[args.dataset_train_split] if args.dataset_train_split in wanted else None), (
+        loaded[test] if test is not None else None
+    )
 
 
 def row_names(source: Path, num_rows: int) -> list[str]:
@@ -110,11 +173,15 @@ def question_messages(question: str, answer: str | None, system: str | None, num
 
 
 def images_as_list_column(ds: Dataset, column: str) -> Dataset:
-    """`column` as the `images` column the collators read: a list of images per row (one image becomes [image])."""
+    """`column` as the `images` column the collators read: a list of images per row (one image becomes [image]).
+
+    The images are moved undecoded ({bytes, path}): a decoded image written back would be re-encoded by `datasets`
+    (a JPEG at PIL's default quality), so training would see other pixels than the dataset's."""
     if column == "images":
         return ds
     if isinstance(ds.features[column], Image):
-        ds = ds.map(lambda im: {"images": [im]}, input_columns=[column], remove_columns=[column], features=None)
+        ds = ds.cast_column(column, Image(decode=False))
+        ds = ds.map(lambda im: {"images": [im]}, input_columns=[column], remove_columns=[column])
         return ds.cast_column("images", List(Image()))
     return ds.rename_column(column, "images")
 
@@ -196,18 +263,17 @@ def reference_answer(row: dict, column: str | None = None):
     return value
 
 
-def _user_splits(args: DataArguments, seed: int) -> tuple[Dataset, Dataset]:
-    raw = _load_raw(args)
-    if isinstance(raw, Dataset):
-        raw = DatasetDict({args.dataset_train_split: raw})
-    if args.dataset_train_split not in raw:
-        raise ValueError(f"{args.dataset_name}: no split {args.dataset_train_split!r} (splits: {list(raw)}).")
-    train = raw[args.dataset_train_split]
-    if args.dataset_test_split in raw:
-        return train, raw[args.dataset_test_split]
+def _hold_out(train: Dataset, args: DataArguments, seed: int) -> tuple[Dataset, Dataset]:
     parts = train.train_test_split(test_size=args.eval_fraction, seed=seed)
-    logger.info("No %r split: held out %d of %d rows.", args.dataset_test_split, len(parts["test"]), len(train))
+    logger.info(
+        "No held-out split: held out %d of %d rows of %r.", len(parts["test"]), len(train), args.dataset_train_split
+    )
     return parts["train"], parts["test"]
+
+
+def _user_splits(args: DataArguments, seed: int) -> tuple[Dataset, Dataset]:
+    train, test = _raw_splits(args)
+    return (train, test) if test is not None else _hold_out(train, args, seed)
 
 
 def _cap(train: Dataset, test: Dataset, args: DataArguments) -> tuple[Dataset, Dataset]:
@@ -269,9 +335,7 @@ def load_eval_split(args: DataArguments, seed: int = 42) -> Dataset:
         return synthetic.make_dataset(
             args.synthetic_task, args.max_eval_samples, SYNTHETIC_EVAL_SEED, args.synthetic_image_size
         )
-    raw = _load_raw(args)
-    if isinstance(raw, DatasetDict) and args.dataset_test_split in raw:
-        test = raw[args.dataset_test_split]  # no need for a train split to evaluate
-    else:
-        _, test = _user_splits(args, seed)
+    train, test = _raw_splits(args, with_train=False)  # the held-out split alone when the dataset has one
+    if test is None:
+        _, test = _hold_out(train, args, seed)  # held out of the train split, as training does
     return test.select(range(min(len(test), args.max_eval_samples)))

@@ -2,7 +2,8 @@
 
 transformers' `generate` does the decoding; this module adds the batching with our prompt collator (left
 padding, images) and scores the answers with `vlm_recipes.evaluation.metrics` (normalised exact match for the training
-recipes), the same code `recipes/evaluate_models.py` uses, so every recipe reports before/after figures the same way.
+recipes; the method record may choose another, e.g. ROUGE-L for free-form answers), the same code
+`recipes/evaluate_models.py` uses, so every recipe reports before/after figures the same way.
 """
 
 from __future__ import annotations
@@ -64,28 +65,6 @@ def generate_answers(
     return answers
 
 
-def exact_match_accuracy(
-    model,
-    processor,
-    rows,
-    batch_size: int = 16,
-    max_new_tokens: int = 16,
-    desc: str = "evaluating",
-    messages_key: str = "messages",
-) -> dict:
-    """Fraction of rows whose generated answer equals the reference after normalisation: the `exact_match`
-    metric module of `vlm_recipes.evaluation.metrics`, the one `recipes/evaluate_models.py` reports."""
-    predictions = generate_answers(model, processor, rows, batch_size, max_new_tokens, desc, messages_key)
-    references = [final_answer(rows[i]) for i in range(len(rows))]
-    scored = score("exact_match", predictions, references)
-    return {
-        "accuracy": scored["exact_match"],
-        "num_samples": len(predictions),
-        "predictions": predictions,
-        "references": references,
-    }
-
-
 def held_out_metrics(
     model,
     processor,
@@ -96,14 +75,16 @@ def held_out_metrics(
     messages_key: str = "messages",
     metrics=(),
     references_column: str | None = None,
+    headline: tuple[str, str] = ("accuracy", "exact_match"),
 ) -> dict:
-    """The training recipes' held-out figures from greedy generation: exact match as `accuracy`, plus each metric
-    named in `metrics`, scored against `references_column` (default: the trained answer) by the same metric modules
-    `recipes/evaluate_models.py` uses. Returns {"metrics": {...}, "generated": exact_match_accuracy's output}."""
-    generated = exact_match_accuracy(
-        model, processor, rows, batch_size, max_new_tokens, desc=f"accuracy {when}", messages_key=messages_key
-    )
-    figures = {"accuracy": generated["accuracy"]}
+    """The training recipes' held-out figures from greedy generation: the `headline` (key, metric) of the method
+    (by default exact match as `accuracy`) against each row's trained answer, plus each metric named in `metrics`,
+    scored against `references_column` (default: the trained answer), all by the metric modules
+    `recipes/evaluate_models.py` uses. Returns {"metrics": {...}, "generated": predictions and references}."""
+    key, metric = headline
+    predictions = generate_answers(model, processor, rows, batch_size, max_new_tokens, f"{key} {when}", messages_key)
+    generated = {"predictions": predictions, "references": [final_answer(rows[i]) for i in range(len(rows))]}
+    figures = {key: score(metric, predictions, generated["references"])[metric]}
     if metrics:
         references = [reference_answer(rows[i], references_column) for i in range(len(rows))]
         for name in metrics:

@@ -16,15 +16,65 @@ Adding a method is one record in `METHODS` plus a thin `recipes/<name>.py`:
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..configs import DataArguments, DPOConfig, GRPOConfig, SFTConfig, VLMModelConfig
 from ..data.collators import PreferenceCollator, VisionChatCollator
-from ..data.loading import load_preference_splits, load_prompt_splits, load_splits
+from ..data.loading import final_answer, load_preference_splits, load_prompt_splits, load_splits
 from ..evaluation.generation import preference_accuracy
 from .rewards import get_reward_funcs, weighted_rewards
 from .trainers import VLMDPOTrainer, VLMGRPOTrainer, VLMSFTTrainer
+
+
+@dataclass(frozen=True)
+class GenerationMetric:
+    """How held-out generations are scored against each row's trained answer, and why (the model card says it).
+
+    Args:
+        key: the figure's name in eval_results.json (`<key>_before`, `<key>_after`) and the card.
+        metric: a metric module of vlm_recipes/evaluation/metrics.
+        reason: one sentence for the model card.
+    """
+
+    key: str
+    metric: str
+    reason: str
+
+
+EXACT_MATCH = GenerationMetric("accuracy", "exact_match", "short answers: normalised exact match of the generation")
+# Answers longer than this (median, in words) are free-form text: an exact match of a generation is ~0 whatever the
+# model does (RLAIF-V's chosen answers run to 30-150 words), so ROUGE-L F1 scores the generation instead.
+FREE_FORM_WORDS = 8
+
+
+def exact_match_or_rouge(eval_ds) -> GenerationMetric:
+    """Exact match for short answers; ROUGE-L for free-form ones (median answer longer than FREE_FORM_WORDS)."""
+    column = next((c for c in ("answer", "chosen", "messages") if c in eval_ds.column_names), None)
+    if column is None or len(eval_ds) == 0:
+        return EXACT_MATCH
+    try:
+        words = statistics.median(len(final_answer({column: v}).split()) for v in eval_ds[column])
+    except ValueError:  # a conversation without an answer: nothing to measure
+        return EXACT_MATCH
+    if words <= FREE_FORM_WORDS:
+        return EXACT_MATCH
+    return GenerationMetric(
+        "rouge",
+        "rouge",
+        f"free-form reference answers (median {words:g} words): an exact match of a generation against them is "
+        "about 0 whatever the model does, so generations are scored with ROUGE-L F1 against the reference answer "
+        "(with eval_max_new_tokens of generation, recall is capped for long answers: compare before with after)",
+    )
+
+
+ANSWER_MATCH = GenerationMetric(
+    "accuracy",
+    "answer_match",
+    "the final answer of the generation (<answer>, 'the answer is', \\boxed) against the reference's final answer: "
+    "option letters as letters, numbers and LaTeX by math-verify equivalence, else normalised strings",
+)
 
 
 @dataclass(frozen=True)
@@ -39,6 +89,8 @@ class Method:
         trainer_class: the Trainer (a TRL trainer with our mixins).
         collator_class: builds training batches from rows; None when the trainer renders prompts itself (GRPO).
         prompt_key: the column holding the conversation that held-out generation answers.
+        generation_metric: `(held-out dataset) -> GenerationMetric`: how held-out generations are scored
+            (default: exact match as `accuracy`).
         extra_metrics: held-out metrics beyond generation,
             `(model, processor, eval_ds, generated, training_args, batch_size, when) -> dict`.
         trainer_kwargs: further Trainer arguments from the training arguments (GRPO: its reward functions).
@@ -59,6 +111,7 @@ class Method:
     label: Callable
     result_name: Callable
     tags: tuple[str, ...]
+    generation_metric: Callable = lambda eval_ds: EXACT_MATCH
     extra_metrics: Callable | None = None
     trainer_kwargs: Callable | None = None
     prepare_args: Callable | None = None
@@ -110,6 +163,9 @@ def _preference_method(name: str, summary: str, tags: tuple[str, ...], check_arg
         trainer_class=VLMDPOTrainer,
         collator_class=PreferenceCollator,
         prompt_key="prompt",
+        # Preference data is often free-form (RLAIF-V): preference accuracy is the method's figure, and generations
+        # are scored with ROUGE-L when exact match could not mean anything.
+        generation_metric=exact_match_or_rouge,
         extra_metrics=_preference_metrics,
         label=_preference_label,
         result_name=lambda args: "+".join(args.loss_type),
@@ -127,6 +183,7 @@ METHODS: dict[str, Method] = {
         trainer_class=VLMSFTTrainer,
         collator_class=VisionChatCollator,
         prompt_key="messages",
+        generation_metric=exact_match_or_rouge,
         prepare_args=_skip_dataset_preparation,
         label=lambda args: "SFT",
         result_name=lambda args: "sft",
@@ -145,6 +202,8 @@ METHODS: dict[str, Method] = {
         trainer_class=VLMGRPOTrainer,
         collator_class=None,  # TRL's GRPOTrainer renders and processes prompts itself, for generation
         prompt_key="prompt",
+        # References may be whole reasoning traces (multimodal-open-r1's solutions): compare final answers.
+        generation_metric=lambda eval_ds: ANSWER_MATCH,
         extra_metrics=_reward_metrics,
         trainer_kwargs=lambda args: {"reward_funcs": get_reward_funcs(args.reward_funcs)},
         label=lambda args: "GRPO",

@@ -5,8 +5,11 @@ strings or lists of assistant messages and `columns` are the dataset's columns (
 `None` means "does not apply to this row" (e.g. no reference to compare with): TRL leaves it out of the sum.
 A completion that cannot be parsed scores 0 (the model failed), never crashes the run.
 
-What TRL lacks and this module adds: a registry that fails fast on unknown names, answers read from
-`<answer>...</answer>` when present, and rewards for VLM tasks (bounding-box IoU).
+What TRL lacks and this module adds: a registry that fails fast on unknown names, the final answer read from both
+sides (the completion and the reference column, which may hold a whole reasoning trace such as
+`<think>...</think><answer>A</answer>`), and rewards for VLM tasks (bounding-box IoU). The answer comparison is
+the `answer_match` metric's (`vlm_recipes.evaluation.metrics.scoring`), so GRPO's held-out accuracy and its reward
+agree on what a right answer is.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from ..evaluation.metrics.scoring import normalize_answer
+from ..evaluation.metrics.scoring import answer_match_score, final_answer_text, normalize_answer
 
 RewardFunc = Callable[..., list[float | None]]
 
@@ -46,32 +49,31 @@ def format_reward(completions, **kwargs) -> list[float | None]:
 
 
 def accuracy_reward(completions, answer=None, **kwargs) -> list[float | None]:
-    """1.0 when the (extracted) answer equals the `answer` column after normalisation; None without a reference."""
+    """1.0 when the final answer of the completion equals the final answer of the `answer` column after
+    normalisation (`final_answer_text` on both sides: `<answer>`, "the answer is", `\\boxed{}`); None without a
+    reference."""
     answers = answer if answer is not None else [None] * len(completions)
     return [
-        None if ref is None else float(normalize_answer(extract_answer(completion_text(c))) == normalize_answer(ref))
+        None
+        if ref is None
+        else float(normalize_answer(final_answer_text(completion_text(c))) == normalize_answer(final_answer_text(ref)))
         for c, ref in zip(completions, answers)
     ]
 
 
 def math_accuracy_reward(completions, solution=None, answer=None, **kwargs) -> list[float | None]:
-    """Mathematical equivalence (math-verify) of the answer and the `solution` (or `answer`) column.
-
-    None when the reference itself cannot be parsed; 0.0 when the completion cannot.
+    """1.0 when the completion's final answer is the final answer of the `solution` (or `answer`) column: the
+    `answer_match` metric (option letters as letters, math-verify equivalence, else normalised strings; see
+    `vlm_recipes.evaluation.metrics.scoring.answer_match_score`). The reference may be a whole reasoning trace
+    (`<think>...</think><answer>A</answer>`, as in lmms-lab/multimodal-open-r1-8k-verified): only its final answer
+    counts, never a number met in its reasoning. None when the row has no reference (or an empty one).
     """
-    from math_verify import parse, verify
-
     references = solution if solution is not None else answer
     references = references if references is not None else [None] * len(completions)
-    rewards = []
-    for c, ref in zip(completions, references):
-        gold = parse(str(ref)) if ref is not None else []
-        if not gold:
-            rewards.append(None)
-            continue
-        guess = parse(extract_answer(completion_text(c)))
-        rewards.append(float(bool(guess) and verify(gold, guess)))
-    return rewards
+    return [
+        None if ref is None or not final_answer_text(str(ref)) else answer_match_score(completion_text(c), str(ref))
+        for c, ref in zip(completions, references)
+    ]
 
 
 def parse_box(text) -> tuple[float, float, float, float] | None:

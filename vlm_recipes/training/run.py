@@ -1,8 +1,9 @@
 """The one train -> evaluate -> save flow every VLM training recipe shares (SFT, DPO, MPO, GRPO).
 
 TRL's trainers train; this module wires them to our data, collators and model loading, measures held-out metrics
-before and after training with the same code (generation exact match plus the config's `eval_metrics`; the method's
-own figures such as preference accuracy or reward), and writes `eval_results.json`, the adapter (or model) as
+before and after training with the same code (generations scored by the metric the method record chooses for the
+data, e.g. exact match as `accuracy`, plus the config's `eval_metrics`; the method's own figures such as preference
+accuracy or reward), and writes `eval_results.json`, the adapter (or model) as
 safetensors, the processor, the model card and TensorBoard logs into `output_dir`. What differs between methods is
 read from their `Method` record (vlm_recipes.training.methods); `run` is a sequence of named steps.
 """
@@ -45,6 +46,7 @@ class Run:
     train_ds: object = None
     eval_ds: object = None
     peft_config: object = None
+    generation: object = None  # the method's GenerationMetric for this held-out split
     push: bool = False
 
 
@@ -97,6 +99,7 @@ def load_inputs(r: Run) -> None:
             "answer."
         )
     preflight.guard(r.method, r.train_ds, r.eval_ds, r.processor, r.data_args, r.training_args)
+    r.generation = r.method.generation_metric(r.eval_ds)
 
 
 def load_model_for_training(r: Run):
@@ -111,7 +114,7 @@ def load_model_for_training(r: Run):
 
 
 def evaluate_held_out(r: Run, model, when: str) -> dict:
-    """Generation figures (exact match as `accuracy`, plus `eval_metrics`) and the method's own figures."""
+    """Generation figures (the method's generation metric, plus `eval_metrics`) and the method's own figures."""
     batch_size = r.training_args.per_device_eval_batch_size
     res = held_out_metrics(
         model,
@@ -123,6 +126,7 @@ def evaluate_held_out(r: Run, model, when: str) -> dict:
         messages_key=r.method.prompt_key,
         metrics=r.data_args.eval_metrics,
         references_column=r.data_args.eval_references_column,
+        headline=(r.generation.key, r.generation.metric),
     )
     if r.method.extra_metrics is not None:
         extra = r.method.extra_metrics(
@@ -181,6 +185,8 @@ def collect_results(r: Run, before: dict, after: dict, trainer, train_output, pa
             "total_parameters": params["total"],
             "model_name_or_path": r.model_args.model_name_or_path,
             "dataset_name": r.data_args.dataset_name,
+            "generation_metric": r.generation.metric,
+            "generation_metric_reason": r.generation.reason,
         }
     )
     # Groups whose completions all get the same reward have zero advantage: they teach nothing (GRPO logs this).
@@ -203,9 +209,10 @@ def save_outputs(r: Run, trainer, results: dict, after: dict) -> None:
     generated = after["generated"]
     samples = [{"reference": t, "prediction": p} for t, p in zip(generated["references"], generated["predictions"])]
     (out / "eval_predictions.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
+    key = r.generation.key
     print(
-        f"\nHeld-out accuracy ({results['num_eval_samples']} samples): "
-        f"before {results['accuracy_before']:.3f} -> after {results['accuracy_after']:.3f}"
+        f"\nHeld-out {key} ({results['num_eval_samples']} samples): "
+        f"before {results[key + '_before']:.3f} -> after {results[key + '_after']:.3f}"
     )
     for name in r.data_args.eval_metrics:
         print(f"Held-out {name}: before {results[name + '_before']:.3f} -> after {results[name + '_after']:.3f}")

@@ -239,3 +239,104 @@ def rouge_l_score(prediction: str, reference) -> float:
         ref = tokenize(ref)
         scores.append(_f1(lcs_length(pred, ref), len(pred), len(ref)))
     return max(scores, default=0.0)
+
+
+# -- final answers of reasoning traces (GRPO) ------------------------------------------------------------------
+
+_ANSWER_TAG = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.DOTALL | re.IGNORECASE)
+# "... the answer is A.", "Final answer: 6", "the correct answer is $\frac{3}{4}$." (up to the end of its line)
+_ANSWER_IS = re.compile(r"\b(?:final\s+|correct\s+)?answer\s*(?:is|:)\s*:?\s*([^\n]+)", re.IGNORECASE)
+_BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
+# A multiple-choice answer: "A", "(B)", "C.", "D:", optionally "option"/"choice" before it.
+_CHOICE = re.compile(r"^(?:option|choice)?\s*\(?([A-Z])\)?\s*[.:)]?$", re.IGNORECASE)
+_CHOICE_LEAD = re.compile(r"^(?i:option\s+|choice\s+)?\(?([A-Z])\)?(?:[.:)]|\s|$)")
+_MATH_HINT = re.compile(r"[\d\\^√π]")
+
+
+def _last_boxed(text: str) -> str | None:
+    """The content of the last `\\boxed{...}` (nested braces allowed), or None."""
+    starts = [m.end() for m in _BOXED.finditer(text)]
+    if not starts:
+        return None
+    depth, start = 1, starts[-1]
+    for i in range(start, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[i], 0)
+        if depth == 0:
+            return text[start:i].strip()
+    return text[start:].strip()  # unclosed (a truncated generation): the rest
+
+
+def final_answer_text(text: str) -> str:
+    """The final answer stated in `text` (a reasoning trace, a completion or a bare answer), in this order:
+    the content of the last `<answer>...</answer>` (an unclosed last tag: the rest of the text), the last
+    "the answer is ..." / "Answer: ..." (to the end of its line, a trailing full stop dropped), the last
+    `\\boxed{...}`, else the whole text. Inside an `<answer>` block a "the answer is" or a box is unwrapped too.
+
+    '<think>12 apples, minus 6</think> <answer>6</answer>' -> '6';
+    '... so the correct answer is A.' -> 'A'; 'hence $\\boxed{\\frac{3}{4}}$' -> '\\frac{3}{4}'.
+    """
+    text = text.strip()
+    tagged = _ANSWER_TAG.findall(text)
+    if tagged:
+        text = tagged[-1].strip()
+    stated = _ANSWER_IS.findall(text)
+    if stated:
+        answer = stated[-1].split("</")[0].strip()  # "... answer is A.</think>" without <answer> tags
+        answer = answer[:-1].rstrip() if answer.endswith(".") and not answer[:-1].endswith(".") else answer
+        return _last_boxed(answer) or answer
+    return _last_boxed(text) or text
+
+
+def _choice_letter(answer: str, whole: bool) -> str | None:
+    """The option letter of a multiple-choice answer: the whole answer ('A', '(B)', 'c.') when `whole`, else its
+    leading capital letter followed by a separator ('C. 45°', 'B) 12')."""
+    match = (_CHOICE if whole else _CHOICE_LEAD).match(answer.strip())
+    return match.group(1).upper() if match else None
+
+
+def _math(answer: str) -> list:
+    """math-verify's parse of an answer; LaTeX without delimiters is wrapped in $...$ first (math-verify only reads
+    LaTeX between delimiters: a bare '2\\sqrt{3}' would parse as 2). [] when it does not parse, or holds no digit
+    and no LaTeX (words are compared as strings, not as sympy symbols)."""
+    if not _MATH_HINT.search(answer):
+        return []
+    from math_verify import parse
+
+    if "\\" in answer and not any(d in answer for d in ("$", "\\(", "\\[")):
+        answer = f"${answer}$"
+    try:
+        return parse(answer)
+    except Exception:  # math-verify raises on some malformed LaTeX: treat as unparsable
+        return []
+
+
+def answer_match_score(prediction: str, reference) -> float:
+    """1.0 when the final answer of `prediction` is the final answer of a reference (`final_answer_text` on both
+    sides), else 0.0:
+
+    - a reference that is an option letter ('A', '(B)') needs that letter (the prediction's leading letter);
+    - when math-verify parses both answers, mathematical equivalence ('0.75' = '3/4' = '\\frac{3}{4}');
+    - otherwise (either side does not parse, e.g. words) equality after `normalize_answer`.
+
+    Ours: math-verify (HuggingFace's) decides the equivalence; the extraction and the fallbacks are ours.
+    """
+    from math_verify import verify
+
+    pred = final_answer_text(prediction)
+    for ref in _as_list(reference):
+        gold = final_answer_text(ref)
+        letter = _choice_letter(gold, whole=True)
+        if letter is not None:
+            hit = (_choice_letter(pred, whole=True) or _choice_letter(pred, whole=False)) == letter
+        else:
+            gold_math, pred_math = _math(gold), _math(pred)
+            if gold_math and pred_math:
+                try:
+                    hit = bool(verify(gold_math, pred_math))
+                except Exception:  # a sympy failure on exotic input: fall back to the strings
+                    hit = normalize_answer(pred) == normalize_answer(gold)
+            else:
+                hit = normalize_answer(pred) == normalize_answer(gold)
+        if hit:
+            return 1.0
+    return 0.0

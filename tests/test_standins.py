@@ -1,0 +1,158 @@
+"""The offline stand-ins of the real datasets, and how the loaders read them: only the splits needed, images as the
+dataset stores them, and a misspelled split, column or configuration named in the error.
+
+Every real config runs on its stand-in in test_sft_e2e.py (training), test_inference.py (evaluation) and
+test_clip_recipes.py / test_vit.py (the baselines).
+"""
+
+import shutil
+
+import pytest
+import yaml
+from datasets import Image, get_dataset_config_names, get_dataset_split_names, load_dataset
+
+from tests.test_configs import CONFIGS, parse_config, recipe_of
+from vlm_recipes.baselines.image_data import ImageDataArguments, load_captions, load_classification
+from vlm_recipes.configs import DataArguments
+from vlm_recipes.data.images import undecoded
+from vlm_recipes.data.loading import images_as_list_column, load_eval_split, load_splits
+from vlm_recipes.data.standins import STANDINS
+
+
+def test_every_hub_dataset_a_config_names_has_a_standin():
+    named = set()
+    for path in CONFIGS:
+        config = yaml.safe_load(path.read_text())
+        named |= {config[k] for k in ("dataset_name", "caption_dataset_name", "ood_dataset_name") if k in config}
+    hub_ids = {name for name in named if "/" in name}
+    assert hub_ids and hub_ids <= set(STANDINS), sorted(hub_ids - set(STANDINS))
+
+
+@pytest.mark.parametrize("hub_id", sorted(STANDINS))
+def test_standin_loads_with_the_schema_written_in_its_generator(standins, hub_id):
+    standin, folder = STANDINS[hub_id], standins[hub_id]
+    assert sorted(get_dataset_config_names(str(folder))) == sorted(standin.features)
+    for config, features in standin.features.items():
+        assert get_dataset_split_names(str(folder), config) == list(standin.splits[config])
+        for split, rows in standin.splits[config].items():
+            ds = load_dataset(str(folder), config, split=split)
+            assert ds.features == features, (config, split)
+            assert list(ds.features) == list(features)  # the card's column order too
+            assert len(ds) == rows
+
+
+def copy_of(standins, hub_id, tmp_path):
+    """A private copy of a stand-in (tests that damage files must not touch the session's)."""
+    return shutil.copytree(standins[hub_id], tmp_path / hub_id)
+
+
+def test_loading_the_evaluation_split_reads_only_that_splits_files(standins, tmp_path):
+    folder = copy_of(standins, "lmms-lab/textvqa", tmp_path)
+    (folder / "data/train-00000-of-00001.parquet").write_bytes(b"not parquet: must never be read")
+    args = DataArguments(
+        dataset_name=str(folder),
+        dataset_train_split="train",
+        dataset_test_split="validation",
+        image_column="image",
+        question_column="question",
+        answer_column="answers",
+    )
+    held_out = load_eval_split(args)  # evaluate_models.py's path
+    assert len(held_out) == 4 and held_out.features == STANDINS["lmms-lab/textvqa"].features["default"]
+    with pytest.raises(ValueError, match="magic bytes"):  # training reads the train split: the damage shows
+        load_splits(args)
+    # The baselines' zero-shot path reads the test split alone too.
+    mnist = copy_of(standins, "ylecun/mnist", tmp_path)
+    (mnist / "mnist/train-00000-of-00001.parquet").write_bytes(b"not parquet")
+    _, test, names = load_classification(ImageDataArguments(dataset_name=str(mnist)), with_train=False)
+    assert len(test) == 10 and names == [str(d) for d in range(10)]
+
+
+REAL = {path.relative_to(path.parents[1]).as_posix(): path for path in CONFIGS}
+
+
+def misspelled(path, tmp_path, **changes):
+    """A copy of a real config with some fields changed, as a user's typo would."""
+    config = yaml.safe_load(path.read_text())
+    config.update(changes)
+    copy = tmp_path / path.name
+    copy.write_text(yaml.safe_dump(config))
+    return copy
+
+
+@pytest.mark.parametrize(
+    "config, changes, message",
+    [
+        ("smolvlm-256m-instruct/sft_lora_chartqa.yaml", {"question_column": "querry"}, "no column 'querry'"),
+        ("smolvlm-256m-instruct/sft_lora_chartqa.yaml", {"dataset_test_split": "tset"}, r"no split 'tset' \(splits"),
+        ("qwen2-vl-2b-instruct/sft_lora_textvqa.yaml", {"dataset_train_split": "trian"}, "no split 'trian'"),
+        ("qwen2-vl-2b-instruct/sft_lora_docvqa.yaml", {"dataset_config": "DocVQ"}, "no configuration 'DocVQ'"),
+        ("qwen2-vl-2b-instruct/sft_lora_docvqa.yaml", {"answer_column": "answer"}, "no column 'answer'"),
+        ("smolvlm-256m-instruct/sft_lora.yaml", {"image_column": "images"}, "no image column 'images'"),
+        ("qwen2.5-vl-3b-instruct/grpo.yaml", {"answer_column": "solutions"}, "no column 'solutions'"),
+        ("smolvlm-256m-instruct/dpo.yaml", {"dataset_test_split": "validation"}, "no split 'validation'"),
+    ],
+)
+def test_a_misspelled_split_column_or_configuration_fails_naming_it(standins, tmp_path, config, changes, message):
+    from vlm_recipes.training.methods import get_method
+
+    path = REAL[config]
+    hub_id = yaml.safe_load(path.read_text())["dataset_name"]
+    bad = misspelled(path, tmp_path, dataset_name=str(standins[hub_id]), **changes)
+    data_args, _, _ = parse_config(bad, "--use_cpu", "true")
+    with pytest.raises(ValueError, match=message):
+        get_method(recipe_of(path)).load_splits(data_args)
+    # The unchanged config loads (the error above is the typo's, nothing else's).
+    good = misspelled(path, tmp_path, dataset_name=str(standins[hub_id]))
+    data_args, _, _ = parse_config(good, "--use_cpu", "true")
+    train, held_out = get_method(recipe_of(path)).load_splits(data_args)
+    assert len(train) and len(held_out)
+
+
+def test_a_misspelled_caption_column_of_a_baseline_config_is_named(standins, tmp_path):
+    path = REAL["clip-vit-base-patch32/clip_train.yaml"]
+    bad = misspelled(path, tmp_path, dataset_name=str(standins["lmms-lab/flickr30k"]), caption_column="captions")
+    data_args, _, _ = parse_config(bad, "--use_cpu", "true")
+    with pytest.raises(ValueError, match=r"no column \['captions'\]"):
+        load_captions(data_args)
+
+
+def test_a_single_image_column_keeps_the_datasets_jpeg_bytes(standins):
+    """merve/vqav2-small stores one COCO JPEG per row: the images the collator decodes are those bytes, not a
+    re-encoding of the decoded pixels."""
+    folder = str(standins["merve/vqav2-small"])
+    stored = load_dataset(folder, split="validation").cast_column("image", Image(decode=False))
+    listed = images_as_list_column(load_dataset(folder, split="validation"), "image")
+    listed = undecoded(listed)
+    assert [row[0]["bytes"] for row in listed["images"]] == [im["bytes"] for im in stored["image"]]
+    assert stored["image"][0]["bytes"][:2] == b"\xff\xd8"  # JPEG
+    # Through the whole SFT loading path (conversations built, eval_fraction held out) as well.
+    args = DataArguments(
+        dataset_name=folder,
+        dataset_train_split="validation",
+        image_column="image",
+        question_column="question",
+        answer_column="multiple_choice_answer",
+    )
+    train, held_out = load_splits(args)
+    by_question = {q: im["bytes"] for q, im in zip(stored["question"], stored["image"])}
+    for ds in (train, held_out):
+        ds = undecoded(ds)
+        for messages, images in zip(ds["messages"], ds["images"]):
+            question = messages[-2]["content"][-1]["text"]
+            assert images[0]["bytes"] == by_question[question]
+
+
+def test_caption_pairs_are_capped_before_any_image_is_decoded(standins, monkeypatch):
+    decoded = []
+    original = Image.decode_example
+    monkeypatch.setattr(Image, "decode_example", lambda self, value, **kw: decoded.append(1) or original(self, value))
+    folder = str(standins["lmms-lab/flickr30k"])
+    args = ImageDataArguments(dataset_name=folder, max_eval_samples=3)
+    _, pairs = load_captions(args, seed=0, with_train=False)
+    assert decoded == [] and len(pairs) == 3
+    stored = load_dataset(folder, split="test").cast_column("image", Image(decode=False))
+    first_captions = {c[0] for c in stored["caption"]}
+    raw = pairs.cast_column("image", Image(decode=False))
+    assert {im["bytes"] for im in raw["image"]} <= {im["bytes"] for im in stored["image"]}  # not re-encoded
+    assert set(pairs["caption"]) <= first_captions and pairs["canonical"] == pairs["caption"]

@@ -1,0 +1,37 @@
+"""The record every stand-in is: a dataset's schema (features per configuration, splits) and its row generator."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from datasets import Features, List, Value
+
+STRING = Value("string")
+STRINGS = List(Value("string"))
+# One chat message as TRL's vision datasets store it: typed parts ({text, type}) under content, and a role.
+MESSAGES = List({"content": List({"text": STRING, "type": STRING}), "role": STRING})
+
+
+@dataclass(frozen=True)
+class StandIn:
+    """One Hub dataset's schema and a generator of a few rows in it.
+
+    Args:
+        hub_id: the dataset's Hub id; the stand-in is written to `<root>/<hub_id>`.
+        card: the dataset card the schema was copied from.
+        features: per configuration name, the features in the card's order.
+        splits: per configuration name, {split: number of rows}.
+        rows: `(config, split, n, rng) -> list of rows`.
+        files: where a split's Parquet file lives in the repository, formatted with `config` and `split`.
+
+    A card without `config_name`s has one configuration, which `datasets` calls "default".
+    """
+
+    hub_id: str
+    card: str
+    features: dict[str, Features]
+    splits: dict[str, dict[str, int]]
+    rows: Callable[[str, str, int, random.Random], list[dict]]
+    files: str = "data/{split}-00000-of-00001.parquet"
