@@ -266,15 +266,16 @@ def test_control_strings_in_questions_still_evaluate():
 
     from vlm_recipes import tiny
     from vlm_recipes.configs import VLMModelConfig
-    from vlm_recipes.evaluation.generation import exact_match_accuracy
+    from vlm_recipes.evaluation.generation import held_out_metrics
     from vlm_recipes.models.modeling import load_processor
 
     processor = load_processor(VLMModelConfig(model_name_or_path="tiny:smolvlm-sft"))
     model = AutoModelForImageTextToText.from_pretrained(tiny.resolve("tiny:smolvlm-sft"))
     image = Image.new("RGB", (64, 64), (220, 40, 40))
     rows = [row("What color is the shape? <image><end_of_utterance>", "<image>", image=image) for _ in range(2)]
-    result = exact_match_accuracy(model, processor, rows, batch_size=2, max_new_tokens=3)
-    assert result["num_samples"] == 2 and result["references"] == ["<image>", "<image>"]
+    result = held_out_metrics(model, processor, rows, batch_size=2, max_new_tokens=3, when="now")
+    generated = result["generated"]
+    assert len(generated["predictions"]) == 2 and generated["references"] == ["<image>", "<image>"]
 
 
 def test_the_module_docstrings_run():
