@@ -31,8 +31,11 @@ def test_grpo_default_improves_held_out_reward_and_accuracy(tmp_path, config):
     out = tmp_path / "run"
     results = run_recipe("grpo", path, out)
     assert results["method"] == "grpo" and results["num_eval_samples"] == 200
-    assert results["reward_after"] > results["reward_before"] + 0.05, results
-    assert results["accuracy_after"] > results["accuracy_before"] + 0.05, results
+    # The bar is half the smallest gain measured over 5 tiny-base seeds x 2 families (issue 11,
+    # benches/bench_learning_margins.py; README "GRPO"): reward and accuracy min +0.10.
+    assert results["reward_after"] >= results["reward_before"] + 0.05, results
+    assert results["accuracy_after"] >= results["accuracy_before"] + 0.05, results
+    assert results["frac_reward_zero_std"] < 0.9, results  # most groups taught something
     assert json.loads((out / "eval_results.json").read_text())["reward_after"] == results["reward_after"]
     lora_b = [t for name, t in load_file(out / "adapter_model.safetensors").items() if "lora_B" in name]
     assert lora_b and any(t.abs().sum() > 0 for t in lora_b)  # LoRA B starts at zero: it was trained
@@ -41,7 +44,7 @@ def test_grpo_default_improves_held_out_reward_and_accuracy(tmp_path, config):
 def test_grpo_without_lora_with_a_reference_model(tmp_path):
     """Full fine-tuning with beta > 0: TRL builds the reference model from the checkpoint path."""
     out = tmp_path / "run"
-    results = run_recipe("grpo", CONFIG, out, "--use_peft", "false", "--beta", "0.04", "--learning_rate", "1e-5")
+    results = run_recipe("grpo", CONFIG, out, "--use_peft", "false", "--beta", "0.04", "--learning_rate", "1e-4")
     assert results["trainable_parameters"] > results["total_parameters"] / 2
     assert (out / "model.safetensors").exists()
     assert results["reward_after"] > results["reward_before"], results

@@ -12,7 +12,7 @@ from vlm_recipes.data.collators import PreferenceCollator, SampleError, VisionCh
 
 CONFIGS = {"smolvlm": "tiny-smolvlm", "qwen2_vl": "tiny-qwen2-vl"}
 # Full fine-tuning moves every weight: smaller steps than the LoRA defaults.
-FULL_FT_OVERRIDES = {"dpo": ["--learning_rate", "1e-5"], "mpo": ["--learning_rate", "5e-5"]}
+FULL_FT_OVERRIDES = {"dpo": ["--learning_rate", "1e-5", "--max_steps", "150"], "mpo": ["--learning_rate", "5e-5"]}
 
 
 def test_synthetic_pairs_reject_a_plausible_wrong_answer():
@@ -64,11 +64,17 @@ def test_offline_default_improves_held_out_metrics(tmp_path, method, family):
     out = tmp_path / "run"
     results = run_recipe(method, config, out)
     assert results["num_eval_samples"] == 200
-    assert results["preference_accuracy_after"] > results["preference_accuracy_before"], results
-    assert results["accuracy_after"] > results["accuracy_before"], results
     assert results["method"] == ("sigmoid" if method == "dpo" else "sigmoid+bco_pair+sft")
-    if method == "mpo":  # the SFT term makes MPO move generation much more than DPO alone
-        assert results["accuracy_after"] >= results["accuracy_before"] + 0.1, results
+    gain = {m: results[f"{m}_after"] - results[f"{m}_before"] for m in ("accuracy", "preference_accuracy")}
+    # Bars at about half the smallest gain measured over 5 tiny-base seeds x 2 families (issue 11,
+    # benches/bench_learning_margins.py; README "DPO and MPO"): DPO accuracy min +0.09, preference min +0.025;
+    # MPO accuracy min +0.17, preference min +0.06.
+    bars = {
+        "dpo": {"accuracy": 0.045, "preference_accuracy": 0.0125},
+        "mpo": {"accuracy": 0.085, "preference_accuracy": 0.03},
+    }
+    for metric, bar in bars[method].items():
+        assert gain[metric] >= bar, (metric, gain, results)
     assert json.loads((out / "eval_results.json").read_text()) == pytest.approx(results)
     assert (out / "adapter_model.safetensors").exists()
 
