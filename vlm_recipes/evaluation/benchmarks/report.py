@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from ..compare import _slug, _thumbnail
+from .extraction import LETTERS
 
 REPORT_FILES = ("leaderboard.md", "leaderboard.json", "leaderboard.html")
 STANDIN_NOTE = (
@@ -129,7 +130,10 @@ def gallery_html(out: Path, board: dict, data: dict, max_rows: int) -> str:
                 read = "unparsable" if r["parsed"] is None else f"read: {r['parsed']}"
                 small = f"<small>{esc(read)} ({esc(r['rule'])}), score {r['score']:.2f}</small>"
                 cells.append(f'<td class="{css}">{esc(r["prediction"])}<br>{small}</td>')
-            reference = sample.answer if isinstance(sample.answer, str) else " | ".join(map(str, sample.answer))
+            if sample.options:  # the letter and its option's text
+                reference = f"{sample.answer}. {sample.options[LETTERS.index(sample.answer)]}"
+            else:
+                reference = sample.answer if isinstance(sample.answer, str) else " | ".join(map(str, sample.answer))
             rows.append(
                 f"<tr><td>{images}</td><td><pre>{esc(sample.prompt)}</pre></td><td>{esc(reference)}</td>"
                 f"{''.join(cells)}</tr>"

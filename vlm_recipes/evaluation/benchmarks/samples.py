@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datasets import Dataset
+from datasets import ClassLabel, Dataset
 
 from ...data.loading import hub_split_files, load_hub_splits
 from .extraction import LETTERS, parse_inline_options
@@ -191,6 +191,8 @@ def build_samples(task: BenchmarkTask, ds: Dataset) -> list[Sample]:
     table = ds.select_columns(list(task.image_columns)).with_format("arrow")[:]
     present = {c: table.column(c).is_valid().to_pylist() for c in task.image_columns}
     text_rows = ds.remove_columns(list(task.image_columns))
+    category = ds.features[task.category_column] if task.category_column else None
+    category_name = category.int2str if isinstance(category, ClassLabel) else (lambda value: value)
     samples = []
     for i, row in enumerate(text_rows):
         row_id = str(row[task.id_column]) if task.id_column else str(i)
@@ -202,7 +204,7 @@ def build_samples(task: BenchmarkTask, ds: Dataset) -> list[Sample]:
             "hint": task.hint_template.format(hint=hint) if hint not in _EMPTY else "",
         }
         info = {
-            "category": row.get(task.category_column) if task.category_column else None,
+            "category": category_name(row[task.category_column]) if task.category_column else None,
             "answer_type": row.get(task.answer_type_column) if task.answer_type_column else None,
             "precision": row.get(task.precision_column) if task.precision_column else None,
             "source": row.get(task.source_column) if task.source_column else None,
