@@ -163,7 +163,7 @@ def test_stored_rotations_are_grouped_and_a_split_without_them_is_refused(standi
     oracle = [s.answer for s in data.samples]
     assert summarize(mmbench, data.samples, score_answers(mmbench, oracle, data.samples))["score"] == 1.0
     always_a = summarize(mmbench, data.samples, score_answers(mmbench, ["A"] * 13, data.samples))
-    assert always_a["score"] == 0.0 and always_a["first_prompt_score"] == 0.5
+    assert always_a["score"] == 0.0 and always_a["first_prompt_score"] == 0.75  # 3 of 4 first prompts are "A"
     assert data.samples[0].prompt.startswith("What is the main object in the image? There are several options:\nA. ")
     assert data.samples[4].prompt.startswith("The photo was taken in a city in China. Which kind of place")
     # --limit keeps whole questions: every stored rotation of the first 2.
