@@ -58,26 +58,70 @@ def check_saved_predictions_rescore_to_the_board(board, out):
                     assert saved["unparsable_rate"] == pytest.approx(unreadable)
 
 
-@pytest.mark.parametrize("family", ["smolvlm", "qwen2_vl"])
-def test_every_benchmark_runs_end_to_end_on_its_standin(tmp_path, family, generations):
-    config = REPO_ROOT / f"recipes/configs/tiny-{family.replace('_', '-')}/benchmark.yaml"
-    board = benchmark(tmp_path, "--config", str(config), *QUICK)
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny SmolVLM LoRA run (3 steps) that runs AI2D and circular MMBench before and after training: the adapter
+    of the default end-to-end run, and the training side of the benchmark step."""
+    run = tmp_path_factory.mktemp("trained") / "run"
+    results = run_recipe(
+        "sft", REPO_ROOT / "recipes/configs/tiny-smolvlm/sft_lora.yaml", run, "--max_steps", "3",
+        "--warmup_steps", "0", "--learning_rate", "1e-2",  # a few large steps: answers the base would not give
+        "--max_eval_samples", "4", "--synthetic_train_samples", "32", "--per_device_eval_batch_size", "8",
+        "--benchmarks", "ai2d", "mmbench_en_dev", "--benchmark_data", "standins", "--benchmark_limit", "2",
+    )  # fmt: skip
+    return run, results
+
+
+def check_the_run(board, out, labels, config):
     names = [b["name"] for b in board["benchmarks"]]
     assert names == yaml.safe_load(config.read_text())["benchmarks"] and set(names) == set(shipped_tasks())
     counts = {b["name"]: (b["num_questions"], b["num_prompts"]) for b in board["benchmarks"]}
     assert all(questions == 2 for questions, _ in counts.values()), counts  # --limit 2
     assert counts["mmbench_en_dev"] == (2, 8)  # every stored rotation of the 2 questions
-    assert sum(generations) == sum(prompts for _, prompts in counts.values())  # one model, every prompt once
-    (model,) = board["models"]
-    assert model["label"] == f"tiny:{family}" and all(0 <= f["score"] <= 1 for f in model["results"].values())
-    out = tmp_path / "bench"
+    assert [m["label"] for m in board["models"]] == labels
+    assert all(0 <= f["score"] <= 1 for m in board["models"] for f in m["results"].values())
     check_saved_predictions_rescore_to_the_board(board, out)
     assert json.loads((out / "leaderboard.json").read_text()) == json.loads(json.dumps(board))
     table = (out / "leaderboard.md").read_text()
-    assert STANDIN_NOTE in table and f"| tiny:{family} |" in table and "Unparsable answers" in table
+    assert STANDIN_NOTE in table and "Unparsable answers" in table
+    assert all(f"| {label} |" in table for label in labels)
     page = (out / "leaderboard.html").read_text()
     assert page.count("<h2>") == len(names) and "data:image/png;base64," in page
     assert not list(out.rglob("*.tmp"))
+    return counts
+
+
+def test_every_benchmark_runs_end_to_end_on_its_standin_base_vs_adapter(tmp_path, trained, generations):
+    """The default run: every shipped benchmark on its stand-in, the base and a trained adapter. With the training
+    step's budget (16 new tokens), batch size and limit, benchmark.py reads the same answers as the training run's own
+    before/after step: the base's predictions are the "before" ones, the adapter's the "after" ones."""
+    run, results = trained
+    config = REPO_ROOT / "recipes/configs/tiny-smolvlm/benchmark.yaml"
+    args = ["--config", str(config), "--other_models", "", "--adapter_paths", str(run), "--limit", "2"]
+    board = benchmark(tmp_path, *args, "--batch_size", "8")
+    out = tmp_path / "bench"
+    counts = check_the_run(board, out, ["tiny:smolvlm", "run"], config)
+    assert sum(generations) == 2 * sum(prompts for _, prompts in counts.values())  # each model, every prompt once
+    predictions = {}
+    for name in results["benchmarks"]:
+        for label, when in (("tiny:smolvlm", "before"), ("run", "after")):
+            ours = result_paths(out, name, label)[1].read_text().splitlines()
+            theirs = (run / "benchmarks" / f"{name}-{when}.jsonl").read_text().splitlines()
+            predictions[name, when] = [json.loads(r)["prediction"] for r in ours]
+            assert predictions[name, when] == [json.loads(r)["prediction"] for r in theirs], (name, label)
+            figures = next(m for m in board["models"] if m["label"] == label)["results"][name]
+            assert figures["score"] == results["benchmarks"][name][when], (name, label)
+            assert figures["unparsable_rate"] == results["benchmarks"][name][f"unparsable_{when}"], (name, label)
+    # The adapter changed the answers: the comparison tells the base from the adapter.
+    assert all(predictions[name, "before"] != predictions[name, "after"] for name in results["benchmarks"])
+
+
+@pytest.mark.slow
+def test_every_benchmark_runs_end_to_end_on_its_standin_qwen2_vl(tmp_path, generations):
+    config = REPO_ROOT / "recipes/configs/tiny-qwen2-vl/benchmark.yaml"
+    board = benchmark(tmp_path, "--config", str(config), *QUICK)
+    counts = check_the_run(board, tmp_path / "bench", ["tiny:qwen2_vl"], config)
+    assert sum(generations) == sum(prompts for _, prompts in counts.values())
 
 
 def test_oracle_answers_score_one_and_guessing_earns_nothing_under_circular_evaluation(tmp_path, monkeypatch):
@@ -151,6 +195,7 @@ REAL_BENCHMARK_CONFIGS = sorted(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", REAL_BENCHMARK_CONFIGS, ids=lambda p: p.parent.name)
 def test_real_benchmark_config_runs_on_the_tiny_model_of_its_family(tmp_path, path):
     """The real configs keep their benchmarks, prompts, dtype and resolution controls; only the model (the tiny one
@@ -165,25 +210,20 @@ def test_real_benchmark_config_runs_on_the_tiny_model_of_its_family(tmp_path, pa
     assert board["models"][0]["model_name_or_path"] == f"tiny:{family}"
 
 
-def test_benchmarks_before_and_after_training_go_to_the_results_and_the_model_card(tmp_path):
-    config = REPO_ROOT / "recipes/configs/tiny-smolvlm/sft_lora.yaml"
+def test_benchmarks_before_and_after_training_go_to_the_results_and_the_model_card(trained):
     with pytest.raises(ValueError, match="Unknown benchmark 'mmbench'"):
-        parse_config(config, "--benchmarks", "mmbench")
-    results = run_recipe(
-        "sft", config, tmp_path / "run", "--max_steps", "2", "--max_eval_samples", "4",
-        "--synthetic_train_samples", "32", "--benchmarks", "ai2d", "mmbench_en_dev",
-        "--benchmark_data", "standins", "--benchmark_limit", "2",
-    )  # fmt: skip
+        parse_config(REPO_ROOT / "recipes/configs/tiny-smolvlm/sft_lora.yaml", "--benchmarks", "mmbench")
+    run, results = trained
     mmbench = results["benchmarks"]["mmbench_en_dev"]
     assert mmbench["metric"] == "circular accuracy" and mmbench["num_questions"] == 2
     assert 0 <= mmbench["before"] <= 1 and 0 <= mmbench["after"] <= 1 and mmbench["dataset_source"] == "standins"
-    saved = json.loads((tmp_path / "run" / "eval_results.json").read_text())
+    saved = json.loads((run / "eval_results.json").read_text())
     assert saved["benchmarks"] == results["benchmarks"]
     for name in ("ai2d", "mmbench_en_dev"):
         for when in ("before", "after"):
-            records = (tmp_path / "run" / "benchmarks" / f"{name}-{when}.jsonl").read_text().splitlines()
+            records = (run / "benchmarks" / f"{name}-{when}.jsonl").read_text().splitlines()
             assert len(records) == (8 if name == "mmbench_en_dev" else 2)
-    card = (tmp_path / "run" / "README.md").read_text()
+    card = (run / "README.md").read_text()
     assert (
         "## Benchmarks" in card
         and "| MMBench-EN (dev, circular) (`lmms-lab/MMBench`) | circular accuracy | 2 |" in card
