@@ -111,7 +111,7 @@ def check_benchmark_config(path: Path) -> None:
         assert args.dataset_source == "standins"
     else:
         assert "/" in model_args.model_name_or_path and args.device == "auto" and args.dataset_source == "hub"
-    assert args.benchmarks and args.output_dir.startswith("outputs/") and not model_args.trust_remote_code
+    assert args.benchmarks and args.output_dir.startswith("outputs/") and not args.trust_remote_code
 
 
 def test_unknown_yaml_key_is_refused(tmp_path):
