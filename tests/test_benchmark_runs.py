@@ -145,6 +145,11 @@ def test_oracle_answers_score_one_and_guessing_earns_nothing_under_circular_eval
     board = benchmark(tmp_path, "--limit", "3", "--other_models", "", "--benchmarks", "mmbench_en_dev", name="guess")
     mmbench = board["models"][0]["results"]["mmbench_en_dev"]
     assert mmbench["score"] == 0.0 and mmbench["first_prompt_score"] > 0  # right on some single prompts
+    # Answers are data: leaderboard.html shows them as text, never as markup.
+    answering(lambda s: '<script>alert("x")</script>')
+    benchmark(tmp_path, "--limit", "1", "--other_models", "", "--benchmarks", "ai2d", name="markup")
+    page = (tmp_path / "markup" / "leaderboard.html").read_text()
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page and "<script" not in page
 
 
 def test_finished_benchmarks_are_not_rerun(tmp_path, generations):
