@@ -216,8 +216,11 @@ def test_real_benchmark_config_runs_on_the_tiny_model_of_its_family(tmp_path, pa
 
 
 def test_benchmarks_before_and_after_training_go_to_the_results_and_the_model_card(trained):
+    config = REPO_ROOT / "recipes/configs/tiny-smolvlm/sft_lora.yaml"
     with pytest.raises(ValueError, match="Unknown benchmark 'mmbench'"):
-        parse_config(REPO_ROOT / "recipes/configs/tiny-smolvlm/sft_lora.yaml", "--benchmarks", "mmbench")
+        parse_config(config, "--benchmarks", "mmbench")
+    with pytest.raises(ValueError, match="benchmarks is empty, so no benchmark would run"):
+        parse_config(config, "--benchmark_limit", "2")
     run, results = trained
     mmbench = results["benchmarks"]["mmbench_en_dev"]
     assert mmbench["metric"] == "circular accuracy" and mmbench["num_questions"] == 2

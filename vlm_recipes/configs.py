@@ -222,6 +222,11 @@ class _VLMTrainingFields(RecipeField):
             self.hub_private_repo = True
         check_benchmark_names(self.benchmarks)  # an unknown benchmark fails here, before any model is loaded
         check_data_source(self.benchmark_data, "benchmark_data")
+        if not self.benchmarks and (self.benchmark_limit is not None or self.benchmark_data != "hub"):
+            raise ValueError(
+                "benchmark_limit / benchmark_data are set but benchmarks is empty, so no benchmark would run: name "
+                "the benchmarks (e.g. benchmarks: [ai2d, mmbench_en_dev]) or remove those settings."
+            )
         if self.benchmark_limit is not None and self.benchmark_limit < 1:
             raise ValueError(f"benchmark_limit must be >= 1 (or unset), got {self.benchmark_limit}.")
         super().__post_init__()
