@@ -114,6 +114,11 @@ def test_every_benchmark_runs_end_to_end_on_its_standin_base_vs_adapter(tmp_path
             assert figures["unparsable_rate"] == results["benchmarks"][name][f"unparsable_{when}"], (name, label)
     # The adapter changed the answers: the comparison tells the base from the adapter.
     assert all(predictions[name, "before"] != predictions[name, "after"] for name in results["benchmarks"])
+    # The adapter retrained into the same folder (here: its config rewritten) makes its results stale, not the base's.
+    done = len(generations)
+    (run / "adapter_config.json").write_text((run / "adapter_config.json").read_text() + "\n")
+    benchmark(tmp_path, *args, "--batch_size", "8", "--benchmarks", "ai2d")
+    assert generations[done:] == [2]  # the adapter's 2 AI2D prompts
 
 
 @pytest.mark.slow
@@ -160,12 +165,14 @@ def test_finished_benchmarks_are_not_rerun(tmp_path, generations):
     assert len(generations) == 2 and again["models"] == first["models"]  # nothing generated, same figures
     benchmark(tmp_path, *args, "--benchmarks", "ai2d", "ocrbench", "mmstar")
     assert len(generations) == 3  # only the new benchmark
+    benchmark(tmp_path, *args, "--benchmarks", "ai2d", "--longest_edge", "128")
+    assert len(generations) == 4  # another image resolution: measured again
     benchmark(tmp_path, "--benchmarks", "ai2d", *QUICK[:2], "--limit", "1", "--max_new_tokens", "4")
-    assert len(generations) == 4  # another limit: measured again
+    assert len(generations) == 5  # another limit: measured again
     benchmark(
         tmp_path, "--benchmarks", "ai2d", *QUICK[:2], "--limit", "1", "--max_new_tokens", "4", "--resume", "false"
     )
-    assert len(generations) == 5
+    assert len(generations) == 6
 
 
 def test_a_failing_entry_keeps_finished_benchmarks_and_leaves_nothing_half_written(tmp_path, generations):

@@ -12,6 +12,8 @@ last, from the finished results.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -80,18 +82,39 @@ def has_finished_results(out: Path) -> bool:
     return any(out.glob("*/*.json"))
 
 
+def _weights_fingerprint(path: str | None) -> str | None:
+    """What identifies the weights in a local directory, so that retraining into the same folder is noticed: the
+    sha256 of an adapter's files (small), the size and modification time of a full model's weight files (large)."""
+    if path is None or not Path(path).is_dir():
+        return None  # a Hub id (its revision is in the model settings) or tiny:<name>
+    folder = Path(path)
+    adapter = sorted(folder.glob("adapter_*"))
+    digest = hashlib.sha256()
+    if adapter:
+        for f in adapter:
+            digest.update(f.name.encode() + f.read_bytes())
+    else:
+        for f in sorted([*folder.glob("*.safetensors"), *folder.glob("*.bin"), *folder.glob("config.json")]):
+            stat = f.stat()
+            digest.update(f"{f.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
 def _settings(task: BenchmarkTask, entry: Entry, args, data: BenchmarkData) -> dict:
-    """What a result was measured with: a finished result is reused only when all of it is the same."""
-    return {
+    """What a result was measured with: a finished result is reused only when all of it is the same (every model
+    setting: dtype, resolution, quantization, revision, ...; the weights of local directories too)."""
+    settings = {
         "task": task.fingerprint,
         "model_name_or_path": entry.model_args.model_name_or_path,
         "adapter_path": entry.adapter_path,
-        "dtype": str(entry.model_args.dtype),
+        "weights": [_weights_fingerprint(p) for p in (entry.model_args.model_name_or_path, entry.adapter_path)],
+        "model_args": dataclasses.asdict(entry.model_args),
         "limit": args.limit,
         "max_new_tokens": args.max_new_tokens or task.max_new_tokens,
         "dataset_source": args.dataset_source,
         "num_prompts": len(data.samples),
     }
+    return json.loads(json.dumps(settings, default=str))  # as it reads back from the result file
 
 
 def _finished(json_path: Path, jsonl_path: Path, settings: dict) -> dict | None:
