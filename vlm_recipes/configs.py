@@ -523,7 +523,8 @@ class BenchmarkArguments(RecipeField):
         default=True,
         metadata={
             "help": "Keep the results of benchmarks that already finished in output_dir with the same settings "
-            "(model, adapter, task file, limit, budget); false: run every benchmark again."
+            "(model and its settings, adapter, the weights of local folders, task file, limit, budget); false: run "
+            "every benchmark again."
         },
     )
     gallery_samples: int = field(
