@@ -74,10 +74,13 @@ clean:
 
 # -- inference and evaluation -----------------------------------------------------------------------------------------
 # One process each (no accelerate launch needed); CONFIG=<yaml> picks another config, ARGS=... adds overrides.
-.PHONY: generate evaluate
+.PHONY: generate evaluate benchmark
 
 generate: setup ## inference, offline default unless CONFIG=...: make generate ARGS="--image photo.jpg --prompt 'What is this?'"
 	$(PY) recipes/generate.py $(if $(CONFIG),--config $(CONFIG)) $(ARGS)
 
 evaluate: setup ## compare models/adapters, before/after report + gallery: make evaluate ARGS="--adapter_paths outputs/sft_lora-tiny-smolvlm"
 	$(PY) recipes/evaluate_models.py $(if $(CONFIG),--config $(CONFIG)) $(ARGS)
+
+benchmark: setup ## public benchmarks + leaderboard, offline stand-ins unless CONFIG=...: make benchmark ARGS="--limit 20"
+	$(PY) recipes/benchmark.py $(if $(CONFIG),--config $(CONFIG)) $(ARGS)

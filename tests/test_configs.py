@@ -12,9 +12,10 @@ from vlm_recipes.training.methods import METHODS
 CONFIGS = sorted((REPO_ROOT / "recipes" / "configs").rglob("*.yaml"))
 TRAINING_RECIPES = set(METHODS)
 INFERENCE_RECIPES = {"generate", "evaluate_models"}
+BENCHMARK_RECIPES = {"benchmark"}  # recipes/benchmark.py: (BenchmarkArguments, VLMModelConfig)
 # The CLIP and ViT baselines: other recipes with other config types (checked by test_baseline_config_parses).
 BASELINE_RECIPES = {"clip_zero_shot", "clip_train", "vit_baseline"}
-RECIPES = TRAINING_RECIPES | INFERENCE_RECIPES | BASELINE_RECIPES
+RECIPES = TRAINING_RECIPES | INFERENCE_RECIPES | BENCHMARK_RECIPES | BASELINE_RECIPES
 
 
 def recipe_of(path: Path) -> str:
@@ -65,6 +66,9 @@ def test_config_parses_with_only_real_fields(path):
     if recipe_of(path) in INFERENCE_RECIPES:
         check_inference_config(path)
         return
+    if recipe_of(path) in BENCHMARK_RECIPES:
+        check_benchmark_config(path)
+        return
     # GPU configs ask for bf16, which transformers refuses to even parse on a GPU-less machine unless use_cpu.
     overrides = [] if path.parent.name.startswith("tiny-") else ["--use_cpu", "true"]
     data_args, training_args, model_args = parse_config(path, *overrides)
@@ -97,6 +101,17 @@ def check_inference_config(path: Path) -> None:
         assert "/" in model_args.model_name_or_path and args.device == "auto"
     if recipe_of(path) == "evaluate_models":
         assert args.metrics and (data_args.answer_column or data_args.dataset_name == "synthetic")
+
+
+def check_benchmark_config(path: Path) -> None:
+    """benchmark configs: tiny ones run offline on the stand-ins, real ones read the Hub; every benchmark is known."""
+    args, model_args = parse_config(path)
+    if path.parent.name.startswith("tiny-"):
+        assert model_args.model_name_or_path.startswith("tiny:") and args.device == "cpu"
+        assert args.dataset_source == "standins"
+    else:
+        assert "/" in model_args.model_name_or_path and args.device == "auto" and args.dataset_source == "hub"
+    assert args.benchmarks and args.output_dir.startswith("outputs/") and not args.trust_remote_code
 
 
 def test_unknown_yaml_key_is_refused(tmp_path):

@@ -5,7 +5,7 @@ import logging
 import uuid
 
 import pytest
-from test_configs import CONFIGS, INFERENCE_RECIPES, recipe_module, recipe_of, run_recipe
+from test_configs import BENCHMARK_RECIPES, CONFIGS, INFERENCE_RECIPES, recipe_module, recipe_of, run_recipe
 
 from vlm_recipes.configs import REPO_ROOT, parse
 
@@ -17,7 +17,7 @@ def test_remote_code_is_off_in_every_config(path):
     recipe = recipe_of(path)
     module = recipe_module(recipe)
     # GPU configs ask for bf16, which transformers refuses to parse on a GPU-less machine unless use_cpu.
-    gpu_training = not path.parent.name.startswith("tiny-") and recipe not in INFERENCE_RECIPES
+    gpu_training = not path.parent.name.startswith("tiny-") and recipe not in INFERENCE_RECIPES | BENCHMARK_RECIPES
     overrides = ["--use_cpu", "true"] if gpu_training else []
     parsed = parse(module.PARSER_TYPES, module.DEFAULT_CONFIG, ["--config", str(path), *overrides], recipe)
     flags = [obj.trust_remote_code for obj in parsed if hasattr(obj, "trust_remote_code")]

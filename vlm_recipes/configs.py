@@ -19,6 +19,7 @@ from pathlib import Path
 import trl
 import yaml
 
+from .evaluation.benchmarks.tasks import check_benchmark_names, check_data_source
 from .evaluation.metrics import check_metric_names
 from .training.bypassed import refuse_bypassed
 from .training.rewards import get_reward_funcs
@@ -174,8 +175,9 @@ class RecipeField:
     recipe: str | None = field(
         default=None,
         metadata={
-            "help": "The recipe this config is for (sft, dpo, mpo, grpo, generate, evaluate_models, clip_zero_shot, "
-            "clip_train, vit_baseline); checked against the recipe launched. Every YAML of the repository declares it."
+            "help": "The recipe this config is for (sft, dpo, mpo, grpo, generate, evaluate_models, benchmark, "
+            "clip_zero_shot, clip_train, vit_baseline); checked against the recipe launched. Every YAML of the "
+            "repository declares it."
         },
     )
 
@@ -196,10 +198,37 @@ class _VLMTrainingFields(RecipeField):
     hub_private: bool = field(
         default=False, metadata={"help": "With push_to_hub: create the Hub repository as private."}
     )
+    benchmarks: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Benchmarks (names of vlm_recipes/evaluation/benchmarks/tasks, e.g. ai2d, mmbench_en_dev) run on "
+            "the model before and after training, as recipes/benchmark.py runs them; the figures go to "
+            "eval_results.json and the model card."
+        },
+    )
+    benchmark_limit: int | None = field(
+        default=None, metadata={"help": "With benchmarks: only the first N questions of each benchmark."}
+    )
+    benchmark_data: str = field(
+        default="hub",
+        metadata={
+            "help": "With benchmarks: where their datasets are read: 'hub', 'standins' or a folder (see "
+            "recipes/benchmark.py's dataset_source)."
+        },
+    )
 
     def __post_init__(self):
         if self.hub_private:
             self.hub_private_repo = True
+        check_benchmark_names(self.benchmarks)  # an unknown benchmark fails here, before any model is loaded
+        check_data_source(self.benchmark_data, "benchmark_data")
+        if not self.benchmarks and (self.benchmark_limit is not None or self.benchmark_data != "hub"):
+            raise ValueError(
+                "benchmark_limit / benchmark_data are set but benchmarks is empty, so no benchmark would run: name "
+                "the benchmarks (e.g. benchmarks: [ai2d, mmbench_en_dev]) or remove those settings."
+            )
+        if self.benchmark_limit is not None and self.benchmark_limit < 1:
+            raise ValueError(f"benchmark_limit must be >= 1 (or unset), got {self.benchmark_limit}.")
         super().__post_init__()
 
 
@@ -457,3 +486,82 @@ class EvaluateArguments(_InferenceFields):
                 "metrics is empty: name at least one of vlm_recipes/evaluation/metrics (e.g. exact_match)."
             )
         check_metric_names(self.metrics)
+
+
+# -- benchmarks (recipes/benchmark.py) -----------------------------------------------------------------------------
+
+
+@dataclass
+class BenchmarkArguments(RecipeField):
+    benchmarks: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Benchmarks to run: names of vlm_recipes/evaluation/benchmarks/tasks (mmmu_val, mmbench_en_dev, "
+            "mmstar, ai2d, scienceqa_img, mathvista_testmini, ocrbench, chartqa, docvqa_val, textvqa_val) or paths "
+            "of task YAML files of the same form."
+        },
+    )
+    limit: int | None = field(
+        default=None, metadata={"help": "Evaluate only the first N questions of each benchmark (a quick look)."}
+    )
+    dataset_source: str = field(
+        default="hub",
+        metadata={
+            "help": "Where the benchmarks' datasets are read: 'hub' (their Hub ids), 'standins' (offline stand-ins "
+            "with the same columns and types, written to a temporary folder: their figures are no benchmark results), "
+            "or a folder holding local copies laid out like the Hub repositories, at <folder>/<hub id>."
+        },
+    )
+    adapter_paths: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Adapter directories (training outputs) to evaluate on top of model_name_or_path."},
+    )
+    other_models: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Further full models (Hub ids, local directories or tiny:<name>) to evaluate."},
+    )
+    evaluate_base: bool = field(default=True, metadata={"help": "Also evaluate model_name_or_path alone."})
+    labels: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Row names of the leaderboard, in order: base, adapters, other models (default: derived)."},
+    )
+    batch_size: int = field(default=8, metadata={"help": "Prompts generated at once (left-padded, greedy)."})
+    max_new_tokens: int | None = field(
+        default=None, metadata={"help": "Generation budget for every benchmark (default: each benchmark's own)."}
+    )
+    device: str = field(
+        default="auto", metadata={"help": "'auto' (a GPU if there is one, else the CPU), 'cpu' or 'cuda'."}
+    )
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Run model code from the checkpoint's repository (off unless you trust it)."}
+    )
+    resume: bool = field(
+        default=True,
+        metadata={
+            "help": "Keep the results of benchmarks that already finished in output_dir with the same settings "
+            "(model and its settings, adapter, the weights of local folders, task file, limit, budget); false: run "
+            "every benchmark again."
+        },
+    )
+    gallery_samples: int = field(
+        default=8, metadata={"help": "Failed prompts shown per benchmark in leaderboard.html."}
+    )
+    output_dir: str = field(
+        default="outputs/benchmark",
+        metadata={"help": "Where leaderboard.md/.json/.html and <benchmark>/<model>.jsonl predictions go."},
+    )
+
+    def __post_init__(self):
+        self.benchmarks = [b for b in self.benchmarks if b]
+        if not self.benchmarks:
+            raise ValueError("benchmarks is empty: name at least one (e.g. --benchmarks mmbench_en_dev ai2d).")
+        if len(set(self.benchmarks)) != len(self.benchmarks):
+            raise ValueError(f"benchmarks lists a benchmark twice: {self.benchmarks}.")
+        check_benchmark_names(self.benchmarks)
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit must be >= 1 (or unset for every question), got {self.limit}.")
+        if self.batch_size < 1 or (self.max_new_tokens is not None and self.max_new_tokens < 1):
+            raise ValueError("batch_size and max_new_tokens must be >= 1.")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}.")
+        check_data_source(self.dataset_source, "dataset_source")

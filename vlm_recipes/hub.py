@@ -193,6 +193,7 @@ processor = AutoProcessor.from_pretrained("{repo_id}")
             else []
         ),
         "",
+        *benchmark_section(results.get("benchmarks")),
         "## Training",
         "",
         "| hyperparameter | value |",
@@ -205,6 +206,35 @@ processor = AutoProcessor.from_pretrained("{repo_id}")
         "",
     ]
     return "\n".join(header + [""] + body)
+
+
+def benchmark_section(benchmarks: dict | None) -> list[str]:
+    """The card's "Benchmarks" section: each benchmark's score before and after training (eval_results.json's
+    `benchmarks`, measured as recipes/benchmark.py measures them), with the share of unparsable answers."""
+    if not benchmarks:
+        return []
+
+    def percent(value) -> str:
+        return "n/a" if value is None else f"{100 * value:.1f}"
+
+    lines = [
+        "## Benchmarks",
+        "",
+        "Scores in % before and after training (`benchmarks:` in the training config; prompts and scoring rules of "
+        "vlm-recipes' benchmark task files, rule-based answer extraction, unparsable answers score 0):",
+        "",
+        "| benchmark | metric | questions | before | after | unparsable before / after |",
+        "|---|---|---|---|---|---|",
+    ]
+    for figures in benchmarks.values():
+        unparsable = f"{percent(figures['unparsable_before'])} / {percent(figures['unparsable_after'])}"
+        lines.append(
+            f"| {figures['title']} (`{figures['dataset_name']}`) | {figures['metric']} | {figures['num_questions']} | "
+            f"{percent(figures['before'])} | {percent(figures['after'])} | {unparsable} |"
+        )
+    if any(f["dataset_source"] == "standins" for f in benchmarks.values()):
+        lines += ["", "Measured on offline stand-ins of the datasets (a few synthetic rows): no benchmark results."]
+    return [*lines, ""]
 
 
 class PushEverySave(TrainerCallback):

@@ -6,7 +6,8 @@
 - `resume_point` picks the checkpoint to continue from: the one named by `resume_from_checkpoint` (refused if
   incomplete), the newest complete one for `latest`, or automatically the newest complete one of an unfinished run;
 - a run that fails removes the directory it created, unless the directory already holds a complete checkpoint that a
-  rerun can resume from. A directory that existed before is never removed.
+  rerun can resume from (or other finished work a rerun reuses, as `keep_if` says: the benchmark command's finished
+  benchmarks). A directory that existed before is never removed.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ LATEST = ("latest", "true", "auto")
 
 
 @contextmanager
-def run_directory(path: str | Path, overwrite: bool = False, resume_from_checkpoint: str | None = None):
-    """Yield `(output_dir, checkpoint to resume from or None)` under the policy of the module docstring."""
+def run_directory(path: str | Path, overwrite: bool = False, resume_from_checkpoint: str | None = None, keep_if=None):
+    """Yield `(output_dir, checkpoint to resume from or None)` under the policy of the module docstring; `keep_if(out)`
+    tells whether a failed run's new directory holds finished work to keep (default: a complete checkpoint)."""
     from accelerate import PartialState
 
     out = Path(path)
@@ -38,7 +40,7 @@ def run_directory(path: str | Path, overwrite: bool = False, resume_from_checkpo
     try:
         yield out, resume
     except BaseException:
-        if created and out.exists() and not complete_checkpoints(out):
+        if created and out.exists() and not complete_checkpoints(out) and not (keep_if and keep_if(out)):
             shutil.rmtree(out, ignore_errors=True)
         raise
 

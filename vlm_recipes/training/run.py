@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from transformers import set_seed
@@ -48,6 +48,7 @@ class Run:
     peft_config: object = None
     generation: object = None  # the method's GenerationMetric for this held-out split
     push: bool = False
+    benchmarks: dict = field(default_factory=dict)  # {"before": {benchmark: figures}, "after": ...} when asked
 
 
 def run(method: str | Method, data_args: DataArguments, training_args, model_args: VLMModelConfig) -> dict:
@@ -72,6 +73,7 @@ def train_and_evaluate(r: Run) -> dict:
     model = load_model_for_training(r)
     with full_weights(model):
         before = evaluate_held_out(r, model, "before")
+        evaluate_benchmarks(r, model, "before")
     logger.info("Held-out before training: %s", before["metrics"])
 
     trainer = build_trainer(r, model)
@@ -80,6 +82,7 @@ def train_and_evaluate(r: Run) -> dict:
     train_output = trainer.train(resume_from_checkpoint=r.training_args.resume_from_checkpoint)
 
     after = evaluate_held_out(r, trainer.model, "after")
+    evaluate_benchmarks(r, trainer.model, "after")
     results = collect_results(r, before, after, trainer, train_output, params)
     results["wall_time_seconds"] = round(time.time() - started, 1)
     save_outputs(r, trainer, results, after)
@@ -136,6 +139,23 @@ def evaluate_held_out(r: Run, model, when: str) -> dict:
     return res
 
 
+def evaluate_benchmarks(r: Run, model, when: str) -> None:
+    """The benchmarks the config names (`benchmarks:`) on the model as it is now, scored as recipes/benchmark.py
+    scores them; per-prompt records go to output_dir/benchmarks/, the figures to eval_results.json and the card."""
+    args = r.training_args
+    if not args.benchmarks:
+        return
+    from accelerate import PartialState
+
+    from ..evaluation.benchmarks.runner import evaluate_on_benchmarks
+
+    out = r.out / "benchmarks" if PartialState().is_main_process else None
+    r.benchmarks[when] = evaluate_on_benchmarks(
+        model, r.processor, args.benchmarks, args.benchmark_limit, args.benchmark_data,
+        args.per_device_eval_batch_size, out, when,
+    )  # fmt: skip
+
+
 def build_trainer(r: Run, model):
     args = r.training_args
     args.remove_unused_columns = False  # our collators read the raw columns
@@ -189,6 +209,10 @@ def collect_results(r: Run, before: dict, after: dict, trainer, train_output, pa
             "generation_metric_reason": r.generation.reason,
         }
     )
+    if r.benchmarks:
+        from ..evaluation.benchmarks.runner import before_after
+
+        results["benchmarks"] = before_after(r.benchmarks["before"], r.benchmarks["after"])
     # Groups whose completions all get the same reward have zero advantage: they teach nothing (GRPO logs this).
     logged = [e["frac_reward_zero_std"] for e in trainer.state.log_history if "frac_reward_zero_std" in e]
     if logged:
