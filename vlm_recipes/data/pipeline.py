@@ -1,0 +1,216 @@
+"""Image processing split in two: the dataloader workers decode and resize, the training device does the rest.
+
+What transformers already does: the image processors of both families (`Idefics3ImageProcessor`,
+`Qwen2VLImageProcessor`, the torchvision backend in transformers 5.23) resize, split into tiles or patches, rescale,
+normalize and pad, all in one call inside the collator, so all of it runs in the dataloader workers, on the CPU. At
+SmolVLM-256M settings most of a collator's time goes there, mostly into float32 tensor work (rescale+normalize,
+the zero-padded pixel tensor, tile splitting: benches/bench_data_pipeline.py measures it).
+
+What this module adds: the same processing cut where the data stops depending on the CPU.
+
+- Worker stage (`ImageStage.prepare`, inside the collator): decode (done by the collator), convert to a uint8 tensor
+  and resize with the processor's own methods and settings (LANCZOS / BICUBIC on the CPU, exactly as the processor
+  does). The number of image tokens depends only on the resized size (SmolVLM: the tile grid; Qwen2-VL: the patch
+  grid), so the text is expanded and tokenized here, as before. What leaves the worker is uint8 pixels: 4x smaller
+  than float32.
+- Device stage (`ImageStage.finish`, in the trainer's input preparation, `DeviceImageStage`): cut tiles / patches,
+  rescale+normalize (the processor's own fused op), pad, as batched tensor ops on the training device; on a CPU-only
+  run the same code runs on the CPU in the main process.
+
+The batch that reaches the model is the plain collator's: input_ids, labels and masks identical (the same text
+expansion), pixel values identical on the CPU and within float rounding (1e-6) on a GPU, since only integer indexing
+and the processor's own normalize run there; every resize stays on the CPU (LANCZOS has no CUDA kernel).
+
+Only the settings implemented here are accepted: an image processor with other flags (no resize, no padding, another
+processor class) is refused with the flag named, rather than processed differently.
+"""
+
+from __future__ import annotations
+
+import math
+import torch
+
+from ..models.families import QWEN2_VL, SMOLVLM, family_of
+from .chat_encoding import ChatEncoder
+
+DEFERRED_KEY = "deferred_images"  # the batch key that carries uint8 images from the workers to the device stage
+
+
+def _size_dict(size):
+    from transformers.image_utils import SizeDict
+
+    return size if isinstance(size, SizeDict) else SizeDict(**dict(size))
+
+
+class ImageStage:
+    """The two halves of one processor's image processing. Built from the processor, with its current settings
+    (settings changed on the processor later are read again on each call).
+
+    Args:
+        processor: a SmolVLM / Idefics3 or Qwen2-VL processor whose image processor is the torchvision backend.
+    """
+
+    def __init__(self, processor):
+        self.processor = processor
+        self.family = family_of(processor)
+        ip = processor.image_processor
+        expected = "Idefics3ImageProcessor" if self.family is SMOLVLM else "Qwen2VLImageProcessor"
+        if self.family not in (SMOLVLM, QWEN2_VL) or type(ip).__name__ != expected:
+            raise ValueError(
+                f"image_processing: trainer needs the torchvision image processor {expected} of the SmolVLM or "
+                f"Qwen2-VL family, got {type(ip).__name__}; use image_processing: collator."
+            )
+        refused = [flag for flag in ("do_resize", "do_convert_rgb") if not getattr(ip, flag, True)]
+        if self.family is SMOLVLM and not ip.do_pad:
+            refused.append("do_pad")
+        if refused:
+            raise ValueError(
+                f"image_processing: trainer implements the processor with {', '.join(refused)}=True only; set it back "
+                "or use image_processing: collator."
+            )
+
+    @property
+    def image_processor(self):
+        return self.processor.image_processor
+
+    # -- worker stage ----------------------------------------------------------------------------------------
+    def prepare(self, image) -> tuple[dict[str, torch.Tensor], str]:
+        """One RGB PIL image -> (uint8 tensors at the processor's target resolution, its placeholder expansion)."""
+        ip = self.image_processor
+        pixels = ip.process_image(image, do_convert_rgb=True).unsqueeze(0)  # (1, C, H, W) uint8, as the processor
+        if self.family is QWEN2_VL:
+            factor = ip.patch_size * ip.merge_size
+            resized = ip.resize(pixels, _size_dict(ip.size), ip.resample, factor=factor)
+            grid = torch.tensor([[1, resized.shape[-2] // ip.patch_size, resized.shape[-1] // ip.patch_size]])
+            return {"pixels": resized[0]}, self.processor.replace_image_token({"image_grid_thw": grid}, 0)
+        tile = ip.max_image_size["longest_edge"]
+        resized = ip.resize(pixels, _size_dict(ip.size), resample=ip.resample)
+        rows = cols = 0
+        if ip.do_image_splitting:
+            resized = ip.resize_for_vision_encoder(resized, tile, resample=ip.resample)
+            height, width = resized.shape[-2:]
+            if height > tile or width > tile:
+                rows, cols = math.ceil(height / tile), math.ceil(width / tile)
+                global_image = ip.resize(resized, _size_dict({"height": tile, "width": tile}), resample=ip.resample)
+                out = {"pixels": resized[0], "global": global_image[0]}
+                return out, self.processor.replace_image_token({"rows": [[rows]], "cols": [[cols]]}, 0)
+        else:
+            resized = ip.resize(resized, _size_dict({"height": tile, "width": tile}), resample=ip.resample)
+        return {"pixels": resized[0]}, self.processor.replace_image_token({"rows": [[0]], "cols": [[0]]}, 0)
+
+    # -- device stage ----------------------------------------------------------------------------------------
+    def _normalize(self, pixels: torch.Tensor) -> torch.Tensor:
+        ip = self.image_processor
+        return ip.rescale_and_normalize(
+            pixels, ip.do_rescale, ip.rescale_factor, ip.do_normalize, ip.image_mean, ip.image_std
+        )
+
+    def finish(self, deferred: dict, device=None) -> dict[str, torch.Tensor]:
+        """The model's image inputs from the worker stage's uint8 images (`deferred`: `images`, one dict per image in
+        batch order, and `counts`, the number of images of each row), on `device` (default: where they are)."""
+        images, counts = deferred["images"], [int(n) for n in deferred["counts"]]
+        if device is not None:
+            images = [{k: v.to(device, non_blocking=True) for k, v in image.items()} for image in images]
+        if self.family is QWEN2_VL:
+            return self._finish_qwen(images)
+        return self._finish_smolvlm(images, counts)
+
+    def _finish_qwen(self, images: list[dict]) -> dict[str, torch.Tensor]:
+        ip = self.image_processor
+        patches, grids = [], []
+        for image in images:
+            normalized = self._normalize(image["pixels"].unsqueeze(0))
+            flat, grid_h, grid_w = ip.patchify(
+                normalized, patch_size=ip.patch_size, merge_size=ip.merge_size, temporal_patch_size=ip.temporal_patch_size
+            )
+            patches.append(flat[0])
+            grids.append([1, grid_h, grid_w])
+        device = patches[0].device
+        return {"pixel_values": torch.cat(patches), "image_grid_thw": torch.tensor(grids, dtype=torch.long, device=device)}
+
+    def _finish_smolvlm(self, images: list[dict], counts: list[int]) -> dict[str, torch.Tensor]:
+        tile = self.image_processor.max_image_size["longest_edge"]
+        frames, per_image = [], []  # per image: its tiles in row-major order, then the global image (uint8)
+        for image in images:
+            pixels = image["pixels"]
+            if "global" in image:
+                channels = pixels.shape[0]
+                tiles = pixels.unfold(1, tile, tile).unfold(2, tile, tile)  # (C, rows, cols, tile, tile), a view
+                frames.append(tiles.permute(1, 2, 0, 3, 4).reshape(-1, channels, tile, tile))
+                frames.append(image["global"].unsqueeze(0))
+                per_image.append(len(frames[-2]) + 1)
+            else:
+                frames.append(pixels.unsqueeze(0))
+                per_image.append(1)
+        # One normalize over every frame of the batch (uint8 -> float32 happens here, once).
+        normalized = self._normalize(torch.cat(frames)) if frames else None
+        frames_per_row, start = [], 0
+        for n in counts:
+            frames_per_row.append(sum(per_image[start : start + n]))
+            start += n
+        batch, longest = len(counts), max(frames_per_row, default=0)
+        device = normalized.device if normalized is not None else None
+        channels = normalized.shape[1] if normalized is not None else 3
+        mask = torch.zeros(batch, max(longest, 1), tile, tile, dtype=torch.int64, device=device)
+        if longest and all(n == longest for n in frames_per_row):  # no padding image: a view, no copy
+            pixel_values = normalized.view(batch, longest, channels, tile, tile)
+            mask.fill_(1)
+        else:
+            pixel_values = torch.zeros(batch, max(longest, 1), channels, tile, tile, device=device)
+            offset = 0
+            for i, n in enumerate(frames_per_row):
+                pixel_values[i, :n] = normalized[offset : offset + n]
+                mask[i, :n] = 1
+                offset += n
+        return {"pixel_values": pixel_values, "pixel_attention_mask": mask}
+
+
+class DeferredImagesEncoder(ChatEncoder):
+    """`ChatEncoder` whose image inputs are the worker stage's uint8 images (`DEFERRED_KEY`), not processed pixels;
+    the text (and so input_ids, masks and labels) is expanded exactly as the processor expands it."""
+
+    def __init__(self, processor, chat_template: str | None = None, stage: ImageStage | None = None):
+        super().__init__(processor, chat_template)
+        self.stage = stage or ImageStage(processor)
+
+    def _image_inputs(self, texts_pieces, images: list[list]) -> tuple[dict, list[list[str]]]:
+        for row, imgs in zip(texts_pieces, images):
+            if sum(kind == "image" for kind, _, _ in row) != len(imgs):
+                return super()._image_inputs(texts_pieces, images)  # raises the error that names the row
+        if not any(images):
+            return {}, [[] for _ in images]
+        prepared, expansions = [], []
+        for imgs in images:
+            row = [self.stage.prepare(image) for image in imgs]
+            prepared += [p for p, _ in row]
+            expansions.append([e for _, e in row])
+        counts = torch.tensor([len(imgs) for imgs in images])
+        return {DEFERRED_KEY: {"images": prepared, "counts": counts}}, expansions
+
+
+def defer_images(collator):
+    """Switch a `VisionChatCollator` (or `PreferenceCollator`) to the worker stage in place: its batches carry
+    `DEFERRED_KEY` instead of pixel values, finished by `finish_images` (the trainer's `DeviceImageStage`)."""
+    collator.encoder = DeferredImagesEncoder(collator.processor, collator.chat_template)
+    collator.image_stage = collator.encoder.stage
+    return collator
+
+
+def finish_images(batch: dict, stage: ImageStage, device=None) -> dict:
+    """`batch` with its deferred uint8 images replaced by the model's image inputs (no-op without them)."""
+    deferred = batch.pop(DEFERRED_KEY, None) if hasattr(batch, "pop") else None
+    if deferred is not None:
+        batch.update(stage.finish(deferred, device))
+    return batch
+
+
+class DeviceImageStage:
+    """Trainer mixin: finish deferred images (tiles, rescale+normalize, padding) on the training device, after the
+    batch has been moved there; a batch without deferred images passes through."""
+
+    def _prepare_inputs(self, inputs):
+        inputs = super()._prepare_inputs(inputs)
+        stage = getattr(self.data_collator, "image_stage", None)
+        if stage is not None and DEFERRED_KEY in inputs:
+            finish_images(inputs, stage, self.args.device)
+        return inputs
