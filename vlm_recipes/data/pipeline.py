@@ -99,11 +99,21 @@ class ImageStage:
         return {"pixels": resized[0]}, self.processor.replace_image_token({"rows": [[0]], "cols": [[0]]}, 0)
 
     # -- device stage ----------------------------------------------------------------------------------------
-    def _normalize(self, pixels: torch.Tensor) -> torch.Tensor:
+    def _normalize_(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Rescale+normalize float32 `pixels` (channels at dim -3) in place, with the processor's own fused op and
+        constants, so the values are bit for bit the processor's."""
         ip = self.image_processor
-        return ip.rescale_and_normalize(
-            pixels, ip.do_rescale, ip.rescale_factor, ip.do_normalize, ip.image_mean, ip.image_std
+        mean, std, do_rescale = ip._fuse_mean_std_and_rescale_factor(
+            do_normalize=ip.do_normalize,
+            image_mean=ip.image_mean,
+            image_std=ip.image_std,
+            do_rescale=ip.do_rescale,
+            rescale_factor=ip.rescale_factor,
+            device=pixels.device,
         )
+        if ip.do_normalize:
+            return ip.normalize(pixels, mean, std, inplace=True)
+        return pixels.mul_(ip.rescale_factor) if do_rescale else pixels
 
     def finish(self, deferred: dict, device=None) -> dict[str, torch.Tensor]:
         """The model's image inputs from the worker stage's uint8 images (`deferred`: `images`, one dict per image in
@@ -119,49 +129,60 @@ class ImageStage:
         ip = self.image_processor
         patches, grids = [], []
         for image in images:
-            normalized = self._normalize(image["pixels"].unsqueeze(0))
+            # Patchify the uint8 pixels (a permutation: 1 byte per value moved instead of 4), normalize once after.
             flat, grid_h, grid_w = ip.patchify(
-                normalized, patch_size=ip.patch_size, merge_size=ip.merge_size, temporal_patch_size=ip.temporal_patch_size
+                image["pixels"].unsqueeze(0),
+                patch_size=ip.patch_size,
+                merge_size=ip.merge_size,
+                temporal_patch_size=ip.temporal_patch_size,
             )
             patches.append(flat[0])
             grids.append([1, grid_h, grid_w])
-        device = patches[0].device
-        return {"pixel_values": torch.cat(patches), "image_grid_thw": torch.tensor(grids, dtype=torch.long, device=device)}
+        flat = torch.cat(patches)
+        channels = images[0]["pixels"].shape[0]
+        pixel_values = flat.to(torch.float32)
+        # Each patch row is laid out (channel, temporal, patch, patch): normalize it as channels x (T*P) x P.
+        self._normalize_(pixel_values.view(len(flat), channels, -1, ip.patch_size))
+        grid_thw = torch.tensor(grids, dtype=torch.long, device=flat.device)
+        return {"pixel_values": pixel_values, "image_grid_thw": grid_thw}
 
     def _finish_smolvlm(self, images: list[dict], counts: list[int]) -> dict[str, torch.Tensor]:
         tile = self.image_processor.max_image_size["longest_edge"]
-        frames, per_image = [], []  # per image: its tiles in row-major order, then the global image (uint8)
+        per_image = []  # per image: its frames (uint8 views): tiles in row-major order, then the global image
         for image in images:
             pixels = image["pixels"]
             if "global" in image:
-                channels = pixels.shape[0]
                 tiles = pixels.unfold(1, tile, tile).unfold(2, tile, tile)  # (C, rows, cols, tile, tile), a view
-                frames.append(tiles.permute(1, 2, 0, 3, 4).reshape(-1, channels, tile, tile))
-                frames.append(image["global"].unsqueeze(0))
-                per_image.append(len(frames[-2]) + 1)
+                tiles = tiles.permute(1, 2, 0, 3, 4).flatten(0, 1)
+                per_image.append([tiles, image["global"].unsqueeze(0)])
             else:
-                frames.append(pixels.unsqueeze(0))
-                per_image.append(1)
-        # One normalize over every frame of the batch (uint8 -> float32 happens here, once).
-        normalized = self._normalize(torch.cat(frames)) if frames else None
-        frames_per_row, start = [], 0
+                per_image.append([pixels.unsqueeze(0)])
+        rows, k = [], 0
         for n in counts:
-            frames_per_row.append(sum(per_image[start : start + n]))
-            start += n
-        batch, longest = len(counts), max(frames_per_row, default=0)
-        device = normalized.device if normalized is not None else None
-        channels = normalized.shape[1] if normalized is not None else 3
-        mask = torch.zeros(batch, max(longest, 1), tile, tile, dtype=torch.int64, device=device)
-        if longest and all(n == longest for n in frames_per_row):  # no padding image: a view, no copy
-            pixel_values = normalized.view(batch, longest, channels, tile, tile)
-            mask.fill_(1)
+            rows.append([f for frames in per_image[k : k + n] for f in frames])
+            k += n
+        frames_per_row = [sum(len(f) for f in row) for row in rows]
+        batch, longest = len(counts), max(max(frames_per_row, default=0), 1)
+        device = images[0]["pixels"].device if images else None
+        # One float32 tensor, written once: each frame is converted from uint8 straight into its padded slot and
+        # normalized there; only padding slots are zeroed (the processor allocates, normalizes and copies).
+        pixel_values = torch.empty(batch, longest, 3, tile, tile, device=device)
+        for i, row in enumerate(rows):
+            slot = 0
+            for frames in row:
+                pixel_values[i, slot : slot + len(frames)].copy_(frames)
+                slot += len(frames)
+            if slot < longest:
+                pixel_values[i, slot:].zero_()
+        if all(n == longest for n in frames_per_row):
+            self._normalize_(pixel_values)
         else:
-            pixel_values = torch.zeros(batch, max(longest, 1), channels, tile, tile, device=device)
-            offset = 0
             for i, n in enumerate(frames_per_row):
-                pixel_values[i, :n] = normalized[offset : offset + n]
-                mask[i, :n] = 1
-                offset += n
+                self._normalize_(pixel_values[i, :n])
+        # The processor's int64 mask is 1 on every pixel of a real frame (frames are whole tiles): the same values as
+        # a broadcast view of one value per frame, without materialising batch x frames x tile x tile int64.
+        real = torch.arange(longest, device=device).unsqueeze(0) < torch.tensor(frames_per_row, device=device)[:, None]
+        mask = real.long()[:, :, None, None].expand(batch, longest, tile, tile)
         return {"pixel_values": pixel_values, "pixel_attention_mask": mask}
 
 
