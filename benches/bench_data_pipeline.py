@@ -8,9 +8,10 @@ the way an undecoded dataset row holds them, batch 8. Candidates, measured in in
 - bare processor: decode + `apply_chat_template` + `processor(text, images)` (no labels);
 - TRL: decode + `DataCollatorForVisionLanguageModeling(assistant_only_loss=True)`;
 - ours: `VisionChatCollator` (decodes, labels, control-text safety);
-- ours, worker stage: `image_processing: trainer` (vlm_recipes.data.pipeline): what is left to a dataloader worker
-  when tiles, rescale+normalize and padding run on the training device;
-- ours, CPU-only: the worker stage plus the device stage run on the CPU (what a run without a GPU does).
+- ours, `image_processing: worker` (vlm_recipes.data.pipeline): decode and resize, then tiles, rescale+normalize and
+  padding as batched tensor ops, all in the collator (the same tensors, bit for bit);
+- ours, the worker stage of `image_processing: device`: what is left to a dataloader worker when tiles,
+  rescale+normalize and padding run on the training device.
 
 Then the time per batch split into decode / resize / tiles+normalize+pad / template+tokenize, the throughput through a
 torch DataLoader with 1 and 2 workers, and the workers a GPU needs (FLOP arithmetic printed).
@@ -34,7 +35,7 @@ from trl.chat_template_utils import get_training_chat_template
 from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
 
 from vlm_recipes.data.collators import VisionChatCollator, conversation_of, rgb_images
-from vlm_recipes.data.pipeline import defer_images, finish_images
+from vlm_recipes.data.pipeline import defer_images, finish_images, split_image_processing
 from vlm_recipes.models.families import family_of
 from vlm_recipes.tiny.real_size import REAL_SIZE, build_model, build_processor
 
@@ -110,10 +111,6 @@ def trl_collator(processor):
     return lambda rows: collator(decoded(rows))  # TRL fills images into the messages: give it fresh rows
 
 
-def cpu_only(collator):
-    return lambda rows: finish_images(collator(rows), collator.image_stage)
-
-
 def timed(fn, *args) -> float:
     start = time.perf_counter()
     fn(*args)
@@ -147,8 +144,9 @@ def stage_split(processor, batches, rounds: int) -> dict[str, dict[str, float]]:
             ready = decoded(rows)
             times["decode"].append(time.perf_counter() - start)
             images = [im for r in ready for im in r["images"]]
-            times["processor images"].append(timed(lambda: ip(images=[[im] for im in images], return_tensors="pt")))
-            times["resize"].append(timed(lambda: [stage.prepare(im) for im in images]))
+            nested = [r["images"] for r in ready]
+            times["processor images"].append(timed(lambda x=nested: ip(images=x, return_tensors="pt")))
+            times["resize"].append(timed(lambda x=images: [stage.prepare(im) for im in x]))
             batch = deferred(ready)
             times["finish"].append(timed(finish_images, batch, stage))
             times["deferred collate"].append(timed(deferred, ready))
@@ -239,8 +237,8 @@ def main():
             "bare processor (no labels)": bare_processor(processor),
             "TRL assistant_only_loss": trl_collator(processor),
             "ours (image_processing: collator)": VisionChatCollator(processor),
-            "ours, CPU-only (trainer stage on CPU)": cpu_only(deferred),
-            "ours, worker stage (trainer: device)": deferred,
+            "ours (image_processing: worker)": split_image_processing(VisionChatCollator(processor), "worker"),
+            "ours, worker stage of 'device'": deferred,
         }
         rates = rounds_of(candidates, batches, args.rounds)
         base, trl = rates["bare processor (no labels)"], rates["TRL assistant_only_loss"]
@@ -260,7 +258,8 @@ def main():
         for workers in args.workers:
             for label, collate in (("ours", VisionChatCollator(processor)), ("worker stage", deferred)):
                 per_workers[(label, workers)] = loader_rate(collate, loader_rows, workers)
-        print("\nDataLoader examples/s: " + ", ".join(f"{k[0]} x{k[1]} workers {v:.2f}" for k, v in per_workers.items()))
+        shown = ", ".join(f"{label} with {n} worker(s) {v:.2f}" for (label, n), v in per_workers.items())
+        print(f"\nDataLoader examples/s: {shown}")
 
         flops, how = flops_per_sample(name, processor, VisionChatCollator(processor)(batches[0]))
         gpu_rate = GPU_FLOPS / flops
@@ -273,7 +272,7 @@ def main():
                 for label, key in (
                     ("ours today", "ours (image_processing: collator)"),
                     ("TRL", "TRL assistant_only_loss"),
-                    ("worker stage", "ours, worker stage (trainer: device)"),
+                    ("image_processing: device", "ours, worker stage of 'device'"),
                 )
             )
         )
