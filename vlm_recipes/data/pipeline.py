@@ -55,19 +55,24 @@ class ImageStage:
         self.processor = processor
         self.family = family_of(processor)
         ip = processor.image_processor
-        expected = "Idefics3ImageProcessor" if self.family is SMOLVLM else "Qwen2VLImageProcessor"
-        if self.family not in (SMOLVLM, QWEN2_VL) or type(ip).__name__ != expected:
+        # SmolVLMImageProcessor is generated from Idefics3's (transformers' modular files): the same processing.
+        expected = (
+            ("Idefics3ImageProcessor", "SmolVLMImageProcessor")
+            if self.family is SMOLVLM
+            else ("Qwen2VLImageProcessor",)
+        )
+        if self.family not in (SMOLVLM, QWEN2_VL) or type(ip).__name__ not in expected:
             raise ValueError(
-                f"image_processing: trainer needs the torchvision image processor {expected} of the SmolVLM or "
-                f"Qwen2-VL family, got {type(ip).__name__}; use image_processing: collator."
+                f"image_processing: worker / device implement the torchvision image processors {', '.join(expected)}; "
+                f"this processor has {type(ip).__name__}: use image_processing: processor."
             )
         refused = [flag for flag in ("do_resize", "do_convert_rgb") if not getattr(ip, flag, True)]
         if self.family is SMOLVLM and not ip.do_pad:
             refused.append("do_pad")
         if refused:
             raise ValueError(
-                f"image_processing: trainer implements the processor with {', '.join(refused)}=True only; set it back "
-                "or use image_processing: collator."
+                f"image_processing: worker / device implement the processor with {', '.join(refused)}=True only; set "
+                "it back or use image_processing: processor."
             )
 
     @property
