@@ -4,6 +4,7 @@ Real processor classes with the real image settings (vlm_recipes.tiny.real_size:
 photos cut to a spread of sizes, a text-only row and a two-image row in the same batch.
 """
 
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -114,3 +115,20 @@ def test_unimplemented_settings_are_refused():
         split_image_processing(VisionChatCollator(tiny.build_processor("qwen2_vl")), "gpu")
     with pytest.raises(ValueError, match="image_processing must be 'processor', 'worker' or 'device'"):
         DataArguments(image_processing="gpu")
+
+
+def test_sft_with_device_image_processing_trains_on_the_same_batches(tmp_path):
+    """The tiny SFT recipe, a few steps: image_processing device (one dataloader worker) gives the losses of the
+    processor's path, step for step."""
+    from test_sft_e2e import run_sft
+
+    common = ["--max_steps", "3", "--max_eval_samples", "2", "--logging_steps", "1", "--preflight", "false"]
+    common += ["--save_strategy", "steps", "--save_steps", "3"]  # for trainer_state.json: the loss of every step
+    losses = {}
+    for mode, workers in (("processor", "0"), ("device", "1")):
+        out = tmp_path / mode
+        run_sft("smolvlm", out, *common, "--image_processing", mode, "--dataloader_num_workers", workers)
+        state = json.loads(next(out.glob("checkpoint-*/trainer_state.json")).read_text())
+        losses[mode] = [e["loss"] for e in state["log_history"] if "loss" in e]
+    assert len(losses["processor"]) == 3
+    assert losses["device"] == losses["processor"]
