@@ -38,12 +38,11 @@ from vlm_recipes.data.collators import VisionChatCollator, conversation_of, rgb_
 from vlm_recipes.data.pipeline import defer_images, finish_images, split_image_processing
 from vlm_recipes.models.families import family_of
 from vlm_recipes.tiny.real_size import REAL_SIZE, build_model, build_processor
+from vlm_recipes.training.throughput import flops_per_sample, gpu_samples_per_second
 
 SIZES = [(640, 427), (427, 640), (640, 200), (1024, 768)]  # width x height
 QUESTIONS = ["What is in the picture?", "Describe the scene in one sentence.", "What colour dominates?"]
 ANSWERS = ["A building among trees.", "A flower in close-up, with a blurred background.", "Red and green."]
-# An H100's dense bf16 peak (989 TFLOP/s) at a model FLOP utilisation of 40%.
-GPU_FLOPS = 989e12 * 0.40
 
 
 def photos() -> list[bytes]:
@@ -184,41 +183,6 @@ def loader_rate(collate, rows: list[dict], workers: int) -> float:
     return n / (time.perf_counter() - start)
 
 
-def flops_per_sample(name: str, processor, batch) -> tuple[float, str]:
-    """Training FLOPs of one sample for the shipped LoRA config (vision tower frozen: forward only; language model:
-    forward + the backward through activations, 2 + 2 FLOPs per parameter and token), and the arithmetic as text."""
-    with torch.device("meta"):
-        model = build_model(name, processor)
-    family = family_of(processor)
-    params = {"vision_tower": 0, "projector": 0, "language_model": 0}
-    for pname, p in model.named_parameters():
-        params[family.part_of(pname)] += p.numel()
-    embed = model.get_input_embeddings().weight.numel()
-    text_params = params["language_model"] - embed  # the embedding is a lookup, not a matmul
-    tokens = float(batch["attention_mask"].sum()) / batch["input_ids"].shape[0]
-    spec = REAL_SIZE[name]
-    if family.name == "smolvlm":
-        patches_per_frame = (spec["vision"]["image_size"] // spec["vision"]["patch_size"]) ** 2
-        frames = float(batch["pixel_attention_mask"].flatten(2).any(-1).sum()) / batch["input_ids"].shape[0]
-        vision_tokens, seq = frames * patches_per_frame, patches_per_frame
-        layers, width = spec["vision"]["num_hidden_layers"], spec["vision"]["hidden_size"]
-    else:
-        vision_tokens = batch["pixel_values"].shape[0] / batch["input_ids"].shape[0]
-        seq = vision_tokens
-        layers, width = spec["vision"]["depth"], spec["vision"]["embed_dim"]
-    vision = 2 * params["vision_tower"] * vision_tokens + 4 * layers * width * seq * vision_tokens
-    t_layers, t_width = spec["text"]["num_hidden_layers"], spec["text"]["hidden_size"]
-    text = 4 * (text_params + params["projector"]) * tokens + 8 * t_layers * t_width * tokens**2
-    text += 6 * spec["text"]["vocab_size"] * t_width * tokens  # the output projection (logits), fwd + bwd
-    how = (
-        f"vision tower {params['vision_tower'] / 1e6:.0f} M params x {vision_tokens:.0f} patch tokens x 2 (frozen: "
-        f"forward only) + attention = {vision / 1e12:.2f} TFLOP; language model {text_params / 1e6:.0f} M params "
-        f"(+ projector, + logits) x {tokens:.0f} tokens x 4 (LoRA: forward + backward through activations) + "
-        f"attention = {text / 1e12:.2f} TFLOP"
-    )
-    return vision + text, how
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
@@ -261,8 +225,11 @@ def main():
         shown = ", ".join(f"{label} with {n} worker(s) {v:.2f}" for (label, n), v in per_workers.items())
         print(f"\nDataLoader examples/s: {shown}")
 
-        flops, how = flops_per_sample(name, processor, VisionChatCollator(processor)(batches[0]))
-        gpu_rate = GPU_FLOPS / flops
+        with torch.device("meta"):
+            model = build_model(name, processor)
+        batch = VisionChatCollator(processor)(batches[0])
+        flops, how = flops_per_sample(model, family_of(processor), batch)  # the shipped LoRA configs: vision frozen
+        gpu_rate = gpu_samples_per_second(flops)
         print(f"\nGPU arithmetic: {how}; {flops / 1e12:.2f} TFLOP per sample.")
         print(
             f"An H100 at 40% of its 989 TFLOP/s bf16 peak takes {gpu_rate:.0f} samples/s: workers needed (one core "
