@@ -49,10 +49,13 @@ class ImageStage:
 
     Args:
         processor: a SmolVLM / Idefics3 or Qwen2-VL processor whose image processor is the torchvision backend.
+        channels_last: resize channels-last uint8 tensors (the same values, faster); False resizes them laid out as
+            the processor does (benches compare the two).
     """
 
-    def __init__(self, processor):
+    def __init__(self, processor, channels_last: bool = True):
         self.processor = processor
+        self.channels_last = channels_last
         self.family = family_of(processor)
         ip = processor.image_processor
         # SmolVLMImageProcessor is generated from Idefics3's (transformers' modular files): the same processing.
@@ -86,7 +89,8 @@ class ImageStage:
         pixels = ip.process_image(image, do_convert_rgb=True).unsqueeze(0)  # (1, C, H, W) uint8, as the processor
         # The same values in channels-last memory: torch's antialiased uint8 resize is about 3x faster on it, with
         # bit-identical output (tests/test_pipeline.py checks it on both families); the resized images stay so.
-        pixels = pixels.contiguous(memory_format=torch.channels_last)
+        if self.channels_last:
+            pixels = pixels.contiguous(memory_format=torch.channels_last)
         if self.family is QWEN2_VL:
             factor = ip.patch_size * ip.merge_size
             resized = ip.resize(pixels, _size_dict(ip.size), ip.resample, factor=factor)
