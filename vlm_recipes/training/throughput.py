@@ -80,10 +80,10 @@ def flops_per_sample(model, family, batch: dict, train_vision: bool = False, ful
     text = t_factor * (text_params + params["projector"]) * tokens + t_factor * 2 * t_layers * t_width * tokens**2
     text += 6 * text_config.vocab_size * t_width * tokens  # the logits: output projection forward + backward
     how = (
-        f"vision tower {params['vision_tower'] / 1e6:.0f} M params x {vision_tokens:.0f} patches x {v_factor} "
-        f"({'trained' if train_vision else 'frozen: forward only'}) + attention = {vision / 1e12:.2f} TFLOP; "
-        f"language model {text_params / 1e6:.0f} M params (+ projector, + logits) x {tokens:.0f} tokens x {t_factor} "
-        f"({'full' if full else 'LoRA: forward + backward through activations'}) + attention = {text / 1e12:.2f} TFLOP"
+        f"vision tower {params['vision_tower'] / 1e6:.3g} M params x {vision_tokens:.0f} patches x {v_factor} "
+        f"({'trained' if train_vision else 'frozen: forward only'}) + attention = {vision / 1e12:.3g} TFLOP; "
+        f"language model {text_params / 1e6:.3g} M params (+ projector, + logits) x {tokens:.0f} tokens x {t_factor} "
+        f"({'full' if full else 'LoRA: forward + backward through activations'}) + attention = {text / 1e12:.3g} TFLOP"
     )
     return vision + text, how
 
