@@ -83,6 +83,12 @@ def test_split_pipeline_gives_the_processors_batch(photos, name, splitting):
     images = deferred[DEFERRED_KEY]["images"]
     assert all(t.dtype == torch.uint8 for image in images for t in image.values())  # what crosses from the workers
     _assert_same_batch(expected, finish_images(deferred, device.image_stage))
+    # The channels-last resize the worker stage uses gives what the processor's layout gives, bit for bit.
+    as_processor = ImageStage(processor, channels_last=False)
+    for photo in photos:
+        fast, slow = device.image_stage.prepare(photo), as_processor.prepare(photo)
+        assert fast[1] == slow[1] and fast[0].keys() == slow[0].keys()
+        assert all(torch.equal(fast[0][k], slow[0][k]) for k in fast[0])
 
 
 def test_device_stage_finishes_batches_in_the_trainers_input_preparation(photos):
@@ -132,3 +138,14 @@ def test_sft_with_device_image_processing_trains_on_the_same_batches(tmp_path):
         losses[mode] = [e["loss"] for e in state["log_history"] if "loss" in e]
     assert len(losses["processor"]) == 3
     assert losses["device"] == losses["processor"]
+
+
+def test_grpo_refuses_split_image_processing(tmp_path):
+    from test_configs import run_recipe
+
+    from vlm_recipes.configs import REPO_ROOT
+
+    config = REPO_ROOT / "recipes/configs/tiny-qwen2-vl/grpo.yaml"
+    with pytest.raises(ValueError, match="image_processing: device needs our collator"):
+        run_recipe("grpo", config, tmp_path / "run", "--image_processing", "device")
+    assert not (tmp_path / "run").exists()

@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
+from PIL import Image
 
 from ..models.families import QWEN2_VL, SMOLVLM, family_of
 from .chat_encoding import ChatEncoder
@@ -86,11 +88,20 @@ class ImageStage:
     def prepare(self, image) -> tuple[dict[str, torch.Tensor], str]:
         """One RGB PIL image -> (uint8 tensors at the processor's target resolution, its placeholder expansion)."""
         ip = self.image_processor
-        pixels = ip.process_image(image, do_convert_rgb=True).unsqueeze(0)  # (1, C, H, W) uint8, as the processor
-        # The same values in channels-last memory: torch's antialiased uint8 resize is about 3x faster on it, with
-        # bit-identical output (tests/test_pipeline.py checks it on both families); the resized images stay so.
-        if self.channels_last:
-            pixels = pixels.contiguous(memory_format=torch.channels_last)
+        if (
+            self.channels_last
+            and isinstance(image, Image.Image)
+            and image.mode == "RGB"
+            and "transparency" not in image.info
+        ):
+            # The processor's values (for an RGB image its conversion is a copy) in channels-last memory, which PIL's
+            # own layout already is: torch's antialiased uint8 resize is about 3x faster on it, with bit-identical
+            # output (tests/test_pipeline.py checks it on both families); the resized images stay channels-last.
+            pixels = torch.from_numpy(np.array(image)).permute(2, 0, 1).unsqueeze(0)
+        else:
+            pixels = ip.process_image(image, do_convert_rgb=True).unsqueeze(0)  # (1, C, H, W) uint8
+            if self.channels_last:
+                pixels = pixels.contiguous(memory_format=torch.channels_last)
         if self.family is QWEN2_VL:
             factor = ip.patch_size * ip.merge_size
             resized = ip.resize(pixels, _size_dict(ip.size), ip.resample, factor=factor)
