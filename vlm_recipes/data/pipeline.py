@@ -17,9 +17,13 @@ What this module adds: the same processing cut where the data stops depending on
   rescale+normalize (the processor's own fused op), pad, as batched tensor ops on the training device; on a CPU-only
   run the same code runs on the CPU in the main process.
 
-The batch that reaches the model is the plain collator's: input_ids, labels and masks identical (the same text
-expansion), pixel values identical on the CPU and within float rounding (1e-6) on a GPU, since only integer indexing
-and the processor's own normalize run there; every resize stays on the CPU (LANCZOS has no CUDA kernel).
+`image_processing: worker` runs both stages in the collator; `device` runs the second in the trainer
+(`split_image_processing` sets either on a collator). The batch that reaches the model is the plain collator's:
+input_ids, labels and masks identical (the same text expansion), pixel values identical bit for bit on the CPU
+(tests/test_pipeline.py); on a GPU only integer indexing and the processor's own normalize run, so they can differ at
+most by float rounding (not measured here: no GPU). Every resize stays on the CPU (LANCZOS has no CUDA kernel).
+SmolVLM's `pixel_attention_mask` has the processor's values and dtype but is a broadcast view (one value per frame):
+read it, do not write into it.
 
 Only the settings implemented here are accepted: an image processor with other flags (no resize, no padding, another
 processor class) is refused with the flag named, rather than processed differently.
@@ -190,7 +194,8 @@ class ImageStage:
         device = images[0]["pixels"].device if images else None
         # One float32 tensor, written once: each frame is converted from uint8 straight into its padded slot and
         # normalized there; only padding slots are zeroed (the processor allocates, normalizes and copies).
-        pixel_values = torch.empty(batch, longest, 3, tile, tile, device=device)
+        channels = images[0]["pixels"].shape[0] if images else 3
+        pixel_values = torch.empty(batch, longest, channels, tile, tile, device=device)
         for i, row in enumerate(rows):
             slot = 0
             for frames in row:
