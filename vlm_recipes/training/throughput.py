@@ -41,6 +41,10 @@ def collate_rate(collate, rows: list[dict], batch_size: int, rounds: int = 3) ->
     return statistics.median(rates)
 
 
+def _millions(n: float) -> str:
+    return f"{n / 1e6:,.0f}" if n >= 1e8 else f"{n / 1e6:.3g}"
+
+
 def _vision_shape(config) -> tuple[int, int]:
     vision = config.vision_config
     layers = getattr(vision, "num_hidden_layers", None) or vision.depth
@@ -80,9 +84,9 @@ def flops_per_sample(model, family, batch: dict, train_vision: bool = False, ful
     text = t_factor * (text_params + params["projector"]) * tokens + t_factor * 2 * t_layers * t_width * tokens**2
     text += 6 * text_config.vocab_size * t_width * tokens  # the logits: output projection forward + backward
     how = (
-        f"vision tower {params['vision_tower'] / 1e6:.3g} M params x {vision_tokens:.0f} patches x {v_factor} "
+        f"vision tower {_millions(params['vision_tower'])} M params x {vision_tokens:.0f} patches x {v_factor} "
         f"({'trained' if train_vision else 'frozen: forward only'}) + attention = {vision / 1e12:.3g} TFLOP; "
-        f"language model {text_params / 1e6:.3g} M params (+ projector, + logits) x {tokens:.0f} tokens x {t_factor} "
+        f"language model {_millions(text_params)} M params (+ projector, + logits) x {tokens:.0f} tokens x {t_factor} "
         f"({'full' if full else 'LoRA: forward + backward through activations'}) + attention = {text / 1e12:.3g} TFLOP"
     )
     return vision + text, how
