@@ -22,8 +22,8 @@ What this module adds: the same processing cut where the data stops depending on
 input_ids, labels and masks identical (the same text expansion), pixel values identical bit for bit on the CPU
 (tests/test_pipeline.py); on a GPU only integer indexing and the processor's own normalize run, so they can differ at
 most by float rounding (not measured here: no GPU). Every resize stays on the CPU (LANCZOS has no CUDA kernel).
-SmolVLM's `pixel_attention_mask` has the processor's values and dtype but is a broadcast view (one value per frame):
-read it, do not write into it.
+With `device`, SmolVLM's `pixel_attention_mask` has the processor's values and dtype but is a broadcast view (one
+value per frame, made on the device after the batch was pinned and moved): read it, do not write into it.
 
 Only the settings implemented here are accepted: an image processor with other flags (no resize, no padding, another
 processor class) is refused with the flag named, rather than processed differently.
@@ -240,7 +240,9 @@ class DeferredImagesEncoder(ChatEncoder):
             expansions.append([e for _, e in row])
         deferred = {"images": prepared, "counts": torch.tensor([len(imgs) for imgs in images])}
         if self.finish_here:
-            return self.stage.finish(deferred), expansions
+            # Materialised: the DataLoader pins batches for a GPU, and pinning copies into a tensor of the same
+            # strides, which a broadcast view (the SmolVLM mask) cannot be written into.
+            return {k: v.contiguous() for k, v in self.stage.finish(deferred).items()}, expansions
         return {DEFERRED_KEY: deferred}, expansions
 
 

@@ -21,7 +21,7 @@ from transformers import set_seed
 from .. import hub
 from ..configs import DataArguments, VLMModelConfig, parse
 from ..data.images import undecoded
-from ..data.pipeline import split_image_processing
+from ..data.pipeline import ImageStage, split_image_processing
 from ..evaluation.generation import held_out_metrics
 from ..models.modeling import apply_freezing, build_peft_config, count_parameters, load_model, load_processor
 from ..outputs import RESULTS_FILE, run_directory, save_training_config
@@ -104,6 +104,8 @@ def load_inputs(r: Run) -> None:
             f"(columns: {r.eval_ds.column_names}); set it to one of them, or leave it unset to score the trained "
             "answer."
         )
+    if r.data_args.image_processing != "processor":
+        ImageStage(r.processor)  # refuses a processor the split pipeline does not implement, before the model loads
     preflight.guard(r.method, r.train_ds, r.eval_ds, r.processor, r.data_args, r.training_args)
     r.generation = r.method.generation_metric(r.eval_ds)
 
