@@ -61,6 +61,7 @@ preflight: setup ## check a config's data against its processor: make preflight 
 
 bench: setup ## collator throughput and default-run benchmarks
 	$(PY) benches/bench_collator.py
+	OMP_NUM_THREADS=1 $(PY) benches/bench_data_pipeline.py
 	$(PY) benches/bench_sft_default.py
 
 push: setup ## push a finished run: make push RUN=outputs/sft_lora-tiny-smolvlm REPO=you/name [PRIVATE=1]

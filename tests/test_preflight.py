@@ -372,6 +372,12 @@ def test_preflight_command_reports_and_names_bad_rows(tmp_path, capsys):
     assert "1 row(s) with errors" in out
     for line in ("rows checked", "tokens per sample: min", "image tokens per sample", "estimated tokens per epoch"):
         assert line in out
+    # The data pipeline, measured on the good rows: examples/s per worker in both image_processing modes, and the
+    # workers a GPU needs, from the tiny model's architecture.
+    rates = [line for line in out.splitlines() if "examples/s per worker" in line]
+    assert [line.split(":")[0].strip() for line in rates] == ["image_processing processor", "image_processing device"]
+    assert all(float(line.split(": ")[1].split()[0]) > 0 for line in rates)
+    assert "dataloader workers needed (one core each): " in out
 
 
 @pytest.mark.parametrize("config_name", ["sft_lora", "dpo", "mpo", "grpo"])

@@ -98,6 +98,16 @@ class DataArguments:
             "guards against huge images and decompression bombs. 64 M is 8000 x 8000."
         },
     )
+    image_processing: str = field(
+        default="processor",
+        metadata={
+            "help": "Where training images are processed (vlm_recipes/data/pipeline.py). 'processor': the processor's "
+            "own call in the collator. 'worker': decode and resize, then tiles/patches, rescale+normalize and padding "
+            "as batched tensor ops, all in the collator: bit-identical tensors, faster on a CPU. 'device': the "
+            "dataloader workers decode and resize (uint8), the trainer does the rest on the training device (SFT, "
+            "DPO, MPO). Numbers in the README (Data pipeline)."
+        },
+    )
     preflight: bool = field(
         default=True,
         metadata={"help": "Check data rows against the processor at start-up, before the model is loaded."},
@@ -112,6 +122,10 @@ class DataArguments:
             raise ValueError(f"padding_side must be 'left' or 'right', got {self.padding_side!r}.")
         if self.on_overflow not in ("error", "drop"):
             raise ValueError(f"on_overflow must be 'error' or 'drop', got {self.on_overflow!r}.")
+        if self.image_processing not in ("processor", "worker", "device"):
+            raise ValueError(
+                f"image_processing must be 'processor', 'worker' or 'device', got {self.image_processing!r}."
+            )
         if (self.question_column is None) != (self.answer_column is None):
             raise ValueError("Set both question_column and answer_column, or neither.")
         if not 0.0 < self.eval_fraction < 1.0:

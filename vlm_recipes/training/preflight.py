@@ -54,6 +54,7 @@ from ..data.images import ImageError, open_image, undecoded
 from ..data.loading import keep_rows_with_missing_images
 from ..models.families import family_of
 from .methods import METHODS, get_method
+from .throughput import pipeline_text
 
 logger = logging.getLogger(__name__)
 
@@ -325,6 +326,14 @@ def main(argv: list[str] | None = None) -> int:
     rows.add_argument("--num_rows", type=int, help="Check a random sample of this many rows per split (default: all).")
     rows.add_argument("--all_rows", action="store_true", help="Check every row (the default).")
     cli.add_argument(
+        "--pipeline_rows",
+        type=int,
+        default=16,
+        metavar="N",
+        help="Measure the data pipeline's examples/s on N sampled train rows, and the dataloader workers a GPU "
+        "needs (0: skip).",
+    )
+    cli.add_argument(
         "--write_clean",
         type=Path,
         metavar="PATH",
@@ -365,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Preflight of {args.config} ({method.name}, {model_args.model_name_or_path}, {data_args.dataset_name})")
     for report in reports:
         print(report.text(max_length))
+    if args.pipeline_rows > 0:
+        print(pipeline_text(method, train_ds, processor, data_args, training_args, model_args, args.pipeline_rows))
     errors = [e for r in reports for e in r.errors]
     print(f"{len(errors)} row(s) with errors: {defect_summary(errors)}" if errors else "OK: no errors")
     if source is not None:

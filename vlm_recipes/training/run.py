@@ -21,6 +21,7 @@ from transformers import set_seed
 from .. import hub
 from ..configs import DataArguments, VLMModelConfig, parse
 from ..data.images import undecoded
+from ..data.pipeline import ImageStage, split_image_processing
 from ..evaluation.generation import held_out_metrics
 from ..models.modeling import apply_freezing, build_peft_config, count_parameters, load_model, load_processor
 from ..outputs import RESULTS_FILE, run_directory, save_training_config
@@ -59,6 +60,11 @@ def run(method: str | Method, data_args: DataArguments, training_args, model_arg
     refuse_bypassed(type(training_args), changed_settings(training_args), method.name)
     if method.check_args is not None:
         method.check_args(training_args)
+    if method.collator_class is None and data_args.image_processing != "processor":
+        raise ValueError(
+            f"image_processing: {data_args.image_processing} needs our collator, but {method.name} prompts are "
+            "processed by the trainer itself; use image_processing: processor."
+        )
     hub.check_push_settings(training_args)  # before run_directory, which may delete a previous run's checkpoints
     overwrite, resume = training_args.overwrite_output_dir, training_args.resume_from_checkpoint
     with run_directory(training_args.output_dir, overwrite, resume) as (out, resume_from):
@@ -101,6 +107,8 @@ def load_inputs(r: Run) -> None:
             f"(columns: {r.eval_ds.column_names}); set it to one of them, or leave it unset to score the trained "
             "answer."
         )
+    if r.data_args.image_processing != "processor":
+        ImageStage(r.processor)  # refuses a processor the split pipeline does not implement, before the model loads
     preflight.guard(r.method, r.train_ds, r.eval_ds, r.processor, r.data_args, r.training_args)
     r.generation = r.method.generation_metric(r.eval_ds)
 
@@ -181,6 +189,8 @@ def build_trainer(r: Run, model):
             max_image_pixels=r.data_args.max_image_pixels,
             pad_to_multiple_of=args.pad_to_multiple_of,  # TRL resolves "auto" to an int or None
         )
+        # Where images are processed: the collator (processor / worker) or the training device (data/pipeline.py).
+        split_image_processing(kwargs["data_collator"], r.data_args.image_processing)
     if r.method.trainer_kwargs is not None:
         kwargs.update(r.method.trainer_kwargs(args))
     return r.method.trainer_class(**kwargs)

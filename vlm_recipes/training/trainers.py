@@ -4,6 +4,8 @@ TRL's `SFTTrainer`, `DPOTrainer` and `GRPOTrainer` train; transformers' Trainer 
 mixins add (outermost first, so each wraps the ones after it):
 
 - `CompleteCheckpoints` (vlm_recipes.training.checkpoints): a checkpoint is marked complete once fully written.
+- `DeviceImageStage` (vlm_recipes.data.pipeline): with `image_processing: device`, images the workers decoded and
+  resized are cut into tiles, normalized and padded on the training device.
 - `VisionOnEveryRank`: under several processes a text-only batch still runs the vision tower (ZeRO-3 needs every rank
   to gather the same modules in the same order).
 - `PartLearningRates`: optimizer groups with their own learning rates for the vision tower and projector.
@@ -21,6 +23,7 @@ from PIL import Image
 from trl import DPOTrainer, GRPOTrainer, SFTTrainer
 
 from ..data.chat_encoding import ChatEncoder
+from ..data.pipeline import DeviceImageStage
 from ..models.families import family_of
 from ..models.modeling import parameter_groups
 from .checkpoints import CompleteCheckpoints
@@ -168,11 +171,11 @@ class ControlTextPrompts:
             self.processing_class = processor
 
 
-class VLMSFTTrainer(CompleteCheckpoints, VisionOnEveryRank, PartLearningRates, SFTTrainer):
+class VLMSFTTrainer(CompleteCheckpoints, DeviceImageStage, VisionOnEveryRank, PartLearningRates, SFTTrainer):
     pass
 
 
-class VLMDPOTrainer(CompleteCheckpoints, VisionOnEveryRank, PartLearningRates, DPOTrainer):
+class VLMDPOTrainer(CompleteCheckpoints, DeviceImageStage, VisionOnEveryRank, PartLearningRates, DPOTrainer):
     pass
 
 
