@@ -15,7 +15,7 @@ functions of `vlm_recipes.evaluation.metrics.scoring`. The training recipes' bef
 | bleu | corpus BLEU-4 with add-one smoothing (per sample: sentence BLEU) | str or list[str] |
 | rouge | ROUGE-1 and ROUGE-L F1 (the headline is ROUGE-L) | str or list[str] |
 | answer_match | final answers equal (option letters; math-verify; else normalised strings) | str or list[str] |
-| cider | CIDEr-D (x10) as the COCO caption evaluation; per sample: the image's score within the corpus | str or list[str] |
+| cider | CIDEr-D (x10) as COCO's caption evaluation; per sample: the image's score in the corpus | str or list[str] |
 """
 
 from __future__ import annotations
