@@ -166,10 +166,13 @@ def test_zero_shot_captions_and_answers_for_image_files_and_a_folder(tmp_path):
     for i, image in enumerate(_images(5)):
         image.save(folder / ("nested" if i % 2 else "") / f"{i}.png")
     (folder / "notes.txt").write_text("not an image")
-    results = run("blip_zero_shot", TINY / "caption_zero_shot.yaml", tmp_path / "a", "--image_dir", str(folder))
+    argv = ["--image_dir", str(folder), "--prompt", "null"]  # unconditional captions
+    results = run("blip_zero_shot", TINY / "caption_zero_shot.yaml", tmp_path / "a", *argv)
+    assert results["prompt"] is None
     lines = [json.loads(line) for line in (tmp_path / "a/predictions.jsonl").read_text().splitlines()]
     assert [line["id"] for line in lines] == ["0.png", "2.png", "4.png", "1.png", "3.png"]
     assert results["num_samples"] == 5 and "cider" not in results and all(line["prediction"] for line in lines)
+    assert not (tmp_path / "a/gallery.html").exists()  # no references, no scores to show
     image = str(folder / "0.png")
     argv = ["--image", image, "--question", "What color is the shape?"]
     results = run("blip_zero_shot", TINY / "vqa_zero_shot.yaml", tmp_path / "b", *argv)

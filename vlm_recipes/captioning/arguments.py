@@ -115,7 +115,7 @@ class _BlipFields(RecipeField):
         default=None,
         metadata={
             "help": "Captioning: a text prefix the caption continues, e.g. 'a picture of' (BLIP's); not part of the "
-            "prediction. None: unconditional captioning."
+            "prediction. null (or '' on the command line): unconditional captioning."
         },
     )
     max_new_tokens: int = field(default=20, metadata={"help": "Generation budget of a caption or an answer."})
@@ -124,6 +124,8 @@ class _BlipFields(RecipeField):
     overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace a finished run in output_dir."})
 
     def _check(self, tasks) -> None:
+        if self.prompt is not None and self.prompt.strip().lower() in ("", "none", "null"):
+            self.prompt = None  # `--prompt null` on the command line arrives as the string "null"
         if self.task not in tasks:
             raise ValueError(f"Unknown task {self.task!r} for this recipe; choose one of {list(tasks)}.")
         if self.prompt is not None and self.task != "caption":

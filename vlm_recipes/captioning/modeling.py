@@ -22,6 +22,7 @@ TASK_CLASSES = {
     "vqa": "BlipForQuestionAnswering",
     "retrieval": "BlipForImageTextRetrieval",
 }
+OUTPUT_HEAD = r".*cls\.predictions\.decoder"
 EXAMPLES = {
     "caption": "Salesforce/blip-image-captioning-base or tiny:blip",
     "vqa": "Salesforce/blip-vqa-base or tiny:blip-vqa",
@@ -81,7 +82,9 @@ def prepare_for_training(model, training_args):
         lora_alpha=training_args.lora_alpha,
         lora_dropout=training_args.lora_dropout,
         target_modules=training_args.lora_target_modules or "all-linear",
-        exclude_modules=r".*vision_model.*" if training_args.freeze_vision_tower else None,
+        # BLIP's output head is tied to the word embeddings, and peft's all-linear cannot see it as the output
+        # layer (BLIP's heads do not expose get_output_embeddings): name it, and the frozen vision tower.
+        exclude_modules=OUTPUT_HEAD + (r"|.*vision_model\..*" if training_args.freeze_vision_tower else ""),
     )
     model = get_peft_model(model, config)
     trainable, total = model.get_nb_trainable_parameters()

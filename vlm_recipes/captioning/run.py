@@ -12,7 +12,8 @@ training, in eval_results.json and the model card; the adapter or the model (saf
 
 Both write into `output_dir` under the output-directory policy of every recipe (`vlm_recipes.outputs`):
 `eval_results.json`, `predictions.jsonl` (zero-shot) or `eval_predictions.jsonl` (training: before and after per
-row), and `gallery.html` (each image with its references, the prediction(s) and the per-image score).
+row), and, for rows with references, `gallery.html` (each image with its references, the prediction(s) and the
+per-image score: CIDEr-D for captions).
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def figures(task: str, predictions: list[str], rows) -> tuple[dict, list[float],
     )
 
 
-def _references(task: str, rows) -> list:
+def _references(rows) -> list:
     if "captions" in rows.column_names:
         return rows["captions"]
     return rows["answers"] if "answers" in rows.column_names else [None] * len(rows)
@@ -93,7 +94,7 @@ def _references(task: str, rows) -> list:
 
 def _gallery(out: Path, title: str, rows, prompts, entries: list[tuple[str, list[str], list | None]], metric, n):
     """gallery.html through evaluate_models.py's page: image, references, each entry's prediction and score."""
-    references = _references("", rows)
+    references = _references(rows)
     shown = [{"images": [rows[i]["image"]], "reference": references[i] or "(none)"} for i in range(min(n, len(rows)))]
     results = []
     for label, predictions, scores in entries:
@@ -141,7 +142,7 @@ def run_blip_zero_shot(data_args: BlipDataArguments, model_args: BlipModelArgume
                 _, rows = load_task_splits(data_args, args.task, args.seed, with_train=False)
                 results["dataset_name"] = data_args.dataset_name
             predictions = predict(model, processor, rows, args)
-            references = _references(args.task, rows)
+            references = _references(rows)
             labelled = references[0] is not None
             scores, metric = None, "cider" if args.task == "caption" else "accuracy"
             if labelled:
@@ -155,16 +156,10 @@ def run_blip_zero_shot(data_args: BlipDataArguments, model_args: BlipModelArgume
                 for i, p in enumerate(predictions)
             ]
             write_jsonl(out / "predictions.jsonl", records)
-            title = results.get("dataset_name") or results["inputs"]
-            _gallery(
-                out,
-                title,
-                rows,
-                _prompts(args, rows),
-                [(model_args.model_name_or_path, predictions, scores)],
-                metric,
-                args.gallery_samples,
-            )
+            if labelled:  # a page of scores: images without references have none to show
+                entries = [(model_args.model_name_or_path, predictions, scores)]
+                prompts = _prompts(args, rows)
+                _gallery(out, data_args.dataset_name, rows, prompts, entries, metric, args.gallery_samples)
         results["wall_time_seconds"] = round(time.time() - started, 1)
         (out / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
     print_summary(results, out)
@@ -305,7 +300,7 @@ def run_blip_training(
         if trainer.is_world_process_zero():
             processor.save_pretrained(out)
             save_training_config(training_args, out)
-            references = _references(task, held_out)
+            references = _references(held_out)
             records = [
                 {
                     "id": i,

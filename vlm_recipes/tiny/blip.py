@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import random
+import string
 import time
 from pathlib import Path
 
@@ -91,7 +92,12 @@ def build_tokenizer():
     tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(vocab_size=SPEC["vocab_size"], special_tokens=SPECIAL_TOKENS)
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=SPEC["vocab_size"],
+        special_tokens=SPECIAL_TOKENS,
+        # Every ASCII letter, digit and punctuation mark is a token: any English text encodes without [UNK].
+        initial_alphabet=list(string.ascii_lowercase + string.digits + string.punctuation),
+    )
     tok.train_from_iterator(_corpus(), trainer=trainer)
     tokenizer = BertTokenizer(vocab=tok.get_vocab(), model_max_length=SPEC["max_text_length"])
     tokenizer.add_special_tokens(BLIP_TOKENS)
