@@ -2,6 +2,7 @@
 and fine-tuning (LoRA and full) that must raise held-out CIDEr-D; every real BLIP config on its dataset's stand-in."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -45,7 +46,7 @@ def test_the_tiny_blip_is_three_real_blip_heads_with_blips_tokens():
     }
     vision = {}
     for name, cls in classes.items():
-        path = resolve(name)
+        path = Path(resolve(name))
         assert json.loads((path / "config.json").read_text())["architectures"] == [cls.__name__]
         assert (path / "model.safetensors").is_file()
         processor = AutoProcessor.from_pretrained(path)
@@ -63,7 +64,7 @@ def test_the_tiny_blip_is_three_real_blip_heads_with_blips_tokens():
     # One pre-training, one vision encoder shared by the three heads.
     for key, value in vision["tiny:blip"].items():
         assert torch.equal(value, vision["tiny:blip-itm"][key]) and torch.equal(value, vision["tiny:blip-vqa"][key])
-    info = json.loads((resolve("tiny:blip") / "tiny_build.json").read_text())["pretrain"]
+    info = json.loads((Path(resolve("tiny:blip")) / "tiny_build.json").read_text())["pretrain"]
     for objective in ("itc", "itm", "lm"):  # each of BLIP's three losses fell during pre-training
         assert info[f"{objective}_loss_final"] < info[f"{objective}_loss_first"], objective
 
@@ -155,7 +156,7 @@ def test_zero_shot_captions_of_a_dataset_split_are_scored_with_cider(tmp_path):
     # The tiny BLIP knows these captions (colour and shape) from pre-training, on other images.
     assert results["cider"] > 1.0 and 0 < results["bleu_4"] <= results["bleu_1"] <= 1
     lines = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
-    assert len(lines) == 40 and all(len(line["references"]) == 3 and "cider" in line for line in lines)
+    assert len(lines) == 40 and all(len(line["references"]) in (2, 3) and "cider" in line for line in lines)
     page = (out / "gallery.html").read_text()
     assert page.count("<img") == 24 and "cider" in page and "a picture of" in page
 
@@ -183,7 +184,7 @@ def test_zero_shot_captions_and_answers_for_image_files_and_a_folder(tmp_path):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--task", "retrieval", "--image", "x.png"], "Retrieval ranks a dataset"),
+        (["--task", "retrieval", "--prompt", "null", "--image", "x.png"], "Retrieval ranks a dataset"),
         (["--task", "vqa", "--prompt", "a picture of"], "prompt is a captioning prefix"),
         (["--image", "missing.png"], "not found"),
         (["--synthetic_task", "vqa"], "needs synthetic_task in"),
@@ -235,7 +236,7 @@ def test_full_fine_tuning_runs_and_saves_the_model(tmp_path):
 
     from vlm_recipes.tiny import resolve
 
-    trained, base = load_file(out / "model.safetensors"), load_file(resolve("tiny:blip") / "model.safetensors")
+    trained, base = load_file(out / "model.safetensors"), load_file(Path(resolve("tiny:blip")) / "model.safetensors")
     changed = [k for k in base if not torch.equal(base[k], trained[k])]
     assert any("vision_model" in k for k in changed) and any("text_decoder" in k for k in changed)
     assert not (out / "adapter_config.json").exists()
@@ -254,7 +255,7 @@ def test_vqa_fine_tuning_raises_accuracy(tmp_path):
         (["--eval_strategy", "steps"], "eval_strategy: 'steps' has no effect"),
         (["--label_smoothing_factor", "0.1"], "use label_smoothing"),
         (["--task", "retrieval"], "Unknown task 'retrieval' for this recipe"),
-        (["--task", "vqa"], "needs synthetic_task in"),
+        (["--task", "vqa", "--prompt", "null"], "needs synthetic_task in"),
     ],
 )
 def test_settings_the_training_recipe_does_not_honour_are_refused(tmp_path, argv, message):

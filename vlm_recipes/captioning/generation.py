@@ -3,11 +3,13 @@
 transformers' `BlipForConditionalGeneration.generate` continues a text prompt (or starts from `[DEC]`) and
 `BlipForQuestionAnswering.generate` answers a question. What we add:
 - batches of any size, with the prompt removed from the caption (BLIP's own code cuts it off the same way);
-- VQA answers that do not depend on the batch: `BlipForQuestionAnswering.generate` lets the answer decoder attend
-  to every position of the encoded question, padding included (a mask of ones, as BLIP's original code), while its
-  training forward masks the padding. In a batch of questions of different lengths an answer then changed with its
-  neighbours. We run the same modules with the question's attention mask, as in training, so a batch answers
-  exactly as one question at a time (a test checks it);
+- VQA answers that do not depend on the batch. In transformers 5.23 the answer decoder cannot mask the question's
+  padding: `BlipTextLayer` hands the encoder mask to its cross-attention as `attention_mask`, which
+  `BlipTextSelfAttention` then replaces with its own (absent) `encoder_attention_mask`, so every padded position of
+  the encoded question is attended to, whatever mask is passed. In a batch of questions of different lengths an
+  answer then changed with its neighbours (seen on the tiny BLIP). We batch questions of equal token length only
+  (no padding at all) and return the answers in the input order, so a batch answers exactly as one question at a
+  time (a test checks it);
 - the training collators: the decoder's input starts with `[DEC]` (BLIP's decoder start token; the processor puts
   `[CLS]` there and transformers' captioning forward does not replace it, while its generate does), labels are -100
   on padding and on the prompt (BLIP does not train on its prompt), and one of an image's references is drawn per
@@ -56,15 +58,19 @@ def generate_captions(
 def answer_questions(
     model, processor, images, questions, batch_size=32, max_new_tokens=10, num_beams=1, desc="answering"
 ) -> list[str]:
-    """One answer per (image, question): BLIP's VQA modules, with the question's padding masked (see above)."""
+    """One answer per (image, question), in input order; batches hold questions of one token length (see above)."""
     model.eval()
     blip = base_model(model)
     text_config = blip.config.text_config
-    answers = []
-    for start in tqdm(range(0, len(images), batch_size), desc=desc, leave=False):
-        chunk = _rgb(images, start, start + batch_size)
+    lengths = [len(ids) for ids in processor.tokenizer(list(questions)).input_ids]
+    groups: dict[int, list[int]] = {}
+    for i, length in enumerate(lengths):
+        groups.setdefault(length, []).append(i)
+    batches = [g[s : s + batch_size] for g in groups.values() for s in range(0, len(g), batch_size)]
+    answers: list[str] = [""] * len(questions)
+    for batch in tqdm(batches, desc=desc, leave=False):
         inputs = processor(
-            images=chunk, text=list(questions[start : start + len(chunk)]), padding=True, return_tensors="pt"
+            images=[images[i].convert("RGB") for i in batch], text=[questions[i] for i in batch], return_tensors="pt"
         ).to(_device(model))
         image_embeds = blip.vision_model(pixel_values=inputs["pixel_values"]).last_hidden_state
         image_mask = torch.ones(image_embeds.shape[:-1], dtype=torch.long, device=image_embeds.device)
@@ -74,7 +80,7 @@ def answer_questions(
             encoder_hidden_states=image_embeds,
             encoder_attention_mask=image_mask,
         ).last_hidden_state
-        start_ids = torch.full((len(chunk), 1), text_config.bos_token_id, device=question.device)
+        start_ids = torch.full((len(batch), 1), text_config.bos_token_id, device=question.device)
         ids = blip.text_decoder.generate(
             input_ids=start_ids,
             eos_token_id=text_config.sep_token_id,
@@ -85,7 +91,8 @@ def answer_questions(
             num_beams=num_beams,
             do_sample=False,
         )
-        answers += [a.strip() for a in processor.batch_decode(ids[:, 1:], skip_special_tokens=True)]
+        for i, answer in zip(batch, processor.batch_decode(ids[:, 1:], skip_special_tokens=True)):
+            answers[i] = answer.strip()
     return answers
 
 

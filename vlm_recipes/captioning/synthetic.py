@@ -2,9 +2,11 @@
 
 - `caption`: one shape ("a red circle", "red circle", "the red circle") or two ("a red circle and a blue square",
   in either order): what the tiny BLIP is pre-trained on.
-- `position`: one shape confined to a side of the image, described with its position, three references per image
-  ("a red circle on the left", "a red circle in the left half", "the left half shows a red circle"): a caption task
-  the pre-trained tiny BLIP does not know (its captions never name a position), the offline fine-tuning default.
+- `position`: one shape confined to the left or the right half of the image, described with its side, three
+  references per image ("a red circle on the left", "a red circle in the left half", "the left half shows a red
+  circle"): a caption task the pre-trained tiny BLIP does not know (its captions never name a position), the offline
+  fine-tuning default. Only left and right: a shape confined to the left half may also lie in the top half, so with
+  top/bottom as well the side to name would be ambiguous (a model could not learn it from the image).
 - VQA rows: "What color is the shape?" / "What shape is this?" with a one-word answer.
 
 Every row has `image`, `captions` (the references, a list) and `canonical` (equal for rows showing the same
@@ -21,6 +23,7 @@ from datasets import Dataset, Features, Image, List, Value
 from ..data.synthetic import COLORS, POSITIONS, QUESTIONS, SHAPES, make_example, render_scene
 
 CAPTION_TASKS = ("caption", "position")
+SIDES = ("left", "right")  # see `position` above
 ONE_SHAPE_FORMS = ("a {color} {shape}", "{color} {shape}", "the {color} {shape}")
 TWO_SHAPE_FORM = "a {c1} {s1} and a {c2} {s2}"
 POSITION_FORMS = (
@@ -35,7 +38,7 @@ VQA_FEATURES = Features({"image": Image(), "question": Value("string"), "answer"
 def _caption_row(rng: random.Random, task: str, image_size: int, two_shape_fraction: float) -> dict:
     color, shape = rng.choice(list(COLORS)), rng.choice(SHAPES)
     if task == "position":
-        position = rng.choice(POSITIONS)
+        position = rng.choice(SIDES)
         image = render_scene(rng, image_size, [(color, shape)], region=position)
         captions = [f.format(color=color, shape=shape, position=position) for f in POSITION_FORMS]
         return {"image": image, "captions": captions, "canonical": f"{color} {shape} {position}"}
@@ -78,6 +81,6 @@ def corpus_words() -> list[str]:
     """Every word these rows use, for the tiny BLIP's tokenizer."""
     words = set(" ".join(POSITION_FORMS + ONE_SHAPE_FORMS + (TWO_SHAPE_FORM,)).replace("{", " ").split())
     words = {w.strip("}") for w in words if not w.endswith("}")}
-    words |= set(COLORS) | set(SHAPES) | set(POSITIONS)
+    words |= set(COLORS) | set(SHAPES) | set(POSITIONS)  # every side, so the vocabulary stays the same
     words |= {w.strip("?.").lower() for q in QUESTIONS.values() for w in q.split()}
     return sorted(words)
