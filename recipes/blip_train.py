@@ -1,10 +1,10 @@
 """Fine-tune BLIP for captioning or VQA, with LoRA (peft) or in full, on transformers' Trainer.
 
-Offline default (the tiny BLIP, pre-trained on captions that never name a position, learns captions that do;
-held-out CIDEr-D before and after, CPU, under a minute once the tiny BLIP is cached):
+Offline default (full fine-tuning of the tiny BLIP, pre-trained on captions that never name a position, on captions
+that do; held-out CIDEr-D before and after; CPU, about a minute once the tiny BLIP is cached), and LoRA:
 
     accelerate launch recipes/blip_train.py
-    accelerate launch recipes/blip_train.py --config recipes/configs/tiny-blip/caption_full.yaml
+    accelerate launch recipes/blip_train.py --config recipes/configs/tiny-blip/caption_lora.yaml
 
 A real model (Hub, GPU):
 
@@ -23,7 +23,7 @@ from vlm_recipes.captioning.run import run_blip_training
 from vlm_recipes.configs import parse
 from vlm_recipes.processes import ends_process_group
 
-DEFAULT_CONFIG = Path(__file__).parent / "configs" / "tiny-blip" / "caption_lora.yaml"
+DEFAULT_CONFIG = Path(__file__).parent / "configs" / "tiny-blip" / "caption_full.yaml"
 PARSER_TYPES = (BlipDataArguments, BlipModelArguments, BlipTrainingArguments)
 
 

@@ -194,7 +194,9 @@ def _set_sincos_positions(embeddings) -> None:
     dim, grid = param.shape[-1], round((param.shape[1] - 1) ** 0.5)
     quarter = dim // 4
     freqs = 1.0 / 10000 ** (torch.arange(quarter, dtype=torch.float) / quarter)
-    ys, xs = torch.meshgrid(torch.arange(grid, dtype=torch.float), torch.arange(grid, dtype=torch.float), indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(grid, dtype=torch.float), torch.arange(grid, dtype=torch.float), indexing="ij"
+    )
     parts = []
     for coord in (xs.reshape(-1), ys.reshape(-1)):
         angles = coord[:, None] * freqs[None]
