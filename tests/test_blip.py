@@ -136,14 +136,14 @@ def test_a_perfect_matching_score_lifts_recall_at_1_to_recall_at_k():
 
 def test_itm_retrieval_on_the_tiny_blip_writes_before_and_after_figures(tmp_path):
     out = tmp_path / "itm"
-    results = run("blip_zero_shot", TINY / "itm_retrieval.yaml", out, "--max_eval_samples", "120")
+    results = run("blip_zero_shot", TINY / "itm_retrieval.yaml", out, "--max_eval_samples", "60")
     retrieval = json.loads((out / "eval_results.json").read_text())["retrieval"]
     assert retrieval == json.loads(json.dumps(results["retrieval"]))
     keys = {f"{d}_recall@{k}" for d in ("image_to_text", "text_to_image") for k in (1, 5, 10)}
     assert set(retrieval["itc"]) == keys and set(retrieval["itm_rerank"]) == keys
-    assert retrieval["num_images"] == 120 and retrieval["num_texts"] > 240
+    assert retrieval["num_images"] == 60 and retrieval["num_texts"] > 120
     # Far above chance (a one-shape caption is relevant to about 1 image in 14, a two-shape one to fewer), before
-    # and after re-ranking. Measured: ITC 0.51 / 0.56 (image->text / text->image), re-ranked 0.43 / 0.57.
+    # and after re-ranking. Measured on these 60: ITC 0.63 / 0.62 (image->text / text->image), re-ranked 0.50 / 0.61.
     for stage in ("itc", "itm_rerank"):
         assert retrieval[stage]["text_to_image_recall@1"] > 0.3 and retrieval[stage]["image_to_text_recall@1"] > 0.3
 
