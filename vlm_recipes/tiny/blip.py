@@ -14,11 +14,12 @@ start token, `[ENC]`, and BERT's `[CLS]`/`[SEP]`/`[PAD]`/`[MASK]`/`[UNK]`):
 
 They come from one pre-training, BLIP's three objectives trained jointly as in ALBEF/BLIP, on a shared vision
 encoder: image-text contrastive (ITC, with every caption of the same content counted as a positive), image-text
-matching (ITM, binary, on the positives plus one hard negative text per image and one hard negative image per text
-drawn from the ITC similarities, as ALBEF samples them) and captioning (LM, half of the captions behind BLIP's
-prompt "a picture of", which is then not a target). The data are synthetic shapes with captions that never name a
-position (`vlm_recipes.captioning.synthetic`, task `caption`). One build writes all three checkpoints (about a
-minute on one thread), cached and keyed like the other tiny models (see vlm_recipes.tiny).
+matching (ITM, binary, on the positives plus one negative text per image and one negative image per text, drawn half
+from the ITC similarities as ALBEF's hard negatives and half uniformly: see `pretrain`) and captioning (LM, half of
+the captions behind BLIP's prompt "a picture of", which is then not a target). The data are synthetic shapes with
+captions that never name a position (`vlm_recipes.captioning.synthetic`, task `caption`). The vision tower starts
+from 2-D sine-cosine position embeddings (`_set_sincos_positions`). One build writes all three checkpoints (about
+80 s of one CPU core), cached and keyed like the other tiny models (see vlm_recipes.tiny).
 """
 
 from __future__ import annotations
@@ -158,7 +159,7 @@ def build(name: str = "tiny:blip", force: bool = False) -> Path:
         _set_sincos_positions(captioner.vision_model.embeddings)
         matcher = BlipForImageTextRetrieval(config)
         matcher.vision_model = captioner.vision_model  # one vision encoder for the three objectives, as in BLIP
-        logger.info("Pre-training the tiny BLIP once (about a minute), cached in %s ...", target.parent)
+        logger.info("Pre-training the tiny BLIP once (about 80 s), cached in %s ...", target.parent)
         figures = pretrain(captioner, matcher, processor, seed)
         answerer = BlipForQuestionAnswering(config)
         answerer.vision_model.load_state_dict(captioner.vision_model.state_dict())
