@@ -10,9 +10,9 @@ ACCELERATE ?= cpu
 ARGS ?=
 LAUNCH_ARGS ?=
 
-RECIPES := sft dpo mpo grpo clip_train vit_baseline
+RECIPES := sft dpo mpo grpo clip_train vit_baseline blip_train
 
-.PHONY: setup demo test test-slow lint format train push merge clip_zero_shot tiny-models bench clean help preflight $(RECIPES)
+.PHONY: setup demo test test-slow lint format train push merge clip_zero_shot blip_zero_shot tiny-models bench clean help preflight $(RECIPES)
 
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -51,10 +51,14 @@ $(RECIPES): setup ## one recipe, offline default unless CONFIG=...: make dpo, ma
 clip_zero_shot: setup ## CLIP zero-shot tasks, offline default unless CONFIG=...; ARGS="--tasks search --search_folder <dir>"
 	$(PY) recipes/clip_zero_shot.py $(if $(CONFIG),--config $(CONFIG)) $(ARGS)
 
+blip_zero_shot: setup ## BLIP captioning / VQA / ITM retrieval, offline default unless CONFIG=...; ARGS="--image_dir <dir>"
+	$(PY) recipes/blip_zero_shot.py $(if $(CONFIG),--config $(CONFIG)) $(ARGS)
+
 tiny-models: setup ## build (or reuse) the cached offline tiny checkpoints
 	$(PY) -m vlm_recipes.tiny build
 	$(PY) -m vlm_recipes.tiny build --stage sft
 	$(PY) -c "from vlm_recipes.tiny import resolve; print(resolve('tiny:clip'))"
+	$(PY) -c "from vlm_recipes.tiny import resolve; print(*(resolve(f'tiny:blip{s}') for s in ('', '-itm', '-vqa')))"
 
 preflight: setup ## check a config's data against its processor: make preflight CONFIG=<yaml> [ARGS="--write_clean clean.jsonl"]
 	$(PY) -m vlm_recipes.training.preflight --config $(or $(CONFIG),recipes/configs/tiny-smolvlm/sft_lora.yaml) $(ARGS)

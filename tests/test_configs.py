@@ -13,8 +13,8 @@ CONFIGS = sorted((REPO_ROOT / "recipes" / "configs").rglob("*.yaml"))
 TRAINING_RECIPES = set(METHODS)
 INFERENCE_RECIPES = {"generate", "evaluate_models"}
 BENCHMARK_RECIPES = {"benchmark"}  # recipes/benchmark.py: (BenchmarkArguments, VLMModelConfig)
-# The CLIP and ViT baselines: other recipes with other config types (checked by test_baseline_config_parses).
-BASELINE_RECIPES = {"clip_zero_shot", "clip_train", "vit_baseline"}
+# The CLIP, ViT and BLIP recipes: other recipes with other config types (checked by test_baseline_config_parses).
+BASELINE_RECIPES = {"clip_zero_shot", "clip_train", "vit_baseline", "blip_zero_shot", "blip_train"}
 RECIPES = TRAINING_RECIPES | INFERENCE_RECIPES | BENCHMARK_RECIPES | BASELINE_RECIPES
 
 

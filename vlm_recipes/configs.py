@@ -190,8 +190,8 @@ class RecipeField:
         default=None,
         metadata={
             "help": "The recipe this config is for (sft, dpo, mpo, grpo, generate, evaluate_models, benchmark, "
-            "clip_zero_shot, clip_train, vit_baseline); checked against the recipe launched. Every YAML of the "
-            "repository declares it."
+            "clip_zero_shot, clip_train, vit_baseline, blip_zero_shot, blip_train); checked against the recipe "
+            "launched. Every YAML of the repository declares it."
         },
     )
 

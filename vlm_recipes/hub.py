@@ -127,8 +127,10 @@ def model_card(
     training_args,
     adapter: bool,
     pipeline_tag: str = "image-text-to-text",
+    usage: str | None = None,
 ) -> str:
-    """README.md for the Hub: YAML metadata (base model, library, tags, datasets) and a body a person can read."""
+    """README.md for the Hub: YAML metadata (base model, library, tags, datasets) and a body a person can read.
+    `usage`: the card's code snippet, for models the default (Auto* classes) does not load (e.g. BLIP's heads)."""
     tags = ["vlm-recipes", *tags, *(["lora", "peft"] if adapter else [])]
     header = ["---", f"library_name: {'peft' if adapter else 'transformers'}", f"pipeline_tag: {pipeline_tag}"]
     if is_hub_id(base_model):
@@ -152,7 +154,7 @@ def model_card(
     ]
     other = [k for k in figures if not k.endswith(("_before", "_after"))]
     name = repo_id.split("/")[-1]
-    if adapter:
+    if usage is None and adapter:
         usage = f"""```python
 from peft import PeftModel
 from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -163,7 +165,7 @@ processor = AutoProcessor.from_pretrained("{repo_id}")
 ```
 
 To deploy without PEFT, merge the adapter into the base: `python recipes/merge_adapter.py --adapter {repo_id}`."""
-    else:
+    elif usage is None:
         usage = f"""```python
 from transformers import AutoModel, AutoProcessor
 

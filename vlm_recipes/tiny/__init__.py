@@ -5,6 +5,7 @@ a `tiny:<name>` to its cached checkpoint directory and passes any other name thr
 
 - `vlm_recipes.tiny.vlm`: tiny SmolVLM and Qwen2-VL (`tiny:smolvlm`, `tiny:qwen2_vl`, `-random`, `-sft`).
 - `vlm_recipes.tiny.clip`: tiny CLIP (`tiny:clip`, `tiny:clip-random`).
+- `vlm_recipes.tiny.blip`: tiny BLIP (`tiny:blip` captioning, `tiny:blip-itm` retrieval, `tiny:blip-vqa`).
 - `vlm_recipes.tiny.common`: the cache, reproducible builds and atomic saving they share.
 
 Build or rebuild from the command line: `python -m vlm_recipes.tiny build [--family smolvlm] [--stage sft] [--force]`.
@@ -24,6 +25,8 @@ def is_tiny(name_or_path: str) -> bool:
 def _builder(name: str):
     if name.startswith(f"{TINY_PREFIX}clip"):
         from .clip import build
+    elif name.startswith(f"{TINY_PREFIX}blip"):
+        from .blip import build
     else:
         from .vlm import build
     return build

@@ -15,6 +15,7 @@ functions of `vlm_recipes.evaluation.metrics.scoring`. The training recipes' bef
 | bleu | corpus BLEU-4 with add-one smoothing (per sample: sentence BLEU) | str or list[str] |
 | rouge | ROUGE-1 and ROUGE-L F1 (the headline is ROUGE-L) | str or list[str] |
 | answer_match | final answers equal (option letters; math-verify; else normalised strings) | str or list[str] |
+| cider | CIDEr-D (x10) as COCO's caption evaluation; per sample: the image's score in the corpus | str or list[str] |
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from functools import cache
 from pathlib import Path
 
 METRICS_DIR = Path(__file__).resolve().parent
-METRICS = ("exact_match", "vqa_accuracy", "anls", "relaxed_accuracy", "bleu", "rouge", "answer_match")
+METRICS = ("exact_match", "vqa_accuracy", "anls", "relaxed_accuracy", "bleu", "rouge", "answer_match", "cider")
 
 
 def check_metric_names(names) -> None:
