@@ -1,0 +1,149 @@
+"""Real-size architectures with random weights, built offline: what a benchmark needs to measure real shapes.
+
+The published checkpoints cannot be downloaded here, but their architectures can be built from their configs: the
+same layer counts, widths, vocabulary and vision towers, with random weights (the compute and memory of a training
+step do not depend on the weights' values). The processor is the real class with the checkpoint's image settings
+as our configs ship them, the family's locally trained tokenizer (vlm_recipes.tiny.vlm; text token counts differ a
+little from the real tokenizer's, image token counts are exact) and TRL's copy of the real chat template.
+
+    SmolVLM-256M  Idefics3: 30-layer 576-wide Llama text model, 12-layer 768-wide 512 px vision tower,
+                  scale_factor 4 (64 tokens per tile), 228 M parameters; longest_edge 1024 with image splitting.
+    Qwen2-VL-2B   28-layer 1536-wide text model with M-RoPE, 32-layer 1280-wide vision tower, 2.2 B parameters;
+                  min_pixels 50,176 / max_pixels 401,408.
+
+Not cached (0.9 GB and 8.8 GB in float32; built in about 30 s and 80 s on a 2-core CPU). For benchmarks only.
+"""
+
+from __future__ import annotations
+
+import torch
+from trl.chat_template_utils import qwen2_5_vl_chat_template, smolvlm_chat_template
+
+from . import vlm as tiny
+
+REAL_SIZE = {
+    "smolvlm-256m": {
+        "family": "smolvlm",
+        "text": {
+            "hidden_size": 576,
+            "intermediate_size": 1536,
+            "num_hidden_layers": 30,
+            "num_attention_heads": 9,
+            "num_key_value_heads": 3,
+            "vocab_size": 49280,
+            "rope_theta": 100000.0,
+            "rms_norm_eps": 1e-5,
+            "max_position_embeddings": 8192,
+            "tie_word_embeddings": True,
+        },
+        "vision": {
+            "hidden_size": 768,
+            "intermediate_size": 3072,
+            "num_hidden_layers": 12,
+            "num_attention_heads": 12,
+            "image_size": 512,
+            "patch_size": 16,
+        },
+        "scale_factor": 4,
+        "image_seq_len": 64,
+        "longest_edge": 1024,  # recipes/configs/smolvlm-256m-instruct/sft_lora.yaml
+    },
+    "qwen2-vl-2b": {
+        "family": "qwen2_vl",
+        "text": {
+            "hidden_size": 1536,
+            "intermediate_size": 8960,
+            "num_hidden_layers": 28,
+            "num_attention_heads": 12,
+            "num_key_value_heads": 2,
+            "vocab_size": 151936,
+            "rms_norm_eps": 1e-6,
+            "max_position_embeddings": 32768,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [16, 24, 24]},
+        },
+        "vision": {
+            "depth": 32,
+            "embed_dim": 1280,
+            "num_heads": 16,
+            "mlp_ratio": 4,
+            "hidden_size": 1536,
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+        },
+        "min_pixels": 50176,  # recipes/configs/qwen2-vl-2b-instruct/sft_lora.yaml
+        "max_pixels": 401408,
+        "tie_word_embeddings": True,
+    },
+}
+
+
+def build_processor(name: str):
+    """The real processor class with the checkpoint's image settings, the family's local tokenizer and TRL's
+    real chat template."""
+    spec = REAL_SIZE[name]
+    tokenizer = tiny.build_tokenizer(spec["family"])
+    if spec["family"] == "smolvlm":
+        from transformers import Idefics3ImageProcessor, Idefics3Processor
+
+        tile = spec["vision"]["image_size"]
+        image_processor = Idefics3ImageProcessor(
+            size={"longest_edge": spec["longest_edge"]},
+            max_image_size={"longest_edge": tile},
+            do_image_splitting=True,
+        )
+        return Idefics3Processor(
+            image_processor=image_processor,
+            tokenizer=tokenizer,
+            image_seq_len=spec["image_seq_len"],
+            chat_template=smolvlm_chat_template,
+        )
+    from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor
+
+    pixels = {"min_pixels": spec["min_pixels"], "max_pixels": spec["max_pixels"]}
+    return Qwen2VLProcessor(
+        image_processor=Qwen2VLImageProcessor(**pixels),
+        tokenizer=tokenizer,
+        video_processor=Qwen2VLVideoProcessor(**pixels),
+        chat_template=qwen2_5_vl_chat_template,
+    )
+
+
+def build_model(name: str, processor, seed: int = 0, attn_implementation: str = "sdpa"):
+    """The architecture of `name` with random weights (float32), its special-token ids taken from `processor`."""
+    spec = REAL_SIZE[name]
+    tokenizer = processor.tokenizer
+    ids = tokenizer.convert_tokens_to_ids
+    torch.manual_seed(seed)
+    if spec["family"] == "smolvlm":
+        from transformers import Idefics3Config, Idefics3ForConditionalGeneration, Idefics3VisionConfig, LlamaConfig
+
+        text = LlamaConfig(
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            **spec["text"],
+        )
+        config = Idefics3Config(
+            vision_config=Idefics3VisionConfig(**spec["vision"]).to_dict(),
+            text_config=text.to_dict(),
+            scale_factor=spec["scale_factor"],
+            image_token_id=ids("<image>"),
+            pad_token_id=tokenizer.pad_token_id,
+            tie_word_embeddings=spec["text"]["tie_word_embeddings"],
+        )
+        config._attn_implementation = attn_implementation
+        return Idefics3ForConditionalGeneration(config).eval()
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+
+    config = Qwen2VLConfig(
+        text_config={**spec["text"], "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id},
+        vision_config=spec["vision"],
+        image_token_id=ids("<|image_pad|>"),
+        video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"),
+        vision_end_token_id=ids("<|vision_end|>"),
+        tie_word_embeddings=spec["tie_word_embeddings"],
+    )
+    config._attn_implementation = attn_implementation
+    return Qwen2VLForConditionalGeneration(config).eval()
