@@ -43,11 +43,11 @@ def make_rows():
     red, blue = Image.new("RGB", (64, 64), (220, 40, 40)), Image.new("RGB", (48, 80), (40, 80, 220))
     wide, tall = Image.new("RGB", (120, 40), (40, 200, 60)), Image.new("RGB", (30, 100), (230, 230, 30))
     return [
-        {"images": [red], "messages": chat("What color is the shape?", "red")},
+        {"images": [red], "messages": chat("What color is the shape?", "red", images=1)},
         {"images": [], "messages": chat("Say hello to the user in a few words.", "hello there, how are you")},
         {"images": [red, blue], "messages": chat("Which colors are shown?", "red and blue", images=2)},
-        {"images": [wide], "messages": chat("Describe the image.", "a wide green strip")},
-        {"images": [tall], "messages": chat("What is this?", "a tall yellow bar on grey")},
+        {"images": [wide], "messages": chat("Describe the image.", "a wide green strip", images=1)},
+        {"images": [tall], "messages": chat("What is this?", "a tall yellow bar on grey", images=1)},
     ]
 
 
@@ -145,7 +145,7 @@ def test_qwen2_vl_without_per_row_positions_differs(setups):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+@pytest.mark.parametrize("attn", ["sdpa", "eager", "sdpa_varlen"])
 def test_rows_never_attend_across_boundaries(setups, family, attn):
     """Perturb one row's text tokens: the logits of every other row do not move; that row's do."""
     model, processor = setups[family]
@@ -173,6 +173,49 @@ def test_rows_never_attend_across_boundaries(setups, family, attn):
                 assert moved <= 1e-6, (i, float(moved))
     finally:
         model.set_attn_implementation("sdpa")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_sdpa_varlen_equals_rows_run_one_at_a_time(setups, family, monkeypatch):
+    """`attn_implementation: sdpa_varlen` runs SDPA on each row's slice of a padding-free batch (never on the whole
+    sequence) and gives every row the loss it has alone."""
+    import vlm_recipes.models.attention as attention
+
+    model, processor = setups[family]
+    rows = make_rows()
+    lengths = row_lengths(processor, rows)
+    batch = PaddingFreeCollator(processor)(rows)
+    seen = []
+    original = attention.sdpa_attention_forward
+
+    def recording(module, query, *args, **kwargs):
+        seen.append((getattr(module, "is_causal", False), query.shape[2]))
+        return original(module, query, *args, **kwargs)
+
+    monkeypatch.setattr(attention, "sdpa_attention_forward", recording)
+    model.set_attn_implementation("sdpa_varlen")
+    try:
+        with torch.no_grad():
+            expected = losses_one_at_a_time(model, processor, rows)
+            seen.clear()
+            losses = losses_flattened(model, batch, lengths)
+    finally:
+        model.set_attn_implementation("sdpa")
+    torch.testing.assert_close(losses, expected, rtol=1e-5, atol=1e-5)
+    causal = [n for is_causal, n in seen if is_causal]
+    layers = model.config.get_text_config().num_hidden_layers
+    assert sorted(causal) == sorted(lengths * layers)  # each row alone, in every language-model layer
+
+
+def test_the_module_docstrings_run():
+    import doctest
+
+    from vlm_recipes.data import length_mix, packing
+    from vlm_recipes.models import attention
+
+    for module in (packing, attention, length_mix):
+        result = doctest.testmod(module)
+        assert result.attempted and not result.failed, module.__name__
 
 
 def test_padding_free_batch_layout(setups):

@@ -137,9 +137,9 @@ class PaddingFreeCollator(VisionChatCollator):
     (4, 1, L) for Qwen2-VL (text positions, then the per-row M-RoPE positions); no `attention_mask` (transformers
     builds the per-row causal mask from the position ids); the image inputs of all rows in row order
     (`pixel_values` (1, tiles, C, H, W) and `pixel_attention_mask` for SmolVLM; `pixel_values`, `image_grid_thw`
-    and `mm_token_type_ids` for Qwen2-VL). Labels are those of the padded collator, plus -100 on the first token of
-    every row. With `pad_to_multiple_of`, the sequence ends in pad tokens that form a segment of their own (labels
-    -100).
+    and `mm_token_type_ids` for Qwen2-VL); `use_cache=False` (with a cache transformers does not look for the rows).
+    Labels are those of the padded collator, plus -100 on the first token of every row. With `pad_to_multiple_of`,
+    the sequence ends in pad tokens that form a segment of their own (labels -100).
 
     Example: rows of 3 and 2 tokens give position_ids [[0, 1, 2, 0, 1]] and labels [-100, a, b, -100, c].
     """
@@ -188,6 +188,9 @@ def flatten_rows(batch: dict, collator: PaddingFreeCollator) -> dict[str, torch.
     out.update(batch)  # Qwen2-VL's pixel_values / image_grid_thw are already one flat batch, in row order
     if collator.pad_to_multiple_of:
         _pad_tail(out, collator.pad_to_multiple_of, collator.pad_token_id)
+    # With a KV cache (use_cache defaults to the config's True) transformers skips the packed-sequence detection and
+    # the rows would attend to each other: a padding-free batch is a training batch, without cache.
+    out["use_cache"] = False
     return out
 
 
