@@ -10,12 +10,14 @@ import pytest
 import torch
 from PIL import Image
 
+import vlm_recipes.models.attention  # noqa: F401  (registers attn_implementation: sdpa_varlen)
 from vlm_recipes.data.collators import VisionChatCollator
 from vlm_recipes.data.packing import PackedRows, PaddingFreeCollator, fill_ratio, mrope_positions, pack_rows
 from vlm_recipes.models.families import set_image_resolution
 from vlm_recipes.tiny import vlm as tiny
 
 FAMILIES = ["smolvlm", "qwen2_vl"]
+SHARPEN = 6.0  # scale of the language model's query and key projections (see build_model)
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +30,20 @@ def setups():
             set_image_resolution(processor, longest_edge=128, image_splitting=True)
         else:
             set_image_resolution(processor, min_pixels=28 * 28, max_pixels=112 * 112)
-        model = tiny.build_model(family, processor.tokenizer, seed=3).float().eval()
-        out[family] = (model, processor)
+        out[family] = (build_model(family, processor), processor)
     return out
+
+
+def build_model(family, processor):
+    """A random tiny model whose attention depends on positions: at the initial scale (std 0.02) every attention
+    score is near 0, softmax is near uniform and wrong positions would go unnoticed, so the language model's query
+    and key projections are scaled up."""
+    model = tiny.build_model(family, processor.tokenizer, seed=3).float().eval()
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "visual" not in name and "vision" not in name and name.endswith(("q_proj.weight", "k_proj.weight")):
+                param.mul_(SHARPEN)
+    return model
 
 
 def chat(question, answer, images=0):
@@ -104,7 +117,7 @@ def row_lengths(processor, rows):
 @pytest.mark.parametrize("mode", ["padding_free", "packed"])
 def test_losses_and_lora_gradients_equal_rows_run_one_at_a_time(setups, family, mode):
     _, processor = setups[family]
-    model = with_lora(tiny.build_model(family, processor.tokenizer, seed=3).float().eval())
+    model = with_lora(build_model(family, processor))
     rows = make_rows()
     lengths = row_lengths(processor, rows)
     if mode == "packed":  # bins of at most 2/3 of all tokens: several bins, rows reordered by the packer
@@ -127,8 +140,11 @@ def test_losses_and_lora_gradients_equal_rows_run_one_at_a_time(setups, family, 
 
 
 def test_qwen2_vl_without_per_row_positions_differs(setups):
-    """The same packed batch with positions that ignore the rows' image grids, or that do not restart at each row,
-    gives other losses: the per-row M-RoPE positions are what make the exactness test pass."""
+    """The same padding-free batch with 1-D positions restarting at each row (what a text-only flattening collator
+    gives, also for the three M-RoPE axes), or with no position ids (the model's own positions over the whole
+    concatenation: nothing restarts, rows see each other), gives other losses. (M-RoPE computed over the whole
+    concatenation under restarting text positions would be exact too: it shifts each row's positions by a constant
+    on all three axes, and rotary attention only sees differences.)"""
     model, processor = setups["qwen2_vl"]
     rows = make_rows()
     lengths = row_lengths(processor, rows)
@@ -136,12 +152,12 @@ def test_qwen2_vl_without_per_row_positions_differs(setups):
     with torch.no_grad():
         expected = losses_one_at_a_time(model, processor, rows)
         torch.testing.assert_close(losses_flattened(model, batch, lengths), expected, rtol=1e-5, atol=1e-5)
-        text = batch["position_ids"][0]
-        flat_text = {**batch, "position_ids": text.expand(4, 1, -1)}  # restarts, but no 3-D image positions
-        whole, _ = model.model.get_rope_index(batch["input_ids"], batch["mm_token_type_ids"], batch["image_grid_thw"])
-        no_restart = {**batch, "position_ids": torch.cat([text[None], whole])}  # M-RoPE over the concatenation
-        for wrong in (flat_text, no_restart):
-            assert (losses_flattened(model, wrong, lengths) - expected).abs().max() > 1e-3
+        flat = {**batch, "position_ids": batch["position_ids"][0].expand(4, 1, -1)}  # no 3-D image positions
+        unpositioned = {key: value for key, value in batch.items() if key != "position_ids"}
+        flat_differs = (losses_flattened(model, flat, lengths) - expected).abs()
+        unpositioned_differs = (losses_flattened(model, unpositioned, lengths) - expected).abs()
+    assert flat_differs.max() > 1e-3 and unpositioned_differs.max() > 1e-3
+    assert flat_differs[1] < 1e-5  # the text-only row has no image to misplace
 
 
 @pytest.mark.parametrize("family", FAMILIES)
