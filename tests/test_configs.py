@@ -223,3 +223,12 @@ def test_training_arguments_built_in_python_are_checked_too(tmp_path):
     with pytest.raises(ValueError, match="train_sampling_strategy: 'batch_rebalance' has no effect in the"):
         run("sft", data_args, training_args, model_args)
     assert not (tmp_path / "out").exists()
+
+
+def test_label_smoothing_is_refused_with_a_loss_that_does_not_read_it():
+    # TRL 1.16 smooths only its robust / exo_pair / aot losses: the sigmoid default and MPO's mix ignore it.
+    for config in (TINY["dpo"], TINY["mpo"]):
+        with pytest.raises(ValueError, match=r"label_smoothing: 0.1 has no effect with loss_type .*add `robust`"):
+            parse_config(config, "--label_smoothing", "0.1")
+    _, args, _ = parse_config(TINY["dpo"], "--label_smoothing", "0.1", "--loss_type", "robust")
+    assert args.label_smoothing == 0.1

@@ -210,7 +210,23 @@ class SFTConfig(_VLMTrainingFields, trl.SFTConfig):
 
 @dataclass
 class DPOConfig(_VLMTrainingFields, trl.DPOConfig):
-    """DPO and MPO (MPO = DPO with `loss_type: [sigmoid, bco_pair, sft]` and `loss_weights`)."""
+    """DPO and MPO (MPO = DPO with `loss_type: [sigmoid, bco_pair, sft]` and `loss_weights`).
+
+    Adds one check TRL lacks: TRL 1.16 reads `label_smoothing` only in the losses listed in
+    `LABEL_SMOOTHED_LOSSES`; with any other loss (the default `sigmoid` included, which older TRL smoothed as
+    conservative DPO) it is silently ignored, so it is refused there."""
+
+    LABEL_SMOOTHED_LOSSES = ("robust", "exo_pair", "aot", "aot_unpaired")
+
+    def __post_init__(self):
+        super().__post_init__()
+        losses = [self.loss_type] if isinstance(self.loss_type, str) else list(self.loss_type)
+        if self.label_smoothing and not set(losses) & set(self.LABEL_SMOOTHED_LOSSES):
+            raise ValueError(
+                f"label_smoothing: {self.label_smoothing} has no effect with loss_type {losses} (TRL reads it only in "
+                f"the {', '.join(self.LABEL_SMOOTHED_LOSSES)} losses); for conservative DPO on noisy preferences "
+                f"add `robust` to loss_type, or remove label_smoothing."
+            )
 
 
 @dataclass
