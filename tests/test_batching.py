@@ -20,7 +20,7 @@ TINY_QWEN = REPO_ROOT / "recipes/configs/tiny-qwen2-vl/sft_lora.yaml"
 
 def chat(question, answer, image=True):
     content = ([{"type": "image"}] if image else []) + [{"type": "text", "text": question}]
-    return [{"role": "user", "content": content}, {"role": "assistant", "content": answer}]
+    return [{"role": "user", "content": content}, {"role": "assistant", "content": [{"type": "text", "text": answer}]}]
 
 
 def sft_rows(n=6):
@@ -88,7 +88,7 @@ def test_lengths_are_cached_by_data_and_processor_settings(monkeypatch, tmp_path
 
 def test_a_bad_row_met_while_counting_is_named(processors):
     rows = sft_rows(4).to_list()
-    rows[2]["messages"] = [{"role": "narrator", "content": "hello"}]
+    rows[2]["messages"] = [{"role": "narrator", "content": [{"type": "text", "text": "hello"}]}]
     with pytest.raises(ValueError, match=r"Counting row lengths .* row row_id='r2': .*role 'narrator'"):
         lengths.count_lengths(get_method("sft"), Dataset.from_list(rows), processors["smolvlm"], cache=False)
 
@@ -127,12 +127,15 @@ def test_group_by_length_batches_pad_less_than_random_batches(tmp_path, monkeypa
     assert isinstance(sampler, LengthGroupedSampler)
     row_lengths = trainer.train_dataset["length"]
     assert min(row_lengths) < 100 < 300 < max(row_lengths)  # text-only rows and photos at real settings
-    torch.manual_seed(0)
-    order = list(sampler)
-    grouped = padding_fraction([order[i : i + 8] for i in range(0, len(order), 8)], row_lengths)
-    shuffled = [torch.randperm(len(ds)).tolist() for _ in range(20)]
-    randomly = sum(padding_fraction([p[i : i + 8] for i in range(0, len(p), 8)], row_lengths) for p in shuffled) / 20
-    assert randomly > 0.3 and grouped < randomly / 3, (grouped, randomly)
+    # transformers sorts random mega-batches of min(n / (4 * batch), 50) batches: here 3 batches of 8, so grouping
+    # works on 24 rows at a time (more rows, larger mega-batches, less padding). Averaged over 20 draws of each.
+    grouped = randomly = 0.0
+    for seed in range(20):
+        torch.manual_seed(seed)
+        order, shuffled = list(sampler), torch.randperm(len(ds)).tolist()
+        grouped += padding_fraction([order[i : i + 8] for i in range(0, len(order), 8)], row_lengths) / 20
+        randomly += padding_fraction([shuffled[i : i + 8] for i in range(0, len(order), 8)], row_lengths) / 20
+    assert randomly > 0.3 and grouped < 0.6 * randomly, (grouped, randomly)
 
 
 def test_packed_plan_reaches_trls_trainer(tmp_path, processors):
