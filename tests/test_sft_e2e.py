@@ -62,7 +62,7 @@ def test_sft_lora_learns_padding_free_and_packed(tmp_path, family, mode):
     assert results["accuracy_after"] >= 0.9, results
     assert results["accuracy_after"] >= results["accuracy_before"] + 0.5, results
     if mode == "packing":
-        # Rows of about 40-60 tokens: 4-6 whole rows fit in 256, so a bin holds ~0.9 of its capacity at best.
+        # Whole rows of tens of tokens in 256-token bins: tiny Qwen2-VL measured 0.889 full.
         assert results["packing_fill_ratio"] >= 0.85, results
         assert results["packed_sequences"] < results["num_train_samples"] / 4
 
