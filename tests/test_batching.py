@@ -156,6 +156,10 @@ def test_padding_free_plan_reaches_trls_trainer(tmp_path, processors):
     assert r.batching == {"batching": "padding-free"}
     batch = next(iter(trainer.get_train_dataloader()))
     assert batch["input_ids"].shape[0] == 1 and "attention_mask" not in batch
+    # The logged token count is every position of the sequence (TRL alone counts Qwen2-VL's (4, 1, L) positions as 1).
+    trainer.model.train()
+    trainer.compute_loss(trainer.model, dict(batch))
+    assert trainer._metrics["train"]["num_tokens"] == [batch["input_ids"].shape[1]]
 
 
 @pytest.mark.parametrize(
