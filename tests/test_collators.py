@@ -299,13 +299,14 @@ def test_prompt_collator_left_pads_and_ends_with_generation_prompt(processors, f
 
 def test_a_text_only_row_first_in_a_batch_with_images_at_smolvlm_256m_settings():
     """The Idefics3 processor at SmolVLM-256M's settings failed on a batch whose first row has no image (transformers
-    took the rows' replacement offsets, [] first, for an array); the batch now equals the same rows in the other order."""
+    took the rows' replacement offsets, [] first, for an array); the batch now equals the rows in the other order."""
     from vlm_recipes.data.length_mix import photos
     from vlm_recipes.tiny.real_size import build_processor
 
     def chat(question, image):
         content = ([{"type": "image"}] if image else []) + [{"type": "text", "text": question}]
-        return [{"role": "user", "content": content}, {"role": "assistant", "content": [{"type": "text", "text": "ok"}]}]
+        answer = [{"type": "text", "text": "ok"}]
+        return [{"role": "user", "content": content}, {"role": "assistant", "content": answer}]
 
     text_row = {"images": [], "messages": chat("Say hello.", False)}
     image_row = {"images": [photos()[2]], "messages": chat("What is it?", True)}
