@@ -138,6 +138,35 @@ def test_group_by_length_batches_pad_less_than_random_batches(tmp_path, monkeypa
     assert randomly > 0.3 and grouped < 0.6 * randomly, (grouped, randomly)
 
 
+def test_dpo_group_by_length_feeds_the_trainers_sampler_with_the_longer_sequence(tmp_path, processors):
+    """DPO (TRL's DPOTrainer keeps transformers' sampler): each pair's length is its longer sequence."""
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    def turn(text):
+        return [{"role": "assistant", "content": [{"type": "text", "text": text}]}]
+
+    image = Image.new("RGB", (64, 64), (200, 30, 30))
+    prompt = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What color?"}]}]
+    rows = [
+        {"images": [image], "prompt": prompt, "chosen": turn("red"), "rejected": turn("blue " * k)}
+        for k in range(1, 9)
+    ]
+    ds = Dataset.from_list(rows)
+    data_args, args, model_args = load_config(
+        "dpo", TINY_QWEN.with_name("dpo.yaml"), model_name_or_path="tiny:qwen2_vl-random",
+        output_dir=str(tmp_path / "out"), report_to="none", train_sampling_strategy="group_by_length",
+        per_device_train_batch_size=2,
+    )  # fmt: skip
+    r = Run(
+        get_method("dpo"), data_args, args, model_args, tmp_path / "out", processor=processors["qwen2_vl"], train_ds=ds
+    )
+    trainer = build_trainer(r, load_model_for_training(r))
+    assert isinstance(trainer._get_train_sampler(), LengthGroupedSampler)
+    counted = trainer.train_dataset["length"]
+    assert counted == lengths.count_lengths(get_method("dpo"), ds, processors["qwen2_vl"], cache=False)
+    assert counted == sorted(counted) and counted[0] < counted[-1]  # rejected answers grow: so do the pairs
+
+
 def test_packed_plan_reaches_trls_trainer(tmp_path, processors):
     ds = sft_rows(12)
     trainer, r = trainer_for(tmp_path, ds, processors["qwen2_vl"], packing=True, max_length=128)
