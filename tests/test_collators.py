@@ -295,3 +295,23 @@ def test_prompt_collator_left_pads_and_ends_with_generation_prompt(processors, f
     for row in range(2):
         assert batch["input_ids"][row, -len(tail) :].tolist() == tail
     assert "fine" not in processor.tokenizer.decode(batch["input_ids"][1])
+
+
+def test_a_text_only_row_first_in_a_batch_with_images_at_smolvlm_256m_settings():
+    """The Idefics3 processor at SmolVLM-256M's settings failed on a batch whose first row has no image (transformers
+    took the rows' replacement offsets, [] first, for an array); the batch now equals the rows in the other order."""
+    from vlm_recipes.data.length_mix import photos
+    from vlm_recipes.tiny.real_size import build_processor
+
+    def chat(question, image):
+        content = ([{"type": "image"}] if image else []) + [{"type": "text", "text": question}]
+        answer = [{"type": "text", "text": "ok"}]
+        return [{"role": "user", "content": content}, {"role": "assistant", "content": answer}]
+
+    text_row = {"images": [], "messages": chat("Say hello.", False)}
+    image_row = {"images": [photos()[2]], "messages": chat("What is it?", True)}
+    collator = VisionChatCollator(build_processor("smolvlm-256m"))
+    text_first, image_first = collator([text_row, image_row]), collator([image_row, text_row])
+    for key in ("input_ids", "labels", "attention_mask", "pixel_values", "pixel_attention_mask"):
+        assert torch.equal(text_first[key], image_first[key].flip(0)), key
+    assert text_first["pixel_values"][1].abs().sum() > 0 and (text_first["pixel_values"][0] == 0).all()

@@ -165,8 +165,8 @@ AUDITED = [
     "dataset_kwargs", "dataset_num_proc", "dataset_text_field", "do_predict", "eos_token", "eval_accumulation_steps",
     "eval_delay", "eval_do_concat_batches", "eval_on_start", "eval_packing", "eval_steps", "eval_strategy",
     "eval_use_gather_object", "greater_is_better", "include_for_metrics", "label_smoothing_factor",
-    "length_column_name", "load_best_model_at_end", "metric_for_best_model", "model_init_kwargs",
-    "num_generations_eval", "packing", "packing_strategy", "pad_token", "padding_free", "precompute_ref_batch_size",
+    "load_best_model_at_end", "metric_for_best_model", "model_init_kwargs",
+    "num_generations_eval", "packing_strategy", "pad_token", "padding_free", "precompute_ref_batch_size",
     "precompute_ref_log_probs", "prediction_loss_only", "remove_unused_columns", "shuffle_dataset",
     "train_sampling_strategy", "truncation_mode",
 ]  # fmt: skip
@@ -205,17 +205,28 @@ def test_an_audited_field_set_in_a_yaml_is_refused_naming_it(tmp_path, name, ent
 
 def test_audited_fields_are_refused_on_the_command_line_and_honoured_values_accepted():
     path = TINY["sft_lora"]
-    with pytest.raises(ValueError, match="train_sampling_strategy: 'group_by_length' has no effect"):
-        parse_config(path, "--train_sampling_strategy", "group_by_length")
+    with pytest.raises(ValueError, match="train_sampling_strategy: 'batch_rebalance' has no effect"):
+        parse_config(path, "--train_sampling_strategy", "batch_rebalance")
+    with pytest.raises(ValueError, match="train_sampling_strategy: 'group_by_length' has no effect in the .* grpo"):
+        parse_config(TINY["grpo"], "--train_sampling_strategy", "group_by_length")  # GRPO samples prompts itself
+    with pytest.raises(ValueError, match="padding_free: True has no effect in the vlm-recipes dpo recipe"):
+        parse_config(TINY["dpo"], "--padding_free", "true")
     with pytest.raises(ValueError, match="eval_strategy: 'epoch' has no effect"):
         parse_config(path, "--eval_strategy=epoch")
     # What the flow does anyway is fine, set or not.
     _, args, _ = parse_config(
         path, "--assistant_only_loss", "true", "--remove_unused_columns", "false", "--eval_strategy", "no",
         "--truncation_mode", "keep_start", "--packing", "false", "--dataset_text_field", "text",
-        "--train_sampling_strategy", "sequential",
+        "--train_sampling_strategy", "sequential", "--packing_strategy", "bfd",
     )  # fmt: skip
     assert args.assistant_only_loss and not args.packing
+    # What our batching honours (vlm_recipes.training.batching).
+    _, args, _ = parse_config(
+        path, "--packing", "true", "--padding_free", "true", "--length_column_name", "n_tokens",
+    )  # fmt: skip
+    assert args.packing and args.padding_free and args.length_column_name == "n_tokens"
+    _, args, _ = parse_config(TINY["dpo"], "--train_sampling_strategy", "group_by_length")
+    assert args.train_sampling_strategy == "group_by_length"
     _, args, _ = parse_config(TINY["grpo"], "--shuffle_dataset", "false")  # GRPO honours it
 
 
@@ -223,8 +234,8 @@ def test_training_arguments_built_in_python_are_checked_too(tmp_path):
     from vlm_recipes.training.run import load_config, run
 
     data_args, training_args, model_args = load_config("sft", TINY["sft_lora"], output_dir=str(tmp_path / "out"))
-    training_args.train_sampling_strategy = "group_by_length"
-    with pytest.raises(ValueError, match="train_sampling_strategy: 'group_by_length' has no effect in the"):
+    training_args.train_sampling_strategy = "batch_rebalance"
+    with pytest.raises(ValueError, match="train_sampling_strategy: 'batch_rebalance' has no effect in the"):
         run("sft", data_args, training_args, model_args)
     assert not (tmp_path / "out").exists()
 

@@ -19,7 +19,8 @@ default for a few steps (run from the repository root; `tmp_dir` is any empty di
 - `load_config(recipe, path, **overrides)`: a training recipe's YAML parsed into (data, training, model) arguments.
 - `train(method, data_args, training_args, model_args)`: train, evaluate before/after, save (vlm_recipes.training.run).
 - `METHODS`, `get_method`, `Method`: the training-method registry (vlm_recipes.training.methods).
-- `VisionChatCollator`, `PreferenceCollator`, `PromptCollator`: rows to token batches (vlm_recipes.data.collators).
+- `VisionChatCollator`, `PreferenceCollator`, `PromptCollator`: rows to token batches (vlm_recipes.data.collators);
+  `PaddingFreeCollator`: rows to one padding-free sequence with per-row positions (vlm_recipes.data.packing).
 - `FAMILIES`, `Family`, `family_of`: what differs between model families (vlm_recipes.models.families).
 - `resolve`: a `tiny:<name>` to its offline checkpoint directory, building it once (vlm_recipes.tiny).
 """
@@ -38,6 +39,7 @@ _EXPORTS = {
     "VisionChatCollator": "vlm_recipes.data.collators",
     "PreferenceCollator": "vlm_recipes.data.collators",
     "PromptCollator": "vlm_recipes.data.collators",
+    "PaddingFreeCollator": "vlm_recipes.data.packing",
     "FAMILIES": "vlm_recipes.models.families",
     "Family": "vlm_recipes.models.families",
     "family_of": "vlm_recipes.models.families",

@@ -187,16 +187,26 @@ class ChatEncoder:
                 )
         if not any(images):
             return {}, [[] for _ in images]
+        # Rows with images first: with a text-only row first, transformers takes the per-row replacement offsets
+        # ([] for that row) for an array and fails to make a tensor of them (seen with the Idefics3 processor at
+        # SmolVLM-256M's settings). Image rows keep their order, so the images are processed in the same order.
+        order = sorted(range(len(images)), key=lambda i: not images[i])
         out = self.processor(
-            text=[self.image_token * len(imgs) for imgs in images],
-            images=images,
+            text=[self.image_token * len(images[i]) for i in order],
+            images=[images[i] for i in order],
             return_text_replacement_offsets=True,
             add_special_tokens=False,
             return_tensors="pt",
             padding=True,
         )
-        expansions = [[r["replacement"] for r in row] for row in out["text_replacement_offsets"]]
-        return {k: v for k, v in out.items() if k not in _TOKEN_KEYS}, expansions
+        back = sorted(range(len(order)), key=order.__getitem__)  # position of row i in `order`
+        expansions = [[r["replacement"] for r in out["text_replacement_offsets"][j]] for j in back]
+        inputs = {k: v for k, v in out.items() if k not in _TOKEN_KEYS}
+        if order != sorted(order):
+            for key in ("pixel_values", "pixel_attention_mask"):  # per-row image tensors (Idefics3): rows back
+                if key in inputs and inputs[key].dim() >= 4 and inputs[key].shape[0] == len(order):
+                    inputs[key] = inputs[key][back]
+        return inputs, expansions
 
     def encode_rendered(
         self,

@@ -4,4 +4,5 @@
 - `modeling`: processors and models by name or path (`tiny:` names through `vlm_recipes.tiny.resolve`), PEFT set-up,
   freezing and per-part parameter groups.
 - `merge`: a LoRA adapter merged into its base model.
+- `attention`: `attn_implementation: sdpa_varlen`, SDPA run row by row on padding-free batches (a CPU varlen path).
 """

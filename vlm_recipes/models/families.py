@@ -28,6 +28,9 @@ class Family:
     # the start of a module name): QLoRA keeps these modules out of 4-bit.
     vision_tower_modules: tuple[str, ...]
     projector_modules: tuple[str, ...]
+    # Qwen2-VL's M-RoPE: image tokens get 3-D (temporal, height, width) positions, so a padding-free batch needs
+    # them per row (vlm_recipes.data.packing); other families use 1-D positions.
+    multimodal_rope: bool = False
 
     def part_of(self, name: str) -> str:
         """Which part of the model a parameter belongs to: 'projector', 'vision_tower' or 'language_model'."""
@@ -67,6 +70,7 @@ QWEN2_VL = Family(
     vision_tower_pattern=r"(^|\.)visual\.",
     vision_tower_modules=(r"(.*\.)?visual",),  # holds the merger too: quantizing the tower leaves it out
     projector_modules=(r"(.*\.)?visual\.merger",),
+    multimodal_rope=True,
 )
 
 FAMILIES = (SMOLVLM, QWEN2_VL)

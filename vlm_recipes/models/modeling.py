@@ -20,6 +20,7 @@ from trl import get_peft_config, get_quantization_config
 
 from .. import tiny
 from ..configs import VLMModelConfig
+from . import attention  # noqa: F401  (registers attn_implementation: sdpa_varlen)
 from .families import Family, family_for_model_type, family_of, set_image_resolution
 
 logger = logging.getLogger(__name__)

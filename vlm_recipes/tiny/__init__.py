@@ -7,6 +7,8 @@ a `tiny:<name>` to its cached checkpoint directory and passes any other name thr
 - `vlm_recipes.tiny.clip`: tiny CLIP (`tiny:clip`, `tiny:clip-random`).
 - `vlm_recipes.tiny.blip`: tiny BLIP (`tiny:blip` captioning, `tiny:blip-itm` retrieval, `tiny:blip-vqa`).
 - `vlm_recipes.tiny.common`: the cache, reproducible builds and atomic saving they share.
+- `vlm_recipes.tiny.real_size`: real-size SmolVLM-256M / Qwen2-VL-2B architectures with random weights, for
+  benchmarks (not cached, not behind `resolve`).
 
 Build or rebuild from the command line: `python -m vlm_recipes.tiny build [--family smolvlm] [--stage sft] [--force]`.
 """

@@ -7,4 +7,6 @@
 - `checkpoints`: checkpoints that survive a crash.
 - `rewards`: GRPO reward functions by name.
 - `preflight`: data checks against the processor before any GPU time is spent.
+- `batching`: padded, length-grouped, padding-free or packed batches, from the TRL / Trainer fields.
+- `lengths`: tokens per row (image tokens included), counted like preflight and cached, for grouping and packing.
 """

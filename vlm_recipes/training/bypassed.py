@@ -6,9 +6,9 @@ dataset preparation is skipped, its collators replaced), the recipes load the mo
 with the checkpoint's own chat template, and measure held-out figures before and after training instead of running
 the Trainer's evaluation loop. A field that only those bypassed parts read would be silently ignored; this module
 lists each one and `refuse_bypassed` refuses it when it is set to anything but what the flow does, naming the field,
-why it has no effect and what to use instead. (`packing`, `padding_free` and `truncation_mode: keep_end` are refused
-by TRL itself for image data, after the model is loaded; they are listed here too, so the refusal comes at parse
-time.)
+why it has no effect and what to use instead. (`packing`, `padding_free` and `train_sampling_strategy:
+group_by_length` are honoured by our batching, vlm_recipes.training.batching, where it can: SFT packs and flattens
+rows, SFT/DPO/MPO group them by length; the values it cannot honour are listed here.)
 
 >>> sorted(BYPASSED)[:3]
 ['assistant_only_loss', 'batch_eval_metrics', 'chat_template_kwargs']
@@ -29,6 +29,7 @@ class Bypassed:
         example: a value that is refused (the tests set it).
         honoured: the values that describe what the flow does anyway (None: the field's default), so they are fine.
         methods: the recipes whose flow bypasses it (None: every training recipe whose config has the field).
+        honoured_by: per recipe, honoured values that replace `honoured` for that recipe.
     """
 
     why: str
@@ -36,6 +37,7 @@ class Bypassed:
     example: object
     honoured: tuple | None = None
     methods: tuple[str, ...] | None = None
+    honoured_by: dict[str, tuple] | None = None
 
 
 _PREPARATION = "TRL's dataset preparation is skipped: the collator renders and tokenizes each batch on the fly"
@@ -68,13 +70,22 @@ BYPASSED: dict[str, Bypassed] = {
         True,
         methods=("sft",),
     ),
-    "packing": Bypassed("TRL cannot pack rows with images", "remove it; max_length bounds a sample", True),
-    "packing_strategy": Bypassed("TRL cannot pack rows with images", "remove it", "wrapped"),
-    "eval_packing": Bypassed("TRL cannot pack rows with images", "remove it", True),
+    # packing: true (SFT) is honoured by our batching; DPO and GRPO configs have no such field.
+    "packing_strategy": Bypassed(
+        "packing places whole rows into sequences (best-fit decreasing, 'bfd'); 'bfd_split' and 'wrapped' split rows, "
+        "which would cut image tokens away from their image",
+        "remove it (bfd is what packing does)",
+        "wrapped",
+        ("bfd",),
+        ("sft",),
+    ),
+    "eval_packing": Bypassed(_EVALUATION, "remove it", True),
     "padding_free": Bypassed(
-        "TRL cannot train rows with images padding-free (its DPO trainer falls back to padding)",
-        "remove it; padding_side and pad_to_multiple_of shape the padding",
+        "TRL 1.16's DPOTrainer computes each sequence's log-probability from padded rows (its own padding_free falls "
+        "back to padding)",
+        "remove it (SFT honours padding_free and packing); padding_side and pad_to_multiple_of shape the padding",
         True,
+        methods=("dpo", "mpo"),
     ),
     "truncation_mode": Bypassed(
         "the collator cuts text from the end (keep_start) and never cuts image tokens (image tokens sit in the "
@@ -142,13 +153,12 @@ BYPASSED: dict[str, Bypassed] = {
         methods=("dpo", "mpo", "grpo"),
     ),
     "train_sampling_strategy": Bypassed(
-        "rows hold raw conversations and images, with no lengths to group or rebalance batches by",
-        "use random (the default) or sequential; max_length (and on_overflow) bound the sequence length",
-        "group_by_length",
-        ("random", "sequential"),
-    ),
-    "length_column_name": Bypassed(
-        "rows hold raw conversations and images, with no length column to group batches by", "remove it", "len"
+        "the recipes count each row's tokens for group_by_length only (batch_rebalance is not wired to them), and "
+        "TRL's GRPOTrainer samples prompts with its own sampler (shuffle_dataset), whatever the strategy",
+        "use random (the default), sequential or group_by_length (SFT, DPO, MPO); SFT also packs (packing: true)",
+        "batch_rebalance",
+        ("random", "sequential", "group_by_length"),
+        honoured_by={"grpo": ("random",)},
     ),
     # -- the Trainer's own evaluation ----------------------------------------------------------------------------
     "eval_strategy": Bypassed(_EVALUATION, _EVALUATE_INSTEAD, "steps", ("no",)),
@@ -203,6 +213,7 @@ def refuse_bypassed(config_class: type, settings: dict, method: str, where: str 
             continue
         value = settings[name]
         honoured = (_default(config_class, name),) if entry.honoured is None else entry.honoured
+        honoured = (entry.honoured_by or {}).get(method, honoured)
         if any(_same(value, ok) for ok in honoured):
             continue
         raise ValueError(

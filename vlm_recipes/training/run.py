@@ -20,13 +20,12 @@ from transformers import set_seed
 
 from .. import hub
 from ..configs import DataArguments, VLMModelConfig, parse
-from ..data.images import undecoded
 from ..data.pipeline import ImageStage, split_image_processing
 from ..evaluation.generation import held_out_metrics
 from ..models.modeling import apply_freezing, build_peft_config, count_parameters, load_model, load_processor
 from ..outputs import RESULTS_FILE, run_directory, save_training_config
 from ..processes import ends_process_group
-from . import preflight
+from . import batching, preflight
 from .bypassed import changed_settings, refuse_bypassed
 from .methods import Method, get_method
 from .trainers import full_weights
@@ -50,6 +49,7 @@ class Run:
     generation: object = None  # the method's GenerationMetric for this held-out split
     push: bool = False
     benchmarks: dict = field(default_factory=dict)  # {"before": {benchmark: figures}, "after": ...} when asked
+    batching: dict | None = None  # how the training batches were formed (batching.BatchPlan.results)
 
 
 def run(method: str | Method, data_args: DataArguments, training_args, model_args: VLMModelConfig) -> dict:
@@ -65,6 +65,7 @@ def run(method: str | Method, data_args: DataArguments, training_args, model_arg
             f"image_processing: {data_args.image_processing} needs our collator, but {method.name} prompts are "
             "processed by the trainer itself; use image_processing: processor."
         )
+    batching.check(method, data_args, training_args)
     hub.check_push_settings(training_args)  # before run_directory, which may delete a previous run's checkpoints
     overwrite, resume = training_args.overwrite_output_dir, training_args.resume_from_checkpoint
     with run_directory(training_args.output_dir, overwrite, resume) as (out, resume_from):
@@ -178,22 +179,22 @@ def build_trainer(r: Run, model):
         "peft_config": r.peft_config,
         "callbacks": hub.callbacks(args, r.push),
     }
+    plan = None
     if r.method.collator_class is not None:
-        # Our collators decode the training images, so a corrupt file met mid-run is named with its row.
-        kwargs["train_dataset"] = undecoded(r.train_ds)
-        kwargs["data_collator"] = r.method.collator_class(
-            r.processor,
-            max_length=args.max_length,
-            padding_side=r.data_args.padding_side,
-            on_overflow=r.data_args.on_overflow,
-            max_image_pixels=r.data_args.max_image_pixels,
-            pad_to_multiple_of=args.pad_to_multiple_of,  # TRL resolves "auto" to an int or None
-        )
+        # Padded, length-grouped, padding-free or packed (batching.py). Our collators decode the training images, so
+        # a corrupt file met mid-run is named with its row.
+        plan = batching.plan(r.method, r.train_ds, r.processor, r.data_args, args)
+        kwargs["train_dataset"], kwargs["data_collator"] = plan.rows, plan.collator
+        r.batching = plan.results
         # Where images are processed: the collator (processor / worker) or the training device (data/pipeline.py).
-        split_image_processing(kwargs["data_collator"], r.data_args.image_processing)
+        split_image_processing(plan.collator, r.data_args.image_processing)
     if r.method.trainer_kwargs is not None:
         kwargs.update(r.method.trainer_kwargs(args))
-    return r.method.trainer_class(**kwargs)
+    with batching.shown_to_trl_as_padded(args):
+        trainer = r.method.trainer_class(**kwargs)
+    if plan is not None:
+        plan.attach(trainer)
+    return trainer
 
 
 def collect_results(r: Run, before: dict, after: dict, trainer, train_output, params: dict) -> dict:
@@ -211,6 +212,7 @@ def collect_results(r: Run, before: dict, after: dict, trainer, train_output, pa
             "train_steps": train_output.global_step,
             "num_train_samples": len(r.train_ds),
             "dropped_samples": getattr(collator, "num_dropped", 0),
+            **(r.batching or {}),
             "trainable_parameters": params["trainable"],
             "total_parameters": params["total"],
             "model_name_or_path": r.model_args.model_name_or_path,

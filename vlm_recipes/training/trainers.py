@@ -9,6 +9,7 @@ mixins add (outermost first, so each wraps the ones after it):
 - `VisionOnEveryRank`: under several processes a text-only batch still runs the vision tower (ZeRO-3 needs every rank
   to gather the same modules in the same order).
 - `PartLearningRates`: optimizer groups with their own learning rates for the vision tower and projector.
+- `PaddingFreeTokenCount` (SFT): the logged `num_tokens` of padding-free Qwen2-VL batches counts every position.
 - `ControlTextPrompts` (GRPO): prompts are rendered and tokenized by `ChatEncoder`, so their text stays text.
 
 `full_weights` gathers ZeRO-3 shards for the evaluation before training.
@@ -171,7 +172,30 @@ class ControlTextPrompts:
             self.processing_class = processor
 
 
-class VLMSFTTrainer(CompleteCheckpoints, DeviceImageStage, VisionOnEveryRank, PartLearningRates, SFTTrainer):
+class PaddingFreeTokenCount:
+    """SFT trainer mixin: TRL 1.16 counts the tokens of a batch without attention mask (padding-free) as
+    `position_ids.size(1)`, which for Qwen2-VL's (4, 1, L) position ids is 1 instead of L; add the L - 1 it missed,
+    so the logged `num_tokens` counts every trained position."""
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        position_ids = inputs.get("position_ids")
+        missed = (
+            self.model.training
+            and "attention_mask" not in inputs
+            and position_ids is not None
+            and position_ids.dim() == 3
+        )
+        out = super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+        if missed:
+            extra = torch.tensor(position_ids.shape[-1] - position_ids.shape[1], device=position_ids.device)
+            self._total_train_tokens += self.accelerator.gather_for_metrics(extra).sum().item() // self._tp_size
+            self._metrics["train"]["num_tokens"] = [self._total_train_tokens]
+        return out
+
+
+class VLMSFTTrainer(
+    CompleteCheckpoints, DeviceImageStage, VisionOnEveryRank, PartLearningRates, PaddingFreeTokenCount, SFTTrainer
+):
     pass
 
 
