@@ -152,3 +152,31 @@ def test_grpo_refuses_split_image_processing(tmp_path):
     with pytest.raises(ValueError, match="image_processing: device needs our collator"):
         run_recipe("grpo", config, tmp_path / "run", "--image_processing", "device")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("name", ["smolvlm-256m", "qwen2-vl-2b"])
+def test_worker_image_processing_gives_the_padding_free_batch(photos, name):
+    from vlm_recipes.data.packing import PaddingFreeCollator
+
+    processor, rows = build_processor(name), _rows(photos)
+    expected = PaddingFreeCollator(processor)(rows)
+    got = split_image_processing(PaddingFreeCollator(processor), "worker")(rows)
+    tensors = [{k: v for k, v in b.items() if torch.is_tensor(v)} for b in (expected, got)]
+    _assert_same_batch(*tensors)
+    assert {k: v for k, v in got.items() if k not in tensors[1]} == {
+        k: v for k, v in expected.items() if k not in tensors[0]
+    }
+
+
+@pytest.mark.parametrize("flag", ["--padding_free", "--packing"])
+def test_device_image_processing_is_refused_with_padding_free_batches(tmp_path, flag):
+    from test_configs import run_recipe
+
+    from vlm_recipes.configs import REPO_ROOT
+
+    config = REPO_ROOT / "recipes/configs/tiny-smolvlm/sft_lora.yaml"
+    with pytest.raises(ValueError, match=rf"image_processing: device is not implemented with {flag[2:]}"):
+        run_recipe(
+            "sft", config, tmp_path / "run", flag, "true", "--max_length", "512", "--image_processing", "device"
+        )
+    assert not (tmp_path / "run").exists()

@@ -59,6 +59,11 @@ def check(method, data_args, args) -> None:
             "train_sampling_strategy: group_by_length has nothing to group with packing (packed sequences are all "
             "about max_length long): remove one of them."
         )
+    if data_args.image_processing == "device":
+        raise ValueError(
+            f"image_processing: device is not implemented with {flag} (the device stage lays out the images of a "
+            "padded batch): use image_processing: worker (the same batches, bit for bit) or processor."
+        )
     if data_args.padding_side != "right":
         raise ValueError(
             f"padding_side: {data_args.padding_side} has no effect with {flag} (there is no padding): remove it."
