@@ -8,7 +8,7 @@ import json
 
 import pytest
 from safetensors.torch import load_file
-from test_configs import TRAINING_RECIPES, recipe_module, recipe_of, run_recipe
+from test_configs import TRAINING_RECIPES, recipe_module, recipe_of, run_recipe, tiny_family
 
 from vlm_recipes.configs import REPO_ROOT
 
@@ -78,7 +78,7 @@ def test_real_config_runs_its_code_path_on_the_tiny_model(tmp_path, path, standi
 
     text = path.read_text()
     config = yaml.safe_load(text)
-    family = "qwen2_vl" if "qwen" in path.parent.name else "smolvlm"
+    family = tiny_family(config)
     overrides = (
         f"--model_name_or_path tiny:{family}-random --max_eval_samples 4 --eval_max_new_tokens 3 --max_steps 2 "
         "--per_device_train_batch_size 2 --gradient_accumulation_steps 1 --dataloader_num_workers 0 "
@@ -105,5 +105,7 @@ def test_real_config_runs_its_code_path_on_the_tiny_model(tmp_path, path, standi
     adapter = PeftConfig.from_pretrained(tmp_path / "run")
     if "freeze_vision_tower: true" in text:
         assert adapter.exclude_modules, "frozen vision tower must be excluded from LoRA"
-        assert all("vision_model" in m or "visual" in m for m in adapter.exclude_modules)
+        assert all(
+            any(part in m for part in ("vision_model", "visual", "vision_tower")) for m in adapter.exclude_modules
+        )
     assert results["trainable_parameters"] < results["total_parameters"]
