@@ -27,7 +27,9 @@ def run_sft(family, output_dir, *overrides):
 
 # LLaVA-OneVision's pre-trained base is built only for this test (about N minutes): slow. Its real configs run their
 # code path on the random model in the default run.
-@pytest.mark.parametrize("family", ["smolvlm", "qwen2_vl", "llava", pytest.param("llava_onevision", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "family", ["smolvlm", "qwen2_vl", "llava", pytest.param("llava_onevision", marks=pytest.mark.slow)]
+)
 def test_sft_lora_learns_the_held_out_task(tmp_path, family):
     out = tmp_path / "run"
     results = run_sft(family, out)  # the offline default, exactly as `make demo` runs it
