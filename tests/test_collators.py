@@ -6,16 +6,23 @@ import torch
 from vlm_recipes.data.collators import PromptCollator, SampleError, VisionChatCollator, keep_through_end_of_turn
 from vlm_recipes.models.families import family_of, set_image_resolution
 
-FAMILIES = ["smolvlm", "qwen2_vl", "llava", "llava_onevision"]
-EOT = {"smolvlm": "<end_of_utterance>", "qwen2_vl": "<|im_end|>", "llava": "</s>", "llava_onevision": "<|im_end|>"}
+FAMILIES = ["smolvlm", "qwen2_vl", "llava", "llava_onevision", "llava_next"]
+EOT = {
+    "smolvlm": "<end_of_utterance>",
+    "qwen2_vl": "<|im_end|>",
+    "llava": "</s>",
+    "llava_onevision": "<|im_end|>",
+    "llava_next": "</s>",
+}
 # The generation prompt each template ends a prompt with, and what the answer starts with after it.
 GENERATION_PROMPT = {
     "smolvlm": "Assistant:",
     "qwen2_vl": "<|im_start|>assistant\n",
     "llava": " ASSISTANT:",
     "llava_onevision": "<|im_start|>assistant\n",
+    "llava_next": " [/INST]",
 }
-ANSWER_PREFIX = {"smolvlm": " ", "qwen2_vl": "", "llava": " ", "llava_onevision": ""}
+ANSWER_PREFIX = {"smolvlm": " ", "qwen2_vl": "", "llava": " ", "llava_onevision": "", "llava_next": " "}
 
 
 def vqa(image, question="What color is the shape?", answer="red", system=None):

@@ -28,12 +28,14 @@ VLM_CONFIGS = [p for p in CONFIGS if recipe_of(p) not in BASELINE_RECIPES]
 TINY_FAMILIES = (
     ("llava-hf/llava-onevision", "llava_onevision"),
     ("llava-hf/llava-1.5", "llava"),
+    ("llava-hf/llava-v1.6", "llava_next"),
     ("Qwen/", "qwen2_vl"),
     ("HuggingFaceTB/", "smolvlm"),
 )
 # Families whose pre-trained tiny base the default test run builds anyway (the SFT learning tests); the others run
-# real configs' code paths on their `-random` model, so that no test builds a base only for that.
-PRETRAINED_IN_DEFAULT_RUN = {"smolvlm", "qwen2_vl", "llava"}
+# real configs' code paths on their `-random` model, so that no test builds a base only for that. The LLaVA bases
+# are built only by slow tests (tiny:llava takes minutes to pre-train on one thread: over the CI budget).
+PRETRAINED_IN_DEFAULT_RUN = {"smolvlm", "qwen2_vl"}
 
 
 def tiny_family(config: dict) -> str:
@@ -79,6 +81,7 @@ def test_there_are_configs_for_every_model_and_variant():
         "tiny-llava-onevision",
         "llava-1.5-7b-hf",
         "llava-onevision-qwen2-0.5b-ov-hf",
+        "llava-v1.6-mistral-7b-hf",
     ]:
         assert model in dirs
 

@@ -1,4 +1,4 @@
-"""LLaVA-1.5 and LLaVA-OneVision: the shipped chat templates and their training variants, tokenization as transformers
+"""LLaVA-1.5, LLaVA-OneVision and LLaVA-NeXT: the shipped chat templates and their training variants, tokenization as transformers
 does it (bos, SentencePiece-style continuation), resolution controls, the model sharing the processor's anyres grid,
 the blank-image path of text-only batches, and preflight token counts. Collator masking on literal conversations for
 both classes is in test_collators.py (every family), learning runs in test_sft_e2e.py / test_preference.py /
@@ -14,7 +14,7 @@ from vlm_recipes.models.chat_templates import TEMPLATES, training_chat_template
 from vlm_recipes.models.families import set_image_resolution
 from vlm_recipes.tiny import vlm as tiny
 
-LLAVAS = ["llava", "llava_onevision"]
+LLAVAS = ["llava", "llava_onevision", "llava_next"]
 
 
 def chat(image, *turns, system=None):
@@ -79,7 +79,7 @@ def test_onevision_training_template_renders_exactly_the_original_text(processor
     assert render(processor, training_chat_template(processor), row) == render(processor, None, row)
 
 
-@pytest.mark.parametrize("family", LLAVAS)
+@pytest.mark.parametrize("family", ["llava", "llava_onevision"])
 def test_the_originals_never_train_the_end_of_turn_and_are_refused_as_training_templates(family):
     """TRL's own check flags both originals; ours refuses any template like them that we do not ship a variant of."""
     from trl.chat_template_utils import is_chat_template_stop_token_trained
@@ -114,7 +114,7 @@ def test_prompts_encode_exactly_as_the_processor_does(processors, family, red_im
             [conversation_of(row, 0)], add_generation_prompt=True, tokenize=True, return_dict=True
         )["input_ids"][0]
         assert ours == list(theirs)
-    if family == "llava":
+    if family != "llava_onevision":  # LlamaTokenizers
         assert ours[0] == processor.tokenizer.bos_token_id and ChatEncoder(processor).continuation is not None
 
 
@@ -156,6 +156,17 @@ def test_onevision_max_image_tiles_caps_the_anyres_grid(red_image):
         set_image_resolution(processor, max_image_tiles=0)
     with pytest.raises(ValueError, match="longest_edge: SmolVLM controls, not LLaVA-OneVision's.*use max_image_tiles"):
         set_image_resolution(processor, longest_edge=128)
+
+
+def test_next_max_image_tiles_keeps_the_grids_of_at_most_that_many_tiles(red_image):
+    from vlm_recipes.models.families import family_of
+
+    processor = tiny.build_processor("llava_next")
+    assert image_tokens(processor, red_image) == 16 + 64 + 8  # 2x2 tiles of 16 tokens, 8 row newlines, the base
+    set_image_resolution(processor, max_image_tiles=2)
+    assert processor.image_processor.image_grid_pinpoints == [[32, 64], [64, 32]]
+    assert family_of(processor).model_settings(processor) == {"image_grid_pinpoints": [[32, 64], [64, 32]]}
+    assert image_tokens(processor, red_image) < 16 + 64 + 8
 
 
 def test_onevision_model_is_loaded_with_the_processors_grid(red_image):

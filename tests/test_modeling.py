@@ -28,7 +28,7 @@ TARGETS = [
     "attn.proj",
 ]
 PROJECTOR = {"smolvlm": "connector", "qwen2_vl": "merger", "llava": "multi_modal_projector"}
-PROJECTOR["llava_onevision"] = PROJECTOR["llava"]
+PROJECTOR["llava_onevision"] = PROJECTOR["llava_next"] = PROJECTOR["llava"]
 FAMILIES = sorted(PROJECTOR)
 
 
@@ -92,7 +92,7 @@ def test_parts_are_told_apart(paths, family):
     assert set(counts) == {"vision_tower", "projector", "language_model"}
     projector = {"qwen2_vl": "visual.merger"}.get(family, PROJECTOR[family])
     expected = sum(p.numel() for p in model.model.get_submodule(projector).parameters())
-    if family == "llava_onevision":
+    if family in ("llava_onevision", "llava_next"):
         expected += model.model.image_newline.numel()  # the learned separator after each row of anyres features
     assert counts["projector"] == expected
 

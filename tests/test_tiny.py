@@ -28,6 +28,7 @@ PROCESSORS = {
     "qwen2_vl": "Qwen2VLProcessor",
     "llava": "LlavaProcessor",
     "llava_onevision": "LlavaOnevisionProcessor",
+    "llava_next": "LlavaNextProcessor",
 }
 
 

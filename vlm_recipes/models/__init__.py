@@ -4,4 +4,5 @@
 - `modeling`: processors and models by name or path (`tiny:` names through `vlm_recipes.tiny.resolve`), PEFT set-up,
   freezing and per-part parameter groups.
 - `merge`: a LoRA adapter merged into its base model.
+- `chat_templates`: the chat templates TRL does not ship (LLaVA-1.5, LLaVA-OneVision) as data, with training variants.
 """

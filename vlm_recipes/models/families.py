@@ -211,7 +211,23 @@ LLAVA_ONEVISION = Family(
     model_settings=_anyres_settings,
 )
 
-FAMILIES = (SMOLVLM, QWEN2_VL, LLAVA, LLAVA_ONEVISION)
+LLAVA_NEXT = Family(
+    name="llava_next",
+    label="LLaVA-NeXT",
+    model_types=("llava_next",),
+    processor_classes=("LlavaNextProcessor",),
+    image_tokens=("<image>",),
+    image_token_patterns=(),
+    end_of_turn="</s>",  # TRL's training template of LLaVA-NeXT (Mistral) ends an answer with it
+    **_LLAVA_PARTS,
+    resolution_controls=("max_image_tiles",),
+    set_resolution=_anyres_resolution,
+    resolution_help="LLaVA-NeXT encodes an image as a base image plus the tiles of its best-fitting grid (anyres, "
+    "image_grid_pinpoints: up to 2x2 tiles of 336 px)",
+    model_settings=_anyres_settings,
+)
+
+FAMILIES = (SMOLVLM, QWEN2_VL, LLAVA, LLAVA_ONEVISION, LLAVA_NEXT)
 
 
 def family_for_model_type(model_type: str) -> Family:

@@ -17,7 +17,11 @@ The real classes and processors, scaled down; what each real checkpoint has and 
   here: 32 px tiles, grids up to 3x3, anyres_max_4, 16 tokens per tile (a 64x64 image: 16 + 2x2 tiles of 16 + 8
   newlines = 88 image tokens).
 
-Both carry the real chat templates (vlm_recipes/models/chat_templates: TRL ships neither).
+- `tiny:llava_next` (random only) is a `LlavaNextForConditionalGeneration` like `llava-hf/llava-v1.6-mistral-7b-hf`:
+  LLaVA-1.5's tower and tokenizer with `LlavaNextProcessor` (anyres over `image_grid_pinpoints`, 1x2 to 2x2 / 3x1
+  grids of 32 px tiles here, of 336 px there) and TRL's copy of its chat template.
+
+LLaVA-1.5 and OneVision carry their real chat templates from vlm_recipes/models/chat_templates (TRL ships neither).
 """
 
 from __future__ import annotations
@@ -82,6 +86,25 @@ def build_processor(family: str, spec: dict, tokenizer):
             num_additional_image_tokens=1,  # CLIP's CLS token, dropped again by the `default` strategy
             chat_template=TEMPLATES["llava_1_5"],
         )
+    if family == "llava_next":
+        from transformers import LlavaNextImageProcessor, LlavaNextProcessor
+        from trl.chat_template_utils import llava_next_chat_template
+
+        vision = spec["vision"]
+        side = vision["image_size"]
+        image_processor = LlavaNextImageProcessor(
+            size={"shortest_edge": side},
+            crop_size={"height": side, "width": side},
+            image_grid_pinpoints=spec["image_grid_pinpoints"],
+        )
+        return LlavaNextProcessor(
+            image_processor=image_processor,
+            tokenizer=tokenizer,
+            patch_size=vision["patch_size"],
+            vision_feature_select_strategy=spec["vision_feature_select_strategy"],
+            num_additional_image_tokens=1,
+            chat_template=llava_next_chat_template,  # TRL ships it (llava-hf/llava-v1.6-mistral-7b-hf's)
+        )
     from transformers import LlavaOnevisionImageProcessor, LlavaOnevisionProcessor, LlavaOnevisionVideoProcessor
 
     vision = spec["vision"]
@@ -123,6 +146,16 @@ def build_config(family: str, spec: dict, tokenizer, ids: dict):
             image_seq_length=(spec["vision"]["image_size"] // spec["vision"]["patch_size"]) ** 2,
             **common,
         )
+    if family == "llava_next":
+        from transformers import CLIPVisionConfig, LlamaConfig, LlavaNextConfig
+
+        return LlavaNextConfig(
+            vision_config=CLIPVisionConfig(**spec["vision"]).to_dict(),
+            text_config=LlamaConfig(**text).to_dict(),
+            image_token_index=conv(LLAVA_TOKENS["image"]),
+            image_grid_pinpoints=spec["image_grid_pinpoints"],
+            **common,
+        )
     from transformers import LlavaOnevisionConfig, Qwen2Config, SiglipVisionConfig
 
     return LlavaOnevisionConfig(
@@ -137,8 +170,15 @@ def build_config(family: str, spec: dict, tokenizer, ids: dict):
 
 
 def build_model(family: str, spec: dict, tokenizer, ids: dict):
-    from transformers import LlavaForConditionalGeneration, LlavaOnevisionForConditionalGeneration
+    from transformers import (
+        LlavaForConditionalGeneration,
+        LlavaNextForConditionalGeneration,
+        LlavaOnevisionForConditionalGeneration,
+    )
 
-    config = build_config(family, spec, tokenizer, ids)
-    cls = LlavaForConditionalGeneration if family == "llava" else LlavaOnevisionForConditionalGeneration
-    return cls(config)
+    classes = {
+        "llava": LlavaForConditionalGeneration,
+        "llava_next": LlavaNextForConditionalGeneration,
+        "llava_onevision": LlavaOnevisionForConditionalGeneration,
+    }
+    return classes[family](build_config(family, spec, tokenizer, ids))

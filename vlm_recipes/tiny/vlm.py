@@ -120,6 +120,23 @@ SPECS = {
         "image_grid_pinpoints": [[32 * rows, 32 * cols] for rows in (1, 2, 3) for cols in (1, 2, 3)],
         "vision_aspect_ratio": "anyres_max_4",
     },
+    "llava_next": {
+        "vocab_size": 640,
+        "text": _TEXT,
+        # LLaVA-1.5's CLIP tower on tiles of 32 px (16 tokens each, CLS dropped) and the grids of
+        # llava-v1.6-mistral-7b-hf's image_grid_pinpoints (1x2, 2x1, 2x2, 3x1, 1x3 tiles), scaled from 336 to 32 px.
+        "vision": {
+            "hidden_size": 128,
+            "intermediate_size": 256,
+            "num_hidden_layers": 3,
+            "num_attention_heads": 4,
+            "image_size": 32,
+            "patch_size": 8,
+        },
+        "vision_feature_layer": -2,
+        "vision_feature_select_strategy": "default",
+        "image_grid_pinpoints": [[32, 64], [64, 32], [64, 64], [96, 32], [32, 96]],
+    },
 }
 PRETRAIN = {
     "task": "caption",
@@ -165,6 +182,7 @@ FAMILY_SPECIAL_TOKENS = {
         ],
     },
     "llava": {"bos": "<s>", "eos": "</s>", "pad": "<pad>", "extra": ["<image>"]},  # a LlamaTokenizer: tiny/llava.py
+    "llava_next": {"bos": "<s>", "eos": "</s>", "pad": "<pad>", "extra": ["<image>"]},
     "llava_onevision": {
         "bos": None,
         "eos": "<|im_end|>",
@@ -195,7 +213,7 @@ def _corpus() -> list[str]:
 
 def build_tokenizer(family: str) -> PreTrainedTokenizerFast:
     """A byte-level BPE (any text encodes) trained on `_corpus()`, with the family's special tokens."""
-    if family == "llava":
+    if family in ("llava", "llava_next"):
         from .llava import build_llama_tokenizer
 
         return build_llama_tokenizer(_corpus(), SPECS[family]["vocab_size"])
