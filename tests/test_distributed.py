@@ -192,12 +192,14 @@ def test_zero3_with_text_only_batches_breaks_without_the_blank_image(tmp_path):
 
 
 def test_llava_trains_in_sync_on_two_ddp_ranks(tmp_path):
-    """The tiny LLaVA-1.5 SFT recipe under DDP on 2 CPU ranks: identical weights on both, the loss falls."""
+    """The tiny LLaVA-1.5 SFT recipe under DDP on 2 CPU ranks: identical weights on both, the loss falls. On the
+    random model: the pre-trained base is built only by slow tests."""
     from vlm_recipes.tiny import vlm as tiny
 
-    tiny.build("tiny:llava")  # here, not in the one-thread ranks
+    tiny.build("tiny:llava-random")  # here, not in the one-thread ranks
     config = REPO_ROOT / "recipes/configs/tiny-llava/sft_lora.yaml"
-    result = launch("multi_cpu", tmp_path / "dump", tmp_path / "out", "--config", str(config), *SMALL_RUN)
+    args = ["--config", str(config), "--model_name_or_path", "tiny:llava-random"]
+    result = launch("multi_cpu", tmp_path / "dump", tmp_path / "out", *args, *SMALL_RUN)
     assert result.returncode == 0, result.stderr[-3000:]
     weights, logs = rank_records(tmp_path / "dump")
     assert [log["world_size"] for log in logs] == [2, 2]
@@ -205,7 +207,7 @@ def test_llava_trains_in_sync_on_two_ddp_ranks(tmp_path):
     for name in weights[0]:
         assert torch.equal(weights[0][name], weights[1][name]), f"ranks differ at {name}"
     losses = logs[0]["losses"]
-    assert losses[-1] < losses[0] - 1.0, losses
+    assert losses[-1] < losses[0] - 0.5, losses  # from random weights: 6.31 -> 5.38 measured (logged every 2 steps)
 
 
 @pytest.mark.slow

@@ -19,9 +19,12 @@ CONFIGS = {
     "llava": REPO_ROOT / "recipes/configs/tiny-llava/sft_lora.yaml",
     "llava_onevision": REPO_ROOT / "recipes/configs/tiny-llava-onevision/sft_lora.yaml",
 }
-# LLaVA-OneVision on its random model (no pre-trained base only for this), trained at a capped anyres grid: the merged
-# model must keep the grid its processor was saved with.
-OVERRIDES = {"llava_onevision": ["--model_name_or_path", "tiny:llava_onevision-random", "--max_image_tiles", "2"]}
+# The LLaVA families on their random models (their pre-trained bases are built only by slow tests); LLaVA-OneVision
+# trained at a capped anyres grid: the merged model must keep the grid its processor was saved with.
+OVERRIDES = {
+    "llava": ["--model_name_or_path", "tiny:llava-random"],
+    "llava_onevision": ["--model_name_or_path", "tiny:llava_onevision-random", "--max_image_tiles", "2"],
+}
 
 
 @pytest.fixture(scope="module", params=sorted(CONFIGS))
