@@ -189,21 +189,25 @@ def test_onevision_model_is_loaded_with_the_processors_grid(red_image):
 
 # -- the blank-image path of text-only batches (ZeRO-3) --------------------------------------------------------------
 @pytest.mark.parametrize("family", LLAVAS)
-def test_a_blank_image_runs_the_vision_tower_and_projector(family):
+def test_a_blank_image_runs_exactly_the_image_path(family, red_image):
     """Under several processes a text-only batch runs the vision tower on a blank image (times 0), so that every rank
-    gathers the same ZeRO-3 shards; the blank image must go through each family's image path."""
-    from vlm_recipes.training.trainers import VisionOnEveryRank, _tensor_sum
+    gathers the same ZeRO-3 shards, forward and backward: the blank image must reach exactly the parameters an image
+    batch reaches (LLaVA-1.5 reads the tower's second-to-last layer: its last layer is in neither)."""
+    from vlm_recipes.training.trainers import VisionOnEveryRank, _tensor_sum, blank_image_features
 
     processor = tiny.build_processor(family)
     model = tiny.build_model(family, processor.tokenizer)
+    image_side = [(n, p) for n, p in model.named_parameters() if "vision_tower" in n or "multi_modal_projector" in n]
+    model(**VisionChatCollator(processor)([chat(red_image, "What color?", "red")])).loss.backward()
+    reached_by_an_image = {n for n, p in image_side if p.grad is not None}
+    model.zero_grad(set_to_none=True)
     trainer = VisionOnEveryRank()
     trainer.processing_class = processor
-    features = trainer._vision_forward(model.model)
-    total = _tensor_sum(features)
+    total = _tensor_sum(blank_image_features(trainer._vision_forward(model.model)))
     total.backward()
     assert torch.isfinite(total)
-    for part in (model.model.vision_tower, model.model.multi_modal_projector):
-        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
+    assert {n for n, p in image_side if p.grad is not None} == reached_by_an_image
+    assert any("multi_modal_projector" in n for n in reached_by_an_image)
 
 
 # -- preflight -------------------------------------------------------------------------------------------------------
