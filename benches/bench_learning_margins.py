@@ -11,7 +11,8 @@ every held-out metric and the minimum and median improvement: the test margins a
     python benches/bench_learning_margins.py --set learning_rate=2e-4 --set max_steps=200   # try other settings
 
 Building a base the first time costs about 3 (SmolVLM), 5 (Qwen2-VL) and 8.5 (LLaVA-1.5: 499 s of CPU on one thread)
-minutes per seed on 2 cores; they are cached. Writes the rows as JSON lines to --out (default outputs/bench_learning_margins.jsonl).
+minutes per seed on 2 cores; they are cached. Writes the rows as JSON lines to --out (default
+outputs/bench_learning_margins.jsonl).
 """
 
 import argparse
@@ -60,7 +61,7 @@ def main():
         for family in args.families:
             for seed in args.seeds:
                 r = run_one(method, family, seed, overrides)
-                # The bench's keys last: the results' own `method` (the loss, e.g. "sigmoid") must not replace the recipe.
+                # The bench's keys last: the results' own `method` (the loss, e.g. "sigmoid") must not replace them.
                 row = {**r, "method": method, "family": family, "seed": seed, "overrides": args.set}
                 rows.append(row)
                 with args.out.open("a") as f:

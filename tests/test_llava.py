@@ -1,8 +1,8 @@
-"""LLaVA-1.5, LLaVA-OneVision and LLaVA-NeXT: the shipped chat templates and their training variants, tokenization as transformers
-does it (bos, SentencePiece-style continuation), resolution controls, the model sharing the processor's anyres grid,
-the blank-image path of text-only batches, and preflight token counts. Collator masking on literal conversations for
-both classes is in test_collators.py (every family), learning runs in test_sft_e2e.py / test_preference.py /
-test_grpo.py."""
+"""LLaVA-1.5, LLaVA-OneVision and LLaVA-NeXT: the shipped chat templates and their training variants, tokenization
+as transformers does it (bos, SentencePiece-style continuation), resolution controls, the model sharing the processor's
+anyres grid, the blank-image path of text-only batches, and preflight token counts. Collator masking on literal
+conversations for every class is in test_collators.py (every family), learning runs in test_sft_e2e.py /
+test_preference.py / test_grpo.py (slow: the LLaVA bases are pre-trained only for them)."""
 
 import pytest
 import torch

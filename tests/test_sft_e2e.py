@@ -123,5 +123,6 @@ def test_real_config_runs_its_code_path_on_the_tiny_model(tmp_path, path, standi
         assert adapter.exclude_modules, "frozen vision tower must be excluded from LoRA"
         frozen = {"vision_tower"} | ({"projector"} if "freeze_projector: true" in text else set())
         part_of = next(f for f in FAMILIES if f.name == family).part_of
-        assert {part_of(m + ".") for m in adapter.exclude_modules} <= frozen, adapter.exclude_modules  # modules: end "."
+        # exclude_modules are module names: "." makes them read as the part patterns' parameter-name prefixes
+        assert {part_of(m + ".") for m in adapter.exclude_modules} <= frozen, adapter.exclude_modules
     assert results["trainable_parameters"] < results["total_parameters"]

@@ -148,8 +148,9 @@ class VLMModelConfig(trl.ModelConfig):
     max_image_tiles: int | None = field(
         default=None,
         metadata={
-            "help": "LLaVA-OneVision, LLaVA-NeXT: encode an image as at most this many anyres tiles (plus the base image); caps "
-            "image tokens at about (tiles + 1) x 729 on the real checkpoints. Set on the processor and the model."
+            "help": "LLaVA-OneVision, LLaVA-NeXT: encode an image as at most this many anyres tiles (plus the base "
+            "image); caps image tokens at about (tiles + 1) x 729 (OneVision) or 576 (NeXT) on the real "
+            "checkpoints. Set on the processor and the model."
         },
     )
     quantize_vision_tower: bool = field(
