@@ -1,11 +1,12 @@
 """Tiny SmolVLM, Qwen2-VL and LLaVA checkpoints built offline, so every recipe runs on a CPU without the Hub.
 
 A tiny checkpoint is a real `SmolVLMForConditionalGeneration` / `Qwen2VLForConditionalGeneration` /
-`LlavaForConditionalGeneration` / `LlavaOnevisionForConditionalGeneration` with the real processor classes, a BPE
-tokenizer trained locally with the family's special tokens (byte-level; LLaVA-1.5's is a `LlamaTokenizer`), and the
-family's real chat template (shipped by TRL as data, or by us: vlm_recipes/models/chat_templates). The LLaVA
-builders live in vlm_recipes/tiny/llava.py. It is written with `save_pretrained` to a cache directory and loaded
-by path, exactly like a downloaded checkpoint, so recipes run the same code for tiny and real models.
+`LlavaForConditionalGeneration` / `LlavaOnevisionForConditionalGeneration` / `LlavaNextForConditionalGeneration` with
+the real processor classes, a BPE tokenizer trained locally with the family's special tokens (byte-level; LLaVA-1.5's
+and LLaVA-NeXT's are a `LlamaTokenizer`), and the family's real chat template (shipped by TRL as data, or by us:
+vlm_recipes/models/chat_templates). The LLaVA builders live in vlm_recipes/tiny/llava.py. It is written with
+`save_pretrained` to a cache directory and loaded by path, exactly like a downloaded checkpoint, so recipes run the
+same code for tiny and real models.
 
 Two flavours per family, named like Hub ids in YAML (`model_name_or_path: tiny:smolvlm`):
 - `tiny:<family>-random`: randomly initialised.
