@@ -27,8 +27,8 @@ def run_sft(family, output_dir, *overrides):
 
 
 # The LLaVA bases are pre-trained only for these tests (tiny:llava 500 s, tiny:llava_onevision 655 s of CPU on one
-# thread: over the CI budget):
-# slow. The LLaVA real configs run their code path on the random models in the default run.
+# thread: over the CI budget), so they are slow. The LLaVA real configs run their code path on the random models in
+# the default run.
 @pytest.mark.parametrize(
     "family",
     [
