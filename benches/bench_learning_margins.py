@@ -1,16 +1,18 @@
-"""How much the offline DPO, MPO and GRPO defaults improve, over several tiny bases (issue 11).
+"""How much the offline DPO, MPO and GRPO defaults improve, over several tiny bases (issue 11; LLaVA-1.5: issue 17).
 
 A learning test that passes on one tiny base can fail on another built elsewhere: each build seed
 (`VLM_RECIPES_TINY_SEED`) gives another, equally valid, tiny base (initialisation, pre-training data and order).
 This runs each default config on the bases of several seeds and prints, per recipe and family, the before/after of
 every held-out metric and the minimum and median improvement: the test margins are set from these minimums.
 
-    python benches/bench_learning_margins.py                       # seeds 0-4, both families, dpo mpo grpo
+    python benches/bench_learning_margins.py                       # seeds 0-4, every family, dpo mpo grpo
+    python benches/bench_learning_margins.py --seeds 0 1 2 --families llava
     python benches/bench_learning_margins.py --seeds 0 1 --methods grpo --families qwen2_vl
     python benches/bench_learning_margins.py --set learning_rate=2e-4 --set max_steps=200   # try other settings
 
-Building a base the first time costs about 3 (SmolVLM) and 5 (Qwen2-VL) minutes per seed on 2 cores; they are
-cached. Writes the rows as JSON lines to --out (default outputs/bench_learning_margins.jsonl).
+Building a base the first time costs about 3 (SmolVLM), 5 (Qwen2-VL) and 8.5 (LLaVA-1.5: 499 s of CPU on one thread)
+minutes per seed on 2 cores; they are cached. Writes the rows as JSON lines to --out (default
+outputs/bench_learning_margins.jsonl).
 """
 
 import argparse
@@ -23,7 +25,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CONFIG_DIRS = {"smolvlm": "tiny-smolvlm", "qwen2_vl": "tiny-qwen2-vl"}
+CONFIG_DIRS = {"smolvlm": "tiny-smolvlm", "qwen2_vl": "tiny-qwen2-vl", "llava": "tiny-llava"}
 METRICS = {
     "dpo": ["accuracy", "preference_accuracy"],
     "mpo": ["accuracy", "preference_accuracy"],
@@ -59,7 +61,8 @@ def main():
         for family in args.families:
             for seed in args.seeds:
                 r = run_one(method, family, seed, overrides)
-                row = {"method": method, "family": family, "seed": seed, "overrides": args.set, **r}
+                # The bench's keys last: the results' own `method` (the loss, e.g. "sigmoid") must not replace them.
+                row = {**r, "method": method, "family": family, "seed": seed, "overrides": args.set}
                 rows.append(row)
                 with args.out.open("a") as f:
                     f.write(json.dumps(row) + "\n")

@@ -1,4 +1,4 @@
-"""Collator tests on literal conversations, for both families, with the real processor classes."""
+"""Collator tests on literal conversations, for every family, with the real processor classes."""
 
 import pytest
 import torch
@@ -6,8 +6,23 @@ import torch
 from vlm_recipes.data.collators import PromptCollator, SampleError, VisionChatCollator, keep_through_end_of_turn
 from vlm_recipes.models.families import family_of, set_image_resolution
 
-FAMILIES = ["smolvlm", "qwen2_vl"]
-EOT = {"smolvlm": "<end_of_utterance>", "qwen2_vl": "<|im_end|>"}
+FAMILIES = ["smolvlm", "qwen2_vl", "llava", "llava_onevision", "llava_next"]
+EOT = {
+    "smolvlm": "<end_of_utterance>",
+    "qwen2_vl": "<|im_end|>",
+    "llava": "</s>",
+    "llava_onevision": "<|im_end|>",
+    "llava_next": "</s>",
+}
+# The generation prompt each template ends a prompt with, and what the answer starts with after it.
+GENERATION_PROMPT = {
+    "smolvlm": "Assistant:",
+    "qwen2_vl": "<|im_start|>assistant\n",
+    "llava": " ASSISTANT:",
+    "llava_onevision": "<|im_start|>assistant\n",
+    "llava_next": " [/INST]",
+}
+ANSWER_PREFIX = {"smolvlm": " ", "qwen2_vl": "", "llava": " ", "llava_onevision": "", "llava_next": " "}
 
 
 def vqa(image, question="What color is the shape?", answer="red", system=None):
@@ -28,18 +43,24 @@ def trained_positions(batch, row):
     return (batch["labels"][row] != -100).nonzero().flatten().tolist()
 
 
+def encode_inside(tokenizer, text):
+    """Token ids of `text` as it reads inside a sequence, after a control token: a SentencePiece-style tokenizer
+    (LLaVA-1.5's LlamaTokenizer) marks only the start of a whole text with `▁`, not a piece after `</s>`."""
+    anchor = tokenizer.encode(tokenizer.eos_token, add_special_tokens=False)
+    ids = tokenizer.encode(tokenizer.eos_token + text, add_special_tokens=False)
+    assert ids[: len(anchor)] == anchor
+    return ids[len(anchor) :]
+
+
 def expected_answer_positions(processor, input_ids, answer):
     """Independent oracle: the answer's tokens + end-of-turn, found right after the last generation prompt."""
     tok = processor.tokenizer
-    family = family_of(processor)
-    prompt = {"smolvlm": "Assistant:", "qwen2_vl": "<|im_start|>assistant\n"}[family.name]
-    prompt_ids = tok.encode(prompt, add_special_tokens=False)
+    family = family_of(processor).name
+    prompt_ids = encode_inside(tok, GENERATION_PROMPT[family])
     ids = input_ids.tolist()
     starts = [i for i in range(len(ids)) if ids[i : i + len(prompt_ids)] == prompt_ids]
     start = starts[-1] + len(prompt_ids)
-    answer_ids = tok.encode(
-        (" " if family.name == "smolvlm" else "") + answer + EOT[family.name], add_special_tokens=False
-    )
+    answer_ids = encode_inside(tok, ANSWER_PREFIX[family] + answer + EOT[family])
     assert ids[start : start + len(answer_ids)] == answer_ids
     return list(range(start, start + len(answer_ids)))
 
@@ -111,6 +132,15 @@ def test_left_and_right_padding_train_the_same_tokens(processors, family, red_im
         )
 
 
+def num_images(family, batch) -> int:
+    """Images in a batch, as each family's processor lays out its pixels."""
+    if family == "qwen2_vl":
+        return batch["image_grid_thw"].shape[0]  # one row of (t, h, w) per image
+    if family == "smolvlm":
+        return batch["pixel_values"].shape[1]  # (rows, images, channels, height, width)
+    return batch["pixel_values"].shape[0]  # LLaVA: one entry per image (OneVision: each with its anyres tiles)
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_multi_image_multi_turn(processors, family, red_image, blue_image):
     processor = processors[family]
@@ -133,10 +163,7 @@ def test_multi_image_multi_turn(processors, family, red_image, blue_image):
     batch = VisionChatCollator(processor)([row])
     eot = EOT[family]
     assert trained_text(processor, batch, 0).replace(" ", "") == f"first{eot}blue{eot}"
-    if family == "qwen2_vl":
-        assert batch["image_grid_thw"].shape[0] == 2
-    else:
-        assert batch["pixel_values"].shape[1] == 2
+    assert num_images(family, batch) == 2
     # Two separate assistant runs, each ending in the end-of-turn token.
     pos = trained_positions(batch, 0)
     runs = [[pos[0]]]
@@ -175,7 +202,7 @@ def test_image_token_count_matches_the_processor_itself(processors, family, red_
     )
     direct = processor(
         text=[prompt, prompt],
-        images=[[red_image], [blue_image]] if family == "smolvlm" else [red_image, blue_image],
+        images=[red_image, blue_image] if family == "qwen2_vl" else [[red_image], [blue_image]],
         return_tensors="pt",
         padding=True,
     )
@@ -290,8 +317,7 @@ def test_prompt_collator_left_pads_and_ends_with_generation_prompt(processors, f
     }
     batch = PromptCollator(processor)([vqa(red_image), text_row])
     assert batch["attention_mask"][:, -1].all()  # left padded: every row ends with a real token
-    prompt = {"smolvlm": "Assistant:", "qwen2_vl": "<|im_start|>assistant\n"}[family]
-    tail = processor.tokenizer.encode(prompt, add_special_tokens=False)
+    tail = encode_inside(processor.tokenizer, GENERATION_PROMPT[family])
     for row in range(2):
         assert batch["input_ids"][row, -len(tail) :].tolist() == tail
     assert "fine" not in processor.tokenizer.decode(batch["input_ids"][1])

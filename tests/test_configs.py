@@ -25,6 +25,28 @@ def recipe_of(path: Path) -> str:
 
 VLM_CONFIGS = [p for p in CONFIGS if recipe_of(p) not in BASELINE_RECIPES]
 
+# The tiny family that runs a real config's code path offline, by the real checkpoint's Hub id (first match wins).
+TINY_FAMILIES = (
+    ("llava-hf/llava-onevision", "llava_onevision"),
+    ("llava-hf/llava-1.5", "llava"),
+    ("llava-hf/llava-v1.6", "llava_next"),
+    ("Qwen/", "qwen2_vl"),
+    ("HuggingFaceTB/", "smolvlm"),
+)
+# Families whose pre-trained tiny base the default test run builds anyway (the SFT learning tests); the others run
+# real configs' code paths on their `-random` model, so that no test builds a base only for that. The LLaVA bases
+# are built only by slow tests (tiny:llava takes minutes to pre-train on one thread: over the CI budget).
+PRETRAINED_IN_DEFAULT_RUN = {"smolvlm", "qwen2_vl"}
+
+
+def tiny_family(config: dict) -> str:
+    """The tiny family standing in for a real config's model (`config` is its parsed YAML)."""
+    name = config["model_name_or_path"]
+    for prefix, family in TINY_FAMILIES:
+        if name.startswith(prefix):
+            return family
+    raise AssertionError(f"no tiny family stands in for {name}: add it to TINY_FAMILIES")
+
 
 def recipe_module(name: str):
     spec = importlib.util.spec_from_file_location(f"recipe_{name}", REPO_ROOT / "recipes" / f"{name}.py")
@@ -56,6 +78,11 @@ def test_there_are_configs_for_every_model_and_variant():
         "qwen2-vl-2b-instruct",
         "qwen2-vl-7b-instruct",
         "qwen2.5-vl-3b-instruct",
+        "tiny-llava",
+        "tiny-llava-onevision",
+        "llava-1.5-7b-hf",
+        "llava-onevision-qwen2-0.5b-ov-hf",
+        "llava-v1.6-mistral-7b-hf",
     ]:
         assert model in dirs
 

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 from PIL import Image
-from test_configs import recipe_module, run_recipe
+from test_configs import PRETRAINED_IN_DEFAULT_RUN, recipe_module, run_recipe, tiny_family
 
 from vlm_recipes.configs import REPO_ROOT, DataArguments, GenerateArguments, VLMModelConfig
 from vlm_recipes.data import synthetic
@@ -217,8 +217,9 @@ def test_real_inference_config_runs_its_code_path_on_the_tiny_model(tmp_path, pa
     from vlm_recipes.configs import parse
 
     config = yaml.safe_load(path.read_text())
-    family = "qwen2_vl" if "qwen" in path.parent.name else "smolvlm"
-    overrides = ["--model_name_or_path", f"tiny:{family}", "--max_new_tokens", "4"]
+    family = tiny_family(config)
+    model = f"tiny:{family}" + ("" if family in PRETRAINED_IN_DEFAULT_RUN else "-random")
+    overrides = ["--model_name_or_path", model, "--max_new_tokens", "4"]
     if family == "smolvlm":
         overrides += ["--longest_edge", "128"]
     name = "generate" if path.stem.startswith("generate") else "evaluate_models"

@@ -10,11 +10,20 @@ from tests.test_configs import run_recipe
 from vlm_recipes.configs import REPO_ROOT
 from vlm_recipes.data import synthetic
 from vlm_recipes.data.collators import VisionChatCollator
+from vlm_recipes.models.families import family_of
 from vlm_recipes.models.merge import MergeArguments, load_adapter_model, merge_adapter
 
 CONFIGS = {
     "smolvlm": REPO_ROOT / "recipes/configs/tiny-smolvlm/sft_lora.yaml",
     "qwen2_vl": REPO_ROOT / "recipes/configs/tiny-qwen2-vl/sft_lora.yaml",
+    "llava": REPO_ROOT / "recipes/configs/tiny-llava/sft_lora.yaml",
+    "llava_onevision": REPO_ROOT / "recipes/configs/tiny-llava-onevision/sft_lora.yaml",
+}
+# The LLaVA families on their random models (their pre-trained bases are built only by slow tests); LLaVA-OneVision
+# trained at a capped anyres grid: the merged model must keep the grid its processor was saved with.
+OVERRIDES = {
+    "llava": ["--model_name_or_path", "tiny:llava-random"],
+    "llava_onevision": ["--model_name_or_path", "tiny:llava_onevision-random", "--max_image_tiles", "2"],
 }
 
 
@@ -22,7 +31,8 @@ CONFIGS = {
 def merged(request, tmp_path_factory):
     base = tmp_path_factory.mktemp(request.param)
     adapter = base / "adapter"
-    run_recipe("sft", CONFIGS[request.param], adapter, "--max_steps", "15", "--max_eval_samples", "4")
+    extra = OVERRIDES.get(request.param, [])
+    run_recipe("sft", CONFIGS[request.param], adapter, "--max_steps", "15", "--max_eval_samples", "4", *extra)
     out = merge_adapter(MergeArguments(adapter=str(adapter), output_dir=str(base / "merged")))
     return adapter, out
 
@@ -38,7 +48,11 @@ def test_merged_logits_equal_adapter_logits(merged):
     adapter, out = merged
     with_adapter, _ = load_adapter_model(str(adapter))
     merged_model = AutoModelForImageTextToText.from_pretrained(out, use_safetensors=True)
-    batch = batch_for(AutoProcessor.from_pretrained(out))
+    processor = AutoProcessor.from_pretrained(out)
+    shared = family_of(merged_model).model_settings  # LLaVA-OneVision: the anyres grid the adapter was trained at
+    for key, value in (shared(processor) if shared else {}).items():
+        assert getattr(merged_model.config, key) == value, key
+    batch = batch_for(processor)
     batch.pop("labels")
     with torch.no_grad():
         expected = with_adapter.eval()(**batch).logits

@@ -102,7 +102,10 @@ def test_the_package_has_no_import_cycle():
 
 
 def test_production_code_reaches_the_tiny_builders_only_through_the_resolver():
-    builders = {"vlm_recipes.tiny.vlm", "vlm_recipes.tiny.clip", "vlm_recipes.tiny.blip", "vlm_recipes.tiny.common"}
+    builders = {
+        "vlm_recipes.tiny.vlm", "vlm_recipes.tiny.llava", "vlm_recipes.tiny.clip", "vlm_recipes.tiny.blip",
+        "vlm_recipes.tiny.common",
+    }  # fmt: skip
     for module, deps in _import_graph().items():
         if not module.startswith("vlm_recipes.tiny"):
             assert not deps & builders, f"{module} imports {deps & builders}; use vlm_recipes.tiny.resolve"

@@ -27,7 +27,9 @@ TARGETS = [
     "qkv",
     "attn.proj",
 ]
-PROJECTOR = {"smolvlm": "connector", "qwen2_vl": "merger"}
+PROJECTOR = {"smolvlm": "connector", "qwen2_vl": "merger", "llava": "multi_modal_projector"}
+PROJECTOR["llava_onevision"] = PROJECTOR["llava_next"] = PROJECTOR["llava"]
+FAMILIES = sorted(PROJECTOR)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +57,7 @@ def lora_parts(peft_model):
     return parts
 
 
-@pytest.mark.parametrize("family", ["smolvlm", "qwen2_vl"])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_lora_follows_the_freeze_options(paths, family):
     model = AutoModelForImageTextToText.from_pretrained(paths[family])
     everything = lora_parts(get_peft_model(model, build_peft_config(model, model_args(family))))
@@ -70,7 +72,7 @@ def test_lora_follows_the_freeze_options(paths, family):
     assert frozen == {"language_model": {"lora"}}
 
 
-@pytest.mark.parametrize("family", ["smolvlm", "qwen2_vl"])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_full_fine_tuning_freezes_the_chosen_parts(paths, family):
     model = AutoModelForImageTextToText.from_pretrained(paths[family])
     apply_freezing(model, VLMModelConfig(model_name_or_path="x", freeze_vision_tower=True))
@@ -80,7 +82,7 @@ def test_full_fine_tuning_freezes_the_chosen_parts(paths, family):
     assert trainable == {"projector", "language_model"} and frozen == {"vision_tower"}
 
 
-@pytest.mark.parametrize("family", ["smolvlm", "qwen2_vl"])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_parts_are_told_apart(paths, family):
     model = AutoModelForImageTextToText.from_pretrained(paths[family])
     fam = family_of(model)
@@ -88,8 +90,11 @@ def test_parts_are_told_apart(paths, family):
     for name, p in model.named_parameters():
         counts[fam.part_of(name)] = counts.get(fam.part_of(name), 0) + p.numel()
     assert set(counts) == {"vision_tower", "projector", "language_model"}
-    projector = getattr(model.model, "connector", None) or model.model.visual.merger
-    assert counts["projector"] == sum(p.numel() for p in projector.parameters())
+    projector = {"qwen2_vl": "visual.merger"}.get(family, PROJECTOR[family])
+    expected = sum(p.numel() for p in model.model.get_submodule(projector).parameters())
+    if family in ("llava_onevision", "llava_next"):
+        expected += model.model.image_newline.numel()  # the learned separator after each row of anyres features
+    assert counts["projector"] == expected
 
 
 def test_separate_learning_rates_reach_the_optimizer(paths, tmp_path):
@@ -160,10 +165,11 @@ def test_qlora_loads_4bit_on_cpu(paths):
 QLORA_CONFIGS = {
     "smolvlm": "recipes/configs/smolvlm-256m-instruct/sft_qlora.yaml",
     "qwen2_vl": "recipes/configs/qwen2-vl-2b-instruct/sft_qlora.yaml",
+    "llava": "recipes/configs/llava-1.5-7b-hf/sft_qlora.yaml",
 }
 
 
-@pytest.mark.parametrize("family", ["smolvlm", "qwen2_vl"])
+@pytest.mark.parametrize("family", sorted(QLORA_CONFIGS))
 def test_qlora_configs_keep_the_vision_tower_projector_and_head_in_the_compute_dtype(paths, family):
     """A real QLoRA config on the tiny model of its family: the language model is 4-bit NF4; the vision tower, the
     projector and the output head stay bf16 (the config's dtype) unless quantize_vision_tower is set."""

@@ -23,7 +23,16 @@ def cache(tmp_path, monkeypatch):
     return tmp_path
 
 
-@pytest.mark.parametrize("family", ["smolvlm", "qwen2_vl"])
+PROCESSORS = {
+    "smolvlm": "SmolVLMProcessor",
+    "qwen2_vl": "Qwen2VLProcessor",
+    "llava": "LlavaProcessor",
+    "llava_onevision": "LlavaOnevisionProcessor",
+    "llava_next": "LlavaNextProcessor",
+}
+
+
+@pytest.mark.parametrize("family", sorted(PROCESSORS))
 def test_build_save_load_round_trip(cache, family):
     path = tiny.build(f"tiny:{family}-random")
     assert path.is_relative_to(cache)
@@ -33,7 +42,7 @@ def test_build_save_load_round_trip(cache, family):
 
     processor = AutoProcessor.from_pretrained(path)
     model = AutoModelForImageTextToText.from_pretrained(path).eval()
-    assert type(processor).__name__ == {"smolvlm": "SmolVLMProcessor", "qwen2_vl": "Qwen2VLProcessor"}[family]
+    assert type(processor).__name__ == PROCESSORS[family]
     assert processor.chat_template == tiny.build_processor(family).chat_template
 
     # A model built again in memory from the same seed is the saved one, output for output.
@@ -70,8 +79,8 @@ def test_tokenizer_has_family_special_tokens_as_single_tokens():
 
 
 def test_unknown_tiny_name_is_a_clear_error():
-    with pytest.raises(ValueError, match="Unknown tiny model 'tiny:llava'.*tiny:smolvlm"):
-        resolve("tiny:llava")
+    with pytest.raises(ValueError, match="Unknown tiny model 'tiny:blip2'.*tiny:smolvlm.*tiny:llava_onevision-sft"):
+        resolve("tiny:blip2")
     assert resolve("HuggingFaceTB/SmolVLM-256M-Instruct") == "HuggingFaceTB/SmolVLM-256M-Instruct"
 
 

@@ -160,6 +160,14 @@ class VLMModelConfig(trl.ModelConfig):
     image_splitting: bool | None = field(
         default=None, metadata={"help": "SmolVLM: split images into tiles (more tokens, more detail)."}
     )
+    max_image_tiles: int | None = field(
+        default=None,
+        metadata={
+            "help": "LLaVA-OneVision, LLaVA-NeXT: encode an image as at most this many anyres tiles (plus the base "
+            "image); caps image tokens at about (tiles + 1) x 729 (OneVision) or 576 (NeXT) on the real "
+            "checkpoints. Set on the processor and the model."
+        },
+    )
     quantize_vision_tower: bool = field(
         default=False,
         metadata={
@@ -173,7 +181,7 @@ class VLMModelConfig(trl.ModelConfig):
         super().__post_init__()
         if self.model_name_or_path is None:
             raise ValueError(
-                "model_name_or_path is required (a Hub id, a local path, or tiny:smolvlm / tiny:qwen2_vl)."
+                "model_name_or_path is required (a Hub id, a local path, or a tiny model such as tiny:smolvlm)."
             )
         if self.quantize_vision_tower and not (self.load_in_4bit or self.load_in_8bit):
             raise ValueError(

@@ -23,6 +23,12 @@ not together with the assistant mask training needs. What this module does inste
 
 The same answer text goes in, is trained on, and comes back out of `tokenizer.decode(..., skip_special_tokens=True)`.
 
+Two tokenizer habits are kept as transformers keeps them when it tokenizes the whole rendered text: the tokens a
+tokenizer adds in front of a sequence (Llama's `<s>`) are added unless the text starts with the bos token (the rule of
+transformers' processors), and a tokenizer that marks the start of a text (SentencePiece-style `▁` prepended by a
+Metaspace pre-tokenizer, LLaVA-1.5's `LlamaTokenizer`) marks only the first piece: the others are tokenized as the
+continuation they are.
+
 >>> from vlm_recipes.tiny.vlm import build_processor
 >>> processor = build_processor("qwen2_vl")
 >>> encoder = ChatEncoder(processor)
@@ -88,7 +94,9 @@ class ChatEncoder:
         if self.image_token:
             parts.append(f"(?P<image>{re.escape(self.image_token)})")
         self.piece_re = re.compile("|".join(parts))
-        self._as_text: dict[str, list[int]] = {}
+        self._as_text: dict[tuple[str, bool], list[int]] = {}
+        self.prefix_ids = _prefix_ids(self.tokenizer)
+        self.continuation = _continuation_tokenizer(self.tokenizer)
 
     # -- 1. mark ---------------------------------------------------------------------------------------------------
     def mark_text(self, text: str, index: int) -> str:
@@ -138,22 +146,38 @@ class ChatEncoder:
         return texts, generation if spans else [[] for _ in texts]
 
     # -- 3. + 4. split and tokenize --------------------------------------------------------------------------------
-    def as_text(self, string: str, index: int = 0) -> list[int]:
-        """Token ids of `string` read as plain text: no added token (special or not) is matched in it."""
-        if string not in self._as_text:
-            ids = self.tokenizer(string, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+    def as_text(self, string: str, index: int = 0, start: bool = False) -> list[int]:
+        """Token ids of `string` read as plain text: no added token (special or not) is matched in it. `start`: the
+        string begins the text (else it is tokenized as a continuation, see the module docstring)."""
+        key = (string, start or self.continuation is None)
+        if key not in self._as_text:
+            ids = self._encode([string], as_text=True, start=start)[0]
             if self.control_ids.intersection(ids):
                 # A non-special added token still matches with special-token splitting off: split the string so that
                 # no piece holds it whole (each piece is shorter; one character cannot hold a multi-character token).
-                ids = [] if len(string) < 2 else self.as_text(string[0], index) + self.as_text(string[1:], index)
+                ids = (
+                    []
+                    if len(string) < 2
+                    else self.as_text(string[0], index, start) + self.as_text(string[1:], index, False)
+                )
             if not ids or self.control_ids.intersection(ids):
                 raise ContentError(
                     index,
                     f"the text {string!r} cannot be encoded as plain text by this tokenizer; remove it from the text",
                     "control string",
                 )
-            self._as_text[string] = ids
-        return self._as_text[string]
+            self._as_text[key] = ids
+        return self._as_text[key]
+
+    def _encode(self, strings: list[str], as_text: bool = False, start: bool = True) -> list[list[int]]:
+        """Token ids of each string, without the tokens added around a sequence; `as_text`: no special token is
+        matched; `start`: the strings begin a text (only then does a Metaspace tokenizer mark them)."""
+        if not strings:
+            return []
+        if start or self.continuation is None:
+            return self.tokenizer(strings, add_special_tokens=False, split_special_tokens=as_text)["input_ids"]
+        self.continuation.encode_special_tokens = as_text
+        return [e.ids for e in self.continuation.encode_batch(strings, add_special_tokens=False)]
 
     def pieces(self, text: str, spans: list[tuple[int, int]]) -> list[tuple[str, str, bool]]:
         """`text` as (kind, string, in_generation) pieces; kind is 'text', 'marked' or 'image'."""
@@ -220,16 +244,20 @@ class ChatEncoder:
         spans = spans or [[] for _ in texts]
         rows = [self.pieces(text, s) for text, s in zip(texts, spans)]
         image_inputs, expansions = self._image_inputs(rows, images)
-        plain = []  # every 'text' and 'image' piece of the batch, tokenized in one call
+        # Every 'text' and 'image' piece of the batch, tokenized in two calls: the pieces that begin a text, the rest.
+        plain: dict[bool, list[str]] = {True: [], False: []}
         for i, row in enumerate(rows):
             next_image = iter(expansions[i])
-            plain += [next(next_image) if kind == "image" else s for kind, s, _ in row if kind != "marked"]
-        plain_ids = iter(self.tokenizer(plain, add_special_tokens=False, split_special_tokens=False)["input_ids"])
+            for k, (kind, string, _) in enumerate(row):
+                if kind != "marked":
+                    plain[k == 0].append(next(next_image) if kind == "image" else string)
+        plain_ids = {start: iter(self._encode(strings, start=start)) for start, strings in plain.items()}
         input_ids, masks = [], []
-        for i, row in enumerate(rows):
-            ids, mask = [], []
-            for kind, string, inside in row:
-                piece = self.as_text(string, i) if kind == "marked" else next(plain_ids)
+        for i, (row, text) in enumerate(zip(rows, texts)):
+            prefix = [] if self.tokenizer.bos_token and text.startswith(self.tokenizer.bos_token) else self.prefix_ids
+            ids, mask = list(prefix), [0] * len(prefix)
+            for k, (kind, string, inside) in enumerate(row):
+                piece = self.as_text(string, i, start=k == 0) if kind == "marked" else next(plain_ids[k == 0])
                 ids += piece
                 mask += [int(inside)] * len(piece)
             input_ids.append(ids)
@@ -280,6 +308,58 @@ class ChatEncoder:
         if assistant_mask and "assistant_masks" not in batch:  # no assistant turn in the whole batch
             batch["assistant_masks"] = torch.zeros_like(batch["input_ids"])
         return batch
+
+
+def _prefix_ids(tokenizer) -> list[int]:
+    """The ids the tokenizer adds in front of a sequence when it adds special tokens (Llama: `<s>`; byte-level BPEs of
+    SmolVLM / Qwen2: none). transformers' processors add them to a rendered chat unless it starts with the bos token.
+    Tokens added after a sequence (an eos) are not: they would end every prompt."""
+    probe = "a"
+    bare = tokenizer(probe, add_special_tokens=False)["input_ids"]
+    full = tokenizer(probe, add_special_tokens=True)["input_ids"]
+    for start in range(len(full) - len(bare) + 1):
+        if full[start : start + len(bare)] == bare:
+            return full[:start]
+    return []
+
+
+def _continuation_tokenizer(tokenizer):
+    """None when a piece of text is tokenized the same at the start of a text and after a control token (byte-level
+    BPEs); else a copy of the backend tokenizer that tokenizes pieces as continuations: SentencePiece-style Metaspace
+    pre-tokenizers with `prepend_scheme: first` mark only the first piece of a text with `▁`."""
+    import json
+
+    from tokenizers import Tokenizer
+
+    added = next((t.content for t in tokenizer.added_tokens_decoder.values() if t.special), None)
+    probe = "a b"
+    alone = tokenizer(probe, add_special_tokens=False)["input_ids"]
+    if added is None:
+        return None
+    anchor = tokenizer(added, add_special_tokens=False)["input_ids"]
+    after = tokenizer(added + probe, add_special_tokens=False)["input_ids"][len(anchor) :]
+    if after == alone:
+        return None
+
+    def never_prepend(node):
+        if isinstance(node, dict):
+            if node.get("type") == "Metaspace":
+                node["prepend_scheme"] = "never"
+            for value in node.values():
+                never_prepend(value)
+        elif isinstance(node, list):
+            for value in node:
+                never_prepend(value)
+
+    spec = json.loads(tokenizer.backend_tokenizer.to_str())
+    never_prepend(spec.get("pre_tokenizer"))
+    continuation = Tokenizer.from_str(json.dumps(spec))
+    if continuation.encode(probe, add_special_tokens=False).ids != after:
+        raise NotImplementedError(
+            f"{type(tokenizer).__name__} tokenizes text differently at the start of a sequence, in a way vlm_recipes "
+            "cannot reproduce piece by piece (not a Metaspace pre-tokenizer)."
+        )
+    return continuation
 
 
 def images_of(conversation: list[dict]) -> list:

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from trl.chat_template_utils import get_training_chat_template
 from trl.data_utils import prepare_multimodal_messages
 
+from ..models.chat_templates import training_chat_template
 from ..models.families import family_of
 from .chat_encoding import ChatEncoder, ContentError
 from .images import ImageError, open_image, to_rgb
@@ -215,8 +215,9 @@ class VisionChatCollator:
             raise ValueError("The processor's tokenizer has no pad token; set tokenizer.pad_token before training.")
         self.image_token_ids = torch.tensor(self.family.image_token_ids(tokenizer))
         self.eot_id = tokenizer.convert_tokens_to_ids(self.family.end_of_turn)
-        # The training variant of the model's own template: identical text, plus {% generation %} markers.
-        self.chat_template = get_training_chat_template(self.processor) or self.processor.chat_template
+        # The training variant of the model's own template (TRL's or ours, vlm_recipes/models/chat_templates): the
+        # same text, with {% generation %} markers around each answer and its end-of-turn token.
+        self.chat_template = training_chat_template(self.processor)
         # Renders and tokenizes so that control-token strings in message text stay text (chat_encoding.py).
         self.encoder = ChatEncoder(self.processor, self.chat_template)
 

@@ -76,7 +76,7 @@ def load_for_inference(
     if adapter is not None and any((adapter / name).is_file() for name in _PROCESSOR_FILES):
         processor_args = dataclasses.replace(model_args, model_name_or_path=str(adapter))
     processor = load_processor(processor_args, trust_remote_code=trust_remote_code)
-    model = load_model(model_args, use_cpu=device == "cpu", trust_remote_code=trust_remote_code)
+    model = load_model(model_args, use_cpu=device == "cpu", trust_remote_code=trust_remote_code, processor=processor)
     if adapter is not None:
         from peft import PeftConfig, PeftModel
 

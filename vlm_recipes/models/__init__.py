@@ -5,4 +5,5 @@
   freezing and per-part parameter groups.
 - `merge`: a LoRA adapter merged into its base model.
 - `attention`: `attn_implementation: sdpa_varlen`, SDPA run row by row on padding-free batches (a CPU varlen path).
+- `chat_templates`: the chat templates TRL does not ship (LLaVA-1.5, LLaVA-OneVision) as data, with training variants.
 """

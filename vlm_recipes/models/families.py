@@ -1,36 +1,70 @@
 """What differs between the model families we support, in one place.
 
 Everything family-specific the rest of the package needs (which special tokens are image tokens, which
-token ends an assistant turn, how the modules of the model are named, how image resolution is set on the
-processor) lives here, so collators, model loading and evaluation stay family-agnostic.
+token ends an assistant turn, how the modules of the model are named, which image-resolution controls apply and how
+they are set on the processor, which settings the model must share with its processor) lives here, so collators,
+model loading and evaluation stay family-agnostic. Adding a family is one `Family` record in `FAMILIES` (plus a tiny
+model in vlm_recipes/tiny and its chat template, if TRL does not ship it, in vlm_recipes/models/chat_templates).
+
+>>> family_for_model_type("llava_onevision").label, family_for_model_type("llava").resolution_controls
+('LLaVA-OneVision', ())
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+
+# The fields of VLMModelConfig that set image resolution; each family accepts the ones it lists.
+RESOLUTION_CONTROLS = ("min_pixels", "max_pixels", "longest_edge", "image_splitting", "max_image_tiles")
 
 
 @dataclass(frozen=True)
 class Family:
+    """A model family.
+
+    Args:
+        name: short name (also the tiny model's, `tiny:<name>`).
+        label: the family as messages name it.
+        model_types: the `model_type` values of its configs.
+        processor_classes: the class names of its processors.
+        image_tokens: every special token that belongs to an image (placeholders, separators, tile markers). None of
+            them is ever a training target: the model must not learn to "predict" the image it is given.
+        image_token_patterns: regexes for token families such as <row_1_col_2>.
+        end_of_turn: the token that ends an assistant turn (trained with the answer).
+        projector_pattern, vision_tower_pattern: regexes on parameter/module names. Order matters: the projector is
+            checked before the vision tower, because Qwen2-VL's projector (`visual.merger`) sits inside its vision
+            module.
+        vision_tower_modules, projector_modules: the same parts as module-name regexes the way transformers'
+            `llm_int8_skip_modules` reads them (matched from the start of a module name): QLoRA keeps these out of
+            4-bit.
+        resolution_controls: the image-resolution fields of the model config this family honours (any other one set
+            is refused); `set_resolution(processor, **controls)` applies them.
+        resolution_help: how image resolution works in this family (said when a control is refused).
+        model_settings: `(processor) -> dict` of config values the model must share with its processor (read by
+            the processor to count image tokens, by the model to lay out image features); the model is loaded with
+            them, so a resolution control can never leave the two disagreeing.
+    """
+
     name: str
+    label: str
     model_types: tuple[str, ...]
-    # Every special token that belongs to an image (placeholders, separators, tile markers). None of them is
-    # ever a training target: the model must not learn to "predict" the image it is given.
+    processor_classes: tuple[str, ...]
     image_tokens: tuple[str, ...]
-    image_token_patterns: tuple[str, ...]  # regexes for token families such as <row_1_col_2>
+    image_token_patterns: tuple[str, ...]
     end_of_turn: str
-    # Regexes on parameter/module names. Order matters: projector is checked before vision tower, because
-    # Qwen2-VL's projector (`visual.merger`) sits inside its vision module.
     projector_pattern: str
     vision_tower_pattern: str
-    # The same parts as module-name regexes the way transformers' `llm_int8_skip_modules` reads them (matched from
-    # the start of a module name): QLoRA keeps these modules out of 4-bit.
     vision_tower_modules: tuple[str, ...]
     projector_modules: tuple[str, ...]
     # Qwen2-VL's M-RoPE: image tokens get 3-D (temporal, height, width) positions, so a padding-free batch needs
     # them per row (vlm_recipes.data.packing); other families use 1-D positions.
     multimodal_rope: bool = False
+    resolution_controls: tuple[str, ...] = ()
+    set_resolution: Callable | None = None
+    resolution_help: str = ""
+    model_settings: Callable | None = None
 
     def part_of(self, name: str) -> str:
         """Which part of the model a parameter belongs to: 'projector', 'vision_tower' or 'language_model'."""
@@ -48,9 +82,71 @@ class Family:
         return sorted(ids)
 
 
+def _qwen2_vl_resolution(processor, min_pixels: int | None = None, max_pixels: int | None = None) -> None:
+    ip = processor.image_processor
+    size = dict(ip.size)
+    if min_pixels is not None:
+        size["shortest_edge"] = min_pixels
+    if max_pixels is not None:
+        size["longest_edge"] = max_pixels
+    if size["shortest_edge"] > size["longest_edge"]:
+        raise ValueError(f"min_pixels ({size['shortest_edge']}) is larger than max_pixels ({size['longest_edge']}).")
+    ip.size = size
+    for attr, key in (("min_pixels", "shortest_edge"), ("max_pixels", "longest_edge")):
+        if hasattr(ip, attr):
+            setattr(ip, attr, size[key])
+
+
+def _smolvlm_resolution(processor, longest_edge: int | None = None, image_splitting: bool | None = None) -> None:
+    ip = processor.image_processor
+    if longest_edge is not None:
+        tile = ip.max_image_size["longest_edge"]
+        if longest_edge < tile:
+            raise ValueError(
+                f"longest_edge ({longest_edge}) is smaller than the vision encoder's tile ({tile}); "
+                f"use a multiple of {tile}, or image_splitting: false for one tile per image."
+            )
+        # With splitting on, the image is resized to this edge and cut into tiles of `tile` pixels:
+        # (longest_edge / tile)^2 tiles + 1 global image, each costing image_seq_len tokens.
+        ip.size = {"longest_edge": longest_edge}
+    if image_splitting is not None:
+        ip.do_image_splitting = image_splitting
+
+
+def _anyres_resolution(processor, max_image_tiles: int | None = None) -> None:
+    """Anyres (LLaVA-OneVision, LLaVA-NeXT): an image is resized to the best-fitting grid of `image_grid_pinpoints`
+    (each a multiple of the vision tower's tile) and encoded as that many tiles plus one base image. `max_image_tiles`
+    keeps the grids of at most that many tiles, and caps OneVision's `anyres_max_<n>` (the number of tiles' worth of
+    features kept before they are scaled down) at it too."""
+    if max_image_tiles is None:
+        return
+    ip = processor.image_processor
+    tile = ip.size.get("height") or ip.size.get("shortest_edge")
+    kept = [[h, w] for h, w in ip.image_grid_pinpoints if (h // tile) * (w // tile) <= max_image_tiles]
+    if max_image_tiles < 1 or not kept:
+        smallest = min((h // tile) * (w // tile) for h, w in ip.image_grid_pinpoints)
+        raise ValueError(
+            f"max_image_tiles ({max_image_tiles}) leaves no grid of the processor's image_grid_pinpoints (the "
+            f"smallest has {smallest} tile(s) of {tile} px): set it to {smallest} or more."
+        )
+    ip.image_grid_pinpoints = kept
+    aspect = getattr(processor, "vision_aspect_ratio", None)
+    if aspect is not None:
+        processor.vision_aspect_ratio = f"anyres_max_{min(max_image_tiles, int(aspect.removeprefix('anyres_max_')))}"
+
+
+def _anyres_settings(processor) -> dict:
+    settings = {"image_grid_pinpoints": processor.image_processor.image_grid_pinpoints}
+    if getattr(processor, "vision_aspect_ratio", None) is not None:
+        settings["vision_aspect_ratio"] = processor.vision_aspect_ratio
+    return settings
+
+
 SMOLVLM = Family(
     name="smolvlm",
+    label="SmolVLM",
     model_types=("smolvlm", "idefics3"),
+    processor_classes=("SmolVLMProcessor", "Idefics3Processor"),
     image_tokens=("<image>", "<fake_token_around_image>", "<global-img>", "<video>"),
     image_token_patterns=(r"<row_\d+_col_\d+>",),
     end_of_turn="<end_of_utterance>",
@@ -58,11 +154,16 @@ SMOLVLM = Family(
     vision_tower_pattern=r"(^|\.)vision_model\.",
     vision_tower_modules=(r"(.*\.)?vision_model",),
     projector_modules=(r"(.*\.)?connector",),
+    resolution_controls=("longest_edge", "image_splitting"),
+    set_resolution=_smolvlm_resolution,
+    resolution_help="SmolVLM resizes the longest edge and optionally splits the image into tiles",
 )
 
 QWEN2_VL = Family(
     name="qwen2_vl",
+    label="Qwen2-VL",
     model_types=("qwen2_vl", "qwen2_5_vl"),
+    processor_classes=("Qwen2VLProcessor", "Qwen2_5_VLProcessor"),
     image_tokens=("<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>"),
     image_token_patterns=(),
     end_of_turn="<|im_end|>",
@@ -71,9 +172,66 @@ QWEN2_VL = Family(
     vision_tower_modules=(r"(.*\.)?visual",),  # holds the merger too: quantizing the tower leaves it out
     projector_modules=(r"(.*\.)?visual\.merger",),
     multimodal_rope=True,
+    resolution_controls=("min_pixels", "max_pixels"),
+    set_resolution=_qwen2_vl_resolution,
+    resolution_help="Qwen2-VL resizes every image so that its pixel count lies in [min_pixels, max_pixels]",
 )
 
-FAMILIES = (SMOLVLM, QWEN2_VL)
+# LLaVA: a vision tower (`vision_tower`), a two-layer MLP projector (`multi_modal_projector`) and a language model
+# (`language_model`); the image placeholder `<image>` is expanded to one token per image feature.
+_LLAVA_PARTS = dict(
+    projector_pattern=r"(^|\.)(multi_modal_projector\.|image_newline$)",  # OneVision's row separator: projector side
+    vision_tower_pattern=r"(^|\.)vision_tower\.",
+    vision_tower_modules=(r"(.*\.)?vision_tower",),
+    projector_modules=(r"(.*\.)?multi_modal_projector",),
+)
+
+LLAVA = Family(
+    name="llava",
+    label="LLaVA-1.5",
+    model_types=("llava",),
+    processor_classes=("LlavaProcessor",),
+    image_tokens=("<image>",),
+    image_token_patterns=(),
+    end_of_turn="</s>",  # Vicuna's eos; our training template ends an assistant turn with it (chat_templates/)
+    **_LLAVA_PARTS,
+    resolution_help="LLaVA-1.5 resizes and crops every image to the vision tower's fixed size (336 px: 576 image "
+    "tokens); it has no resolution control",
+)
+
+LLAVA_ONEVISION = Family(
+    name="llava_onevision",
+    label="LLaVA-OneVision",
+    model_types=("llava_onevision",),
+    processor_classes=("LlavaOnevisionProcessor",),
+    image_tokens=("<image>", "<video>"),
+    image_token_patterns=(),
+    end_of_turn="<|im_end|>",
+    **_LLAVA_PARTS,
+    resolution_controls=("max_image_tiles",),
+    set_resolution=_anyres_resolution,
+    resolution_help="LLaVA-OneVision encodes an image as a base image plus the tiles of its best-fitting grid "
+    "(anyres, image_grid_pinpoints: up to 6x6 tiles of 384 px, features of at most 9 tiles kept)",
+    model_settings=_anyres_settings,
+)
+
+LLAVA_NEXT = Family(
+    name="llava_next",
+    label="LLaVA-NeXT",
+    model_types=("llava_next",),
+    processor_classes=("LlavaNextProcessor",),
+    image_tokens=("<image>",),
+    image_token_patterns=(),
+    end_of_turn="</s>",  # TRL's training template of LLaVA-NeXT (Mistral) ends an answer with it
+    **_LLAVA_PARTS,
+    resolution_controls=("max_image_tiles",),
+    set_resolution=_anyres_resolution,
+    resolution_help="LLaVA-NeXT encodes an image as a base image plus the tiles of its best-fitting grid (anyres, "
+    "image_grid_pinpoints: up to 2x2 tiles of 336 px)",
+    model_settings=_anyres_settings,
+)
+
+FAMILIES = (SMOLVLM, QWEN2_VL, LLAVA, LLAVA_ONEVISION, LLAVA_NEXT)
 
 
 def family_for_model_type(model_type: str) -> Family:
@@ -91,61 +249,33 @@ def family_of(processor_or_model) -> Family:
     if model_type:
         return family_for_model_type(model_type)
     cls = type(processor_or_model).__name__
-    if cls in ("SmolVLMProcessor", "Idefics3Processor"):
-        return SMOLVLM
-    if cls in ("Qwen2VLProcessor", "Qwen2_5_VLProcessor"):
-        return QWEN2_VL
-    raise ValueError(f"Cannot tell the model family of {cls}; supported: SmolVLM/Idefics3 and Qwen2-VL/Qwen2.5-VL.")
+    for family in FAMILIES:
+        if cls in family.processor_classes:
+            return family
+    names = ", ".join(f.label for f in FAMILIES)
+    raise ValueError(f"Cannot tell the model family of {cls}; supported: {names}.")
 
 
-def set_image_resolution(
-    processor,
-    *,
-    min_pixels: int | None = None,
-    max_pixels: int | None = None,
-    longest_edge: int | None = None,
-    image_splitting: bool | None = None,
-) -> None:
-    """Apply the YAML's resolution controls to a processor in place.
+def set_image_resolution(processor, **controls) -> None:
+    """Apply the YAML's resolution controls (`min_pixels`, `max_pixels`, `longest_edge`, `image_splitting`,
+    `max_image_tiles`; None: unset) to a processor in place.
 
-    Qwen2-VL resizes every image so that its pixel count lies in [min_pixels, max_pixels]; SmolVLM resizes the
-    longest edge and optionally splits the image into tiles (each tile costs as many tokens as the global image).
-    A control that does not apply to the family raises, so a misplaced setting is never silently ignored.
+    Each family honours its own controls (`Family.resolution_controls`): Qwen2-VL a pixel range, SmolVLM an edge and
+    tiling, LLaVA-OneVision a cap on anyres tiles, LLaVA-1.5 none. A control that does not apply to the family raises,
+    so a misplaced setting is never silently ignored.
     """
     family = family_of(processor)
-    ip = processor.image_processor
-    if family is QWEN2_VL:
-        if longest_edge is not None or image_splitting is not None:
-            raise ValueError(
-                "longest_edge / image_splitting are SmolVLM controls; for Qwen2-VL use min_pixels/max_pixels."
-            )
-        size = dict(ip.size)
-        if min_pixels is not None:
-            size["shortest_edge"] = min_pixels
-        if max_pixels is not None:
-            size["longest_edge"] = max_pixels
-        if size["shortest_edge"] > size["longest_edge"]:
-            raise ValueError(
-                f"min_pixels ({size['shortest_edge']}) is larger than max_pixels ({size['longest_edge']})."
-            )
-        ip.size = size
-        for attr, key in (("min_pixels", "shortest_edge"), ("max_pixels", "longest_edge")):
-            if hasattr(ip, attr):
-                setattr(ip, attr, size[key])
-    else:
-        if min_pixels is not None or max_pixels is not None:
-            raise ValueError(
-                "min_pixels / max_pixels are Qwen2-VL controls; for SmolVLM use longest_edge and image_splitting."
-            )
-        if longest_edge is not None:
-            tile = ip.max_image_size["longest_edge"]
-            if longest_edge < tile:
-                raise ValueError(
-                    f"longest_edge ({longest_edge}) is smaller than the vision encoder's tile ({tile}); "
-                    f"use a multiple of {tile}, or image_splitting: false for one tile per image."
-                )
-            # With splitting on, the image is resized to this edge and cut into tiles of `tile` pixels:
-            # (longest_edge / tile)^2 tiles + 1 global image, each costing image_seq_len tokens.
-            ip.size = {"longest_edge": longest_edge}
-        if image_splitting is not None:
-            ip.do_image_splitting = image_splitting
+    unknown = set(controls) - set(RESOLUTION_CONTROLS)
+    if unknown:
+        raise TypeError(f"Unknown resolution control(s) {sorted(unknown)}; known: {list(RESOLUTION_CONTROLS)}.")
+    given = {name: value for name, value in controls.items() if value is not None}
+    refused = [name for name in given if name not in family.resolution_controls]
+    if refused:
+        owners = sorted({f.label for f in FAMILIES for name in refused if name in f.resolution_controls})
+        own = family.resolution_controls
+        raise ValueError(
+            f"{' / '.join(refused)}: {' / '.join(owners)} controls, not {family.label}'s. {family.resolution_help}"
+            + (f"; use {' / '.join(own)}." if own else ": remove the setting.")
+        )
+    if given:
+        family.set_resolution(processor, **given)

@@ -17,6 +17,7 @@ import torch
 
 from ..outputs import run_directory
 from ..tiny import resolve
+from .families import family_for_model_type
 
 logger = logging.getLogger(__name__)
 
@@ -50,21 +51,35 @@ def base_model_of(adapter: str) -> str:
         raise ValueError(f"{adapter} is not a PEFT adapter (no adapter_config.json): {err}") from err
 
 
+def adapter_processor(adapter: str, base_name: str, trust_remote_code: bool = False):
+    """The processor the adapter was trained with (saved next to it), else the base model's."""
+    from transformers import AutoProcessor
+
+    try:
+        return AutoProcessor.from_pretrained(adapter, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError):  # the adapter has no processor files: use the base model's
+        return AutoProcessor.from_pretrained(resolve(base_name), trust_remote_code=trust_remote_code)
+
+
 def load_adapter_model(adapter: str, base_model: str | None = None, dtype=torch.float32, trust_remote_code=False):
-    """The base model with the adapter attached (not merged), and the base model's name."""
+    """The base model with the adapter attached (not merged), and the base model's name. The base is loaded with the
+    settings it shares with the adapter's processor (LLaVA-OneVision's anyres grid after `max_image_tiles`)."""
     from peft import PeftModel
-    from transformers import AutoModelForImageTextToText
+    from transformers import AutoConfig, AutoModelForImageTextToText
 
     base_name = base_model or base_model_of(adapter)
+    path = resolve(base_name)
+    family = family_for_model_type(AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code).model_type)
+    shared = {}
+    if family.model_settings is not None:
+        shared = family.model_settings(adapter_processor(adapter, base_name, trust_remote_code))
     base = AutoModelForImageTextToText.from_pretrained(
-        resolve(base_name), dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code
+        path, dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code, **shared
     )
     return PeftModel.from_pretrained(base, adapter), base_name
 
 
 def merge_adapter(args: MergeArguments) -> Path:
-    from transformers import AutoProcessor
-
     adapter = resolve(args.adapter)
     if Path(adapter).exists() and not (Path(adapter) / "adapter_config.json").exists():
         raise ValueError(f"{adapter} has no adapter_config.json: pass the output_dir of a LoRA/QLoRA recipe run.")
@@ -75,12 +90,8 @@ def merge_adapter(args: MergeArguments) -> Path:
     peft_config = model.peft_config["default"]
     with run_directory(out, overwrite=True) as (out, _):
         merged = model.merge_and_unload()
-        merged.save_pretrained(out)  # safetensors
-        try:
-            processor = AutoProcessor.from_pretrained(adapter, trust_remote_code=args.trust_remote_code)
-        except (OSError, ValueError):  # the adapter has no processor files: use the base model's
-            processor = AutoProcessor.from_pretrained(resolve(base_name), trust_remote_code=args.trust_remote_code)
-        processor.save_pretrained(out)
+        merged.save_pretrained(out)  # safetensors, with the settings it shares with this processor
+        adapter_processor(adapter, base_name, args.trust_remote_code).save_pretrained(out)
         record = {
             "base_model": base_name,
             "adapter": args.adapter,

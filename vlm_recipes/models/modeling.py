@@ -37,22 +37,28 @@ def load_processor(model_args: VLMModelConfig, trust_remote_code: bool = False):
         max_pixels=model_args.max_pixels,
         longest_edge=model_args.longest_edge,
         image_splitting=model_args.image_splitting,
+        max_image_tiles=model_args.max_image_tiles,
     )
     return processor
 
 
-def load_model(model_args: VLMModelConfig, use_cpu: bool = False, trust_remote_code: bool = False):
+def load_model(model_args: VLMModelConfig, use_cpu: bool = False, trust_remote_code: bool = False, processor=None):
+    """The model; with `processor`, loaded with the settings it must share with that processor (the family's
+    `model_settings`, e.g. LLaVA-OneVision's anyres grid after `max_image_tiles`)."""
     path = tiny.resolve(model_args.model_name_or_path)
     quantization_config = get_quantization_config(model_args)
     dtype = model_args.dtype if model_args.dtype in ("auto", None) else getattr(torch, model_args.dtype)
     kwargs = {}
-    if quantization_config is not None:
+    family = None
+    if quantization_config is not None or processor is not None:
         config = AutoConfig.from_pretrained(
             path, revision=model_args.model_revision, trust_remote_code=trust_remote_code
         )
-        quantization_config.llm_int8_skip_modules = unquantized_modules(
-            family_for_model_type(config.model_type), model_args
-        )
+        family = family_for_model_type(config.model_type)
+    if processor is not None and family.model_settings is not None:
+        kwargs.update(family.model_settings(processor))  # config overrides: from_pretrained sets them on the config
+    if quantization_config is not None:
+        quantization_config.llm_int8_skip_modules = unquantized_modules(family, model_args)
         kwargs["quantization_config"] = quantization_config
         # Quantised weights cannot be moved after loading: put each rank's copy on its own device now.
         on_cpu = use_cpu or not torch.cuda.is_available()

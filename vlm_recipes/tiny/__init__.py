@@ -3,7 +3,9 @@
 Production code (model loading, merging, the CLIP recipes) reaches the builders only through `resolve`, which maps
 a `tiny:<name>` to its cached checkpoint directory and passes any other name through:
 
-- `vlm_recipes.tiny.vlm`: tiny SmolVLM and Qwen2-VL (`tiny:smolvlm`, `tiny:qwen2_vl`, `-random`, `-sft`).
+- `vlm_recipes.tiny.vlm`: tiny SmolVLM, Qwen2-VL, LLaVA-1.5, LLaVA-OneVision and LLaVA-NeXT (`tiny:smolvlm`,
+  `tiny:qwen2_vl`, `tiny:llava`, `tiny:llava_onevision`, `tiny:llava_next`, `-random`, `-sft`); the LLaVA builders are
+  in `vlm_recipes.tiny.llava`.
 - `vlm_recipes.tiny.clip`: tiny CLIP (`tiny:clip`, `tiny:clip-random`).
 - `vlm_recipes.tiny.blip`: tiny BLIP (`tiny:blip` captioning, `tiny:blip-itm` retrieval, `tiny:blip-vqa`).
 - `vlm_recipes.tiny.common`: the cache, reproducible builds and atomic saving they share.

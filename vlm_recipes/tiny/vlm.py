@@ -1,9 +1,12 @@
-"""Tiny SmolVLM and Qwen2-VL checkpoints built offline, so every recipe runs on a CPU without the Hub.
+"""Tiny SmolVLM, Qwen2-VL and LLaVA checkpoints built offline, so every recipe runs on a CPU without the Hub.
 
-A tiny checkpoint is a real `SmolVLMForConditionalGeneration` / `Qwen2VLForConditionalGeneration` with the real
-processor classes, a byte-level BPE tokenizer trained locally with the family's special tokens, and the family's
-real chat template (shipped by TRL as data). It is written with `save_pretrained` to a cache directory and loaded
-by path, exactly like a downloaded checkpoint, so recipes run the same code for tiny and real models.
+A tiny checkpoint is a real `SmolVLMForConditionalGeneration` / `Qwen2VLForConditionalGeneration` /
+`LlavaForConditionalGeneration` / `LlavaOnevisionForConditionalGeneration` / `LlavaNextForConditionalGeneration` with
+the real processor classes, a BPE tokenizer trained locally with the family's special tokens (byte-level; LLaVA-1.5's
+and LLaVA-NeXT's are a `LlamaTokenizer`), and the family's real chat template (shipped by TRL as data, or by us:
+vlm_recipes/models/chat_templates). The LLaVA builders live in vlm_recipes/tiny/llava.py. It is written with
+`save_pretrained` to a cache directory and loaded by path, exactly like a downloaded checkpoint, so recipes run the
+same code for tiny and real models.
 
 Two flavours per family, named like Hub ids in YAML (`model_name_or_path: tiny:smolvlm`):
 - `tiny:<family>-random`: randomly initialised.
@@ -83,6 +86,58 @@ SPECS = {
         "min_pixels": 112 * 112,
         "max_pixels": 112 * 112,
     },
+    # LLaVA-1.5 and LLaVA-OneVision: vlm_recipes/tiny/llava.py says what they mirror of the real checkpoints.
+    "llava": {
+        "vocab_size": 640,
+        "text": _TEXT,
+        # 64x64 pixels -> 8x8 patches of 8 px -> 64 image tokens (the CLS token is dropped: `default`). The second-to-
+        # last layer feeds the projector (`vision_feature_layer: -2`), as in LLaVA-1.5: one layer more than used.
+        "vision": {
+            "hidden_size": 128,
+            "intermediate_size": 256,
+            "num_hidden_layers": 3,
+            "num_attention_heads": 4,
+            "image_size": 64,
+            "patch_size": 8,
+        },
+        "vision_feature_layer": -2,
+        "vision_feature_select_strategy": "default",
+    },
+    "llava_onevision": {
+        "vocab_size": 640,
+        "text": _TEXT,
+        # Tiles of 32 px -> 4x4 patches of 8 px -> 16 tokens per tile; grids up to 3x3 tiles; features of at most 4
+        # tiles kept (anyres_max_4). A 64x64 image: base 16 + 2x2 tiles (8x8 features) 64 + 8 row newlines = 88.
+        "vision": {
+            "hidden_size": 128,
+            "intermediate_size": 256,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "image_size": 32,
+            "patch_size": 8,
+        },
+        "vision_feature_layer": -1,
+        "vision_feature_select_strategy": "full",
+        "image_grid_pinpoints": [[32 * rows, 32 * cols] for rows in (1, 2, 3) for cols in (1, 2, 3)],
+        "vision_aspect_ratio": "anyres_max_4",
+    },
+    "llava_next": {
+        "vocab_size": 640,
+        "text": _TEXT,
+        # LLaVA-1.5's CLIP tower on tiles of 32 px (16 tokens each, CLS dropped) and the grids of
+        # llava-v1.6-mistral-7b-hf's image_grid_pinpoints (1x2, 2x1, 2x2, 3x1, 1x3 tiles), scaled from 336 to 32 px.
+        "vision": {
+            "hidden_size": 128,
+            "intermediate_size": 256,
+            "num_hidden_layers": 3,
+            "num_attention_heads": 4,
+            "image_size": 32,
+            "patch_size": 8,
+        },
+        "vision_feature_layer": -2,
+        "vision_feature_select_strategy": "default",
+        "image_grid_pinpoints": [[32, 64], [64, 32], [64, 64], [96, 32], [32, 96]],
+    },
 }
 PRETRAIN = {
     "task": "caption",
@@ -127,6 +182,14 @@ FAMILY_SPECIAL_TOKENS = {
             "<|video_pad|>",
         ],
     },
+    "llava": {"bos": "<s>", "eos": "</s>", "pad": "<pad>", "extra": ["<image>"]},  # a LlamaTokenizer: tiny/llava.py
+    "llava_next": {"bos": "<s>", "eos": "</s>", "pad": "<pad>", "extra": ["<image>"]},
+    "llava_onevision": {
+        "bos": None,
+        "eos": "<|im_end|>",
+        "pad": "<|endoftext|>",
+        "extra": ["<|im_start|>", "<image>", "<video>"],
+    },
 }
 
 
@@ -151,6 +214,10 @@ def _corpus() -> list[str]:
 
 def build_tokenizer(family: str) -> PreTrainedTokenizerFast:
     """A byte-level BPE (any text encodes) trained on `_corpus()`, with the family's special tokens."""
+    if family in ("llava", "llava_next"):
+        from .llava import build_llama_tokenizer
+
+        return build_llama_tokenizer(_corpus(), SPECS[family]["vocab_size"])
     spec = FAMILY_SPECIAL_TOKENS[family]
     specials = [t for t in (spec["bos"], spec["eos"], spec["pad"]) if t] + spec["extra"]
     tok = Tokenizer(models.BPE())
@@ -178,6 +245,10 @@ def build_tokenizer(family: str) -> PreTrainedTokenizerFast:
 def build_processor(family: str):
     tokenizer = build_tokenizer(family)
     spec = SPECS[family]
+    if family.startswith("llava"):
+        from . import llava
+
+        return llava.build_processor(family, spec, tokenizer)
     if family == "smolvlm":
         from transformers import SmolVLMImageProcessor, SmolVLMProcessor, SmolVLMVideoProcessor
 
@@ -213,7 +284,11 @@ def build_model(family: str, tokenizer, seed: int = 0):
         for name, tok in (("bos", tokenizer.bos_token), ("eos", tokenizer.eos_token), ("pad", tokenizer.pad_token))
         if tok
     }
-    if family == "smolvlm":
+    if family.startswith("llava"):
+        from . import llava
+
+        model = llava.build_model(family, spec, tokenizer, ids)
+    elif family == "smolvlm":
         from transformers import LlamaConfig, SmolVLMConfig, SmolVLMForConditionalGeneration, SmolVLMVisionConfig
 
         text = LlamaConfig(

@@ -118,7 +118,9 @@ def load_model_for_training(r: Run):
     """The model; LoRA settings go to `r.peft_config` (None for full fine-tuning, where the config's freezing
     applies instead)."""
     args = r.training_args
-    model = load_model(r.model_args, use_cpu=args.use_cpu, trust_remote_code=args.trust_remote_code)
+    model = load_model(
+        r.model_args, use_cpu=args.use_cpu, trust_remote_code=args.trust_remote_code, processor=r.processor
+    )
     r.peft_config = build_peft_config(model, r.model_args)
     if r.peft_config is None:
         apply_freezing(model, r.model_args)

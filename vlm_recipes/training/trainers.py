@@ -60,6 +60,14 @@ def _tensor_sum(x) -> torch.Tensor:
     return sum((_tensor_sum(v) for v in items), torch.tensor(0.0))
 
 
+def blank_image_features(output):
+    """What a model's forward takes from `get_image_features`: its `pooler_output` (the projected image features).
+    The rest of that output (every hidden state of the tower) must stay out of the blank image's zero term: LLaVA reads
+    the second-to-last layer, and a term over all of them would put the last layer in the backward of text-only ranks
+    only, a ZeRO-3 collective their peers never join."""
+    return getattr(output, "pooler_output", output)
+
+
 class VisionOnEveryRank:
     """Trainer mixin: with several processes, a batch without images still runs the vision tower and projector (on
     a blank image, times 0), at the point of the forward where images would be encoded.
@@ -95,7 +103,7 @@ class VisionOnEveryRank:
         def after_embedding(module, args, output):
             if not self._text_only_batch:
                 return output
-            return output + 0.0 * _tensor_sum(self._vision_forward(core)).to(output.dtype)
+            return output + 0.0 * _tensor_sum(blank_image_features(self._vision_forward(core))).to(output.dtype)
 
         embedding.register_forward_hook(after_embedding)
         self._hooked_embedding = embedding
