@@ -305,3 +305,18 @@ def test_pack_rows_places_every_row_once_within_capacity():
 def test_padding_free_refuses_left_padding(setups):
     with pytest.raises(ValueError, match="no padding to place"):
         PaddingFreeCollator(setups["smolvlm"][1], padding_side="left")
+
+
+def test_a_family_not_proven_exact_is_refused_before_the_model_loads(tmp_path):
+    from test_configs import run_recipe
+
+    from vlm_recipes.configs import REPO_ROOT
+
+    config = REPO_ROOT / "recipes/configs/tiny-llava/sft_lora.yaml"
+    for flag in ("--padding_free", "--packing"):
+        with pytest.raises(ValueError, match="padding_free / packing are implemented for smolvlm and qwen2_vl only"):
+            run_recipe(
+                "sft", config, tmp_path / "run", flag, "true", "--max_length", "512",
+                "--model_name_or_path", "tiny:llava-random",
+            )  # fmt: skip
+        assert not (tmp_path / "run").exists()

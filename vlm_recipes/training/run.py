@@ -20,6 +20,7 @@ from transformers import set_seed
 
 from .. import hub
 from ..configs import DataArguments, VLMModelConfig, parse
+from ..data.packing import check_family
 from ..data.pipeline import ImageStage, split_image_processing
 from ..evaluation.generation import held_out_metrics
 from ..models.modeling import apply_freezing, build_peft_config, count_parameters, load_model, load_processor
@@ -110,6 +111,8 @@ def load_inputs(r: Run) -> None:
         )
     if r.data_args.image_processing != "processor":
         ImageStage(r.processor)  # refuses a processor the split pipeline does not implement, before the model loads
+    if batching.mode_of(r.training_args) in ("packed", "padding-free"):
+        check_family(r.processor)  # refuses a family whose padding-free batches are not proven exact, ditto
     preflight.guard(r.method, r.train_ds, r.eval_ds, r.processor, r.data_args, r.training_args)
     r.generation = r.method.generation_metric(r.eval_ds)
 
