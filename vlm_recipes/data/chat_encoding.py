@@ -226,10 +226,11 @@ class ChatEncoder:
         back = sorted(range(len(order)), key=order.__getitem__)  # position of row i in `order`
         expansions = [[r["replacement"] for r in out["text_replacement_offsets"][j]] for j in back]
         inputs = {k: v for k, v in out.items() if k not in _TOKEN_KEYS}
-        if order != sorted(order):
-            for key in ("pixel_values", "pixel_attention_mask"):  # per-row image tensors (Idefics3): rows back
-                if key in inputs and inputs[key].dim() >= 4 and inputs[key].shape[0] == len(order):
-                    inputs[key] = inputs[key][back]
+        # Idefics3 lays images out per row (rows, images, ...), with a pixel_attention_mask: put its rows back. The
+        # other processors list images flat, one after another, an order the stable sort above kept.
+        if order != sorted(order) and "pixel_attention_mask" in inputs:
+            for key in ("pixel_values", "pixel_attention_mask"):
+                inputs[key] = inputs[key][back]
         return inputs, expansions
 
     def encode_rendered(
