@@ -136,7 +136,11 @@ def test_losses_and_lora_gradients_equal_rows_run_one_at_a_time(setups, family, 
     assert expected_grads and grads.keys() == expected_grads.keys()
     for name, grad in grads.items():
         assert expected_grads[name].abs().sum() > 0, name
-        torch.testing.assert_close(grad, expected_grads[name], rtol=1e-5, atol=1e-5, msg=name)
+        # 1e-5 relative to the gradient's scale: summed over thousands of terms in another order (the thread count
+        # of the process decides it), float32 gradients of order 1 move by a few 1e-6.
+        scale = max(1.0, expected_grads[name].abs().max().item())
+        diff = (grad - expected_grads[name]).abs().max().item()
+        assert diff <= 1e-5 * scale, f"{name}: max difference {diff:.2e} (scale {scale:.2f})"
 
 
 def test_qwen2_vl_without_per_row_positions_differs(setups):

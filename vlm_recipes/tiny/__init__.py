@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 
-from .common import TINY_PREFIX
+from .common import TINY_PREFIX, cache_root  # noqa: F401  (cache_root: where other caches live too)
 
 
 def is_tiny(name_or_path: str) -> bool:
@@ -29,7 +29,7 @@ def is_tiny(name_or_path: str) -> bool:
 def _builder(name: str):
     if name.startswith(f"{TINY_PREFIX}clip"):
         from .clip import build
-    elif name.startswith(f"{TINY_PREFIX}blip"):
+    elif name == f"{TINY_PREFIX}blip" or name.startswith(f"{TINY_PREFIX}blip-"):
         from .blip import build
     else:
         from .vlm import build

@@ -25,7 +25,7 @@ import torch
 
 from ..data.collators import SampleError, _row_name
 from ..data.images import ImageError, undecoded
-from ..tiny.common import cache_root
+from ..tiny import cache_root
 
 logger = logging.getLogger(__name__)
 
