@@ -191,6 +191,7 @@ def test_zero3_with_text_only_batches_breaks_without_the_blank_image(tmp_path):
     assert "collective" in result.stderr or "gloo" in result.stderr.lower()
 
 
+@pytest.mark.slow  # 24-32 s; the SmolVLM/Qwen2-VL DDP runs stay in the default run
 def test_llava_trains_in_sync_on_two_ddp_ranks(tmp_path):
     """The tiny LLaVA-1.5 SFT recipe under DDP on 2 CPU ranks: identical weights on both, the loss falls. On the
     random model: the pre-trained base is built only by slow tests."""
