@@ -17,7 +17,7 @@ Not cached (0.9 GB and 8.8 GB in float32; built in about 30 s and 80 s on a 2-co
 from __future__ import annotations
 
 import torch
-from trl.chat_template_utils import qwen2_5_vl_chat_template, smolvlm_chat_template
+from trl.chat_template_utils import smolvlm_chat_template
 
 from . import vlm as tiny
 
@@ -98,15 +98,7 @@ def build_processor(name: str):
             image_seq_len=spec["image_seq_len"],
             chat_template=smolvlm_chat_template,
         )
-    from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor
-
-    pixels = {"min_pixels": spec["min_pixels"], "max_pixels": spec["max_pixels"]}
-    return Qwen2VLProcessor(
-        image_processor=Qwen2VLImageProcessor(**pixels),
-        tokenizer=tokenizer,
-        video_processor=Qwen2VLVideoProcessor(**pixels),
-        chat_template=qwen2_5_vl_chat_template,
-    )
+    return tiny.qwen2_vl_processor(tokenizer, spec["min_pixels"], spec["max_pixels"])
 
 
 def build_model(name: str, processor, seed: int = 0, attn_implementation: str = "sdpa"):

@@ -264,9 +264,14 @@ def build_processor(family: str):
             image_seq_len=seq_len,
             chat_template=smolvlm_chat_template,
         )
+    return qwen2_vl_processor(tokenizer, spec["min_pixels"], spec["max_pixels"])
+
+
+def qwen2_vl_processor(tokenizer, min_pixels: int, max_pixels: int):
+    """The real Qwen2-VL processor classes at these pixel bounds, with `tokenizer` and TRL's real chat template."""
     from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor
 
-    pixels = {"min_pixels": spec["min_pixels"], "max_pixels": spec["max_pixels"]}
+    pixels = {"min_pixels": min_pixels, "max_pixels": max_pixels}
     return Qwen2VLProcessor(
         image_processor=Qwen2VLImageProcessor(**pixels),
         tokenizer=tokenizer,
