@@ -2,18 +2,11 @@
 
 import pytest
 import torch
+from test_chat_encoding import EOT, FAMILIES  # the families and their literal end-of-turn tokens, listed once
 
 from vlm_recipes.data.collators import PromptCollator, SampleError, VisionChatCollator, keep_through_end_of_turn
 from vlm_recipes.models.families import family_of, set_image_resolution
 
-FAMILIES = ["smolvlm", "qwen2_vl", "llava", "llava_onevision", "llava_next"]
-EOT = {
-    "smolvlm": "<end_of_utterance>",
-    "qwen2_vl": "<|im_end|>",
-    "llava": "</s>",
-    "llava_onevision": "<|im_end|>",
-    "llava_next": "</s>",
-}
 # The generation prompt each template ends a prompt with, and what the answer starts with after it.
 GENERATION_PROMPT = {
     "smolvlm": "Assistant:",
