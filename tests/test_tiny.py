@@ -91,7 +91,7 @@ _BUILD_SCRIPT = """
 import hashlib, json, sys, torch
 torch.set_num_threads(int(sys.argv[1]))
 from vlm_recipes.tiny import vlm as tiny
-tiny.PRETRAIN["steps"], tiny.WARMUP["steps"] = 40, 5
+tiny.PRETRAIN["steps"], tiny.WARMUP["steps"] = 12, 3
 digests = {}
 for name in ("tiny:smolvlm-sft", "tiny:qwen2_vl"):
     digests[name] = hashlib.sha256((tiny.build(name) / "model.safetensors").read_bytes()).hexdigest()
