@@ -32,6 +32,7 @@ from ..models.chat_templates import training_chat_template
 from ..models.families import family_of
 from .chat_encoding import ChatEncoder, ContentError
 from .images import ImageError, open_image, to_rgb
+from .video import VideoError, load_video
 
 logger = logging.getLogger(__name__)
 
@@ -118,19 +119,58 @@ def checked_messages(messages, name: str, key: str) -> list[dict]:
             )
         for j, part in enumerate(parts or []):
             kind = part.get("type") if isinstance(part, dict) else None
-            if kind == "text" and isinstance(part.get("text"), str) or kind == "image":
+            if kind == "text" and isinstance(part.get("text"), str) or kind in ("image", "video"):
                 continue
             raise SampleError(
                 f"{where} ({role}), part {j}: {part!r} is neither {{'type': 'text', 'text': <string>}} nor "
-                "{'type': 'image'}; fix the part or remove it.",
+                "{'type': 'image'} nor {'type': 'video'}; fix the part or remove it.",
                 "malformed message",
             )
         out.append({**message, "content": content})
     return out
 
 
-def conversation_of(example: dict, position: int, key: str = "messages", max_pixels: int | None = None) -> list[dict]:
-    """The example's conversation with its (RGB) images filled in, or a SampleError naming the row."""
+def fill_videos(conversation: list[dict], example: dict, position: int, video: dict | None = None) -> list[dict]:
+    """The conversation with each `{'type': 'video'}` part given the row's next video (`videos` column, or `video`),
+    decoded and sampled (vlm_recipes.data.video.load_video with the `video` settings), or a SampleError naming the
+    row, the video and the fix."""
+    videos = example.get("videos")
+    if videos is None and example.get("video") is not None:
+        videos = [example["video"]]
+    videos = list(videos or [])
+    parts = sum(p.get("type") == "video" for m in conversation if isinstance(m["content"], list) for p in m["content"])
+    name = _row_name(example, position)
+    if parts != len(videos):
+        raise SampleError(
+            f"{name}: {len(videos)} video(s) in 'videos' but {parts} {{'type': 'video'}} part(s) in the messages; "
+            "give each video one video part (and each video part one video).",
+            "video/placeholder mismatch",
+        )
+    if not videos:
+        return conversation
+    loaded = []
+    for k, value in enumerate(videos):
+        try:
+            loaded.append(load_video(value, **(video or {})))
+        except VideoError as err:
+            raise SampleError(f"{name}, video {k}: {err}", err.kind) from err
+    queue = iter(loaded)
+    return [
+        {
+            **m,
+            "content": [{**p, "video": next(queue)} if p.get("type") == "video" else p for p in m["content"]]
+            if isinstance(m["content"], list)
+            else m["content"],
+        }
+        for m in conversation
+    ]
+
+
+def conversation_of(
+    example: dict, position: int, key: str = "messages", max_pixels: int | None = None, video: dict | None = None
+) -> list[dict]:
+    """The example's conversation with its (RGB) images and its videos (sampled frames, `video`: the settings of
+    `load_video`) filled in, or a SampleError naming the row."""
     name = _row_name(example, position)
     messages = example.get(key)
     if not messages:
@@ -140,8 +180,10 @@ def conversation_of(example: dict, position: int, key: str = "messages", max_pix
     messages = checked_messages(messages, name, key)
     images = rgb_images(example, position, max_pixels)
     try:
-        return prepare_multimodal_messages(messages, images=images)
+        return fill_videos(prepare_multimodal_messages(messages, images=images), example, position, video)
     except ValueError as err:
+        if isinstance(err, SampleError):
+            raise
         counts = _COUNT_MISMATCH.search(str(err))
         if counts is None:
             raise SampleError(f"{name}: {err}", "malformed message") from err
@@ -201,6 +243,8 @@ class VisionChatCollator:
     pad_to_multiple_of: int | None = None
     messages_key: str = "messages"
     max_image_pixels: int | None = None  # larger images raise a SampleError naming the row
+    # Frame sampling of the `videos` column (vlm_recipes.data.video.load_video): fps, max_frames, frame_list_fps.
+    video: dict | None = None
     num_dropped: int = field(default=0, init=False)
 
     def __post_init__(self):
@@ -233,7 +277,8 @@ class VisionChatCollator:
 
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
         conversations = [
-            conversation_of(ex, i, self.messages_key, self.max_image_pixels) for i, ex in enumerate(examples)
+            conversation_of(ex, i, self.messages_key, self.max_image_pixels, self.video)
+            for i, ex in enumerate(examples)
         ]
         return self.collate(conversations, examples)
 
@@ -338,7 +383,7 @@ class PreferenceCollator(VisionChatCollator):
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
         sides: dict[str, list] = {"chosen": [], "rejected": []}
         for i, ex in enumerate(examples):
-            prompt = conversation_of(ex, i, "prompt", self.max_image_pixels)
+            prompt = conversation_of(ex, i, "prompt", self.max_image_pixels, self.video)
             for key, conversations in sides.items():
                 if not ex.get(key):
                     raise SampleError(
@@ -361,6 +406,7 @@ class PromptCollator:
 
     processor: Any
     messages_key: str = "messages"
+    video: dict | None = None  # frame sampling of the `videos` column, as VisionChatCollator's
 
     def __post_init__(self):
         self.encoder = ChatEncoder(self.processor)
@@ -368,7 +414,7 @@ class PromptCollator:
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
         prompts = []
         for i, ex in enumerate(examples):
-            conv = conversation_of(ex, i, self.messages_key)
+            conv = conversation_of(ex, i, self.messages_key, video=self.video)
             if conv[-1]["role"] == "assistant":
                 conv = conv[:-1]
             prompts.append(conv)
