@@ -277,6 +277,13 @@ class ChatEncoder:
         inputs["_video_rows"] = rows
         return inputs, expansions
 
+    def video_token_counts(self, videos: list) -> list[int]:
+        """Tokens each video (a `Video`) expands to in this processor, its placeholder included (preflight's count)."""
+        if not videos:
+            return []
+        _, expansions = self._video_inputs([[("video", self.video_token, False)] * len(videos)], [videos])
+        return [len(ids) for ids in self._encode(expansions[0], start=False)]
+
     def _media_inputs(self, texts_pieces, images: list[list], videos: list[list]) -> tuple[dict, list[list[str]]]:
         """Image and video inputs of the batch, and per row the expansion of each placeholder in text order.
 

@@ -284,6 +284,21 @@ def _cap(train: Dataset, test: Dataset, args: DataArguments) -> tuple[Dataset, D
     return train, test
 
 
+SYNTHETIC_VIDEO = "synthetic_video"
+
+
+def synthetic_video_dataset(task: str, num_samples: int, seed: int, image_size: int) -> Dataset:
+    """The offline video task (vlm_recipes/data/synthetic_video.py): `motion` as video files, `motion_middle_frame`
+    the same clips' middle frames as images (the single-frame baseline)."""
+    from .synthetic_video import VIDEO_TASKS, make_video_dataset
+
+    base = task.removesuffix("_middle_frame")
+    if base not in VIDEO_TASKS:
+        choices = [t for b in VIDEO_TASKS for t in (b, f"{b}_middle_frame")]
+        raise ValueError(f"dataset_name synthetic_video: unknown synthetic_task {task!r}; choose one of {choices}.")
+    return make_video_dataset(base, num_samples, seed, image_size, middle_frame=task != base)
+
+
 def _synthetic_splits(make, args: DataArguments) -> tuple[Dataset, Dataset]:
     size = args.synthetic_image_size
     train = make(args.synthetic_task, args.synthetic_train_samples, SYNTHETIC_TRAIN_SEED, size)
@@ -295,6 +310,8 @@ def load_splits(args: DataArguments, seed: int = 42) -> tuple[Dataset, Dataset]:
     """Train and held-out datasets in conversational form (`images` + `messages`)."""
     if args.dataset_name == "synthetic":
         return _synthetic_splits(synthetic.make_dataset, args)
+    if args.dataset_name == SYNTHETIC_VIDEO:
+        return _synthetic_splits(synthetic_video_dataset, args)
     train, test = _user_splits(args, seed)
     return _cap(to_conversations(train, args), to_conversations(test, args), args)
 
@@ -333,6 +350,10 @@ def load_eval_split(args: DataArguments, seed: int = 42) -> Dataset:
     order, that the training recipes evaluate on (same seed), without building the training split."""
     if args.dataset_name == "synthetic":
         return synthetic.make_dataset(
+            args.synthetic_task, args.max_eval_samples, SYNTHETIC_EVAL_SEED, args.synthetic_image_size
+        )
+    if args.dataset_name == SYNTHETIC_VIDEO:
+        return synthetic_video_dataset(
             args.synthetic_task, args.max_eval_samples, SYNTHETIC_EVAL_SEED, args.synthetic_image_size
         )
     train, test = _raw_splits(args, with_train=False)  # the held-out split alone when the dataset has one

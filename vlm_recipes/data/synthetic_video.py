@@ -1,10 +1,14 @@
-"""An offline video task that needs time, not one frame: "Which way does the shape move?".
+"""Offline video tasks that need time, not one frame.
 
-Each clip is a shape (circle, square, triangle, in one of the synthetic colours) sliding in a straight line, left,
-right, up or down, over `num_frames` frames on a grey background; the answer is the direction. The clip's MIDDLE
-position is drawn first, uniformly over one range shared by every direction, and the start and end follow from it,
-so a single middle frame is independent of the answer: a model that sees only that frame can do no better than
-chance (25%). The `middle_frame` form of the same rows (that frame as an image) measures exactly that.
+- `motion`, "Which way does the shape move?": a shape (circle, square, triangle, in one of the synthetic colours)
+  slides in a straight line, left, right, up or down, over `num_frames` frames on a grey background; the answer is
+  the direction. The clip's MIDDLE position is drawn first, uniformly over one range shared by every direction, and
+  the start and end follow from it, so the middle frame is independent of the answer: chance (25%) from it alone.
+- `first_color`, "What color appears first?": a shape shows one colour in the first frames (the first 3 of 8) and
+  another from then on, at a random position that changes every frame; the answer is the first colour. The middle
+  frame shows the second colour only, so from it alone the best is a guess among the other three (33%).
+
+The `middle_frame` form of the same rows (that frame as an image) measures what one frame can do.
 
 Clips are written with PyAV as lossless FFV1 `.mkv` files (what a user's dataset holds: paths to video files), into
 `<cache>/video/<name>/`, deterministic by seed; a finished folder is reused. Rows:
@@ -28,8 +32,8 @@ from PIL import ImageDraw
 from .synthetic import COLORS, SHAPES, _draw_shape
 
 DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
-VIDEO_TASKS = ("motion",)
-QUESTION = "Which way does the shape move?"
+VIDEO_TASKS = ("motion", "first_color")
+QUESTIONS = {"motion": "Which way does the shape move?", "first_color": "What color appears first?"}
 FILE_FPS = 4  # frames per second written in the files: 8 frames are a 2-second clip
 
 _MESSAGES = List({"role": Value("string"), "content": List({"type": Value("string"), "text": Value("string")})})
@@ -41,9 +45,24 @@ FRAME_FEATURES = Features(
 )
 
 
+def render_first_color(rng: random.Random, size: int, num_frames: int) -> tuple[list, str]:
+    """Frames of one `first_color` clip and its first colour: that colour up to (not including) the middle frame."""
+    first, then = rng.sample(list(COLORS), 2)
+    shape, grey = rng.choice(SHAPES), rng.randint(110, 150)
+    frames = []
+    for t in range(num_frames):
+        side = rng.randint(size // 4, size // 2)
+        x, y = rng.randint(1, size - side - 1), rng.randint(1, size - side - 1)
+        image = PILImage.new("RGB", (size, size), (grey, grey, grey))
+        color = first if t < (num_frames - 1) // 2 else then
+        _draw_shape(ImageDraw.Draw(image), shape, (x, y, x + side, y + side), COLORS[color])
+        frames.append(image)
+    return frames, first
+
+
 def render_clip(rng: random.Random, size: int, num_frames: int) -> tuple[list, str]:
-    """Frames of one clip and its direction. The shape travels `travel` pixels in all, centred on a middle position
-    drawn the same way for every direction."""
+    """Frames of one `motion` clip and its direction. The shape travels `travel` pixels in all, centred on a middle
+    position drawn the same way for every direction."""
     color, shape, direction = rng.choice(list(COLORS)), rng.choice(SHAPES), rng.choice(list(DIRECTIONS))
     side = rng.randint(size // 6, size // 4)
     travel = size // 2
@@ -79,9 +98,9 @@ def write_video(frames: list, path: str | Path, fps: int = FILE_FPS) -> None:
             container.mux(packet)
 
 
-def _messages(kind: str, answer: str) -> list[dict]:
+def _messages(kind: str, answer: str, task: str) -> list[dict]:
     return [
-        {"role": "user", "content": [{"type": kind, "text": None}, {"type": "text", "text": QUESTION}]},
+        {"role": "user", "content": [{"type": kind, "text": None}, {"type": "text", "text": QUESTIONS[task]}]},
         {"role": "assistant", "content": [{"type": "text", "text": answer}]},
     ]
 
@@ -102,10 +121,16 @@ def make_video_dataset(
     if num_samples < 1 or num_frames < 3:
         raise ValueError(f"num_samples must be >= 1 and num_frames >= 3, got {num_samples} and {num_frames}.")
     rng = random.Random(f"video-{task}-{seed}")
-    clips = [render_clip(rng, image_size, num_frames) for _ in range(num_samples)]
+    render = render_clip if task == "motion" else render_first_color
+    clips = [render(rng, image_size, num_frames) for _ in range(num_samples)]
     if middle_frame:
         rows = [
-            {"images": [frames[(num_frames - 1) // 2]], "messages": _messages("image", d), "answer": d, "task": task}
+            {
+                "images": [frames[(num_frames - 1) // 2]],
+                "messages": _messages("image", d, task),
+                "answer": d,
+                "task": task,
+            }
             for frames, d in clips
         ]
         return Dataset.from_list(rows, features=FRAME_FEATURES)
@@ -124,7 +149,7 @@ def make_video_dataset(
         except OSError:  # written meanwhile by another process: keep theirs
             shutil.rmtree(tmp, ignore_errors=True)
     rows = [
-        {"videos": [str(folder / f"{k:05d}.mkv")], "messages": _messages("video", d), "answer": d, "task": task}
+        {"videos": [str(folder / f"{k:05d}.mkv")], "messages": _messages("video", d, task), "answer": d, "task": task}
         for k, (_, d) in enumerate(clips)
     ]
     return Dataset.from_list(rows, features=VIDEO_FEATURES)

@@ -83,7 +83,8 @@ def held_out_metrics(
     """The training recipes' held-out figures from greedy generation: the `headline` (key, metric) of the method
     (by default exact match as `accuracy`) against each row's trained answer, plus each metric named in `metrics`,
     scored against `references_column` (default: the trained answer), all by the metric modules
-    `recipes/evaluate_models.py` uses; rows with videos are sampled by `video` as in training. Returns {"metrics": {...}, "generated": predictions and references}."""
+    `recipes/evaluate_models.py` uses; rows with videos are sampled by `video` as in training. Returns
+    {"metrics": {...}, "generated": predictions and references}."""
     key, metric = headline
     predictions = generate_answers(
         model, processor, rows, batch_size, max_new_tokens, f"{key} {when}", messages_key, video
