@@ -4,9 +4,9 @@ transformers' video processors can decode and sample a video themselves, but the
 decord and read their sampling settings from processor kwargs that differ per family (SmolVLM's `num_frames`/`fps`,
 Qwen2-VL's `fps`/`min_frames`/`max_frames`). What this module adds, the same for every family:
 
-- one frame sampling rule, set in YAML (`video_fps`, `video_max_frames`): frames are taken at `fps` frames per second
-  of video, at most `max_frames` of them, evenly spaced over the whole video and in order (a video shorter than one
-  frame at `fps` still gives one frame);
+- one frame sampling rule, set in YAML (`video_fps`, `video_max_frames`): round(duration x `fps`) frames, at most
+  `max_frames`, evenly spaced from the first frame to the last, in order (a video shorter than one frame at `fps`
+  still gives one frame);
 - two kinds of input, a local video file (decoded with PyAV) or a frame list (a list of PIL images: already sampled;
   `max_frames` still thins it evenly);
 - a `VideoMetadata` per video (the source fps and the indices of the kept frames), which transformers' processors read
@@ -55,14 +55,14 @@ def sample_indices(total: int, source_fps: float, fps: float | None, max_frames:
     """Indices of the frames kept out of `total` frames at `source_fps`: `fps` per second of video (None: every
     frame), at most `max_frames`, evenly spaced from the first frame to the last, in order.
 
-    >>> sample_indices(30, 10.0, 2.0, None)
-    [0, 5, 10, 14, 19, 24, 29]
+    >>> sample_indices(30, 10.0, 2.0, None)  # 3 s at 2 fps
+    [0, 6, 12, 17, 23, 29]
     >>> sample_indices(30, 10.0, 2.0, 3)
     [0, 14, 29]
     """
     if total < 1:
         return []
-    count = total if fps is None else max(1, round(total / source_fps * fps) + 1)
+    count = total if fps is None else max(1, round(total / source_fps * fps))
     count = min(count, total, max_frames or total)
     if count == 1:
         return [0]
