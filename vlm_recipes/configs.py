@@ -111,6 +111,20 @@ class DataArguments:
             "DPO, MPO). Numbers in the README (Data pipeline)."
         },
     )
+    video_column: str | None = field(
+        default=None,
+        metadata={
+            "help": "Column with each row's video (a file path or a list of frames) or list of videos; with "
+            "question_column / answer_column the user turn gets one {'type': 'video'} part before the question."
+        },
+    )
+    video_root: str | None = field(
+        default=None,
+        metadata={
+            "help": "Folder that relative video paths (or bare video names) of video_column are read from, e.g. "
+            "where the dataset's video archive was extracted. A name without extension matches <name>.mp4/.mkv/..."
+        },
+    )
     video_fps: float | None = field(
         default=None,
         metadata={

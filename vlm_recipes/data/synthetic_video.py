@@ -81,17 +81,19 @@ def render_clip(rng: random.Random, size: int, num_frames: int) -> tuple[list, s
     return frames, direction
 
 
-def write_video(frames: list, path: str | Path, fps: int = FILE_FPS) -> None:
-    """Write RGB frames as a lossless FFV1 video (decoded back bit-exact)."""
+def write_video(frames: list, path: str | Path, fps: int = FILE_FPS, codec: str = "ffv1") -> None:
+    """Write RGB frames as a video: lossless FFV1 (decoded back bit-exact) by default, or e.g. `mpeg4` (lossy,
+    YUV 4:2:0, what an .mp4 of a real dataset holds)."""
     import av
     import numpy as np
 
+    pix_fmt = "bgr0" if codec == "ffv1" else "yuv420p"
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("ffv1", rate=fps)
+        stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height = frames[0].size
-        stream.pix_fmt = "bgr0"
+        stream.pix_fmt = pix_fmt
         for image in frames:
-            frame = av.VideoFrame.from_ndarray(np.asarray(image), format="rgb24").reformat(format="bgr0")
+            frame = av.VideoFrame.from_ndarray(np.asarray(image), format="rgb24").reformat(format=pix_fmt)
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode():

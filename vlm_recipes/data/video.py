@@ -30,6 +30,8 @@ from pathlib import Path
 from PIL import Image
 from transformers.video_utils import VideoMetadata
 
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov")  # tried, in order, for a path without extension
+
 
 class VideoError(ValueError):
     """A video that cannot be used; the message names the file and the fix, `kind` the defect."""
@@ -106,6 +108,10 @@ def load_video(
         value = value["path"]
     if isinstance(value, (str, os.PathLike)):
         path = str(Path(root, value)) if root and not Path(value).is_absolute() else str(value)
+        if not Path(path).is_file() and not Path(path).suffix:  # a bare name (ActivityNet's `v_<id>`): its one file
+            found = [str(Path(path).with_suffix(ext)) for ext in VIDEO_EXTENSIONS]
+            found = [p for p in found if Path(p).is_file()]
+            path = found[0] if len(found) == 1 else path
         if not Path(path).is_file():
             raise VideoError(
                 f"video file {path} does not exist; fix the path (relative paths are read from the dataset's "
