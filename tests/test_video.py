@@ -224,3 +224,44 @@ def test_sft_on_video_learns_what_one_frame_cannot(tmp_path, family):
     assert video["accuracy_after"] >= 0.9, video
     assert video["accuracy_after"] >= video["accuracy_before"] + 0.5, video
     assert frame["accuracy_after"] <= 0.5, frame  # best possible from the middle frame: 1/3
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_generate_takes_a_native_video(tmp_path, clip, family):
+    """recipes/generate.py --video <file> --native_video: one video input, sampled to num_frames, answered; the
+    frames-as-images path stays the default."""
+    from vlm_recipes.configs import DataArguments, GenerateArguments, VLMModelConfig
+    from vlm_recipes.evaluation.inference import rows_for, run_generate
+
+    common = dict(video=clip, num_frames=4, max_new_tokens=3, device="cpu", output_file=str(tmp_path / "p.jsonl"))
+    native = GenerateArguments(native_video=True, **common)
+    row = rows_for(native, DataArguments())[0]
+    assert row["videos"] == [clip] and "images" not in row
+    assert [p["type"] for p in row["messages"][-1]["content"]] == ["video", "text"]
+    assert len(rows_for(GenerateArguments(**common), DataArguments())[0]["images"]) == 4
+    records = run_generate(DataArguments(), native, VLMModelConfig(model_name_or_path=f"tiny:{family}"))
+    assert len(records) == 1 and isinstance(records[0]["prediction"], str)
+    with pytest.raises(ValueError, match="native_video applies to a video input"):
+        GenerateArguments(native_video=True)
+
+
+def test_preflight_counts_frames_and_video_tokens_and_names_bad_videos(processors, clip, tmp_path):
+    from datasets import Dataset
+
+    from vlm_recipes.training.preflight import check_split
+
+    def row(path, answer, row_id):
+        messages = video_row(path, answer=answer)["messages"]
+        messages[0]["content"][0]["text"] = None  # one Arrow type for every part
+        return {"videos": [path], "messages": messages, "row_id": row_id}
+
+    ds = Dataset.from_list([row(clip, "left", "a"), row(clip, "up", "b"), row(str(tmp_path / "gone.mp4"), "up", "c")])
+    processor = processors["qwen2_vl"]
+    report = check_split("sft", ds, processor, video={"max_frames": 4})
+    assert report.video_frames == [4, 4]
+    assert report.video_tokens == [2 * 16, 2 * 16]  # 4 frames: 2 temporal patches of 16 tokens at 112 x 112
+    assert [e.kind for e in report.errors] == ["missing video"] and "gone.mp4" in report.errors[0].message
+    assert "frames per video: min 4 / median 4 / max 4" in report.text(None)
+    prompts = Dataset.from_list([{"videos": [clip], "prompt": row(clip, "up", "g")["messages"][:1], "row_id": "g"}])
+    grpo = check_split("grpo", prompts, processor, video={"max_frames": 4})
+    assert [e.kind for e in grpo.errors] == ["video unsupported"]

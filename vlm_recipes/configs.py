@@ -498,6 +498,14 @@ class GenerateArguments(_InferenceFields):
         default=None, metadata={"help": "A local video file: num_frames frames, evenly spaced, go in as images."}
     )
     num_frames: int = field(default=8, metadata={"help": "Frames sampled from the video."})
+    native_video: bool = field(
+        default=False,
+        metadata={
+            "help": "With video: give the model the video itself (one {'type': 'video'} part: Qwen2-VL's "
+            "pixel_values_videos, SmolVLM2's timestamped frames), num_frames evenly spaced, instead of the frames "
+            "as separate images."
+        },
+    )
     prompt: str | None = field(
         default=None,
         metadata={"help": "The user prompt (default: the dataset's question, or 'Describe the image.')."},
@@ -523,6 +531,8 @@ class GenerateArguments(_InferenceFields):
             raise ValueError("Set at most one of prompt, prompt_template and chat_file.")
         if self.num_frames < 1:
             raise ValueError(f"num_frames must be >= 1, got {self.num_frames}.")
+        if self.native_video and not self.video:
+            raise ValueError("native_video applies to a video input: set video (a local file) or remove it.")
 
 
 @dataclass

@@ -26,6 +26,7 @@ from PIL import Image, UnidentifiedImageError
 from ..configs import DataArguments, GenerateArguments, VLMModelConfig
 from ..data.images import to_rgb
 from ..data.loading import final_answer, load_eval_split, question_messages, reference_answer
+from ..data.video import load_video
 from ..models.modeling import load_model, load_processor
 from .generation import generate_answers
 
@@ -195,16 +196,23 @@ def fill_template(template: str, fields: dict, where: str) -> str:
 
 
 def prompt_messages(
-    gen_args: GenerateArguments, data_args: DataArguments, num_images: int, fields: dict, where: str, default: str
+    gen_args: GenerateArguments,
+    data_args: DataArguments,
+    num_images: int,
+    fields: dict,
+    where: str,
+    default: str,
+    num_videos: int = 0,
 ) -> list[dict]:
-    """The conversation to answer: the chat file, or one user turn with the images and the (filled) prompt."""
+    """The conversation to answer: the chat file, or one user turn with the images / videos and the (filled)
+    prompt."""
     if gen_args.chat_file:
         return [dict(m) for m in _read_chat(gen_args.chat_file)]
     if gen_args.prompt_template:
         text = fill_template(gen_args.prompt_template, fields, where)
     else:
         text = gen_args.prompt or default
-    return question_messages(text, None, data_args.system_prompt, num_images)
+    return question_messages(text, None, data_args.system_prompt, num_images, num_videos)
 
 
 def _folder_metadata(folder: Path) -> dict[str, dict]:
@@ -248,7 +256,17 @@ def folder_rows(folder: str, gen_args: GenerateArguments, data_args: DataArgumen
 
 
 def video_rows(path: str, gen_args: GenerateArguments, data_args: DataArguments) -> Rows:
-    """One prompt: `num_frames` frames of the video as images, in order, then the prompt."""
+    """One prompt: `num_frames` frames of the video as images, in order, then the prompt; with `native_video`, the
+    video itself (sampled to `num_frames` by the prompt collator, `video_settings`)."""
+    if gen_args.native_video:
+        load_video(path, max_frames=gen_args.num_frames)  # a missing or undecodable file fails here, named
+
+        def build_native(p, i):
+            fields = {"file_name": Path(p).name}
+            messages = prompt_messages(gen_args, data_args, 0, fields, f"video {p}", DEFAULT_VIDEO_PROMPT, 1)
+            return {"id": str(p), "videos": [str(p)], "messages": messages}
+
+        return Rows([path], build_native)
     frames = sample_video_frames(path, gen_args.num_frames)
 
     def build(p, i):
@@ -337,9 +355,12 @@ def prompt_text(messages: list[dict]) -> str:
     return ""
 
 
-def predict(model, processor, rows: Rows, batch_size: int, max_new_tokens: int, desc: str = "generating") -> list:
-    """Greedy answers to every row, in batches; one record per row: id, prompt, prediction (and reference)."""
-    answers = generate_answers(model, processor, rows, batch_size, max_new_tokens, desc=desc)
+def predict(
+    model, processor, rows: Rows, batch_size: int, max_new_tokens: int, desc: str = "generating", video=None
+) -> list:
+    """Greedy answers to every row, in batches; one record per row: id, prompt, prediction (and reference).
+    `video`: the frame sampling of rows with videos (`load_video`'s settings)."""
+    answers = generate_answers(model, processor, rows, batch_size, max_new_tokens, desc=desc, video=video)
     records = []
     for i, answer in enumerate(answers):
         row = rows[i]
@@ -367,7 +388,8 @@ def run_generate(data_args: DataArguments, gen_args: GenerateArguments, model_ar
     model, processor = load_for_inference(
         model_args, gen_args.adapter_path, gen_args.device, gen_args.trust_remote_code
     )
-    records = predict(model, processor, rows, gen_args.batch_size, gen_args.max_new_tokens)
+    video = {**data_args.video_settings, "max_frames": gen_args.num_frames} if gen_args.native_video else None
+    records = predict(model, processor, rows, gen_args.batch_size, gen_args.max_new_tokens, video=video)
     out = write_jsonl(gen_args.output_file, records)
     logger.info("Wrote %d predictions to %s", len(records), out)
     return records

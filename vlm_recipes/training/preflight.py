@@ -237,6 +237,12 @@ def check_split(
             # roles, parts, placeholders vs images and videos, emptiness; videos opened and sampled
             conversation = conversation_of(row, index, key, video=video)
             videos = videos_of(conversation)
+            if videos and method.collator_class is None:
+                raise SampleError(
+                    f"{name} holds a video, but {method.name.upper()}'s trainer renders and processes prompts itself "
+                    "and takes no videos: train video data with sft, dpo or mpo.",
+                    "video unsupported",
+                )
             if videos:
                 report.video_frames += [len(v) for v in videos]
                 report.video_tokens.append(sum(encoder.video_token_counts(videos)))
