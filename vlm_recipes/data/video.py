@@ -154,18 +154,21 @@ def set_video_settings(processor, min_pixels: int | None = None, max_pixels: int
         vp.cap_pixels_per_frame = False
     if min_pixels is None and max_pixels is None:
         return
-    if not hasattr(vp, "min_pixels"):
+    if not hasattr(vp, "temporal_patch_size"):
         raise ValueError(
             f"video_min_pixels / video_max_pixels are Qwen2-VL settings; {type(vp).__name__} sizes frames like its "
             "images (SmolVLM: one tile of max_image_size per frame): remove them."
         )
     size = dict(vp.size)
     if min_pixels is not None:
-        size["shortest_edge"] = vp.min_pixels = min_pixels
+        size["shortest_edge"] = min_pixels
     if max_pixels is not None:
-        size["longest_edge"] = vp.max_pixels = max_pixels
+        size["longest_edge"] = max_pixels
     if size["shortest_edge"] > size["longest_edge"]:
         raise ValueError(f"video_min_pixels ({size['shortest_edge']}) > video_max_pixels ({size['longest_edge']}).")
+    for attr, key in (("min_pixels", "shortest_edge"), ("max_pixels", "longest_edge")):
+        if hasattr(vp, attr):  # older processors keep them as attributes too
+            setattr(vp, attr, size[key])
     vp.size = size
 
 
