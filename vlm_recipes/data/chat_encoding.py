@@ -17,8 +17,9 @@ not together with the assistant mask training needs. What this module does inste
 3. split the rendered text into pieces: template text, marked strings, the template's own image placeholders and the
    edges of the generation spans;
 4. tokenize the pieces: template text as usual (its control tokens are control tokens), a marked string as plain text
-   (special-token matching off; a non-special added token is split until it cannot match), an image placeholder as
-   the processor's expansion for that image (the processor processes the images). Piece edges are token edges, so the
+   (special-token matching off; a non-special added token is split until it cannot match), an image or video
+   placeholder as the processor's expansion for that image or video (the processor processes them, and says how each
+   placeholder expands: `return_text_replacement_offsets`). Piece edges are token edges, so the
    assistant mask is exact, and a prompt is tokenized exactly as the start of its training sequence.
 
 The same answer text goes in, is trained on, and comes back out of `tokenizer.decode(..., skip_special_tokens=True)`.
@@ -78,7 +79,8 @@ class ChatEncoder:
 
     `encoder(conversations, add_generation_prompt=False, assistant_mask=False, padding_side="right")` returns a dict of
     tensors: `input_ids`, `attention_mask`, `mm_token_type_ids` when the processor makes them, `assistant_masks` when
-    asked (1 on the tokens of `{% generation %}` spans) and the processor's image inputs (`pixel_values`, ...).
+    asked (1 on the tokens of `{% generation %}` spans) and the processor's image and video inputs (`pixel_values`,
+    `pixel_values_videos`, ...). Videos are `{"type": "video", "video": Video}` parts (vlm_recipes.data.video).
     """
 
     def __init__(self, processor, chat_template: str | None = None):

@@ -15,7 +15,12 @@ processors process the images and say how each image placeholder expands. What T
   "<|im_end|>", "<image>", ...) is tokenized as plain text, not as the control token (`chat_encoding.py`), so the
   same answer text goes in, is trained on and decodes back out;
 - errors that name the row, the reason and the fix when a row cannot be encoded (empty conversation, unknown role,
-  malformed message, image/placeholder count mismatch in either direction, no assistant turn, over-long).
+  malformed message, image/placeholder count mismatch in either direction, no assistant turn, over-long);
+- videos (TRL 1.16's SFT and DPO collators have no video path): `{"type": "video"}` parts filled from a `videos`
+  column (local files decoded with PyAV, or frame lists; `vlm_recipes/data/video.py` samples them by `video`'s fps and
+  max_frames), expanded by the processor (Qwen2-VL's `pixel_values_videos` / `video_grid_thw`, SmolVLM2's timestamped
+  frames); video tokens are masked and guarded against truncation like image tokens, and a missing or undecodable
+  video raises naming the row and the file.
 """
 
 from __future__ import annotations
@@ -224,12 +229,15 @@ class VisionChatCollator:
       - `images`: list of images (or `image`: one image), one per image placeholder; may be empty. An image is a PIL
         image or an undecoded `{"path", "bytes"}` dict (datasets' `Image(decode=False)`), decoded here so that a
         corrupt, oversized (`max_image_pixels`) or unconvertible image raises a SampleError naming the row and file;
-        RGBA / L / P / CMYK images are converted to RGB.
-    Output: `input_ids`, `attention_mask`, `labels` and the family's image inputs (`pixel_values` plus
-    `pixel_attention_mask` for SmolVLM, `image_grid_thw` for Qwen2-VL).
+        RGBA / L / P / CMYK images are converted to RGB;
+      - `videos`: list of videos (or `video`: one), one per `{"type": "video"}` part: a file path, a `{"path"}` dict or
+        a list of PIL frames, sampled by `video` (`{"fps", "max_frames", "frame_list_fps"}`, default: every frame).
+    Output: `input_ids`, `attention_mask`, `labels` and the family's image and video inputs (`pixel_values` plus
+    `pixel_attention_mask` for SmolVLM, video frames included; `image_grid_thw`, `pixel_values_videos` and
+    `video_grid_thw` for Qwen2-VL).
 
-    Labels are -100 on padding, on every image token, and (with `assistant_only=True`) on everything that is
-    not an assistant answer or its end-of-turn token.
+    Labels are -100 on padding, on every image and video token, and (with `assistant_only=True`) on everything that
+    is not an assistant answer or its end-of-turn token.
 
     Example (SmolVLM): "<|im_start|>User:<image>What color is the shape?<end_of_utterance>\\nAssistant: red
     <end_of_utterance>\\n" gets labels only on " red" and "<end_of_utterance>" of the assistant turn.
