@@ -265,3 +265,34 @@ def test_preflight_counts_frames_and_video_tokens_and_names_bad_videos(processor
     prompts = Dataset.from_list([{"videos": [clip], "prompt": row(clip, "up", "g")["messages"][:1], "row_id": "g"}])
     grpo = check_split("grpo", prompts, processor, video={"max_frames": 4})
     assert [e.kind for e in grpo.errors] == ["video unsupported"]
+
+
+def test_evaluation_rows_of_a_video_dataset_carry_their_videos(standins):
+    """recipes/evaluate_models.py's held-out rows: the synthetic video task and a video QA set (video_column +
+    video_root) keep their videos, prompted with a video part; predictions sample them as training does."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from vlm_recipes.configs import DataArguments, GenerateArguments
+    from vlm_recipes.evaluation.inference import dataset_rows, predict
+    from vlm_recipes.tiny.vlm import build
+
+    synthetic = DataArguments(dataset_name="synthetic_video", synthetic_task="first_color", max_eval_samples=2)
+    rows = dataset_rows(synthetic, GenerateArguments())
+    assert len(rows[0]["videos"]) == 1 and rows[0]["reference"] in ("red", "green", "blue", "yellow")
+    folder = standins["lmms-lab/ActivityNetQA"]
+    qa = DataArguments(
+        dataset_name=str(folder),
+        dataset_train_split="test",
+        video_column="video_name",
+        video_root=str(folder / "videos"),
+        question_column="question",
+        answer_column="answer",
+        max_eval_samples=2,
+    )
+    rows = dataset_rows(qa, GenerateArguments())
+    assert rows[0]["videos"][0].startswith(str(folder / "videos" / "v_")) and rows[0]["images"] == []
+    assert [p["type"] for p in rows[0]["messages"][-1]["content"]] == ["video", "text"]
+    path = build("tiny:qwen2_vl")
+    model, processor = AutoModelForImageTextToText.from_pretrained(path), AutoProcessor.from_pretrained(path)
+    records = predict(model, processor, rows, 2, 2, video=qa.video_settings | {"max_frames": 4})
+    assert [r["reference"] for r in records] == [rows[0]["reference"], rows[1]["reference"]]

@@ -25,7 +25,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..configs import DataArguments, GenerateArguments, VLMModelConfig
 from ..data.images import to_rgb
-from ..data.loading import final_answer, load_eval_split, question_messages, reference_answer
+from ..data.loading import final_answer, load_eval_split, question_messages, reference_answer, videos_as_list_column
 from ..data.video import load_video
 from ..models.modeling import load_model, load_processor
 from .generation import generate_answers
@@ -299,26 +299,36 @@ def dataset_rows(
     """
     ds = load_eval_split(data_args, seed)
     image_col, question_col = data_args.image_column, data_args.question_column
+    # Videos: the config's video_column (paths joined to video_root), or a `videos` column (synthetic_video).
+    video_col = data_args.video_column or ("videos" if "videos" in ds.column_names else None)
+    if video_col and image_col not in ds.column_names:
+        image_col = None  # a video dataset without images
     references_column = references_column or data_args.answer_column
-    for col in filter(None, (image_col, question_col, references_column)):
+    for col in filter(None, (image_col, video_col, question_col, references_column)):
         if col not in ds.column_names:
             raise ValueError(f"{data_args.dataset_name}: no column {col!r} (columns: {ds.column_names}).")
     own_prompt = gen_args.prompt or gen_args.prompt_template or gen_args.chat_file
+    if video_col and data_args.video_column:
+        ds = videos_as_list_column(ds, data_args)  # renamed to `videos`, video_root applied
+        video_col = "videos"
 
     def build(raw, i):
-        images = raw[image_col]
+        images = raw[image_col] if image_col else []
         images = [im.convert("RGB") for im in (images if isinstance(images, list) else [images])]
+        videos = raw[video_col] if video_col else []
         where = f"row {i} of {data_args.dataset_name}"
         if own_prompt:
-            messages = prompt_messages(gen_args, data_args, len(images), raw, where, DEFAULT_IMAGE_PROMPT)
+            messages = prompt_messages(gen_args, data_args, len(images), raw, where, DEFAULT_IMAGE_PROMPT, len(videos))
         elif question_col:
-            messages = question_messages(raw[question_col], None, data_args.system_prompt, len(images))
+            messages = question_messages(raw[question_col], None, data_args.system_prompt, len(images), len(videos))
         else:
             messages = raw[data_args.messages_column]
             if data_args.system_prompt and messages[0]["role"] != "system":
                 system = {"role": "system", "content": [{"type": "text", "text": data_args.system_prompt}]}
                 messages = [system, *messages]
         row = {"id": str(raw.get("row_id", raw.get("id", i))), "images": images, "messages": messages}
+        if videos:
+            row["videos"] = videos
         row.update(_reference(raw, references_column))
         if "reference" not in row and not question_col and data_args.messages_column in raw:
             try:
