@@ -296,3 +296,24 @@ def test_evaluation_rows_of_a_video_dataset_carry_their_videos(standins):
     model, processor = AutoModelForImageTextToText.from_pretrained(path), AutoProcessor.from_pretrained(path)
     records = predict(model, processor, rows, 2, 2, video=qa.video_settings | {"max_frames": 4})
     assert [r["reference"] for r in records] == [rows[0]["reference"], rows[1]["reference"]]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_preference_pairs_with_a_video_train_only_the_responses(processors, family, clip):
+    from vlm_recipes.data.collators import PreferenceCollator
+
+    processor = processors[family]
+    prompt = video_row(clip)["messages"][:1]
+    row = {
+        "videos": [clip],
+        "prompt": prompt,
+        "chosen": [{"role": "assistant", "content": "left"}],
+        "rejected": [{"role": "assistant", "content": "right"}],
+    }
+    batch = PreferenceCollator(processor, video={"max_frames": 4})([row])
+    media = torch.tensor(family_of(processor).image_token_ids(processor.tokenizer))
+    assert torch.isin(batch["input_ids"], media).sum(dim=1).tolist()[0] > 0
+    assert not (torch.isin(batch["input_ids"], media) & batch["completion_mask"].bool()).any()
+    tok = processor.tokenizer
+    kept = [tok.decode(ids[m.bool()]).strip() for ids, m in zip(batch["input_ids"], batch["completion_mask"])]
+    assert kept == [f"left{EOT[family]}", f"right{EOT[family]}"]
