@@ -302,6 +302,11 @@ class ChatEncoder:
         rows = video_inputs.pop("_video_rows", [])
         if "pixel_attention_mask" not in video_inputs:
             return {**image_inputs, **video_inputs}, expansions
+        if any(images) and "pixel_values" not in image_inputs:
+            raise NotImplementedError(
+                "SmolVLM batches that mix videos and images need the images' pixel values in the collator: use "
+                "image_processing: processor (or worker) for video data, not device."
+            )
         return _per_row_pixels(self, texts_pieces, expansions, image_inputs, video_inputs, rows), expansions
 
     def encode_rendered(
