@@ -334,3 +334,8 @@ def test_worker_image_processing_gives_the_same_video_batches(processors, family
             device(rows)
     else:
         assert torch.equal(device(rows)["pixel_values_videos"], plain["pixel_values_videos"])
+
+
+def test_a_family_without_video_input_refuses_videos_naming_the_row(processors, clip):
+    with pytest.raises(SampleError, match=r"row row_id=5: LlavaProcessor takes no videos; give the frames as images"):
+        VisionChatCollator(processors["llava"])([video_row(clip, row_id=5)])

@@ -251,15 +251,15 @@ class ChatEncoder:
         """The processor's video inputs (only the rows with videos are processed) and, per row, the expansion text of
         each video placeholder in order. The frames are the sampled ones (`do_sample_frames=False`) and their
         `VideoMetadata` gives the processor the timestamps."""
-        self._check_counts(texts_pieces, videos, "video")
-        if not any(videos):
-            return {}, [[] for _ in videos]
-        if self.video_token is None:
+        if any(videos) and self.video_token is None:  # before counting: its template may write no placeholder
             raise ContentError(
                 next(i for i, v in enumerate(videos) if v),
                 f"{type(self.processor).__name__} takes no videos; give the frames as images instead",
                 "video unsupported",
             )
+        self._check_counts(texts_pieces, videos, "video")
+        if not any(videos):
+            return {}, [[] for _ in videos]
         rows = [i for i, v in enumerate(videos) if v]
         flat = [video for i in rows for video in videos[i]]
         out = self.processor(
