@@ -48,7 +48,16 @@ def real_processor(family: str, settings: dict):
             image_seq_len=SMOLVLM2_2B["image_seq_len"],
             chat_template=smolvlm_chat_template,
         )
-    processor = tiny.qwen2_vl_processor(tokenizer, QWEN25_VL["min_pixels"], QWEN25_VL["max_pixels"])
+    from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLVideoProcessor
+    from trl.chat_template_utils import qwen2_5_vl_chat_template
+
+    pixels = {"min_pixels": QWEN25_VL["min_pixels"], "max_pixels": QWEN25_VL["max_pixels"]}
+    processor = Qwen2_5_VLProcessor(
+        image_processor=Qwen2VLImageProcessor(**pixels),
+        video_processor=Qwen2VLVideoProcessor(**pixels),
+        tokenizer=tokenizer,
+        chat_template=qwen2_5_vl_chat_template,
+    )
     set_video_settings(processor, settings.get("video_min_pixels"), settings.get("video_max_pixels"))
     return processor
 
