@@ -67,6 +67,7 @@ bench: setup ## collator throughput and default-run benchmarks
 	$(PY) benches/bench_collator.py
 	OMP_NUM_THREADS=1 $(PY) benches/bench_data_pipeline.py
 	$(PY) benches/bench_sft_default.py
+	$(PY) benches/bench_video_tokens.py
 
 push: setup ## push a finished run: make push RUN=outputs/sft_lora-tiny-smolvlm REPO=you/name [PRIVATE=1]
 	$(PY) -m vlm_recipes.hub --folder $(RUN) --repo_id $(REPO) $(if $(PRIVATE),--private)

@@ -32,8 +32,8 @@ class DataArguments:
     dataset_name: str = field(
         default="synthetic",
         metadata={
-            "help": "'synthetic' (offline shapes task), a Hub dataset id, a local image folder with a "
-            "metadata.jsonl/.csv, or a local .jsonl/.json file of rows with image paths."
+            "help": "'synthetic' (offline shapes task), 'synthetic_video' (offline video task), a Hub dataset id, "
+            "a local image folder with a metadata.jsonl/.csv, or a local .jsonl/.json file of rows with image paths."
         },
     )
     dataset_config: str | None = field(default=None, metadata={"help": "Hub dataset configuration name."})
@@ -49,7 +49,10 @@ class DataArguments:
     )
     synthetic_task: str = field(
         default="color_shape",
-        metadata={"help": "Synthetic task: color, shape, color_shape, count, position or caption."},
+        metadata={
+            "help": "Synthetic task: color, shape, color_shape, count, position or caption; with synthetic_video: "
+            "motion (which way does the shape move?) or motion_middle_frame (its middle frame alone, as an image)."
+        },
     )
     synthetic_image_size: int = field(default=64, metadata={"help": "Side in pixels of synthetic images."})
     synthetic_train_samples: int = field(default=3000, metadata={"help": "Number of synthetic training rows."})
@@ -108,6 +111,34 @@ class DataArguments:
             "DPO, MPO). Numbers in the README (Data pipeline)."
         },
     )
+    video_column: str | None = field(
+        default=None,
+        metadata={
+            "help": "Column with each row's video (a file path or a list of frames) or list of videos; with "
+            "question_column / answer_column the user turn gets one {'type': 'video'} part before the question."
+        },
+    )
+    video_root: str | None = field(
+        default=None,
+        metadata={
+            "help": "Folder that relative video paths (or bare video names) of video_column are read from, e.g. "
+            "where the dataset's video archive was extracted. A name without extension matches <name>.mp4/.mkv/..."
+        },
+    )
+    video_fps: float | None = field(
+        default=None,
+        metadata={
+            "help": "Videos (a `videos` column of file paths or frame lists, {'type': 'video'} parts): frames taken "
+            "per second of video, evenly spaced and in order (None: every frame). vlm_recipes/data/video.py."
+        },
+    )
+    video_max_frames: int | None = field(
+        default=None, metadata={"help": "Videos: at most this many frames per video, evenly spaced (None: no cap)."}
+    )
+    video_frame_list_fps: float = field(
+        default=1.0,
+        metadata={"help": "Videos given as frame lists: their frame rate (the timestamps SmolVLM writes per frame)."},
+    )
     preflight: bool = field(
         default=True,
         metadata={"help": "Check data rows against the processor at start-up, before the model is loaded."},
@@ -132,9 +163,22 @@ class DataArguments:
             raise ValueError(f"eval_fraction must be in (0, 1), got {self.eval_fraction}.")
         if self.max_image_pixels < 1:
             raise ValueError(f"max_image_pixels must be positive, got {self.max_image_pixels}.")
+        if self.video_fps is not None and self.video_fps <= 0 or self.video_frame_list_fps <= 0:
+            raise ValueError("video_fps and video_frame_list_fps must be positive (video_fps null: every frame).")
+        if self.video_max_frames is not None and self.video_max_frames < 1:
+            raise ValueError(f"video_max_frames must be >= 1 (or null), got {self.video_max_frames}.")
         if self.preflight_rows != "all" and not (self.preflight_rows.isdigit() and int(self.preflight_rows) > 0):
             raise ValueError(f"preflight_rows must be a positive number or 'all', got {self.preflight_rows!r}.")
         check_metric_names(self.eval_metrics)
+
+    @property
+    def video_settings(self) -> dict:
+        """The frame sampling of videos (`vlm_recipes.data.video.load_video`'s keyword arguments)."""
+        return {
+            "fps": self.video_fps,
+            "max_frames": self.video_max_frames,
+            "frame_list_fps": self.video_frame_list_fps,
+        }
 
     @property
     def preflight_num_rows(self) -> int | None:
@@ -159,6 +203,16 @@ class VLMModelConfig(trl.ModelConfig):
     )
     image_splitting: bool | None = field(
         default=None, metadata={"help": "SmolVLM: split images into tiles (more tokens, more detail)."}
+    )
+    video_min_pixels: int | None = field(
+        default=None, metadata={"help": "Qwen2-VL: minimum pixels per video frame (the video processor's)."}
+    )
+    video_max_pixels: int | None = field(
+        default=None,
+        metadata={
+            "help": "Qwen2-VL: maximum pixels per video frame; a video costs frames / 2 x pixels / 28^2 tokens (two "
+            "frames per temporal patch)."
+        },
     )
     max_image_tiles: int | None = field(
         default=None,
@@ -444,6 +498,14 @@ class GenerateArguments(_InferenceFields):
         default=None, metadata={"help": "A local video file: num_frames frames, evenly spaced, go in as images."}
     )
     num_frames: int = field(default=8, metadata={"help": "Frames sampled from the video."})
+    native_video: bool = field(
+        default=False,
+        metadata={
+            "help": "With video: give the model the video itself (one {'type': 'video'} part: Qwen2-VL's "
+            "pixel_values_videos, SmolVLM2's timestamped frames), num_frames evenly spaced, instead of the frames "
+            "as separate images."
+        },
+    )
     prompt: str | None = field(
         default=None,
         metadata={"help": "The user prompt (default: the dataset's question, or 'Describe the image.')."},
@@ -469,6 +531,8 @@ class GenerateArguments(_InferenceFields):
             raise ValueError("Set at most one of prompt, prompt_template and chat_file.")
         if self.num_frames < 1:
             raise ValueError(f"num_frames must be >= 1, got {self.num_frames}.")
+        if self.native_video and not self.video:
+            raise ValueError("native_video applies to a video input: set video (a local file) or remove it.")
 
 
 @dataclass

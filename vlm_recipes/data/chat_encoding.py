@@ -17,8 +17,9 @@ not together with the assistant mask training needs. What this module does inste
 3. split the rendered text into pieces: template text, marked strings, the template's own image placeholders and the
    edges of the generation spans;
 4. tokenize the pieces: template text as usual (its control tokens are control tokens), a marked string as plain text
-   (special-token matching off; a non-special added token is split until it cannot match), an image placeholder as
-   the processor's expansion for that image (the processor processes the images). Piece edges are token edges, so the
+   (special-token matching off; a non-special added token is split until it cannot match), an image or video
+   placeholder as the processor's expansion for that image or video (the processor processes them, and says how each
+   placeholder expands: `return_text_replacement_offsets`). Piece edges are token edges, so the
    assistant mask is exact, and a prompt is tokenized exactly as the start of its training sequence.
 
 The same answer text goes in, is trained on, and comes back out of `tokenizer.decode(..., skip_special_tokens=True)`.
@@ -48,6 +49,8 @@ from functools import cached_property
 import torch
 from transformers.utils.chat_template_utils import render_jinja_template
 
+from .video import videos_of
+
 # The private-use characters transformers' `mark_control_tokens` wraps around control tokens found in user text
 # (transformers.utils.chat_template_utils._CONTROL_TOKEN_START / _END; a test checks that they still agree). Using the
 # same ones keeps text marked here meaningful to `sanitize_control_tokens` too.
@@ -55,6 +58,7 @@ MARK_START, MARK_END = "\U000f0000", "\U000f0001"
 
 # Keys of a processor's output that are laid out like input_ids: recomputed here for the pieces we tokenize.
 _TOKEN_KEYS = ("input_ids", "attention_mask", "token_type_ids", "mm_token_type_ids", "text_replacement_offsets")
+MEDIA = ("image", "video")  # the placeholder pieces a processor expands
 
 
 class ContentError(ValueError):
@@ -75,13 +79,14 @@ class ChatEncoder:
 
     `encoder(conversations, add_generation_prompt=False, assistant_mask=False, padding_side="right")` returns a dict of
     tensors: `input_ids`, `attention_mask`, `mm_token_type_ids` when the processor makes them, `assistant_masks` when
-    asked (1 on the tokens of `{% generation %}` spans) and the processor's image inputs (`pixel_values`, ...).
+    asked (1 on the tokens of `{% generation %}` spans) and the processor's image and video inputs (`pixel_values`,
+    `pixel_values_videos`, ...). Videos are `{"type": "video", "video": Video}` parts (vlm_recipes.data.video).
     """
 
     def __init__(self, processor, chat_template: str | None = None):
         self.processor = processor
         self.tokenizer = processor.tokenizer
-        self.chat_template = chat_template or processor.chat_template
+        self.chat_template = with_video_parts(chat_template or processor.chat_template)
         if self.chat_template is None:
             raise ValueError("The processor has no chat template; set processor.chat_template before training.")
         added = {t.content: i for i, t in self.tokenizer.added_tokens_decoder.items() if not t.content.isspace()}
@@ -89,10 +94,14 @@ class ChatEncoder:
         longest_first = sorted(added, key=len, reverse=True)
         self.control_re = re.compile("|".join(map(re.escape, longest_first)) or "(?!)")
         self.image_token = getattr(processor, "image_token", None)
-        # Rendered text splits at: a marked string, a lone marker, or the template's own image placeholder.
+        # Only a processor with a video processor expands video placeholders (LLaVA-1.5 has a `<video>`-less one).
+        self.video_token = getattr(processor, "video_token", None) if hasattr(processor, "video_processor") else None
+        # Rendered text splits at: a marked string, a lone marker, or the template's own image / video placeholder.
         parts = [f"{MARK_START}(?P<marked>{self.control_re.pattern}){MARK_END}", f"[{MARK_START}{MARK_END}]"]
         if self.image_token:
             parts.append(f"(?P<image>{re.escape(self.image_token)})")
+        if self.video_token:
+            parts.append(f"(?P<video>{re.escape(self.video_token)})")
         self.piece_re = re.compile("|".join(parts))
         self._as_text: dict[tuple[str, bool], list[int]] = {}
         self.prefix_ids = _prefix_ids(self.tokenizer)
@@ -180,7 +189,7 @@ class ChatEncoder:
         return [e.ids for e in self.continuation.encode_batch(strings, add_special_tokens=False)]
 
     def pieces(self, text: str, spans: list[tuple[int, int]]) -> list[tuple[str, str, bool]]:
-        """`text` as (kind, string, in_generation) pieces; kind is 'text', 'marked' or 'image'."""
+        """`text` as (kind, string, in_generation) pieces; kind is 'text', 'marked', 'image' or 'video'."""
         edges = sorted({e for span in spans for e in span} | {0, len(text)})
         out = []
         for start, end in zip(edges, edges[1:]):
@@ -193,22 +202,27 @@ class ChatEncoder:
                     out.append(("marked", m.group("marked"), inside))
                 elif self.image_token and m.group("image") is not None:
                     out.append(("image", m.group(), inside))
+                elif self.video_token and m.group("video") is not None:
+                    out.append(("video", m.group(), inside))
                 position = m.end()  # a lone marker is dropped, but still separates the text around it
             if end > position:
                 out.append(("text", text[position:end], inside))
         return out
 
-    def _image_inputs(self, texts_pieces, images: list[list]) -> tuple[dict, list[list[str]]]:
-        """The processor's image inputs and, per row, the expansion text of each image placeholder in order."""
-        for i, (row, imgs) in enumerate(zip(texts_pieces, images)):
-            found = sum(kind == "image" for kind, _, _ in row)
-            if found != len(imgs):
+    def _check_counts(self, texts_pieces, media: list[list], kind: str) -> None:
+        for i, (row, items) in enumerate(zip(texts_pieces, media)):
+            found = sum(k == kind for k, _, _ in row)
+            if found != len(items):
                 raise ContentError(
                     i,
-                    f"the chat template wrote {found} image placeholder(s) for {len(imgs)} image(s); give each image "
-                    "one {'type': 'image'} part in the messages",
-                    "image/placeholder mismatch",
+                    f"the chat template wrote {found} {kind} placeholder(s) for {len(items)} {kind}(s); give each "
+                    f"{kind} one {{'type': '{kind}'}} part in the messages",
+                    f"{kind}/placeholder mismatch",
                 )
+
+    def _image_inputs(self, texts_pieces, images: list[list]) -> tuple[dict, list[list[str]]]:
+        """The processor's image inputs and, per row, the expansion text of each image placeholder in order."""
+        self._check_counts(texts_pieces, images, "image")
         if not any(images):
             return {}, [[] for _ in images]
         # Rows with images first: with a text-only row first, transformers takes the per-row replacement offsets
@@ -233,25 +247,88 @@ class ChatEncoder:
                 inputs[key] = inputs[key][back]
         return inputs, expansions
 
+    def _video_inputs(self, texts_pieces, videos: list[list]) -> tuple[dict, list[list[str]]]:
+        """The processor's video inputs (only the rows with videos are processed) and, per row, the expansion text of
+        each video placeholder in order. The frames are the sampled ones (`do_sample_frames=False`) and their
+        `VideoMetadata` gives the processor the timestamps."""
+        if any(videos) and self.video_token is None:  # before counting: its template may write no placeholder
+            raise ContentError(
+                next(i for i, v in enumerate(videos) if v),
+                f"{type(self.processor).__name__} takes no videos; give the frames as images instead",
+                "video unsupported",
+            )
+        self._check_counts(texts_pieces, videos, "video")
+        if not any(videos):
+            return {}, [[] for _ in videos]
+        rows = [i for i, v in enumerate(videos) if v]
+        flat = [video for i in rows for video in videos[i]]
+        out = self.processor(
+            text=[self.video_token * len(videos[i]) for i in rows],
+            videos=[video.frames for video in flat],
+            video_metadata=[video.metadata for video in flat],
+            do_sample_frames=False,
+            return_text_replacement_offsets=True,
+            add_special_tokens=False,
+            return_tensors="pt",
+            padding=True,
+        )
+        expansions: list[list[str]] = [[] for _ in videos]
+        for j, i in enumerate(rows):
+            expansions[i] = [r["replacement"] for r in out["text_replacement_offsets"][j]]
+        inputs = {k: v for k, v in out.items() if k not in _TOKEN_KEYS}
+        inputs["_video_rows"] = rows
+        return inputs, expansions
+
+    def video_token_counts(self, videos: list) -> list[int]:
+        """Tokens each video (a `Video`) expands to in this processor, its placeholder included (preflight's count)."""
+        if not videos:
+            return []
+        _, expansions = self._video_inputs([[("video", self.video_token, False)] * len(videos)], [videos])
+        return [len(ids) for ids in self._encode(expansions[0], start=False)]
+
+    def _media_inputs(self, texts_pieces, images: list[list], videos: list[list]) -> tuple[dict, list[list[str]]]:
+        """Image and video inputs of the batch, and per row the expansion of each placeholder in text order.
+
+        Qwen2-VL keeps videos apart (`pixel_values_videos`, `video_grid_thw`), flat in row order like its images.
+        SmolVLM encodes a video as its frames, each one image (`pixel_values` of shape (rows, images, 3, H, W) with a
+        `pixel_attention_mask`): transformers' processor writes the video's `pixel_values` over the images' when a
+        call has both, so they are processed apart and laid out here per row, in placeholder order."""
+        image_inputs, image_exp = self._image_inputs(texts_pieces, images)
+        video_inputs, video_exp = self._video_inputs(texts_pieces, videos)
+        expansions = []
+        for row, img, vid in zip(texts_pieces, image_exp, video_exp):
+            img, vid = iter(img), iter(vid)
+            expansions.append([next(img) if kind == "image" else next(vid) for kind, _, _ in row if kind in MEDIA])
+        rows = video_inputs.pop("_video_rows", [])
+        if "pixel_attention_mask" not in video_inputs:
+            return {**image_inputs, **video_inputs}, expansions
+        if any(images) and "pixel_values" not in image_inputs:
+            raise NotImplementedError(
+                "SmolVLM batches that mix videos and images need the images' pixel values in the collator: use "
+                "image_processing: processor (or worker) for video data, not device."
+            )
+        return _per_row_pixels(self, texts_pieces, expansions, image_inputs, video_inputs, rows), expansions
+
     def encode_rendered(
         self,
         texts: list[str],
         images: list[list],
         spans: list[list[tuple[int, int]]] | None = None,
         padding_side: str | None = "right",
+        videos: list[list] | None = None,
     ) -> dict:
-        """Tokenize marked, rendered `texts` with their `images` (a list per row). `padding_side=None` returns
-        unpadded lists of ids (and no tensors for token-aligned keys)."""
+        """Tokenize marked, rendered `texts` with their `images` and `videos` (`Video`s; a list per row).
+        `padding_side=None` returns unpadded lists of ids (and no tensors for token-aligned keys)."""
         spans = spans or [[] for _ in texts]
         rows = [self.pieces(text, s) for text, s in zip(texts, spans)]
-        image_inputs, expansions = self._image_inputs(rows, images)
+        image_inputs, expansions = self._media_inputs(rows, images, videos or [[] for _ in texts])
         # Every 'text' and 'image' piece of the batch, tokenized in two calls: the pieces that begin a text, the rest.
         plain: dict[bool, list[str]] = {True: [], False: []}
         for i, row in enumerate(rows):
-            next_image = iter(expansions[i])
+            next_media = iter(expansions[i])
             for k, (kind, string, _) in enumerate(row):
                 if kind != "marked":
-                    plain[k == 0].append(next(next_image) if kind == "image" else string)
+                    plain[k == 0].append(next(next_media) if kind in MEDIA else string)
         plain_ids = {start: iter(self._encode(strings, start=start)) for start, strings in plain.items()}
         input_ids, masks = [], []
         for i, (row, text) in enumerate(zip(rows, texts)):
@@ -305,7 +382,8 @@ class ChatEncoder:
             conversations, add_generation_prompt=add_generation_prompt, spans=assistant_mask, **template_kwargs
         )
         images = [images_of(conv) for conv in conversations]
-        batch = self.encode_rendered(texts, images, spans, padding_side)
+        videos = [videos_of(conv) for conv in conversations]
+        batch = self.encode_rendered(texts, images, spans, padding_side, videos)
         if assistant_mask and "assistant_masks" not in batch:  # no assistant turn in the whole batch
             batch["assistant_masks"] = torch.zeros_like(batch["input_ids"])
         return batch
@@ -371,3 +449,50 @@ def images_of(conversation: list[dict]) -> list:
         if isinstance(content, list):
             found += [part["image"] for part in content if part.get("type") == "image" and "image" in part]
     return found
+
+
+# SmolVLM's chat template (TRL's copy, and its training variant) writes no video placeholder; transformers'
+# `SmolVLMProcessor.apply_chat_template` swaps in its own template with a `<video>` branch when a conversation holds a
+# video. The same branch is added here, to whichever SmolVLM template is used, so video and image rows render alike.
+_SMOLVLM_IMAGE_BRANCH = "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}"
+_SMOLVLM_VIDEO_BRANCH = (
+    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% elif line['type'] == 'video' %}{{ '<video>' }}{% endif %}"
+)
+
+
+def with_video_parts(template):
+    """`template` with SmolVLM's `<video>` branch added where it writes `<image>` and nothing for videos."""
+    if isinstance(template, str) and "'video'" not in template:
+        return template.replace(_SMOLVLM_IMAGE_BRANCH, _SMOLVLM_VIDEO_BRANCH)
+    return template
+
+
+def _per_row_pixels(encoder, texts_pieces, expansions, image_inputs: dict, video_inputs: dict, video_rows) -> dict:
+    """SmolVLM's per-row pixel layout with every row's images and video frames in placeholder order, zero-padded (a
+    zero image is dropped by the model; the attention mask is 0 on padding)."""
+    token, per_image = encoder.processor.image_token, encoder.processor.image_seq_len
+    sources = {"image": image_inputs, "video": video_inputs}
+    where = {"video": {i: j for j, i in enumerate(video_rows)}}
+    entries: list[list[tuple[torch.Tensor, torch.Tensor]]] = []
+    for i, (row, exp) in enumerate(zip(texts_pieces, expansions)):
+        taken = {"image": 0, "video": 0}
+        out = []
+        kinds = [kind for kind, _, _ in row if kind in MEDIA]
+        for kind, text in zip(kinds, exp):
+            n = text.count(token) // per_image  # one image (tile, global image or frame) per block of <image>s
+            r = where.get(kind, {}).get(i, i)
+            for k in range(taken[kind], taken[kind] + n):
+                out.append((sources[kind]["pixel_values"][r, k], sources[kind]["pixel_attention_mask"][r, k]))
+            taken[kind] += n
+        entries.append(out)
+    first = video_inputs["pixel_values"]
+    height = max(t.shape[-2] for s in sources.values() if "pixel_values" in s for t in [s["pixel_values"]])
+    width = max(t.shape[-1] for s in sources.values() if "pixel_values" in s for t in [s["pixel_values"]])
+    count = max(1, max(len(e) for e in entries))
+    pixels = first.new_zeros((len(entries), count, first.shape[2], height, width))
+    mask = video_inputs["pixel_attention_mask"].new_zeros((len(entries), count, height, width))
+    for i, row in enumerate(entries):
+        for k, (value, m) in enumerate(row):
+            pixels[i, k, :, : value.shape[-2], : value.shape[-1]] = value
+            mask[i, k, : m.shape[-2], : m.shape[-1]] = m
+    return {"pixel_values": pixels, "pixel_attention_mask": mask}

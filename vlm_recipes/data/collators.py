@@ -15,7 +15,12 @@ processors process the images and say how each image placeholder expands. What T
   "<|im_end|>", "<image>", ...) is tokenized as plain text, not as the control token (`chat_encoding.py`), so the
   same answer text goes in, is trained on and decodes back out;
 - errors that name the row, the reason and the fix when a row cannot be encoded (empty conversation, unknown role,
-  malformed message, image/placeholder count mismatch in either direction, no assistant turn, over-long).
+  malformed message, image/placeholder count mismatch in either direction, no assistant turn, over-long);
+- videos (TRL 1.16's SFT and DPO collators have no video path): `{"type": "video"}` parts filled from a `videos`
+  column (local files decoded with PyAV, or frame lists; `vlm_recipes/data/video.py` samples them by `video`'s fps and
+  max_frames), expanded by the processor (Qwen2-VL's `pixel_values_videos` / `video_grid_thw`, SmolVLM2's timestamped
+  frames); video tokens are masked and guarded against truncation like image tokens, and a missing or undecodable
+  video raises naming the row and the file.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from ..models.chat_templates import training_chat_template
 from ..models.families import family_of
 from .chat_encoding import ChatEncoder, ContentError
 from .images import ImageError, open_image, to_rgb
+from .video import VideoError, load_video
 
 logger = logging.getLogger(__name__)
 
@@ -118,19 +124,58 @@ def checked_messages(messages, name: str, key: str) -> list[dict]:
             )
         for j, part in enumerate(parts or []):
             kind = part.get("type") if isinstance(part, dict) else None
-            if kind == "text" and isinstance(part.get("text"), str) or kind == "image":
+            if kind == "text" and isinstance(part.get("text"), str) or kind in ("image", "video"):
                 continue
             raise SampleError(
                 f"{where} ({role}), part {j}: {part!r} is neither {{'type': 'text', 'text': <string>}} nor "
-                "{'type': 'image'}; fix the part or remove it.",
+                "{'type': 'image'} nor {'type': 'video'}; fix the part or remove it.",
                 "malformed message",
             )
         out.append({**message, "content": content})
     return out
 
 
-def conversation_of(example: dict, position: int, key: str = "messages", max_pixels: int | None = None) -> list[dict]:
-    """The example's conversation with its (RGB) images filled in, or a SampleError naming the row."""
+def fill_videos(conversation: list[dict], example: dict, position: int, video: dict | None = None) -> list[dict]:
+    """The conversation with each `{'type': 'video'}` part given the row's next video (`videos` column, or `video`),
+    decoded and sampled (vlm_recipes.data.video.load_video with the `video` settings), or a SampleError naming the
+    row, the video and the fix."""
+    videos = example.get("videos")
+    if videos is None and example.get("video") is not None:
+        videos = [example["video"]]
+    videos = list(videos or [])
+    parts = sum(p.get("type") == "video" for m in conversation if isinstance(m["content"], list) for p in m["content"])
+    name = _row_name(example, position)
+    if parts != len(videos):
+        raise SampleError(
+            f"{name}: {len(videos)} video(s) in 'videos' but {parts} {{'type': 'video'}} part(s) in the messages; "
+            "give each video one video part (and each video part one video).",
+            "video/placeholder mismatch",
+        )
+    if not videos:
+        return conversation
+    loaded = []
+    for k, value in enumerate(videos):
+        try:
+            loaded.append(load_video(value, **(video or {})))
+        except VideoError as err:
+            raise SampleError(f"{name}, video {k}: {err}", err.kind) from err
+    queue = iter(loaded)
+    return [
+        {
+            **m,
+            "content": [{**p, "video": next(queue)} if p.get("type") == "video" else p for p in m["content"]]
+            if isinstance(m["content"], list)
+            else m["content"],
+        }
+        for m in conversation
+    ]
+
+
+def conversation_of(
+    example: dict, position: int, key: str = "messages", max_pixels: int | None = None, video: dict | None = None
+) -> list[dict]:
+    """The example's conversation with its (RGB) images and its videos (sampled frames, `video`: the settings of
+    `load_video`) filled in, or a SampleError naming the row."""
     name = _row_name(example, position)
     messages = example.get(key)
     if not messages:
@@ -140,8 +185,10 @@ def conversation_of(example: dict, position: int, key: str = "messages", max_pix
     messages = checked_messages(messages, name, key)
     images = rgb_images(example, position, max_pixels)
     try:
-        return prepare_multimodal_messages(messages, images=images)
+        return fill_videos(prepare_multimodal_messages(messages, images=images), example, position, video)
     except ValueError as err:
+        if isinstance(err, SampleError):
+            raise
         counts = _COUNT_MISMATCH.search(str(err))
         if counts is None:
             raise SampleError(f"{name}: {err}", "malformed message") from err
@@ -182,12 +229,15 @@ class VisionChatCollator:
       - `images`: list of images (or `image`: one image), one per image placeholder; may be empty. An image is a PIL
         image or an undecoded `{"path", "bytes"}` dict (datasets' `Image(decode=False)`), decoded here so that a
         corrupt, oversized (`max_image_pixels`) or unconvertible image raises a SampleError naming the row and file;
-        RGBA / L / P / CMYK images are converted to RGB.
-    Output: `input_ids`, `attention_mask`, `labels` and the family's image inputs (`pixel_values` plus
-    `pixel_attention_mask` for SmolVLM, `image_grid_thw` for Qwen2-VL).
+        RGBA / L / P / CMYK images are converted to RGB;
+      - `videos`: list of videos (or `video`: one), one per `{"type": "video"}` part: a file path, a `{"path"}` dict or
+        a list of PIL frames, sampled by `video` (`{"fps", "max_frames", "frame_list_fps"}`, default: every frame).
+    Output: `input_ids`, `attention_mask`, `labels` and the family's image and video inputs (`pixel_values` plus
+    `pixel_attention_mask` for SmolVLM, video frames included; `image_grid_thw`, `pixel_values_videos` and
+    `video_grid_thw` for Qwen2-VL).
 
-    Labels are -100 on padding, on every image token, and (with `assistant_only=True`) on everything that is
-    not an assistant answer or its end-of-turn token.
+    Labels are -100 on padding, on every image and video token, and (with `assistant_only=True`) on everything that
+    is not an assistant answer or its end-of-turn token.
 
     Example (SmolVLM): "<|im_start|>User:<image>What color is the shape?<end_of_utterance>\\nAssistant: red
     <end_of_utterance>\\n" gets labels only on " red" and "<end_of_utterance>" of the assistant turn.
@@ -201,6 +251,8 @@ class VisionChatCollator:
     pad_to_multiple_of: int | None = None
     messages_key: str = "messages"
     max_image_pixels: int | None = None  # larger images raise a SampleError naming the row
+    # Frame sampling of the `videos` column (vlm_recipes.data.video.load_video): fps, max_frames, frame_list_fps.
+    video: dict | None = None
     num_dropped: int = field(default=0, init=False)
 
     def __post_init__(self):
@@ -233,7 +285,8 @@ class VisionChatCollator:
 
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
         conversations = [
-            conversation_of(ex, i, self.messages_key, self.max_image_pixels) for i, ex in enumerate(examples)
+            conversation_of(ex, i, self.messages_key, self.max_image_pixels, self.video)
+            for i, ex in enumerate(examples)
         ]
         return self.collate(conversations, examples)
 
@@ -338,7 +391,7 @@ class PreferenceCollator(VisionChatCollator):
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
         sides: dict[str, list] = {"chosen": [], "rejected": []}
         for i, ex in enumerate(examples):
-            prompt = conversation_of(ex, i, "prompt", self.max_image_pixels)
+            prompt = conversation_of(ex, i, "prompt", self.max_image_pixels, self.video)
             for key, conversations in sides.items():
                 if not ex.get(key):
                     raise SampleError(
@@ -361,6 +414,7 @@ class PromptCollator:
 
     processor: Any
     messages_key: str = "messages"
+    video: dict | None = None  # frame sampling of the `videos` column, as VisionChatCollator's
 
     def __post_init__(self):
         self.encoder = ChatEncoder(self.processor)
@@ -368,7 +422,7 @@ class PromptCollator:
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
         prompts = []
         for i, ex in enumerate(examples):
-            conv = conversation_of(ex, i, self.messages_key)
+            conv = conversation_of(ex, i, self.messages_key, video=self.video)
             if conv[-1]["role"] == "assistant":
                 conv = conv[:-1]
             prompts.append(conv)

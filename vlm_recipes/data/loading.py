@@ -162,11 +162,13 @@ def _resolve_image_paths(ds: Dataset, root: Path, column: str, source: Path) -> 
     return ds.cast_column(column, List(Image()))
 
 
-def question_messages(question: str, answer: str | None, system: str | None, num_images: int = 1) -> list[dict]:
-    """[system,] user (images, then the question)[, assistant answer] in typed-parts form."""
+def question_messages(
+    question: str, answer: str | None, system: str | None, num_images: int = 1, num_videos: int = 0
+) -> list[dict]:
+    """[system,] user (images, videos, then the question)[, assistant answer] in typed-parts form."""
     messages = [{"role": "system", "content": [{"type": "text", "text": system}]}] if system else []
-    images = [{"type": "image", "text": None}] * num_images
-    messages.append({"role": "user", "content": [*images, {"type": "text", "text": question}]})
+    media = [{"type": "image", "text": None}] * num_images + [{"type": "video", "text": None}] * num_videos
+    messages.append({"role": "user", "content": [*media, {"type": "text", "text": question}]})
     if answer is not None:
         messages.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
     return messages
@@ -186,13 +188,41 @@ def images_as_list_column(ds: Dataset, column: str) -> Dataset:
     return ds.rename_column(column, "images")
 
 
+def videos_as_list_column(ds: Dataset, args: DataArguments) -> Dataset:
+    """`video_column` as the `videos` column the collators read: a list of videos per row, each a path (relative
+    paths and bare names joined to `video_root`) or a frame list, decoded only when a batch is collated."""
+    column = args.video_column
+    if column not in ds.column_names:
+        raise ValueError(f"Dataset has no video column {column!r} (columns: {ds.column_names}); set video_column.")
+    root = args.video_root
+
+    def as_list(value):
+        if isinstance(value, list) and value and isinstance(value[0], (str, list)):
+            videos = value  # several videos: paths or frame lists
+        else:
+            videos = [value]  # one video: a path or a frame list
+        if root:
+            videos = [str(Path(root) / v) if isinstance(v, str) else v for v in videos]
+        return {"videos": videos}
+
+    return ds.map(as_list, input_columns=[column], remove_columns=[column] if column != "videos" else [])
+
+
 def to_conversations(ds: Dataset, args: DataArguments) -> Dataset:
-    """Give `ds` the columns the collators read: `images` (list) and `messages`, plus `answer` when known."""
-    if args.image_column not in ds.column_names:
+    """Give `ds` the columns the collators read: `images` (list), `videos` (list, with `video_column`) and
+    `messages`, plus `answer` when known."""
+    num_images, num_videos = 1, 0
+    if args.video_column is not None:
+        ds = videos_as_list_column(ds, args)
+        num_videos = 1  # question/answer rows: one video part (a `messages` column places its own parts)
+        if args.image_column not in ds.column_names:
+            num_images = 0  # a video dataset without images
+    if num_images and args.image_column not in ds.column_names:
         raise ValueError(
             f"Dataset has no image column {args.image_column!r} (columns: {ds.column_names}); set image_column."
         )
-    ds = images_as_list_column(ds, args.image_column)
+    if num_images:
+        ds = images_as_list_column(ds, args.image_column)
     if args.question_column is not None:
         for name, col in (("question_column", args.question_column), ("answer_column", args.answer_column)):
             if col not in ds.column_names:
@@ -212,7 +242,8 @@ def to_conversations(ds: Dataset, args: DataArguments) -> Dataset:
                     f"{row}: column {args.answer_column!r} must hold strings, got {type(answer).__name__} "
                     f'{answer!r}; store answers as text (e.g. "{answer}"), several accepted answers as a list of text.'
                 )
-            return {"messages": question_messages(question, answer, args.system_prompt), "answer": answer}
+            messages = question_messages(question, answer, args.system_prompt, num_images, num_videos)
+            return {"messages": messages, "answer": answer}
 
         columns = [args.question_column, args.answer_column] + (["row_id"] if named else [])
         return ds.map(lambda *v: build(*v[:-1], index=v[-1]), input_columns=columns, with_indices=True)
@@ -284,6 +315,21 @@ def _cap(train: Dataset, test: Dataset, args: DataArguments) -> tuple[Dataset, D
     return train, test
 
 
+SYNTHETIC_VIDEO = "synthetic_video"
+
+
+def synthetic_video_dataset(task: str, num_samples: int, seed: int, image_size: int) -> Dataset:
+    """The offline video task (vlm_recipes/data/synthetic_video.py): `motion` as video files, `motion_middle_frame`
+    the same clips' middle frames as images (the single-frame baseline)."""
+    from .synthetic_video import VIDEO_TASKS, make_video_dataset
+
+    base = task.removesuffix("_middle_frame")
+    if base not in VIDEO_TASKS:
+        choices = [t for b in VIDEO_TASKS for t in (b, f"{b}_middle_frame")]
+        raise ValueError(f"dataset_name synthetic_video: unknown synthetic_task {task!r}; choose one of {choices}.")
+    return make_video_dataset(base, num_samples, seed, image_size, middle_frame=task != base)
+
+
 def _synthetic_splits(make, args: DataArguments) -> tuple[Dataset, Dataset]:
     size = args.synthetic_image_size
     train = make(args.synthetic_task, args.synthetic_train_samples, SYNTHETIC_TRAIN_SEED, size)
@@ -295,6 +341,8 @@ def load_splits(args: DataArguments, seed: int = 42) -> tuple[Dataset, Dataset]:
     """Train and held-out datasets in conversational form (`images` + `messages`)."""
     if args.dataset_name == "synthetic":
         return _synthetic_splits(synthetic.make_dataset, args)
+    if args.dataset_name == SYNTHETIC_VIDEO:
+        return _synthetic_splits(synthetic_video_dataset, args)
     train, test = _user_splits(args, seed)
     return _cap(to_conversations(train, args), to_conversations(test, args), args)
 
@@ -333,6 +381,10 @@ def load_eval_split(args: DataArguments, seed: int = 42) -> Dataset:
     order, that the training recipes evaluate on (same seed), without building the training split."""
     if args.dataset_name == "synthetic":
         return synthetic.make_dataset(
+            args.synthetic_task, args.max_eval_samples, SYNTHETIC_EVAL_SEED, args.synthetic_image_size
+        )
+    if args.dataset_name == SYNTHETIC_VIDEO:
+        return synthetic_video_dataset(
             args.synthetic_task, args.max_eval_samples, SYNTHETIC_EVAL_SEED, args.synthetic_image_size
         )
     train, test = _raw_splits(args, with_train=False)  # the held-out split alone when the dataset has one

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 
 from ..models.families import family_of
-from .collators import VisionChatCollator
+from .collators import SampleError, VisionChatCollator, _row_name
 
 # Key under which an item of `PackedRows` carries its rows.
 PACKED_ROWS = "packed_rows"
@@ -175,6 +175,14 @@ class PaddingFreeCollator(VisionChatCollator):
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
         if examples and PACKED_ROWS in examples[0]:
             examples = [row for item in examples for row in item[PACKED_ROWS]]
+        for i, ex in enumerate(examples):
+            if ex.get("videos") or ex.get("video") is not None:
+                # Not proven exact: Qwen2-VL's video M-RoPE positions (temporal patches) are not rebuilt per row here.
+                raise SampleError(
+                    f"{_row_name(ex, i)} holds a video: packing / padding_free do not take videos yet; train video "
+                    "data with packing: false and padding_free: false.",
+                    "video with packing",
+                )
         return super().__call__(examples)
 
     def _pad(self, batch) -> dict[str, torch.Tensor]:

@@ -107,7 +107,13 @@ def _compare(entries, rows, data_args, eval_args, out: Path) -> dict:
             entry.model_args, entry.adapter_path, eval_args.device, eval_args.trust_remote_code
         )
         records = predict(
-            model, processor, rows, eval_args.batch_size, eval_args.max_new_tokens, desc=f"generating: {entry.label}"
+            model,
+            processor,
+            rows,
+            eval_args.batch_size,
+            eval_args.max_new_tokens,
+            desc=f"generating: {entry.label}",
+            video=data_args.video_settings,  # video rows sampled as in training
         )
         del model
         unscored = next((r["id"] for r in records if r.get("reference") is None), None)

@@ -46,9 +46,11 @@ def generate_answers(
     max_new_tokens: int = 16,
     desc: str = "generating",
     messages_key: str = "messages",
+    video: dict | None = None,
 ) -> list[str]:
-    """Greedy answers to each row's conversation (its final assistant turn, if any, is left out)."""
-    collate = PromptCollator(processor, messages_key=messages_key)
+    """Greedy answers to each row's conversation (its final assistant turn, if any, is left out); `video`: the frame
+    sampling of rows with videos (`vlm_recipes.data.video.load_video`'s settings), as in training."""
+    collate = PromptCollator(processor, messages_key=messages_key, video=video)
     tokenizer = processor.tokenizer
     answers: list[str] = []
     with _evaluating(model):
@@ -76,13 +78,17 @@ def held_out_metrics(
     metrics=(),
     references_column: str | None = None,
     headline: tuple[str, str] = ("accuracy", "exact_match"),
+    video: dict | None = None,
 ) -> dict:
     """The training recipes' held-out figures from greedy generation: the `headline` (key, metric) of the method
     (by default exact match as `accuracy`) against each row's trained answer, plus each metric named in `metrics`,
     scored against `references_column` (default: the trained answer), all by the metric modules
-    `recipes/evaluate_models.py` uses. Returns {"metrics": {...}, "generated": predictions and references}."""
+    `recipes/evaluate_models.py` uses; rows with videos are sampled by `video` as in training. Returns
+    {"metrics": {...}, "generated": predictions and references}."""
     key, metric = headline
-    predictions = generate_answers(model, processor, rows, batch_size, max_new_tokens, f"{key} {when}", messages_key)
+    predictions = generate_answers(
+        model, processor, rows, batch_size, max_new_tokens, f"{key} {when}", messages_key, video
+    )
     generated = {"predictions": predictions, "references": [final_answer(rows[i]) for i in range(len(rows))]}
     figures = {key: score(metric, predictions, generated["references"])[metric]}
     if metrics:

@@ -25,7 +25,8 @@ from PIL import Image, UnidentifiedImageError
 
 from ..configs import DataArguments, GenerateArguments, VLMModelConfig
 from ..data.images import to_rgb
-from ..data.loading import final_answer, load_eval_split, question_messages, reference_answer
+from ..data.loading import final_answer, load_eval_split, question_messages, reference_answer, videos_as_list_column
+from ..data.video import load_video
 from ..models.modeling import load_model, load_processor
 from .generation import generate_answers
 
@@ -195,16 +196,23 @@ def fill_template(template: str, fields: dict, where: str) -> str:
 
 
 def prompt_messages(
-    gen_args: GenerateArguments, data_args: DataArguments, num_images: int, fields: dict, where: str, default: str
+    gen_args: GenerateArguments,
+    data_args: DataArguments,
+    num_images: int,
+    fields: dict,
+    where: str,
+    default: str,
+    num_videos: int = 0,
 ) -> list[dict]:
-    """The conversation to answer: the chat file, or one user turn with the images and the (filled) prompt."""
+    """The conversation to answer: the chat file, or one user turn with the images / videos and the (filled)
+    prompt."""
     if gen_args.chat_file:
         return [dict(m) for m in _read_chat(gen_args.chat_file)]
     if gen_args.prompt_template:
         text = fill_template(gen_args.prompt_template, fields, where)
     else:
         text = gen_args.prompt or default
-    return question_messages(text, None, data_args.system_prompt, num_images)
+    return question_messages(text, None, data_args.system_prompt, num_images, num_videos)
 
 
 def _folder_metadata(folder: Path) -> dict[str, dict]:
@@ -248,7 +256,17 @@ def folder_rows(folder: str, gen_args: GenerateArguments, data_args: DataArgumen
 
 
 def video_rows(path: str, gen_args: GenerateArguments, data_args: DataArguments) -> Rows:
-    """One prompt: `num_frames` frames of the video as images, in order, then the prompt."""
+    """One prompt: `num_frames` frames of the video as images, in order, then the prompt; with `native_video`, the
+    video itself (sampled to `num_frames` by the prompt collator, `video_settings`)."""
+    if gen_args.native_video:
+        load_video(path, max_frames=gen_args.num_frames)  # a missing or undecodable file fails here, named
+
+        def build_native(p, i):
+            fields = {"file_name": Path(p).name}
+            messages = prompt_messages(gen_args, data_args, 0, fields, f"video {p}", DEFAULT_VIDEO_PROMPT, 1)
+            return {"id": str(p), "videos": [str(p)], "messages": messages}
+
+        return Rows([path], build_native)
     frames = sample_video_frames(path, gen_args.num_frames)
 
     def build(p, i):
@@ -281,26 +299,36 @@ def dataset_rows(
     """
     ds = load_eval_split(data_args, seed)
     image_col, question_col = data_args.image_column, data_args.question_column
+    # Videos: the config's video_column (paths joined to video_root), or a `videos` column (synthetic_video).
+    video_col = data_args.video_column or ("videos" if "videos" in ds.column_names else None)
+    if video_col and image_col not in ds.column_names:
+        image_col = None  # a video dataset without images
     references_column = references_column or data_args.answer_column
-    for col in filter(None, (image_col, question_col, references_column)):
+    for col in filter(None, (image_col, video_col, question_col, references_column)):
         if col not in ds.column_names:
             raise ValueError(f"{data_args.dataset_name}: no column {col!r} (columns: {ds.column_names}).")
     own_prompt = gen_args.prompt or gen_args.prompt_template or gen_args.chat_file
+    if video_col and data_args.video_column:
+        ds = videos_as_list_column(ds, data_args)  # renamed to `videos`, video_root applied
+        video_col = "videos"
 
     def build(raw, i):
-        images = raw[image_col]
+        images = raw[image_col] if image_col else []
         images = [im.convert("RGB") for im in (images if isinstance(images, list) else [images])]
+        videos = raw[video_col] if video_col else []
         where = f"row {i} of {data_args.dataset_name}"
         if own_prompt:
-            messages = prompt_messages(gen_args, data_args, len(images), raw, where, DEFAULT_IMAGE_PROMPT)
+            messages = prompt_messages(gen_args, data_args, len(images), raw, where, DEFAULT_IMAGE_PROMPT, len(videos))
         elif question_col:
-            messages = question_messages(raw[question_col], None, data_args.system_prompt, len(images))
+            messages = question_messages(raw[question_col], None, data_args.system_prompt, len(images), len(videos))
         else:
             messages = raw[data_args.messages_column]
             if data_args.system_prompt and messages[0]["role"] != "system":
                 system = {"role": "system", "content": [{"type": "text", "text": data_args.system_prompt}]}
                 messages = [system, *messages]
         row = {"id": str(raw.get("row_id", raw.get("id", i))), "images": images, "messages": messages}
+        if videos:
+            row["videos"] = videos
         row.update(_reference(raw, references_column))
         if "reference" not in row and not question_col and data_args.messages_column in raw:
             try:
@@ -337,9 +365,12 @@ def prompt_text(messages: list[dict]) -> str:
     return ""
 
 
-def predict(model, processor, rows: Rows, batch_size: int, max_new_tokens: int, desc: str = "generating") -> list:
-    """Greedy answers to every row, in batches; one record per row: id, prompt, prediction (and reference)."""
-    answers = generate_answers(model, processor, rows, batch_size, max_new_tokens, desc=desc)
+def predict(
+    model, processor, rows: Rows, batch_size: int, max_new_tokens: int, desc: str = "generating", video=None
+) -> list:
+    """Greedy answers to every row, in batches; one record per row: id, prompt, prediction (and reference).
+    `video`: the frame sampling of rows with videos (`load_video`'s settings)."""
+    answers = generate_answers(model, processor, rows, batch_size, max_new_tokens, desc=desc, video=video)
     records = []
     for i, answer in enumerate(answers):
         row = rows[i]
@@ -367,7 +398,8 @@ def run_generate(data_args: DataArguments, gen_args: GenerateArguments, model_ar
     model, processor = load_for_inference(
         model_args, gen_args.adapter_path, gen_args.device, gen_args.trust_remote_code
     )
-    records = predict(model, processor, rows, gen_args.batch_size, gen_args.max_new_tokens)
+    video = {**data_args.video_settings, "max_frames": gen_args.num_frames} if gen_args.native_video else None
+    records = predict(model, processor, rows, gen_args.batch_size, gen_args.max_new_tokens, video=video)
     out = write_jsonl(gen_args.output_file, records)
     logger.info("Wrote %d predictions to %s", len(records), out)
     return records

@@ -39,6 +39,10 @@ def load_processor(model_args: VLMModelConfig, trust_remote_code: bool = False):
         image_splitting=model_args.image_splitting,
         max_image_tiles=model_args.max_image_tiles,
     )
+    if hasattr(processor, "video_processor") or model_args.video_min_pixels or model_args.video_max_pixels:
+        from ..data.video import set_video_settings
+
+        set_video_settings(processor, model_args.video_min_pixels, model_args.video_max_pixels)
     return processor
 
 

@@ -100,7 +100,9 @@ def plan(method, train_ds, processor, data_args, args) -> BatchPlan:
     if mode in ("packed", "padding-free"):
         collator = PaddingFreeCollator(processor, **common)
     else:
-        collator = method.collator_class(processor, padding_side=data_args.padding_side, **common)
+        collator = method.collator_class(
+            processor, padding_side=data_args.padding_side, video=data_args.video_settings, **common
+        )
     result = BatchPlan(mode, collator, rows, results={"batching": mode})
     if mode != "packed" and args.train_sampling_strategy != GROUP_BY_LENGTH:
         return result

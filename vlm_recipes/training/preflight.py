@@ -52,6 +52,7 @@ from ..data.collators import (
 )
 from ..data.images import ImageError, open_image, undecoded
 from ..data.loading import keep_rows_with_missing_images
+from ..data.video import videos_of
 from ..models.families import family_of
 from .methods import METHODS, get_method
 from .throughput import pipeline_text
@@ -100,6 +101,8 @@ class Report:
     tokens: list[int] = field(default_factory=list)  # per sequence (a preference row has two)
     row_tokens: list[int] = field(default_factory=list)  # per row
     image_tokens: list[int] = field(default_factory=list)
+    video_frames: list[int] = field(default_factory=list)  # per video, after sampling
+    video_tokens: list[int] = field(default_factory=list)  # per row with videos: tokens of its videos
 
     def text(self, max_length: int | None) -> str:
         def spread(values):
@@ -121,6 +124,11 @@ class Report:
             lines.append(
                 f"  control-token strings in message text (trained and generated as plain text): "
                 f"{dict(self.control_text.most_common(5))}"
+            )
+        if self.video_frames:
+            lines.append(
+                f"  videos: {len(self.video_frames)}, frames per video: {spread(self.video_frames)}; video tokens "
+                f"per row with videos: {spread(self.video_tokens)}"
             )
         lines.append(
             f"  tokens per sample: {spread(self.tokens)}; image tokens per sample: {spread(self.image_tokens)}"
@@ -187,18 +195,21 @@ def check_split(
     on_overflow: str = "error",
     num_rows: int | None = None,
     seed: int = 0,
+    video: dict | None = None,
 ) -> Report:
     """Check `num_rows` random rows of `ds` (None: all) for training `method` (a name or a Method record): the rows
-    go through the method's own collator (the prompt collator where the trainer renders prompts itself)."""
+    go through the method's own collator (the prompt collator where the trainer renders prompts itself). Videos are
+    opened and sampled with `video` (`load_video`'s settings): frames per video and video tokens per row are
+    reported; a missing or undecodable video is a bad row."""
     method = get_method(method)
     report = Report(split=split, rows_total=len(ds))
     raw = undecoded(ds)
     image_ids = torch.tensor(family_of(processor).image_token_ids(processor.tokenizer))
     key = method.prompt_key
     if method.collator_class is not None:
-        collator = method.collator_class(processor)
+        collator = method.collator_class(processor, video=video)
     else:
-        collator = PromptCollator(processor, messages_key=key)
+        collator = PromptCollator(processor, messages_key=key, video=video)
     encoder = ChatEncoder(processor)
     # Prompts the trainer renders itself are not cut to max_length by us: nothing to check against it.
     checks_length = method.collator_class is not None
@@ -223,7 +234,18 @@ def check_split(
                 report.pixels.append(image.width * image.height)
                 images.append(image)
             row["images"] = images
-            conversation = conversation_of(row, index, key)  # roles, parts, placeholders vs images, emptiness
+            # roles, parts, placeholders vs images and videos, emptiness; videos opened and sampled
+            conversation = conversation_of(row, index, key, video=video)
+            videos = videos_of(conversation)
+            if videos and method.collator_class is None:
+                raise SampleError(
+                    f"{name} holds a video, but {method.name.upper()}'s trainer renders and processes prompts itself "
+                    "and takes no videos: train video data with sft, dpo or mpo.",
+                    "video unsupported",
+                )
+            if videos:
+                report.video_frames += [len(v) for v in videos]
+                report.video_tokens.append(sum(encoder.video_token_counts(videos)))
             responses = [m for side in ("chosen", "rejected") for m in row.get(side) or []]
             for text in _texts(conversation + responses):
                 report.control_text.update(encoder.control_strings(text))
@@ -274,6 +296,7 @@ def check_recipe_data(method, train_ds, eval_ds, processor, data_args, max_lengt
         "max_image_pixels": data_args.max_image_pixels,
         "on_overflow": data_args.on_overflow,
         "num_rows": num_rows,
+        "video": data_args.video_settings,
     }
     return [
         check_split(method, train_ds, processor, split="train", seed=seed, **common),

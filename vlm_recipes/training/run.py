@@ -144,6 +144,7 @@ def evaluate_held_out(r: Run, model, when: str) -> dict:
         metrics=r.data_args.eval_metrics,
         references_column=r.data_args.eval_references_column,
         headline=(r.generation.key, r.generation.metric),
+        video=r.data_args.video_settings,
     )
     if r.method.extra_metrics is not None:
         extra = r.method.extra_metrics(

@@ -26,11 +26,19 @@ from pathlib import Path
 import yaml
 from datasets import Dataset
 
-from . import alignment, baselines, benchmarks, captions, vqa
+from . import alignment, baselines, benchmarks, captions, video, vqa
 from .schema import StandIn
 
 STANDINS: dict[str, StandIn] = {
-    s.hub_id: s for s in (*vqa.RECORDS, *alignment.RECORDS, *baselines.RECORDS, *benchmarks.RECORDS, *captions.RECORDS)
+    s.hub_id: s
+    for s in (
+        *vqa.RECORDS,
+        *alignment.RECORDS,
+        *baselines.RECORDS,
+        *benchmarks.RECORDS,
+        *captions.RECORDS,
+        *video.RECORDS,
+    )
 }
 
 
@@ -72,6 +80,8 @@ def write_standin(hub_id: str, root: str | Path) -> Path:
             path.parent.mkdir(parents=True, exist_ok=True)
             ds.to_parquet(str(path))
             sizes[config][split] = (ds.data.nbytes, len(ds))
+            if standin.extra is not None:
+                standin.extra(folder, rows)
     (folder / "README.md").write_text(_card(standin, sizes))
     return folder
 

@@ -25,6 +25,7 @@ class StandIn:
         splits: per configuration name, {split: number of rows}.
         rows: `(config, split, n, rng) -> list of rows`.
         files: where a split's Parquet file lives in the repository, formatted with `config` and `split`.
+        extra: `(folder, rows) -> None`, writing files the rows point to (a video dataset's extracted archive).
 
     A card without `config_name`s has one configuration, which `datasets` calls "default".
     """
@@ -35,3 +36,4 @@ class StandIn:
     splits: dict[str, dict[str, int]]
     rows: Callable[[str, str, int, random.Random], list[dict]]
     files: str = "data/{split}-00000-of-00001.parquet"
+    extra: Callable[[object, list[dict]], None] | None = None

@@ -1,0 +1,183 @@
+"""Videos of a row: decoded, sampled to frames, and described to the processor.
+
+transformers' video processors can decode and sample a video themselves, but they fetch through torchcodec or
+decord and read their sampling settings from processor kwargs that differ per family (SmolVLM's `num_frames`/`fps`,
+Qwen2-VL's `fps`/`min_frames`/`max_frames`). What this module adds, the same for every family:
+
+- one frame sampling rule, set in YAML (`video_fps`, `video_max_frames`): round(duration x `fps`) frames, at most
+  `max_frames`, evenly spaced from the first frame to the last, in order (a video shorter than one frame at `fps`
+  still gives one frame);
+- two kinds of input, a local video file (decoded with PyAV) or a frame list (a list of PIL images: already sampled;
+  `max_frames` still thins it evenly);
+- a `VideoMetadata` per video (the source fps and the indices of the kept frames), which transformers' processors read
+  for the frame timestamps SmolVLM writes into its prompt and for Qwen2.5-VL's seconds per temporal patch, so the
+  processor never has to guess the fps (`do_sample_frames=False`: the frames given are the frames used);
+- errors that name the file and the fix for a missing, unreadable or empty video, before any model is loaded.
+
+>>> from PIL import Image
+>>> frames = [Image.new("RGB", (8, 8), (i, 0, 0)) for i in range(10)]
+>>> video = load_video(frames, fps=1.0, max_frames=4, frame_list_fps=1.0)
+>>> [f.getpixel((0, 0))[0] for f in video.frames]
+[0, 3, 6, 9]
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+from transformers.video_utils import VideoMetadata
+
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov")  # tried, in order, for a path without extension
+
+
+class VideoError(ValueError):
+    """A video that cannot be used; the message names the file and the fix, `kind` the defect."""
+
+    def __init__(self, message: str, kind: str = "bad video"):
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass
+class Video:
+    """Sampled frames (RGB PIL images, in order) and the `VideoMetadata` the processor reads."""
+
+    frames: list
+    metadata: VideoMetadata
+    source: str = field(default="frame list")
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+def sample_indices(total: int, source_fps: float, fps: float | None, max_frames: int | None) -> list[int]:
+    """Indices of the frames kept out of `total` frames at `source_fps`: `fps` per second of video (None: every
+    frame), at most `max_frames`, evenly spaced from the first frame to the last, in order.
+
+    >>> sample_indices(30, 10.0, 2.0, None)  # 3 s at 2 fps
+    [0, 6, 12, 17, 23, 29]
+    >>> sample_indices(30, 10.0, 2.0, 3)
+    [0, 14, 29]
+    """
+    if total < 1:
+        return []
+    count = total if fps is None else max(1, round(total / source_fps * fps))
+    count = min(count, total, max_frames or total)
+    if count == 1:
+        return [0]
+    # Even spacing that always keeps the first and the last frame.
+    return [round(k * (total - 1) / (count - 1)) for k in range(count)]
+
+
+def _decode(path: str) -> tuple[list, float]:
+    """Every frame of the first video stream of `path` as RGB PIL images, and the stream's fps."""
+    import av
+
+    try:
+        with av.open(path) as container:
+            if not container.streams.video:
+                raise VideoError(f"{path} has no video stream; give a video file or a list of frames.", "bad video")
+            stream = container.streams.video[0]
+            frames = [frame.to_image().convert("RGB") for frame in container.decode(stream)]
+            rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    except VideoError:
+        raise
+    except Exception as err:  # PyAV raises its own FFmpeg error classes (InvalidDataError, ...)
+        raise VideoError(
+            f"{path} cannot be decoded as a video ({type(err).__name__}: {err}); re-encode it (e.g. ffmpeg -i in.mp4 "
+            "-c:v libx264 out.mp4) or remove the row.",
+            "undecodable video",
+        ) from err
+    if not frames:
+        raise VideoError(f"{path} holds no frames; re-encode it or remove the row.", "empty video")
+    return frames, float(rate) if rate else 1.0
+
+
+def load_video(
+    value, fps: float | None = None, max_frames: int | None = None, frame_list_fps: float = 1.0, root: str = ""
+) -> Video:
+    """A row's video (a path, a `{"path": ...}` dict or a list of frames) sampled to frames (see `sample_indices`).
+
+    A frame list is taken as a video at `frame_list_fps` frames per second (its timestamps); `fps` and `max_frames`
+    thin it like a decoded video. Relative paths are resolved against `root`.
+    """
+    if isinstance(value, dict) and value.get("path") is not None:
+        value = value["path"]
+    if isinstance(value, (str, os.PathLike)):
+        path = str(Path(root, value)) if root and not Path(value).is_absolute() else str(value)
+        if not Path(path).is_file() and not Path(path).suffix:  # a bare name (ActivityNet's `v_<id>`): its one file
+            found = [str(Path(path).with_suffix(ext)) for ext in VIDEO_EXTENSIONS]
+            found = [p for p in found if Path(p).is_file()]
+            path = found[0] if len(found) == 1 else path
+        if not Path(path).is_file():
+            raise VideoError(
+                f"video file {path} does not exist; fix the path (relative paths are read from the dataset's "
+                "folder) or remove the row.",
+                "missing video",
+            )
+        frames, source_fps = _decode(path)
+        source = path
+    elif isinstance(value, (list, tuple)) and value and all(isinstance(f, Image.Image) for f in value):
+        frames, source_fps, source = [f.convert("RGB") for f in value], float(frame_list_fps), "frame list"
+    else:
+        raise VideoError(
+            f"a video must be a file path, a {{'path': ...}} dict or a non-empty list of PIL images, got "
+            f"{type(value).__name__}; fix the 'videos' column.",
+            "bad video",
+        )
+    keep = sample_indices(len(frames), source_fps, fps, max_frames)
+    metadata = VideoMetadata(
+        total_num_frames=len(frames),
+        fps=source_fps,
+        duration=len(frames) / source_fps,
+        frames_indices=keep,
+        video_backend="pyav" if source != "frame list" else None,
+    )
+    return Video([frames[i] for i in keep], metadata, source)
+
+
+def set_video_settings(processor, min_pixels: int | None = None, max_pixels: int | None = None) -> None:
+    """Per-frame pixel bounds of Qwen2-VL's video processor (None: unchanged), set in place.
+
+    The frames given are the frames used (`do_sample_frames=False` at call time). Qwen2-VL's video processor can
+    also shrink frames to fit a whole-video token budget (`cap_pixels_per_frame`, after qwen-vl-utils); it is turned
+    off here so that the per-frame bounds of the YAML are the ones applied (and transformers' warning about the
+    default changing is answered).
+    """
+    vp = getattr(processor, "video_processor", None)
+    if vp is None:
+        raise ValueError(f"{type(processor).__name__} has no video processor: this model family cannot take videos.")
+    if hasattr(vp, "cap_pixels_per_frame"):
+        vp.cap_pixels_per_frame = False
+    if min_pixels is None and max_pixels is None:
+        return
+    if not hasattr(vp, "temporal_patch_size"):
+        raise ValueError(
+            f"video_min_pixels / video_max_pixels are Qwen2-VL settings; {type(vp).__name__} sizes frames like its "
+            "images (SmolVLM: one tile of max_image_size per frame): remove them."
+        )
+    size = dict(vp.size)
+    if min_pixels is not None:
+        size["shortest_edge"] = min_pixels
+    if max_pixels is not None:
+        size["longest_edge"] = max_pixels
+    if size["shortest_edge"] > size["longest_edge"]:
+        raise ValueError(f"video_min_pixels ({size['shortest_edge']}) > video_max_pixels ({size['longest_edge']}).")
+    for attr, key in (("min_pixels", "shortest_edge"), ("max_pixels", "longest_edge")):
+        if hasattr(vp, attr):  # older processors keep them as attributes too
+            setattr(vp, attr, size[key])
+    vp.size = size
+
+
+def videos_of(conversation: list[dict]) -> list[Video]:
+    """The videos of a conversation in the order the template places them."""
+    return [
+        part["video"]
+        for message in conversation
+        if isinstance(message.get("content"), list)
+        for part in message["content"]
+        if part.get("type") == "video" and "video" in part
+    ]
