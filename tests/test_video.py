@@ -80,6 +80,17 @@ def test_file_and_frame_list_are_sampled_in_order_and_count(clip):
     assert frame_numbers(load_video(numbered_frames(5))) == [0, 1, 2, 3, 4]
 
 
+def test_a_file_converts_only_the_kept_frames_to_rgb(clip, monkeypatch):
+    """A long video is counted from its packets and only the sampled frames become RGB images (memory)."""
+    import av
+
+    converted = []
+    to_image = av.VideoFrame.to_image
+    monkeypatch.setattr(av.VideoFrame, "to_image", lambda frame, *a, **k: converted.append(1) or to_image(frame))
+    assert frame_numbers(load_video(clip, max_frames=3)) == [0, 6, 11]
+    assert len(converted) == 3
+
+
 def test_bad_videos_fail_naming_the_row_and_file(processors, tmp_path):
     collator = VisionChatCollator(processors["smolvlm"])
     missing = str(tmp_path / "nope.mp4")

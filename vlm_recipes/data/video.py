@@ -72,8 +72,10 @@ def sample_indices(total: int, source_fps: float, fps: float | None, max_frames:
     return [round(k * (total - 1) / (count - 1)) for k in range(count)]
 
 
-def _decode(path: str) -> tuple[list, float]:
-    """Every frame of the first video stream of `path` as RGB PIL images, and the stream's fps."""
+def _decode(path: str, fps: float | None, max_frames: int | None) -> tuple[list, float, int, list[int]]:
+    """The sampled frames of the first video stream of `path` as RGB PIL images, the stream's fps, its frame count and
+    the kept indices. The frames are counted from the demuxed packets first (no decoding), so that only the kept
+    frames are converted to RGB and held in memory: a minute of 1080p video is ~1,800 frames, 11 GB as RGB."""
     import av
 
     try:
@@ -81,8 +83,15 @@ def _decode(path: str) -> tuple[list, float]:
             if not container.streams.video:
                 raise VideoError(f"{path} has no video stream; give a video file or a list of frames.", "bad video")
             stream = container.streams.video[0]
-            frames = [frame.to_image().convert("RGB") for frame in container.decode(stream)]
             rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+            rate = float(rate) if rate else 1.0
+            total = sum(1 for packet in container.demux(stream) if packet.size)
+        keep = sample_indices(total, rate, fps, max_frames)
+        wanted, frames = set(keep), {}
+        with av.open(path) as container:  # a second pass from the start (reopened: not every format seeks)
+            for index, frame in enumerate(container.decode(container.streams.video[0])):
+                if index in wanted:
+                    frames[index] = frame.to_image().convert("RGB")
     except VideoError:
         raise
     except Exception as err:  # PyAV raises its own FFmpeg error classes (InvalidDataError, ...)
@@ -93,7 +102,20 @@ def _decode(path: str) -> tuple[list, float]:
         ) from err
     if not frames:
         raise VideoError(f"{path} holds no frames; re-encode it or remove the row.", "empty video")
-    return frames, float(rate) if rate else 1.0
+    if len(frames) < len(keep):
+        # The decoder gave fewer frames than packets (dropped or undecodable ones): sample again over what it gave.
+        frames_all = _decode_all(path)
+        keep = sample_indices(len(frames_all), rate, fps, max_frames)
+        return [frames_all[i] for i in keep], rate, len(frames_all), keep
+    return [frames[i] for i in keep], rate, total, keep
+
+
+def _decode_all(path: str) -> list:
+    """Every frame of `path` (the fallback of `_decode` when packets and decoded frames disagree)."""
+    import av
+
+    with av.open(path) as container:
+        return [frame.to_image().convert("RGB") for frame in container.decode(container.streams.video[0])]
 
 
 def load_video(
@@ -118,8 +140,8 @@ def load_video(
                 "folder) or remove the row.",
                 "missing video",
             )
-        frames, source_fps = _decode(path)
-        source = path
+        frames, source_fps, total, keep = _decode(path, fps, max_frames)
+        return Video(frames, _metadata(total, source_fps, keep, "pyav"), path)
     elif isinstance(value, (list, tuple)) and value and all(isinstance(f, Image.Image) for f in value):
         frames, source_fps, source = [f.convert("RGB") for f in value], float(frame_list_fps), "frame list"
     else:
@@ -129,14 +151,13 @@ def load_video(
             "bad video",
         )
     keep = sample_indices(len(frames), source_fps, fps, max_frames)
-    metadata = VideoMetadata(
-        total_num_frames=len(frames),
-        fps=source_fps,
-        duration=len(frames) / source_fps,
-        frames_indices=keep,
-        video_backend="pyav" if source != "frame list" else None,
+    return Video([frames[i] for i in keep], _metadata(len(frames), source_fps, keep, None), source)
+
+
+def _metadata(total: int, fps: float, keep: list[int], backend: str | None) -> VideoMetadata:
+    return VideoMetadata(
+        total_num_frames=total, fps=fps, duration=total / fps, frames_indices=keep, video_backend=backend
     )
-    return Video([frames[i] for i in keep], metadata, source)
 
 
 def set_video_settings(processor, min_pixels: int | None = None, max_pixels: int | None = None) -> None:
