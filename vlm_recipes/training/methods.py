@@ -85,7 +85,8 @@ class Method:
         name: the method's name, also its recipe script (`recipes/<name>.py`) and the `recipe:` field of its YAMLs.
         summary: one line for listings and errors.
         config_class: the training-arguments dataclass (extends TRL's config) its YAML is parsed into.
-        load_splits: `(DataArguments, seed) -> (train, held_out)` datasets in the rows this method trains on.
+        load_splits: `(DataArguments, seed, processor=None) -> (train, held_out)` datasets in the rows this method
+            trains on (the processor: for grounding answers in a processor-dependent frame).
         trainer_class: the Trainer (a TRL trainer with our mixins).
         collator_class: builds training batches from rows; None when the trainer renders prompts itself (GRPO).
         prompt_key: the column holding the conversation that held-out generation answers.
@@ -202,8 +203,9 @@ METHODS: dict[str, Method] = {
         trainer_class=VLMGRPOTrainer,
         collator_class=None,  # TRL's GRPOTrainer renders and processes prompts itself, for generation
         prompt_key="prompt",
-        # References may be whole reasoning traces (multimodal-open-r1's solutions): compare final answers.
-        generation_metric=lambda eval_ds: ANSWER_MATCH,
+        # References may be whole reasoning traces (multimodal-open-r1's solutions): compare final answers. Box answers
+        # (grounding rows carry `box_frame`) are compared exactly: math-verify would read "[3, 28, 22, 47]" as a set.
+        generation_metric=lambda eval_ds: EXACT_MATCH if "box_frame" in eval_ds.column_names else ANSWER_MATCH,
         extra_metrics=_reward_metrics,
         trainer_kwargs=lambda args: {"reward_funcs": get_reward_funcs(args.reward_funcs)},
         label=lambda args: "GRPO",
