@@ -51,8 +51,8 @@ class DataArguments:
     synthetic_task: str = field(
         default="color_shape",
         metadata={
-            "help": "Synthetic task: color, shape, color_shape, count, position, caption, or grounding (\"Where is the "
-            "red circle?\" answered with a box; needs box_format)."
+            "help": 'Synthetic task: color, shape, color_shape, count, position, caption, or grounding ("Where is '
+            'the red circle?" answered with a box; needs box_format).'
         },
     )
     synthetic_image_size: int = field(default=64, metadata={"help": "Side in pixels of synthetic images."})

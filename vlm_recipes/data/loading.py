@@ -341,8 +341,8 @@ def load_eval_split(args: DataArguments, seed: int = 42) -> Dataset:
     order, that the training recipes evaluate on (same seed), without building the training split."""
     if args.box_format is not None:
         raise ValueError(
-            "box_format (grounding): recipes/evaluate_models.py does not convert boxes yet; the training recipes report "
-            "held-out iou_accuracy / mean_iou before and after (eval_metrics) and draw grounding_gallery.png."
+            "box_format (grounding): recipes/evaluate_models.py does not convert boxes yet; the training recipes "
+            "report held-out iou_accuracy / mean_iou before and after (eval_metrics) and draw grounding_gallery.png."
         )
     if args.dataset_name == "synthetic":
         return synthetic.make_dataset(

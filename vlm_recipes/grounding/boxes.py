@@ -5,8 +5,11 @@ origin top left), with the image's size. What the model reads and writes is the 
 
 | convention | answer | coordinates |
 |---|---|---|
-| `qwen2.5-vl` | `[{"bbox_2d": [x1, y1, x2, y2], "label": "red circle"}]` | integer pixels of the image *as the processor resizes it* (smart_resize to multiples of patch_size x merge_size within min/max pixels) |
+| `qwen2.5-vl` | `[{"bbox_2d": [x1, y1, x2, y2], "label": "red circle"}]` | integer pixels of the resized input image |
 | `smolvlm` | `[x1, y1, x2, y2]` | integers on a 0-100 grid: percent of the image's width / height |
+
+The resized input image of `qwen2.5-vl` is the one the processor feeds the model: transformers' smart_resize to
+multiples of patch_size x merge_size (28) within the processor's min/max pixels.
 
 Why these frames. Qwen2.5-VL was trained on absolute coordinates of its input image, and its input image is the
 resized one (the Qwen2.5-VL cookbooks scale predictions back with the input width/height the processor chose), so

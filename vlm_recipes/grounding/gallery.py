@@ -21,12 +21,15 @@ CAPTION = 14
 
 
 def _scaled(box, scale: float, offset: tuple[int, int]) -> list[float]:
-    return [box[0] * scale + offset[0], box[1] * scale + offset[1], box[2] * scale + offset[0], box[3] * scale + offset[1]]
+    return [
+        box[0] * scale + offset[0],
+        box[1] * scale + offset[1],
+        box[2] * scale + offset[0],
+        box[3] * scale + offset[1],
+    ]
 
 
-def draw_gallery(
-    images, predicted, references, path, captions=None, columns: int = 6, line_width: int = 2
-) -> Path:
+def draw_gallery(images, predicted, references, path, captions=None, columns: int = 6, line_width: int = 2) -> Path:
     """A PNG grid of `images` (PIL), each with its reference box (green) and predicted box (magenta), both in pixels
     of that image (xyxy; a predicted None draws nothing and says "no box"). Returns `path`."""
     if not images:

@@ -18,7 +18,6 @@ import re
 from collections.abc import Callable
 
 from ..evaluation.metrics.scoring import answer_match_score, final_answer_text, normalize_answer
-
 from ..grounding import boxes
 
 RewardFunc = Callable[..., list[float | None]]
@@ -86,9 +85,7 @@ def box_iou(a, b) -> float:
     return boxes.box_iou(a, b)
 
 
-def iou_reward(
-    completions, bbox=None, solution=None, box_frame=None, image_size=None, **kwargs
-) -> list[float | None]:
+def iou_reward(completions, bbox=None, solution=None, box_frame=None, image_size=None, **kwargs) -> list[float | None]:
     """IoU of the completion's first box with the reference box; 0.0 for no box, None for no reference.
 
     Grounding rows (vlm_recipes/grounding/data.py) carry `bbox` in pixels of the image with `image_size` and
