@@ -224,7 +224,7 @@ def test_a_bad_box_is_named_with_its_row_before_any_model_loads(tmp_path):
     rows[1]["bbox"] = [5, 5, 10, 10]  # as COCO's x, y, width, height: 5..15 x 5..15, inside
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     train, test = load_splits(DataArguments(box_format="smolvlm", bbox_layout="xywh", **args), seed=0)
-    assert sorted(tuple(b) for b in train["bbox"] + test["bbox"]) == [(1, 2, 11, 14), (5, 5, 15, 15)]
+    assert sorted(tuple(b) for b in [*train["bbox"], *test["bbox"]]) == [(1, 2, 11, 14), (5, 5, 15, 15)]
 
 
 # -- gallery ----------------------------------------------------------------------------------------------------------
