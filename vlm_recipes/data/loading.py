@@ -295,13 +295,34 @@ def load_splits(args: DataArguments, seed: int = 42, processor=None) -> tuple[Da
     """Train and held-out datasets in conversational form (`images` + `messages`). Grounding data (`box_format`) is
     answered in that box convention, whose frame may depend on the `processor` (vlm_recipes/grounding/data.py)."""
     if args.box_format is not None:
-        from ..grounding.data import load_grounding_splits
-
-        return load_grounding_splits(args, seed, processor)
+        return _grounding_splits(args, seed, processor)
     if args.dataset_name == "synthetic":
         return _synthetic_splits(synthetic.make_dataset, args)
     train, test = _user_splits(args, seed)
     return _cap(to_conversations(train, args), to_conversations(test, args), args)
+
+
+def _grounding_splits(args: DataArguments, seed: int, processor) -> tuple[Dataset, Dataset]:
+    """Grounding rows (the synthetic task, or data with a box column): boxes become answers in `box_format`."""
+    from ..grounding.data import add_box_answers
+
+    if args.dataset_name == "synthetic":
+        size = args.synthetic_image_size
+        train = synthetic.make_grounding_dataset(args.synthetic_train_samples, SYNTHETIC_TRAIN_SEED, size)
+        test = synthetic.make_grounding_dataset(args.max_eval_samples, SYNTHETIC_EVAL_SEED, size)
+    else:
+        train, test = _user_splits(args, seed)
+    splits = []
+    for ds in _cap(train, test, args):
+        if args.image_column not in ds.column_names:
+            raise ValueError(
+                f"Dataset has no image column {args.image_column!r} (columns: {ds.column_names}); set image_column."
+            )
+        ds = add_box_answers(images_as_list_column(ds, args.image_column), args, processor)
+        messages = [question_messages(q, a, args.system_prompt) for q, a in zip(ds["question"], ds["answer"])]
+        ds = ds.remove_columns([c for c in ("messages",) if c in ds.column_names])
+        splits.append(ds.add_column("messages", messages))
+    return tuple(splits)
 
 
 def load_preference_splits(args: DataArguments, seed: int = 42, processor=None) -> tuple[Dataset, Dataset]:

@@ -4,8 +4,9 @@
 module turns each row's common box (`bbox_column`, xyxy or COCO's xywh in pixels of the stored image) into the
 conversation the recipes train on. Every row gets:
 
-- `images` ([image]) and `messages` (user: the image and `grounding_prompt` with `{query}` filled; assistant: the
-  box in `box_format`, vlm_recipes/grounding/boxes.py), `answer` (that answer text);
+- `question` (`grounding_prompt` with `{query}` filled) and `answer` (the box in `box_format`,
+  vlm_recipes/grounding/boxes.py), which vlm_recipes.data.loading turns into `messages` as for any question/answer
+  data;
 - `bbox` (xyxy pixels of the stored image, floats), `image_size` ([width, height]) and `box_frame` ([width,
   height] of the frame the answer's coordinates are in: the resized input for qwen2.5-vl, 100 x 100 for smolvlm),
   so that rewards, metrics and the gallery convert answers back to pixels (`BoxConvention.from_frame`).
@@ -52,19 +53,18 @@ def _query_text(value, i: int, row_ids, column: str) -> str:
     return value.strip()
 
 
-def to_grounding_conversations(ds: Dataset, args: DataArguments, processor=None) -> Dataset:
-    """`ds` with the grounding columns listed in the module docstring (see there)."""
-    from ..data.loading import images_as_list_column, question_messages
-
+def add_box_answers(ds: Dataset, args: DataArguments, processor=None) -> Dataset:
+    """`ds` (with an `images` list column) plus the grounding columns listed in the module docstring, and `question`
+    (`grounding_prompt` with its `{query}` filled); vlm_recipes.data.loading then builds `messages` from `question`
+    and `answer` as for any question/answer data."""
     convention = get_convention(args.box_format)
     if convention.needs_processor and processor is None:
         raise ValueError(
             f"box_format {convention.name} writes boxes in pixels of the image as the processor resizes it: load the "
             "splits with the run's processor (load_splits(args, processor=...))."
         )
-    for name, column in (("image_column", args.image_column), ("bbox_column", args.bbox_column)):
-        if column not in ds.column_names:
-            raise ValueError(f"Dataset has no column {column!r} (columns: {ds.column_names}); set {name}.")
+    if args.bbox_column not in ds.column_names:
+        raise ValueError(f"Dataset has no column {args.bbox_column!r} (columns: {ds.column_names}); set bbox_column.")
     query_column = args.grounding_query_column
     if query_column is not None and query_column not in ds.column_names:
         raise ValueError(
@@ -75,7 +75,6 @@ def to_grounding_conversations(ds: Dataset, args: DataArguments, processor=None)
             f"grounding_prompt {args.grounding_prompt!r} names {{query}} but grounding_query_column is not set; set "
             "it to the column naming the object, or write a prompt without {query}."
         )
-    ds = images_as_list_column(ds, args.image_column)
     raw = ds.cast_column("images", List(Image(decode=False)))
     row_ids = ds["row_id"] if "row_id" in ds.column_names else None
     images, boxes = raw["images"], ds[args.bbox_column]
@@ -106,26 +105,7 @@ def to_grounding_conversations(ds: Dataset, args: DataArguments, processor=None)
         built["box_frame"].append(list(frame))
         built["label"].append(label or "")
         built["question"].append(args.grounding_prompt.format(query=label) if label else args.grounding_prompt)
-    system = args.system_prompt
-    drop = [c for c in built if c in ds.column_names]
-    ds = ds.remove_columns(drop)
+    ds = ds.remove_columns([c for c in built if c in ds.column_names])
     for name, values in built.items():
         ds = ds.add_column(name, values)
-    messages = [question_messages(q, a, system) for q, a in zip(built["question"], built["answer"])]
-    if "messages" in ds.column_names:
-        ds = ds.remove_columns("messages")
-    return ds.add_column("messages", messages)
-
-
-def load_grounding_splits(args: DataArguments, seed: int = 42, processor=None) -> tuple[Dataset, Dataset]:
-    """Train and held-out grounding rows (the synthetic task, or user data with a box column)."""
-    from ..data import loading, synthetic
-
-    if args.dataset_name == "synthetic":
-        size = args.synthetic_image_size
-        train = synthetic.make_grounding_dataset(args.synthetic_train_samples, loading.SYNTHETIC_TRAIN_SEED, size)
-        test = synthetic.make_grounding_dataset(args.max_eval_samples, loading.SYNTHETIC_EVAL_SEED, size)
-    else:
-        train, test = loading._user_splits(args, seed)
-    train, test = loading._cap(train, test, args)
-    return to_grounding_conversations(train, args, processor), to_grounding_conversations(test, args, processor)
+    return ds
