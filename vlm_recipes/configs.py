@@ -21,6 +21,7 @@ import yaml
 
 from .evaluation.benchmarks.tasks import check_benchmark_names, check_data_source
 from .evaluation.metrics import check_metric_names
+from .grounding.boxes import get_convention
 from .training.bypassed import refuse_bypassed
 from .training.rewards import get_reward_funcs
 
@@ -50,8 +51,10 @@ class DataArguments:
     synthetic_task: str = field(
         default="color_shape",
         metadata={
-            "help": "Synthetic task: color, shape, color_shape, count, position or caption; with synthetic_video: "
-            "motion (which way does the shape move?) or motion_middle_frame (its middle frame alone, as an image)."
+            "help": 'Synthetic task: color, shape, color_shape, count, position, caption, or grounding ("Where is '
+            'the red circle?" answered with a box; needs box_format); with synthetic_video: first_color (which '
+            "colour appears first?) or motion (which way does the shape move?), and their *_middle_frame baselines "
+            "(the middle frame alone, as an image)."
         },
     )
     synthetic_image_size: int = field(default=64, metadata={"help": "Side in pixels of synthetic images."})
@@ -139,6 +142,31 @@ class DataArguments:
         default=1.0,
         metadata={"help": "Videos given as frame lists: their frame rate (the timestamps SmolVLM writes per frame)."},
     )
+    box_format: str | None = field(
+        default=None,
+        metadata={
+            "help": "Grounding: the box convention of the answers, qwen2.5-vl (JSON bbox_2d in pixels of the resized "
+            "input image) or smolvlm (integers on a 0-100 grid); see vlm_recipes/grounding/boxes.py. When set, each "
+            "row's bbox_column becomes the answer in this convention."
+        },
+    )
+    bbox_column: str = field(
+        default="bbox", metadata={"help": "Grounding: the column with the object's box, in pixels of the image."}
+    )
+    bbox_layout: str = field(
+        default="xyxy", metadata={"help": "Grounding: layout of bbox_column, xyxy or xywh (COCO, RefCOCO)."}
+    )
+    grounding_query_column: str | None = field(
+        default=None,
+        metadata={
+            "help": "Grounding: the column naming the object (text, or a list of referring expressions: the first "
+            "is used); fills {query} in grounding_prompt and the label of qwen2.5-vl answers."
+        },
+    )
+    grounding_prompt: str = field(
+        default="Locate the {query} in the image and output its bounding box.",
+        metadata={"help": "Grounding: the question, with {query} replaced by the grounding_query_column value."},
+    )
     preflight: bool = field(
         default=True,
         metadata={"help": "Check data rows against the processor at start-up, before the model is loaded."},
@@ -170,6 +198,36 @@ class DataArguments:
         if self.preflight_rows != "all" and not (self.preflight_rows.isdigit() and int(self.preflight_rows) > 0):
             raise ValueError(f"preflight_rows must be a positive number or 'all', got {self.preflight_rows!r}.")
         check_metric_names(self.eval_metrics)
+        self._check_grounding()
+
+    def _check_grounding(self) -> None:
+        """Grounding settings that would be ignored, or contradict each other, are refused here."""
+        if self.box_format is None:
+            if self.synthetic_task == "grounding" and self.dataset_name == "synthetic":
+                raise ValueError(
+                    "synthetic_task grounding answers with boxes: set box_format (qwen2.5-vl or smolvlm)."
+                )
+            defaults = {f.name: f.default for f in fields(self)}
+            unused = [
+                name
+                for name in ("bbox_column", "bbox_layout", "grounding_query_column", "grounding_prompt")
+                if getattr(self, name) != defaults[name]
+            ]
+            if unused:
+                raise ValueError(f"{', '.join(unused)} only apply to grounding data: set box_format, or remove them.")
+            return
+        get_convention(self.box_format)  # an unknown convention fails here, before any model is loaded
+        if self.bbox_layout not in ("xyxy", "xywh"):
+            raise ValueError(f"bbox_layout must be 'xyxy' or 'xywh' (COCO), got {self.bbox_layout!r}.")
+        if self.dataset_name == "synthetic" and self.synthetic_task != "grounding":
+            raise ValueError(
+                f"box_format is set but synthetic_task is {self.synthetic_task!r}: use synthetic_task grounding."
+            )
+        if self.question_column is not None:
+            raise ValueError(
+                "box_format builds questions from grounding_prompt and answers from bbox_column: remove "
+                "question_column / answer_column (the object's name goes in grounding_query_column)."
+            )
 
     @property
     def video_settings(self) -> dict:

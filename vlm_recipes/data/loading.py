@@ -337,8 +337,11 @@ def _synthetic_splits(make, args: DataArguments) -> tuple[Dataset, Dataset]:
     return _cap(train, test, args)
 
 
-def load_splits(args: DataArguments, seed: int = 42) -> tuple[Dataset, Dataset]:
-    """Train and held-out datasets in conversational form (`images` + `messages`)."""
+def load_splits(args: DataArguments, seed: int = 42, processor=None) -> tuple[Dataset, Dataset]:
+    """Train and held-out datasets in conversational form (`images` + `messages`). Grounding data (`box_format`) is
+    answered in that box convention, whose frame may depend on the `processor` (vlm_recipes/grounding/data.py)."""
+    if args.box_format is not None:
+        return _grounding_splits(args, seed, processor)
     if args.dataset_name == "synthetic":
         return _synthetic_splits(synthetic.make_dataset, args)
     if args.dataset_name == SYNTHETIC_VIDEO:
@@ -347,8 +350,33 @@ def load_splits(args: DataArguments, seed: int = 42) -> tuple[Dataset, Dataset]:
     return _cap(to_conversations(train, args), to_conversations(test, args), args)
 
 
-def load_preference_splits(args: DataArguments, seed: int = 42) -> tuple[Dataset, Dataset]:
+def _grounding_splits(args: DataArguments, seed: int, processor) -> tuple[Dataset, Dataset]:
+    """Grounding rows (the synthetic task, or data with a box column): boxes become answers in `box_format`."""
+    from ..grounding.data import add_box_answers
+
+    if args.dataset_name == "synthetic":
+        size = args.synthetic_image_size
+        train = synthetic.make_grounding_dataset(args.synthetic_train_samples, SYNTHETIC_TRAIN_SEED, size)
+        test = synthetic.make_grounding_dataset(args.max_eval_samples, SYNTHETIC_EVAL_SEED, size)
+    else:
+        train, test = _user_splits(args, seed)
+    splits = []
+    for ds in _cap(train, test, args):
+        if args.image_column not in ds.column_names:
+            raise ValueError(
+                f"Dataset has no image column {args.image_column!r} (columns: {ds.column_names}); set image_column."
+            )
+        ds = add_box_answers(images_as_list_column(ds, args.image_column), args, processor)
+        messages = [question_messages(q, a, args.system_prompt) for q, a in zip(ds["question"], ds["answer"])]
+        ds = ds.remove_columns([c for c in ("messages",) if c in ds.column_names])
+        splits.append(ds.add_column("messages", messages))
+    return tuple(splits)
+
+
+def load_preference_splits(args: DataArguments, seed: int = 42, processor=None) -> tuple[Dataset, Dataset]:
     """Train and held-out preference datasets: `images`, `prompt`, `chosen`, `rejected`."""
+    if args.box_format is not None:
+        raise ValueError("box_format (grounding) has no preference version: use recipes/sft.py or recipes/grpo.py.")
     if args.dataset_name == "synthetic":
         return _synthetic_splits(synthetic.make_preference_dataset, args)
     train, test = _user_splits(args, seed)
@@ -364,7 +392,7 @@ def load_preference_splits(args: DataArguments, seed: int = 42) -> tuple[Dataset
     return _cap(train, test, args)
 
 
-def load_prompt_splits(args: DataArguments, seed: int = 42) -> tuple[Dataset, Dataset]:
+def load_prompt_splits(args: DataArguments, seed: int = 42, processor=None) -> tuple[Dataset, Dataset]:
     """Train and held-out prompts for RL (GRPO): `images` + `prompt` (the conversation without its final answer),
     with the reference kept in `answer` (and any other column, e.g. `solution`, for the reward functions)."""
 
@@ -372,13 +400,19 @@ def load_prompt_splits(args: DataArguments, seed: int = 42) -> tuple[Dataset, Da
         return {"prompt": messages[:-1] if messages and messages[-1]["role"] == "assistant" else messages}
 
     return tuple(
-        d.map(to_prompt, input_columns=["messages"], remove_columns=["messages"]) for d in load_splits(args, seed)
+        d.map(to_prompt, input_columns=["messages"], remove_columns=["messages"])
+        for d in load_splits(args, seed, processor)
     )
 
 
 def load_eval_split(args: DataArguments, seed: int = 42) -> Dataset:
     """The held-out split alone, its columns as loaded, capped at `max_eval_samples`: the same rows, in the same
     order, that the training recipes evaluate on (same seed), without building the training split."""
+    if args.box_format is not None:
+        raise ValueError(
+            "box_format (grounding): recipes/evaluate_models.py does not convert boxes yet; the training recipes "
+            "report held-out iou_accuracy / mean_iou before and after (eval_metrics) and draw grounding_gallery.png."
+        )
     if args.dataset_name == "synthetic":
         return synthetic.make_dataset(
             args.synthetic_task, args.max_eval_samples, SYNTHETIC_EVAL_SEED, args.synthetic_image_size

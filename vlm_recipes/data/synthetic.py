@@ -302,3 +302,44 @@ def make_binding_dataset(num_samples: int = 200, seed: int = 0, image_size: int 
         )
     columns = ("caption", "swapped", "replaced", "relation", "relation_swapped")
     return Dataset.from_list(rows, features=Features({"image": Image(), **{k: Value("string") for k in columns}}))
+
+
+# --- Grounding: "Where is the red circle?" answered with a box ------------------------------------------------------
+
+GROUNDING_TARGET = ("red", "circle")
+
+
+def make_grounding_dataset(
+    num_samples: int = 1000, seed: int = 0, image_size: int = 64, grid: int = 4, max_shapes: int = 3
+) -> Dataset:
+    """Scenes of 1 to `max_shapes` shapes, each filling one cell of a `grid` x `grid` grid (a coarse grid keeps the
+    task learnable by a tiny model in a short run: with the default 4 x 4 on 64 px there are 16 possible boxes),
+    exactly one of them the red circle; the others any other colour/shape pair (red squares and blue circles too, so
+    colour alone or shape alone does not find it). Columns: `images` ([image]), `query` ("red circle"), `bbox`
+    (the red circle's [x1, y1, x2, y2] in pixels: the extent of the drawn shape, x2/y2 exclusive), `task`.
+    The answer in a model family's box convention is written by vlm_recipes.grounding (`box_format`)."""
+    if grid < 1 or image_size // grid < 4:
+        raise ValueError(f"grid {grid} leaves cells under 4 px on {image_size} px images; use a smaller grid.")
+    rng = random.Random(f"grounding-{seed}")
+    cell = image_size // grid
+    margin = max(1, cell // 8)
+    others = [(c, s) for c in COLORS for s in SHAPES if (c, s) != GROUNDING_TARGET]
+    rows = []
+    for _ in range(num_samples):
+        grey = rng.randint(110, 150)
+        image = PILImage.new("RGB", (image_size, image_size), (grey, grey, grey))
+        draw = ImageDraw.Draw(image)
+        cells = rng.sample(range(grid * grid), rng.randint(1, min(max_shapes, grid * grid)))
+        target_box = None
+        for i, index in enumerate(cells):
+            color, shape = GROUNDING_TARGET if i == 0 else rng.choice(others)
+            x0, y0 = (index % grid) * cell + margin, (index // grid) * cell + margin
+            side = cell - 2 * margin
+            _draw_shape(draw, shape, (x0, y0, x0 + side - 1, y0 + side - 1), COLORS[color])  # PIL: inclusive
+            if i == 0:
+                target_box = [float(x0), float(y0), float(x0 + side), float(y0 + side)]
+        rows.append({"images": [image], "query": " ".join(GROUNDING_TARGET), "bbox": target_box, "task": "grounding"})
+    features = Features(
+        {"images": List(Image()), "query": Value("string"), "bbox": List(Value("float32")), "task": Value("string")}
+    )
+    return Dataset.from_list(rows, features=features)

@@ -49,8 +49,20 @@ EXACT_MATCH = GenerationMetric("accuracy", "exact_match", "short answers: normal
 FREE_FORM_WORDS = 8
 
 
+# Grounding rows (vlm_recipes/grounding/data.py: they carry `box_frame`) answer with a box: exact match of its text,
+# whatever the length of a Qwen2.5-VL JSON answer with a long label; the IoU metrics (eval_metrics) grade overlap.
+BOX_EXACT_MATCH = GenerationMetric(
+    "accuracy",
+    "exact_match",
+    "box answers: exact match of the generated box (iou_accuracy / mean_iou grade partial overlap)",
+)
+
+
 def exact_match_or_rouge(eval_ds) -> GenerationMetric:
-    """Exact match for short answers; ROUGE-L for free-form ones (median answer longer than FREE_FORM_WORDS)."""
+    """Exact match for short answers and boxes; ROUGE-L for free-form ones (median answer longer than
+    FREE_FORM_WORDS)."""
+    if "box_frame" in eval_ds.column_names:
+        return BOX_EXACT_MATCH
     column = next((c for c in ("answer", "chosen", "messages") if c in eval_ds.column_names), None)
     if column is None or len(eval_ds) == 0:
         return EXACT_MATCH
@@ -85,7 +97,8 @@ class Method:
         name: the method's name, also its recipe script (`recipes/<name>.py`) and the `recipe:` field of its YAMLs.
         summary: one line for listings and errors.
         config_class: the training-arguments dataclass (extends TRL's config) its YAML is parsed into.
-        load_splits: `(DataArguments, seed) -> (train, held_out)` datasets in the rows this method trains on.
+        load_splits: `(DataArguments, seed, processor=None) -> (train, held_out)` datasets in the rows this method
+            trains on (the processor: for grounding answers in a processor-dependent frame).
         trainer_class: the Trainer (a TRL trainer with our mixins).
         collator_class: builds training batches from rows; None when the trainer renders prompts itself (GRPO).
         prompt_key: the column holding the conversation that held-out generation answers.
@@ -202,8 +215,9 @@ METHODS: dict[str, Method] = {
         trainer_class=VLMGRPOTrainer,
         collator_class=None,  # TRL's GRPOTrainer renders and processes prompts itself, for generation
         prompt_key="prompt",
-        # References may be whole reasoning traces (multimodal-open-r1's solutions): compare final answers.
-        generation_metric=lambda eval_ds: ANSWER_MATCH,
+        # References may be whole reasoning traces (multimodal-open-r1's solutions): compare final answers. Box answers
+        # are compared exactly: math-verify would read "[3, 28, 22, 47]" as a set (a wrong box scored 0.78).
+        generation_metric=lambda eval_ds: BOX_EXACT_MATCH if "box_frame" in eval_ds.column_names else ANSWER_MATCH,
         extra_metrics=_reward_metrics,
         trainer_kwargs=lambda args: {"reward_funcs": get_reward_funcs(args.reward_funcs)},
         label=lambda args: "GRPO",

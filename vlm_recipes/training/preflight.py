@@ -383,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
             data_args = dataclasses.replace(data_args, max_train_samples=None, max_eval_samples=sys.maxsize)
         processor = load_processor(model_args, trust_remote_code=training_args.trust_remote_code)
         with keep_rows_with_missing_images():  # reported row by row below
-            train_ds, eval_ds = method.load_splits(data_args, seed=training_args.seed)
+            train_ds, eval_ds = method.load_splits(data_args, seed=training_args.seed, processor=processor)
     except (ValueError, FileNotFoundError, OSError) as err:
         print(f"preflight: {args.config}: {err}", file=sys.stderr)
         return 2

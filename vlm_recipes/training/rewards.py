@@ -18,13 +18,12 @@ import re
 from collections.abc import Callable
 
 from ..evaluation.metrics.scoring import answer_match_score, final_answer_text, normalize_answer
+from ..grounding import boxes
 
 RewardFunc = Callable[..., list[float | None]]
 
 _FORMAT = re.compile(r"^\s*<think>.+?</think>\s*<answer>.+?</answer>\s*$", re.DOTALL)
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
-_NUMBER = r"-?\d+(?:\.\d+)?"
-_BOX = re.compile(rf"\[\s*({_NUMBER})\s*,\s*({_NUMBER})\s*,\s*({_NUMBER})\s*,\s*({_NUMBER})\s*\]")
 
 
 def completion_text(completion) -> str:
@@ -77,36 +76,35 @@ def math_accuracy_reward(completions, solution=None, answer=None, **kwargs) -> l
 
 
 def parse_box(text) -> tuple[float, float, float, float] | None:
-    """The first `[x1, y1, x2, y2]` in text (or a 4-number list), if it is a proper box."""
-    if isinstance(text, (list, tuple)):
-        box = tuple(float(v) for v in text) if len(text) == 4 else None
-    else:
-        match = _BOX.search(str(text))
-        box = tuple(float(v) for v in match.groups()) if match else None
-    if box is None or box[2] <= box[0] or box[3] <= box[1]:
-        return None
-    return box
+    """The first box stated in text (or a 4-number list), if it is a proper box: any box convention's answer
+    (Qwen2.5-VL's JSON `bbox_2d`, a list of four numbers, "(x1,y1),(x2,y2)"; vlm_recipes.grounding.boxes.parse_box)."""
+    return boxes.parse_box(text)
 
 
 def box_iou(a, b) -> float:
-    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = width * height
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+    return boxes.box_iou(a, b)
 
 
-def iou_reward(completions, bbox=None, solution=None, **kwargs) -> list[float | None]:
-    """IoU of the predicted box with the `bbox` (or `solution`) column; 0.0 for no box, None for no reference."""
+def iou_reward(completions, bbox=None, solution=None, box_frame=None, image_size=None, **kwargs) -> list[float | None]:
+    """IoU of the completion's first box with the reference box; 0.0 for no box, None for no reference.
+
+    Grounding rows (vlm_recipes/grounding/data.py) carry `bbox` in pixels of the image with `image_size` and
+    `box_frame`, the frame of the family's box convention (Qwen2.5-VL: pixels of the resized input; SmolVLM: a 0-100
+    grid): the completion's box is taken back to pixels first. Without them, the completion and the `bbox` (or
+    `solution`) column are taken to be in the same frame."""
     references = bbox if bbox is not None else solution
     references = references if references is not None else [None] * len(completions)
+    frames = box_frame if box_frame is not None else [None] * len(completions)
+    sizes = image_size if image_size is not None else [None] * len(completions)
     rewards = []
-    for c, ref in zip(completions, references):
+    for c, ref, frame, size in zip(completions, references, frames, sizes):
         gold = parse_box(ref) if ref is not None else None
         if gold is None:
             rewards.append(None)
             continue
         guess = parse_box(extract_answer(completion_text(c)))
+        if guess is not None and frame is not None and size is not None:
+            guess = boxes.BoxConvention.from_frame(guess, size, frame)
         rewards.append(box_iou(guess, gold) if guess else 0.0)
     return rewards
 

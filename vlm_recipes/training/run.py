@@ -101,7 +101,7 @@ def load_inputs(r: Run) -> None:
     """Processor and splits; bad rows fail here, named, before the model is loaded (preflight on a random sample,
     `preflight_rows: all` for every row)."""
     r.processor = load_processor(r.model_args, trust_remote_code=r.training_args.trust_remote_code)
-    r.train_ds, r.eval_ds = r.method.load_splits(r.data_args, seed=r.training_args.seed)
+    r.train_ds, r.eval_ds = r.method.load_splits(r.data_args, seed=r.training_args.seed, processor=r.processor)
     column = r.data_args.eval_references_column
     if r.data_args.eval_metrics and column is not None and column not in r.eval_ds.column_names:
         raise ValueError(
@@ -251,6 +251,10 @@ def save_outputs(r: Run, trainer, results: dict, after: dict) -> None:
     generated = after["generated"]
     samples = [{"reference": t, "prediction": p} for t, p in zip(generated["references"], generated["predictions"])]
     (out / "eval_predictions.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
+    if r.data_args.box_format is not None:  # grounding: the held-out images with predicted and reference boxes
+        from ..grounding.gallery import gallery_from_answers
+
+        gallery_from_answers(r.eval_ds, generated["predictions"], out / "grounding_gallery.png")
     key = r.generation.key
     print(
         f"\nHeld-out {key} ({results['num_eval_samples']} samples): "

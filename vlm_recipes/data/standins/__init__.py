@@ -2,9 +2,9 @@
 
 The real datasets cannot be downloaded here (no Hub), but a config that names a wrong split or column, or that
 assumes one image where the data has a list, should still fail in a test, not on a GPU hours later. Each record
-(in vqa.py, alignment.py, baselines.py, benchmarks.py, captions.py) copies one dataset's schema from its dataset
-card (the card's `dataset_info` and `configs:` YAML; the URL is in the record) and writes a few rows of realistic
-content as a local folder laid out like the Hub repository: Parquet files at the repository's paths
+(in vqa.py, alignment.py, baselines.py, benchmarks.py, captions.py, grounding.py) copies one dataset's schema from
+its dataset card (the card's `dataset_info` and `configs:` YAML; the URL is in the record) and writes a few rows of
+realistic content as a local folder laid out like the Hub repository: Parquet files at the repository's paths
 (`data/<split>-00000-of-00001.parquet`, or `<config>/<split>-...`) and a README.md whose YAML has the card's
 `configs:` and `dataset_info`. `datasets.load_dataset(<folder>, <config>)` then reads it with the same Parquet
 builder, split resolution and feature decoding as `load_dataset(<hub id>, <config>)`; only the name differs. Images
@@ -26,7 +26,7 @@ from pathlib import Path
 import yaml
 from datasets import Dataset
 
-from . import alignment, baselines, benchmarks, captions, video, vqa
+from . import alignment, baselines, benchmarks, captions, grounding, video, vqa
 from .schema import StandIn
 
 STANDINS: dict[str, StandIn] = {
@@ -38,6 +38,7 @@ STANDINS: dict[str, StandIn] = {
         *benchmarks.RECORDS,
         *captions.RECORDS,
         *video.RECORDS,
+        *grounding.RECORDS,
     )
 }
 

@@ -16,6 +16,8 @@ functions of `vlm_recipes.evaluation.metrics.scoring`. The training recipes' bef
 | rouge | ROUGE-1 and ROUGE-L F1 (the headline is ROUGE-L) | str or list[str] |
 | answer_match | final answers equal (option letters; math-verify; else normalised strings) | str or list[str] |
 | cider | CIDEr-D (x10) as COCO's caption evaluation; per sample: the image's score in the corpus | str or list[str] |
+| iou_accuracy | 1 if the answer's first box has IoU >= 0.5 with the reference's (grounding; no box: 0) | str |
+| mean_iou | IoU of the answer's first box with the reference's box (grounding; no box: 0) | str |
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ from functools import cache
 from pathlib import Path
 
 METRICS_DIR = Path(__file__).resolve().parent
-METRICS = ("exact_match", "vqa_accuracy", "anls", "relaxed_accuracy", "bleu", "rouge", "answer_match", "cider")
+METRICS = (
+    "exact_match", "vqa_accuracy", "anls", "relaxed_accuracy", "bleu", "rouge", "answer_match", "cider",
+    "iou_accuracy", "mean_iou",
+)  # fmt: skip
 
 
 def check_metric_names(names) -> None:

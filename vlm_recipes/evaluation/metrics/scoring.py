@@ -340,3 +340,34 @@ def answer_match_score(prediction: str, reference) -> float:
         if hit:
             return 1.0
     return 0.0
+
+
+# -- grounding (boxes) -----------------------------------------------------------------------------------------------
+
+
+def box_iou_score(prediction: str, reference) -> float:
+    """IoU of the first box stated in `prediction` with the box of the reference (best over a list of references);
+    0.0 when the prediction states no proper box (vlm_recipes.grounding.boxes.parse_box: JSON `bbox_2d`, a list of
+    four numbers, "(x1,y1),(x2,y2)"; never a repaired guess).
+
+    Both sides must be in the same frame, the row's box convention (the trained answer is): IoU does not change when
+    both boxes are scaled by the same factors along x and y, so this equals the IoU in pixels of the image, up to
+    the rounding of each box to the convention's integer grid. A reference without a box is an error (the data is
+    wrong, not the model)."""
+    from ...grounding.boxes import box_iou, parse_box
+
+    guess = parse_box(prediction)
+    best = 0.0
+    for ref in _as_list(reference):
+        gold = parse_box(ref)
+        if gold is None:
+            raise ValueError(f"Reference {ref!r} states no box: grounding metrics need box references.")
+        if guess is not None:
+            best = max(best, box_iou(guess, gold))
+    return best
+
+
+def iou_at_50_score(prediction: str, reference, threshold: float = 0.5) -> float:
+    """1.0 when the IoU of the predicted box with the reference box is at least `threshold` (0.5: RefCOCO's
+    Acc@0.5), else 0.0 (also for an answer without a box)."""
+    return float(box_iou_score(prediction, reference) >= threshold)

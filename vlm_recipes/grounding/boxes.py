@@ -1,0 +1,223 @@
+"""Bounding boxes in each model family's answer convention: conversions both ways, and parsing model answers.
+
+A dataset's boxes are kept in one common form, `bbox`: [x1, y1, x2, y2] in pixels of the image as stored (xyxy,
+origin top left), with the image's size. What the model reads and writes is the family's convention:
+
+| convention | answer | coordinates |
+|---|---|---|
+| `qwen2.5-vl` | `[{"bbox_2d": [x1, y1, x2, y2], "label": "red circle"}]` | integer pixels of the resized input image |
+| `smolvlm` | `[x1, y1, x2, y2]` | integers on a 0-100 grid: percent of the image's width / height |
+
+The resized input image of `qwen2.5-vl` is the one the processor feeds the model: transformers' smart_resize to
+multiples of patch_size x merge_size (28) within the processor's min/max pixels.
+
+Why these frames. Qwen2.5-VL was trained on absolute coordinates of its input image, and its input image is the
+resized one (the Qwen2.5-VL cookbooks scale predictions back with the input width/height the processor chose), so
+the same answer means the same place only in that frame; the frame depends on min_pixels/max_pixels, so it is
+computed from the processor the run uses (`frame_size`). SmolVLM has no documented grounding format and splits
+images into tiles of varying number, so no pixel frame is stable: coordinates are normalised. A 0-100 integer grid
+(Molmo points use 0-100 too) keeps answers short (at most three digits per number; a tiny BPE tokenizer spends one
+token per digit) at 1% of the side, which moves an IoU by at most a few percent; 0-1 with two decimals is the same
+grid with more characters.
+
+IoU is unchanged when both boxes are scaled by the same factors along x and y, and every convention here is such a
+scaling of the pixel frame (plus rounding), so an IoU computed between two answers in one convention equals the IoU
+of the boxes converted back to pixels (up to the rounding of each to the convention's integer grid).
+
+What the libraries already do: transformers' `smart_resize` (Qwen2-VL's image processor) gives the resized frame;
+`json` reads and writes the answers. What this module adds: the conventions as records, looked up by name (an
+unknown name is refused), conversions both ways, and a lenient parser that finds a box in a model's answer (JSON
+with or without ```json fences, a bare list of four numbers, "(x1,y1),(x2,y2)") and returns None, never a guess,
+when there is no proper box.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+
+Box = tuple[float, float, float, float]
+
+_NUMBER = r"-?\d+(?:\.\d+)?"
+# Four numbers inside brackets or parentheses ("[1, 2, 3, 4]", "(1,2,3,4)"), or Qwen2-VL's "(x1,y1),(x2,y2)".
+_FOUR = re.compile(rf"[\[(]\s*({_NUMBER})\s*,\s*({_NUMBER})\s*,\s*({_NUMBER})\s*,\s*({_NUMBER})\s*[\])]")
+_PAIRS = re.compile(rf"\(\s*({_NUMBER})\s*,\s*({_NUMBER})\s*\)\s*,\s*\(\s*({_NUMBER})\s*,\s*({_NUMBER})\s*\)")
+_FENCE = re.compile(r"```(?:json)?\s*(.*?)\s*(?:```|$)", re.DOTALL)
+
+
+def _round(value: float) -> int:
+    """Half up (Python's round() rounds halves to even, which would move boxes at .5 both ways)."""
+    return int(math.floor(value + 0.5))
+
+
+def as_box(values) -> Box | None:
+    """Four finite numbers with x2 > x1 and y2 > y1 as a box, else None."""
+    if not isinstance(values, (list, tuple)) or len(values) != 4:
+        return None
+    try:
+        box = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        return None
+    if not all(math.isfinite(v) for v in box) or box[2] <= box[0] or box[3] <= box[1]:
+        return None
+    return box
+
+
+def xywh_to_xyxy(box) -> Box:
+    """COCO's [x, y, width, height] as [x1, y1, x2, y2]."""
+    x, y, w, h = (float(v) for v in box)
+    return (x, y, x + w, y + h)
+
+
+def box_iou(a: Box, b: Box) -> float:
+    """Intersection over union of two xyxy boxes (0 when they do not overlap)."""
+    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = width * height
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _boxes_in_json(value) -> list[Box]:
+    """Boxes in a parsed JSON value: a list of 4 numbers, {"bbox_2d": [...]} (or "bbox"), or lists of those."""
+    if isinstance(value, dict):
+        for key in ("bbox_2d", "bbox", "box"):
+            if key in value:
+                box = as_box(value[key])
+                return [box] if box else []
+        return []
+    if isinstance(value, list):
+        box = as_box(value) if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value) else None
+        if box:
+            return [box]
+        return [b for item in value if isinstance(item, (dict, list)) for b in _boxes_in_json(item)]
+    return []
+
+
+def parse_boxes(text) -> list[Box]:
+    """Every box a model's answer states, in order, in the answer's own coordinates (no frame conversion).
+
+    Read, in this order: the answer as JSON (inside ```json fences if any): a list of 4 numbers, an object with
+    `bbox_2d` (Qwen2.5-VL) or `bbox`, or a list of such objects; otherwise each "[x1, y1, x2, y2]" /
+    "(x1, y1, x2, y2)" / "(x1,y1),(x2,y2)" in the text. A group that is not a proper box (x2 <= x1, y2 <= y1, not 4
+    numbers) is skipped, never repaired. A list or tuple of 4 numbers passes through as one box.
+    """
+    if isinstance(text, (list, tuple)):
+        box = as_box(text)
+        return [box] if box else []
+    text = str(text)
+    fenced = _FENCE.search(text)
+    body = fenced.group(1) if fenced else text
+    try:
+        return _boxes_in_json(json.loads(body))
+    except (json.JSONDecodeError, ValueError):
+        pass
+    found = []
+    for match in sorted([*_FOUR.finditer(body), *_PAIRS.finditer(body)], key=lambda m: m.start()):
+        box = as_box(match.groups())
+        if box and box not in found:
+            found.append(box)
+    return found
+
+
+def parse_box(text) -> Box | None:
+    """The first box of `parse_boxes`, or None when the answer states none (an unparsable answer: no box)."""
+    boxes = parse_boxes(text)
+    return boxes[0] if boxes else None
+
+
+@dataclass(frozen=True)
+class BoxConvention:
+    """How one family reads and writes a box.
+
+    Args:
+        name: the `box_format` value that selects it.
+        summary: one line for errors and the README.
+        needs_processor: whether the frame depends on the processor's resize settings.
+    """
+
+    name: str
+    summary: str
+    needs_processor: bool
+
+    def frame_size(self, image_size: tuple[int, int], processor=None) -> tuple[int, int]:
+        """(width, height) of the frame the answer's coordinates are in, for an image of `image_size` (w, h)."""
+        if self.name == "smolvlm":
+            return (100, 100)
+        return qwen_input_size(image_size, processor)
+
+    def to_frame(self, box, image_size, frame) -> tuple[int, int, int, int]:
+        """A pixel box of an image of `image_size` in this convention's frame of size `frame`, rounded to integers
+        (the answer's grid)."""
+        sx, sy = frame[0] / image_size[0], frame[1] / image_size[1]
+        return (_round(box[0] * sx), _round(box[1] * sy), _round(box[2] * sx), _round(box[3] * sy))
+
+    @staticmethod
+    def from_frame(box, image_size, frame) -> Box:
+        """A box in the frame of size `frame` back in pixels of the image of `image_size`."""
+        sx, sy = image_size[0] / frame[0], image_size[1] / frame[1]
+        return (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy)
+
+    def format(self, frame_box, label: str | None = None) -> str:
+        """The answer text for a box already in the frame (`to_frame`)."""
+        coords = [int(v) for v in frame_box]
+        if self.name == "smolvlm":
+            return json.dumps(coords)
+        # json.dumps escapes the label: text of the dataset stays text inside the answer.
+        return json.dumps([{"bbox_2d": coords, "label": label or ""}], ensure_ascii=False)
+
+    def answer(self, box, image_size, processor=None, label: str | None = None) -> tuple[str, tuple[int, int]]:
+        """(answer text, frame size) for a pixel `box` of an image of `image_size`."""
+        frame = self.frame_size(image_size, processor)
+        return self.format(self.to_frame(box, image_size, frame), label), frame
+
+    def read(self, text, image_size, frame) -> Box | None:
+        """The first box of a model's answer, back in pixels of the image; None if it states none."""
+        box = parse_box(text)
+        return None if box is None else self.from_frame(box, image_size, frame)
+
+
+CONVENTIONS: dict[str, BoxConvention] = {
+    c.name: c
+    for c in (
+        BoxConvention(
+            "qwen2.5-vl",
+            'JSON [{"bbox_2d": [x1, y1, x2, y2], "label": ...}] in integer pixels of the resized input image',
+            needs_processor=True,
+        ),
+        BoxConvention("smolvlm", "[x1, y1, x2, y2] as integers on a 0-100 grid of the image's sides", False),
+    )
+}
+
+
+def get_convention(name: str) -> BoxConvention:
+    """The convention called `name`; an unknown name is refused, listing the known ones."""
+    if name not in CONVENTIONS:
+        known = "; ".join(f"{c.name}: {c.summary}" for c in CONVENTIONS.values())
+        raise ValueError(f"Unknown box_format {name!r}; known box conventions: {known}.")
+    return CONVENTIONS[name]
+
+
+def qwen_input_size(image_size: tuple[int, int], processor) -> tuple[int, int]:
+    """(width, height) of the image Qwen2-VL / Qwen2.5-VL's processor feeds the model for an image of `image_size`:
+    transformers' `smart_resize` with the processor's factor (patch_size x merge_size) and pixel bounds."""
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+
+    ip = getattr(processor, "image_processor", None)
+    size = getattr(ip, "size", None)
+    if ip is None or size is None or not hasattr(ip, "merge_size") or size.get("shortest_edge") is None:
+        raise ValueError(
+            "box_format qwen2.5-vl writes boxes in pixels of the image as the Qwen2-VL / Qwen2.5-VL processor resizes "
+            f"it, but the processor is {type(processor).__name__}: use box_format smolvlm (normalised) for this model."
+        )
+    width, height = image_size
+    h, w = smart_resize(
+        height,
+        width,
+        factor=ip.patch_size * ip.merge_size,
+        min_pixels=size["shortest_edge"],
+        max_pixels=size["longest_edge"],
+    )
+    return (w, h)
