@@ -7,8 +7,9 @@ directory as our training recipes write it (adapter + processor), turning each k
 `messages` rows, prompts from a template filled with each row's fields (e.g. a product's name and category), a
 chat file, evenly sampled video frames (PyAV), and errors that name the missing file or field and the fix.
 
-Videos go in as a sequence of frames passed as images, for both families: it is one code path, and SmolVLM (v1)
-has no video input. Qwen2-VL could take the frames natively as a video (temporal patches); we do not use that here.
+Videos go in, by default, as a sequence of frames passed as images (every family, SmolVLM v1 and LLaVA-1.5 included);
+`native_video` passes them as one video instead (Qwen2-VL's temporal patches, SmolVLM2's timestamped frames), sampled
+by `vlm_recipes.data.video` exactly as training samples them.
 """
 
 from __future__ import annotations
