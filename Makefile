@@ -28,11 +28,15 @@ setup: $(VENV)/.installed ## create .venv and install the package with its dev t
 demo: setup ## the main job: offline SFT LoRA on a tiny SmolVLM, accuracy before/after
 	$(ACCELERATE_BIN) launch --config_file accelerate_configs/cpu.yaml recipes/sft.py $(ARGS)
 
+# One OpenMP thread per process unless OMP_NUM_THREADS says otherwise: the tiny models are per-call overhead, and the
+# multi-process tests start two ranks, which at two threads each oversubscribe a 2-core machine (README, Tests).
+TEST_THREADS := $(or $(OMP_NUM_THREADS),1)
+
 test: setup ## the default test suite (offline, CPU)
-	$(PY) -m pytest -q
+	OMP_NUM_THREADS=$(TEST_THREADS) $(PY) -m pytest -q --durations=15
 
 test-slow: setup ## long end-to-end runs only
-	$(PY) -m pytest -q -m slow
+	OMP_NUM_THREADS=$(TEST_THREADS) $(PY) -m pytest -q -m slow
 
 lint: setup ## ruff
 	$(VENV)/bin/ruff check vlm_recipes recipes tests benches && $(VENV)/bin/ruff format --check vlm_recipes recipes tests benches
