@@ -337,6 +337,7 @@ def test_grpo_grounding_trains_on_the_distribution_it_samples_from(tmp_path, mon
     run_recipe(
         "grpo", CONFIGS / "tiny-smolvlm" / "grpo_grounding.yaml", tmp_path / "grpo",
         "--model_name_or_path", "tiny:smolvlm", "--max_steps", "3", "--learning_rate", "1e-3", "--temperature", "0.7",
+        "--per_device_train_batch_size", "16",
         "--synthetic_train_samples", "48", "--max_eval_samples", "4", "--per_device_eval_batch_size", "4",
     )  # fmt: skip
     assert len(checked) == 3 * 16
