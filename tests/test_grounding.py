@@ -1,6 +1,7 @@
 """Grounding: box conventions convert both ways, answers parse leniently but never wrongly, the IoU metrics and the
-reward score literal boxes as computed by hand, the gallery draws the boxes where they are, and the offline defaults
-learn (SFT, then GRPO from the SFT start) on held-out scenes."""
+reward score literal boxes as computed by hand, the gallery draws the boxes where they are, the offline SFT default
+learns on held-out scenes, and GRPO's loss scores the box answers it sampled (a held-out gain from GRPO is not shown
+yet: README, Grounding)."""
 
 import copy
 import json
