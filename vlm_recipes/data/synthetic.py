@@ -349,9 +349,9 @@ def make_grounding_free_dataset(
     num_samples: int = 1000,
     seed: int = 0,
     image_size: int = 64,
-    max_shapes: int = 3,
-    min_side: float = 0.25,
-    max_side: float = 0.5,
+    max_shapes: int = 2,
+    min_side: float = 0.3,
+    max_side: float = 0.6,
 ) -> Dataset:
     """Like make_grounding_dataset, but with continuous boxes: each shape a random side in [`min_side`, `max_side`] of
     the image's side, placed anywhere without overlapping the others (not on a grid), so an answer can be roughly
