@@ -205,6 +205,24 @@ def test_synthetic_grounding_rows_are_deterministic_and_boxes_are_where_the_circ
     assert train["box_frame"][0] == [112, 112] and json.loads(train["answer"][0])[0]["label"] == "red circle"
 
 
+def test_grounding_free_boxes_are_continuous_deterministic_and_where_the_circle_is():
+    from vlm_recipes.data.loading import load_splits
+
+    train, test = load_splits(grounding_args(synthetic_task="grounding_free", synthetic_train_samples=40))
+    again, _ = load_splits(grounding_args(synthetic_task="grounding_free", synthetic_train_samples=40))
+    assert train["answer"] == again["answer"] and train["answer"][:4] != test["answer"]
+    sides, corners = set(), set()
+    for row in train:
+        x1, y1, x2, y2 = (int(v) for v in row["bbox"])
+        image = row["images"][0].convert("RGB")
+        assert image.getpixel(((x1 + x2) // 2, (y1 + y2) // 2)) == (220, 40, 40)  # the red circle's centre
+        assert image.getpixel((x1, y1)) != (220, 40, 40)  # a circle leaves its box's corners empty
+        assert row["answer"] == SMOL.answer(row["bbox"], (64, 64))[0]
+        sides.add(x2 - x1)
+        corners.add((x1 % 16, y1 % 16))
+    assert len(sides) >= 8 and len(corners) >= 20  # not the 16 cells of `grounding`: sizes and places vary
+
+
 def test_a_bad_box_is_named_with_its_row_before_any_model_loads(tmp_path):
     from vlm_recipes.data.loading import load_splits
 

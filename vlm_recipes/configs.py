@@ -25,6 +25,7 @@ from .grounding.boxes import get_convention
 from .training.bypassed import refuse_bypassed
 from .training.rewards import get_reward_funcs
 
+GROUNDING_TASKS = ("grounding", "grounding_free")  # synthetic tasks answered with a box (box_format)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -51,8 +52,9 @@ class DataArguments:
     synthetic_task: str = field(
         default="color_shape",
         metadata={
-            "help": 'Synthetic task: color, shape, color_shape, count, position, caption, or grounding ("Where is '
-            'the red circle?" answered with a box; needs box_format); with synthetic_video: first_color (which '
+            "help": 'Synthetic task: color, shape, color_shape, count, position, caption, grounding ("Where is '
+            'the red circle?" answered with a box; needs box_format; shapes on a 4x4 grid) or grounding_free (the '
+            "same with boxes of any size and place); with synthetic_video: first_color (which "
             "colour appears first?) or motion (which way does the shape move?), and their *_middle_frame baselines "
             "(the middle frame alone, as an image)."
         },
@@ -203,7 +205,7 @@ class DataArguments:
     def _check_grounding(self) -> None:
         """Grounding settings that would be ignored, or contradict each other, are refused here."""
         if self.box_format is None:
-            if self.synthetic_task == "grounding" and self.dataset_name == "synthetic":
+            if self.synthetic_task in GROUNDING_TASKS and self.dataset_name == "synthetic":
                 raise ValueError(
                     "synthetic_task grounding answers with boxes: set box_format (qwen2.5-vl or smolvlm)."
                 )
@@ -219,7 +221,7 @@ class DataArguments:
         get_convention(self.box_format)  # an unknown convention fails here, before any model is loaded
         if self.bbox_layout not in ("xyxy", "xywh"):
             raise ValueError(f"bbox_layout must be 'xyxy' or 'xywh' (COCO), got {self.bbox_layout!r}.")
-        if self.dataset_name == "synthetic" and self.synthetic_task != "grounding":
+        if self.dataset_name == "synthetic" and self.synthetic_task not in GROUNDING_TASKS:
             raise ValueError(
                 f"box_format is set but synthetic_task is {self.synthetic_task!r}: use synthetic_task grounding."
             )

@@ -356,8 +356,10 @@ def _grounding_splits(args: DataArguments, seed: int, processor) -> tuple[Datase
 
     if args.dataset_name == "synthetic":
         size = args.synthetic_image_size
-        train = synthetic.make_grounding_dataset(args.synthetic_train_samples, SYNTHETIC_TRAIN_SEED, size)
-        test = synthetic.make_grounding_dataset(args.max_eval_samples, SYNTHETIC_EVAL_SEED, size)
+        make = synthetic.make_grounding_free_dataset if args.synthetic_task == "grounding_free" else None
+        make = make or synthetic.make_grounding_dataset
+        train = make(args.synthetic_train_samples, SYNTHETIC_TRAIN_SEED, size)
+        test = make(args.max_eval_samples, SYNTHETIC_EVAL_SEED, size)
     else:
         train, test = _user_splits(args, seed)
     splits = []

@@ -343,3 +343,44 @@ def make_grounding_dataset(
         {"images": List(Image()), "query": Value("string"), "bbox": List(Value("float32")), "task": Value("string")}
     )
     return Dataset.from_list(rows, features=features)
+
+
+def make_grounding_free_dataset(
+    num_samples: int = 1000,
+    seed: int = 0,
+    image_size: int = 64,
+    max_shapes: int = 2,
+    min_side: float = 0.3,
+    max_side: float = 0.6,
+) -> Dataset:
+    """Like make_grounding_dataset, but with continuous boxes: each shape a random side in [`min_side`, `max_side`] of
+    the image's side, placed anywhere without overlapping the others (not on a grid), so an answer can be roughly
+    right (IoU@0.5) yet imprecise (mean IoU < 1): the setting in which a dense `iou` reward has something to tighten.
+    Same columns as make_grounding_dataset; deterministic by seed."""
+    rng = random.Random(f"grounding-free-{seed}")
+    lo, hi = max(4, round(min_side * image_size)), max(4, round(max_side * image_size))
+    others = [(c, s) for c in COLORS for s in SHAPES if (c, s) != GROUNDING_TARGET]
+    rows = []
+    for _ in range(num_samples):
+        grey = rng.randint(110, 150)
+        image = PILImage.new("RGB", (image_size, image_size), (grey, grey, grey))
+        draw = ImageDraw.Draw(image)
+        placed: list[tuple[int, int, int, int]] = []
+        for i in range(rng.randint(1, max_shapes)):
+            for _attempt in range(50):
+                side = rng.randint(lo, hi)
+                x0, y0 = rng.randint(0, image_size - side), rng.randint(0, image_size - side)
+                box = (x0, y0, x0 + side, y0 + side)
+                if all(box[2] <= b[0] or b[2] <= box[0] or box[3] <= b[1] or b[3] <= box[1] for b in placed):
+                    break
+            else:
+                continue  # no room left: fewer shapes (never the target, which is placed first)
+            placed.append(box)
+            color, shape = GROUNDING_TARGET if i == 0 else rng.choice(others)
+            _draw_shape(draw, shape, (x0, y0, x0 + side - 1, y0 + side - 1), COLORS[color])  # PIL: inclusive
+        rows.append({"images": [image], "query": " ".join(GROUNDING_TARGET), "bbox": [float(v) for v in placed[0]],
+                     "task": "grounding"})  # fmt: skip
+    features = Features(
+        {"images": List(Image()), "query": Value("string"), "bbox": List(Value("float32")), "task": Value("string")}
+    )
+    return Dataset.from_list(rows, features=features)
