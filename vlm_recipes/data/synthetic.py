@@ -57,6 +57,13 @@ QUESTIONS = {
 }
 
 
+def _grey_canvas(rng: random.Random, size: int):
+    """A `size` x `size` image of a random mid grey (one draw from `rng`) and a drawing context on it."""
+    grey = rng.randint(110, 150)
+    image = PILImage.new("RGB", (size, size), (grey, grey, grey))
+    return image, ImageDraw.Draw(image)
+
+
 def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, box: tuple[int, int, int, int], rgb) -> None:
     x0, y0, x1, y1 = box
     if shape == "circle":
@@ -69,9 +76,7 @@ def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, box: tuple[int, int, int,
 
 def render_scene(rng: random.Random, size: int, shapes: list[tuple[str, str]], region: str | None = None):
     """Draw `shapes` ([(color, shape), ...]) without overlap; `region` confines a single shape to a side."""
-    grey = rng.randint(110, 150)
-    image = PILImage.new("RGB", (size, size), (grey, grey, grey))
-    draw = ImageDraw.Draw(image)
+    image, draw = _grey_canvas(rng, size)
     placed: list[tuple[int, int, int, int]] = []
     for color, shape in shapes:
         for _ in range(200):
@@ -265,9 +270,7 @@ def make_classification_dataset(num_samples: int = 500, seed: int = 0, image_siz
 
 def _render_left_right(rng: random.Random, size: int, left: tuple[str, str], right: tuple[str, str]):
     """Two shapes, `left` in the left half and `right` in the right half of the image."""
-    grey = rng.randint(110, 150)
-    image = PILImage.new("RGB", (size, size), (grey, grey, grey))
-    draw = ImageDraw.Draw(image)
+    image, draw = _grey_canvas(rng, size)
     for (color, shape), (lo, hi) in ((left, (1, size // 2 - 2)), (right, (size // 2 + 2, size - 1))):
         side = rng.randint(size // 5, size // 3)
         x, y = rng.randint(lo, hi - side), rng.randint(1, size - side - 1)
@@ -309,6 +312,11 @@ def make_binding_dataset(num_samples: int = 200, seed: int = 0, image_size: int 
 GROUNDING_TARGET = ("red", "circle")
 
 
+def _grounding_others() -> list[tuple[str, str]]:
+    """Every colour/shape pair but the grounding target: the distractors of the grounding scenes."""
+    return [(c, s) for c in COLORS for s in SHAPES if (c, s) != GROUNDING_TARGET]
+
+
 def make_grounding_dataset(
     num_samples: int = 1000, seed: int = 0, image_size: int = 64, grid: int = 4, max_shapes: int = 3
 ) -> Dataset:
@@ -323,12 +331,10 @@ def make_grounding_dataset(
     rng = random.Random(f"grounding-{seed}")
     cell = image_size // grid
     margin = max(1, cell // 8)
-    others = [(c, s) for c in COLORS for s in SHAPES if (c, s) != GROUNDING_TARGET]
+    others = _grounding_others()
     rows = []
     for _ in range(num_samples):
-        grey = rng.randint(110, 150)
-        image = PILImage.new("RGB", (image_size, image_size), (grey, grey, grey))
-        draw = ImageDraw.Draw(image)
+        image, draw = _grey_canvas(rng, image_size)
         cells = rng.sample(range(grid * grid), rng.randint(1, min(max_shapes, grid * grid)))
         target_box = None
         for i, index in enumerate(cells):
@@ -359,12 +365,10 @@ def make_grounding_free_dataset(
     Same columns as make_grounding_dataset; deterministic by seed."""
     rng = random.Random(f"grounding-free-{seed}")
     lo, hi = max(4, round(min_side * image_size)), max(4, round(max_side * image_size))
-    others = [(c, s) for c in COLORS for s in SHAPES if (c, s) != GROUNDING_TARGET]
+    others = _grounding_others()
     rows = []
     for _ in range(num_samples):
-        grey = rng.randint(110, 150)
-        image = PILImage.new("RGB", (image_size, image_size), (grey, grey, grey))
-        draw = ImageDraw.Draw(image)
+        image, draw = _grey_canvas(rng, image_size)
         placed: list[tuple[int, int, int, int]] = []
         for i in range(rng.randint(1, max_shapes)):
             for _attempt in range(50):

@@ -180,17 +180,9 @@ def set_video_settings(processor, min_pixels: int | None = None, max_pixels: int
             f"video_min_pixels / video_max_pixels are Qwen2-VL settings; {type(vp).__name__} sizes frames like its "
             "images (SmolVLM: one tile of max_image_size per frame): remove them."
         )
-    size = dict(vp.size)
-    if min_pixels is not None:
-        size["shortest_edge"] = min_pixels
-    if max_pixels is not None:
-        size["longest_edge"] = max_pixels
-    if size["shortest_edge"] > size["longest_edge"]:
-        raise ValueError(f"video_min_pixels ({size['shortest_edge']}) > video_max_pixels ({size['longest_edge']}).")
-    for attr, key in (("min_pixels", "shortest_edge"), ("max_pixels", "longest_edge")):
-        if hasattr(vp, attr):  # older processors keep them as attributes too
-            setattr(vp, attr, size[key])
-    vp.size = size
+    from ..models.families import set_pixel_bounds
+
+    set_pixel_bounds(vp, min_pixels, max_pixels, prefix="video_")
 
 
 def videos_of(conversation: list[dict]) -> list[Video]:

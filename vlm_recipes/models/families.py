@@ -82,19 +82,27 @@ class Family:
         return sorted(ids)
 
 
-def _qwen2_vl_resolution(processor, min_pixels: int | None = None, max_pixels: int | None = None) -> None:
-    ip = processor.image_processor
-    size = dict(ip.size)
+def set_pixel_bounds(part, min_pixels: int | None, max_pixels: int | None, prefix: str = "") -> None:
+    """Qwen2-VL's pixel bounds on an image or video processor (`part`), in place (None: unchanged): they live in
+    `size` (shortest_edge / longest_edge) and, in older processors, in attributes as well. `prefix` names the YAML
+    fields in the error (`video_` for the video processor)."""
+    size = dict(part.size)
     if min_pixels is not None:
         size["shortest_edge"] = min_pixels
     if max_pixels is not None:
         size["longest_edge"] = max_pixels
     if size["shortest_edge"] > size["longest_edge"]:
-        raise ValueError(f"min_pixels ({size['shortest_edge']}) is larger than max_pixels ({size['longest_edge']}).")
-    ip.size = size
+        raise ValueError(
+            f"{prefix}min_pixels ({size['shortest_edge']}) is larger than {prefix}max_pixels ({size['longest_edge']})."
+        )
+    part.size = size
     for attr, key in (("min_pixels", "shortest_edge"), ("max_pixels", "longest_edge")):
-        if hasattr(ip, attr):
-            setattr(ip, attr, size[key])
+        if hasattr(part, attr):
+            setattr(part, attr, size[key])
+
+
+def _qwen2_vl_resolution(processor, min_pixels: int | None = None, max_pixels: int | None = None) -> None:
+    set_pixel_bounds(processor.image_processor, min_pixels, max_pixels)
 
 
 def _smolvlm_resolution(processor, longest_edge: int | None = None, image_splitting: bool | None = None) -> None:
