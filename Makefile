@@ -12,7 +12,7 @@ LAUNCH_ARGS ?=
 
 RECIPES := sft dpo mpo grpo clip_train vit_baseline blip_train
 
-.PHONY: setup demo test test-slow lint format train push merge clip_zero_shot blip_zero_shot tiny-models bench clean help preflight $(RECIPES)
+.PHONY: setup demo test test-slow lint format train push merge grounding clip_zero_shot blip_zero_shot tiny-models bench clean help preflight $(RECIPES)
 
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -51,6 +51,15 @@ train: setup ## any recipe: make train RECIPE=sft CONFIG=... ACCELERATE=zero2 LA
 $(RECIPES): setup ## one recipe, offline default unless CONFIG=...: make dpo, make grpo CONFIG=recipes/configs/tiny-qwen2-vl/grpo.yaml
 	$(ACCELERATE_BIN) launch --config_file accelerate_configs/$(ACCELERATE).yaml $(LAUNCH_ARGS) recipes/$@.py \
 		$(if $(CONFIG),--config $(CONFIG)) $(ARGS)
+
+GROUNDING_START := outputs/sft_grounding_start-tiny-smolvlm
+
+grounding: setup ## offline grounding chain: a short SFT start (450 steps), merged, then GRPO with the iou reward
+	$(ACCELERATE_BIN) launch --config_file accelerate_configs/cpu.yaml recipes/sft.py \
+		--config recipes/configs/tiny-smolvlm/sft_grounding.yaml --max_steps 450 --output_dir $(GROUNDING_START)
+	$(PY) recipes/merge_adapter.py --adapter $(GROUNDING_START)
+	$(ACCELERATE_BIN) launch --config_file accelerate_configs/cpu.yaml recipes/grpo.py \
+		--config recipes/configs/tiny-smolvlm/grpo_grounding.yaml
 
 clip_zero_shot: setup ## CLIP zero-shot tasks, offline default unless CONFIG=...; ARGS="--tasks search --search_folder <dir>"
 	$(PY) recipes/clip_zero_shot.py $(if $(CONFIG),--config $(CONFIG)) $(ARGS)

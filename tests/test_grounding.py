@@ -362,3 +362,21 @@ def test_grpo_grounding_trains_on_the_distribution_it_samples_from(tmp_path, mon
     assert len(checked) == 3 * 16
     assert max(n for n, _ in checked) > 1  # multi-token completions
     assert max(gap for _, gap in checked) < 1e-4, checked
+
+
+@pytest.mark.slow
+def test_grpo_grounding_raises_mean_iou_from_a_short_sft_start(tmp_path):
+    """The documented chain (`make grounding`): the SFT default stopped at 450 steps (held-out boxes still often in
+    the wrong cell), merged, then the shipped GRPO config with the `iou` reward raises held-out mean IoU on 500 scenes
+    drawn with another seed. Measured from three SFT starts, five runs: +0.048 to +0.315 (README, Grounding); this
+    one is the first row (+0.048). 8.5 min at one thread, so behind slow."""
+    from vlm_recipes.models.merge import MergeArguments, merge_adapter
+
+    start = tmp_path / "sft"
+    sft = run_recipe("sft", CONFIGS / "tiny-smolvlm" / "sft_grounding.yaml", start, "--max_steps", "450")
+    merged = merge_adapter(MergeArguments(adapter=str(start), output_dir=str(tmp_path / "merged")))
+    results = run_recipe("grpo", CONFIGS / "tiny-smolvlm" / "grpo_grounding.yaml", tmp_path / "grpo",
+                         "--model_name_or_path", str(merged))  # fmt: skip
+    assert results["num_eval_samples"] == 500
+    assert 0.2 <= results["mean_iou_before"] <= 0.9, (sft, results)  # a start with room to improve
+    assert results["mean_iou_after"] >= results["mean_iou_before"] + 0.02, results
