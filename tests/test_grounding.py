@@ -1,7 +1,7 @@
 """Grounding: box conventions convert both ways, answers parse leniently but never wrongly, the IoU metrics and the
 reward score literal boxes as computed by hand, the gallery draws the boxes where they are, the offline SFT default
-learns on held-out scenes, and GRPO's loss scores the box answers it sampled (a held-out gain from GRPO is not shown
-yet: README, Grounding)."""
+learns on held-out scenes, GRPO's loss scores the box answers it sampled, and GRPO with the `iou` reward raises
+held-out mean IoU from a short SFT start (README, Grounding)."""
 
 import copy
 import json
