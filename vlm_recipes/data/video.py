@@ -24,6 +24,7 @@ Qwen2-VL's `fps`/`min_frames`/`max_frames`). What this module adds, the same for
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,10 +73,12 @@ def sample_indices(total: int, source_fps: float, fps: float | None, max_frames:
     return [round(k * (total - 1) / (count - 1)) for k in range(count)]
 
 
-def _decode(path: str, fps: float | None, max_frames: int | None) -> tuple[list, float, int, list[int]]:
-    """The sampled frames of the first video stream of `path` as RGB PIL images, the stream's fps, its frame count and
-    the kept indices. The frames are counted from the demuxed packets first (no decoding), so that only the kept
-    frames are converted to RGB and held in memory: a minute of 1080p video is ~1,800 frames, 11 GB as RGB."""
+def decode_frames(path: str, pick: Callable[[int, float], list[int]]) -> tuple[list, float, int, list[int]]:
+    """The frames of the first video stream of `path` whose indices `pick(frame_count, fps)` returns, as RGB PIL
+    images in order, with the stream's fps, its frame count and the kept indices. The frames are counted from the
+    demuxed packets first (no decoding), so that only the kept frames are converted to RGB and held in memory: a
+    minute of 1080p video is ~1,800 frames, 11 GB as RGB. Used by `load_video` (the training rule, `sample_indices`)
+    and by `generate.py`'s frames-as-images input (`vlm_recipes.evaluation.inference.sample_video_frames`)."""
     import av
 
     try:
@@ -86,7 +89,7 @@ def _decode(path: str, fps: float | None, max_frames: int | None) -> tuple[list,
             rate = stream.average_rate or stream.guessed_rate or stream.base_rate
             rate = float(rate) if rate else 1.0
             total = sum(1 for packet in container.demux(stream) if packet.size)
-        keep = sample_indices(total, rate, fps, max_frames)
+        keep = pick(total, rate)
         wanted, frames = set(keep), {}
         with av.open(path) as container:  # a second pass from the start (reopened: not every format seeks)
             for index, frame in enumerate(container.decode(container.streams.video[0])):
@@ -105,13 +108,13 @@ def _decode(path: str, fps: float | None, max_frames: int | None) -> tuple[list,
     if len(frames) < len(keep):
         # The decoder gave fewer frames than packets (dropped or undecodable ones): sample again over what it gave.
         frames_all = _decode_all(path)
-        keep = sample_indices(len(frames_all), rate, fps, max_frames)
+        keep = pick(len(frames_all), rate)
         return [frames_all[i] for i in keep], rate, len(frames_all), keep
     return [frames[i] for i in keep], rate, total, keep
 
 
 def _decode_all(path: str) -> list:
-    """Every frame of `path` (the fallback of `_decode` when packets and decoded frames disagree)."""
+    """Every frame of `path` (the fallback of `decode_frames` when packets and decoded frames disagree)."""
     import av
 
     with av.open(path) as container:
@@ -140,7 +143,9 @@ def load_video(
                 "folder) or remove the row.",
                 "missing video",
             )
-        frames, source_fps, total, keep = _decode(path, fps, max_frames)
+        frames, source_fps, total, keep = decode_frames(
+            path, lambda total, rate: sample_indices(total, rate, fps, max_frames)
+        )
         return Video(frames, _metadata(total, source_fps, keep, "pyav"), path)
     elif isinstance(value, (list, tuple)) and value and all(isinstance(f, Image.Image) for f in value):
         frames, source_fps, source = [f.convert("RGB") for f in value], float(frame_list_fps), "frame list"

@@ -27,7 +27,7 @@ from PIL import Image, UnidentifiedImageError
 from ..configs import DataArguments, GenerateArguments, VLMModelConfig
 from ..data.images import to_rgb
 from ..data.loading import final_answer, load_eval_split, question_messages, reference_answer, videos_as_list_column
-from ..data.video import load_video
+from ..data.video import decode_frames, load_video
 from ..models.modeling import load_model, load_processor
 from .generation import generate_answers
 
@@ -119,39 +119,13 @@ def frame_indices(num_available: int, num_frames: int) -> list[int]:
     return [int((i + 0.5) * num_available / num_frames) for i in range(num_frames)]
 
 
-def _decode_frames(path: Path, keep: set[int]) -> tuple[list[Image.Image], int]:
-    """The frames whose index is in `keep`, as RGB images in order, and the number of frames decoded."""
-    import av
-
-    frames, count = [], 0
-    with av.open(str(path)) as container:
-        for count, frame in enumerate(container.decode(video=0), start=1):
-            if count - 1 in keep:
-                frames.append(frame.to_image().convert("RGB"))
-    return frames, count
-
-
 def sample_video_frames(path: str | Path, num_frames: int = 8) -> list[Image.Image]:
-    """`num_frames` RGB frames of a local video file, evenly spaced and in order (all frames if it has fewer)."""
-    import av  # PyAV: only needed for videos
-
+    """`num_frames` RGB frames of a local video file, evenly spaced (`frame_indices`) and in order (all frames if it
+    has fewer); decoded by `vlm_recipes.data.video.decode_frames`."""
     p = Path(path).expanduser()
     if not p.is_file():
         raise FileNotFoundError(f"video: file {str(path)!r} not found (looked at {p.resolve()}).")
-
-    try:
-        with av.open(str(p)) as container:
-            if not container.streams.video:
-                raise ValueError(f"video: {p} has no video stream.")
-            declared = container.streams.video[0].frames  # 0 when the container does not say
-        frames, total = _decode_frames(p, set(frame_indices(declared, num_frames))) if declared else ([], 0)
-        if not declared or total != declared:  # no or wrong frame count in the header: count, then pick again
-            total = _decode_frames(p, set())[1]
-            frames, _ = _decode_frames(p, set(frame_indices(total, num_frames)))
-    except av.error.FFmpegError as err:
-        raise ValueError(f"video: {p} cannot be decoded by FFmpeg/PyAV ({err}).") from err
-    if not frames:
-        raise ValueError(f"video: {p} has no decodable frames.")
+    frames, _, total, _ = decode_frames(str(p), lambda count, _fps: frame_indices(count, num_frames))
     if len(frames) < num_frames:
         logger.warning("video %s has %d frames, fewer than num_frames=%d: using all of them.", p, total, num_frames)
     return frames
