@@ -356,8 +356,8 @@ def _grounding_splits(args: DataArguments, seed: int, processor) -> tuple[Datase
 
     if args.dataset_name == "synthetic":
         size = args.synthetic_image_size
-        make = synthetic.make_grounding_free_dataset if args.synthetic_task == "grounding_free" else None
-        make = make or synthetic.make_grounding_dataset
+        free = args.synthetic_task == "grounding_free"
+        make = synthetic.make_grounding_free_dataset if free else synthetic.make_grounding_dataset
         train = make(args.synthetic_train_samples, SYNTHETIC_TRAIN_SEED, size)
         test = make(args.max_eval_samples, SYNTHETIC_EVAL_SEED, size)
     else:

@@ -121,18 +121,17 @@ def _decode_all(path: str) -> list:
         return [frame.to_image().convert("RGB") for frame in container.decode(container.streams.video[0])]
 
 
-def load_video(
-    value, fps: float | None = None, max_frames: int | None = None, frame_list_fps: float = 1.0, root: str = ""
-) -> Video:
+def load_video(value, fps: float | None = None, max_frames: int | None = None, frame_list_fps: float = 1.0) -> Video:
     """A row's video (a path, a `{"path": ...}` dict or a list of frames) sampled to frames (see `sample_indices`).
 
     A frame list is taken as a video at `frame_list_fps` frames per second (its timestamps); `fps` and `max_frames`
-    thin it like a decoded video. Relative paths are resolved against `root`.
+    thin it like a decoded video. Paths are used as given (`video_root` is joined to them when the dataset is loaded,
+    `vlm_recipes.data.loading.videos_as_list_column`).
     """
     if isinstance(value, dict) and value.get("path") is not None:
         value = value["path"]
     if isinstance(value, (str, os.PathLike)):
-        path = str(Path(root, value)) if root and not Path(value).is_absolute() else str(value)
+        path = str(value)
         if not Path(path).is_file() and not Path(path).suffix:  # a bare name (ActivityNet's `v_<id>`): its one file
             found = [str(Path(path).with_suffix(ext)) for ext in VIDEO_EXTENSIONS]
             found = [p for p in found if Path(p).is_file()]
