@@ -59,7 +59,7 @@ grounding: setup ## offline grounding chain: a short SFT start (450 steps), merg
 		--config recipes/configs/tiny-smolvlm/sft_grounding.yaml --max_steps 450 --output_dir $(GROUNDING_START)
 	$(PY) recipes/merge_adapter.py --adapter $(GROUNDING_START)
 	$(ACCELERATE_BIN) launch --config_file accelerate_configs/cpu.yaml recipes/grpo.py \
-		--config recipes/configs/tiny-smolvlm/grpo_grounding.yaml
+		--config recipes/configs/tiny-smolvlm/grpo_grounding.yaml --model_name_or_path $(GROUNDING_START)-merged
 
 clip_zero_shot: setup ## CLIP zero-shot tasks, offline default unless CONFIG=...; ARGS="--tasks search --search_folder <dir>"
 	$(PY) recipes/clip_zero_shot.py $(if $(CONFIG),--config $(CONFIG)) $(ARGS)
