@@ -29,7 +29,6 @@ from datasets import Dataset, Features, Image, List, Value
 from PIL import Image as PILImage
 from PIL import ImageDraw
 
-from .loading import question_messages
 from .synthetic import COLORS, SHAPES, _draw_shape
 
 DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
@@ -102,10 +101,10 @@ def write_video(frames: list, path: str | Path, fps: int = FILE_FPS, codec: str 
 
 
 def _messages(kind: str, answer: str, task: str) -> list[dict]:
-    """The task's question about one image or one video, and its answer (`question_messages`' typed parts)."""
-    return question_messages(
-        QUESTIONS[task], answer, None, num_images=int(kind == "image"), num_videos=int(kind == "video")
-    )
+    return [
+        {"role": "user", "content": [{"type": kind, "text": None}, {"type": "text", "text": QUESTIONS[task]}]},
+        {"role": "assistant", "content": [{"type": "text", "text": answer}]},
+    ]
 
 
 def make_video_dataset(
