@@ -74,7 +74,7 @@ tiny-models: setup ## build (or reuse) the cached offline tiny checkpoints
 	$(PY) -c "from vlm_recipes.tiny import resolve; print(*(resolve(f'tiny:blip{s}') for s in ('', '-itm', '-vqa')))"
 
 preflight: setup ## check a config's data against its processor: make preflight CONFIG=<yaml> [ARGS="--write_clean clean.jsonl"]
-	$(PY) -m vlm_recipes.training.preflight --config $(or $(CONFIG),recipes/configs/tiny-smolvlm/sft_lora.yaml) $(ARGS)
+	$(PY) -m vlm_recipes.launch.preflight --config $(or $(CONFIG),recipes/configs/tiny-smolvlm/sft_lora.yaml) $(ARGS)
 
 bench: setup ## collator throughput and default-run benchmarks
 	$(PY) benches/bench_collator.py

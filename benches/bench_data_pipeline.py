@@ -35,7 +35,7 @@ from trl.chat_template_utils import get_training_chat_template
 from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
 
 from vlm_recipes.data.collators import VisionChatCollator, conversation_of, rgb_images
-from vlm_recipes.data.pipeline import ImageStage, defer_images, finish_images, split_image_processing
+from vlm_recipes.data.pipeline import ImageStage, finish_images
 from vlm_recipes.models.families import family_of
 from vlm_recipes.tiny.real_size import REAL_SIZE, build_model, build_processor
 from vlm_recipes.training.throughput import flops_per_sample, gpu_samples_per_second
@@ -97,7 +97,7 @@ def bare_processor(processor):
         rows = decoded(rows)
         text = processor.apply_chat_template([conversation_of(r, i) for i, r in enumerate(rows)])
         images = [r["images"] for r in rows]
-        if family_of(processor).name == "qwen2_vl":
+        if family_of(processor).pixel_layout == "patches":  # a flat list of images, not one list per row
             images = [im for ims in images for im in ims]
         return processor(text=text, images=images, padding=True, return_tensors="pt")
 
@@ -133,7 +133,7 @@ def rounds_of(candidates: dict, batches, rounds: int) -> dict[str, float]:
 def stage_split(processor, batches, rounds: int) -> dict[str, dict[str, float]]:
     """Seconds per batch of 8 (median over rounds) of each stage, today's collator and the split pipeline."""
     plain = VisionChatCollator(processor)
-    deferred = defer_images(VisionChatCollator(processor))
+    deferred = VisionChatCollator(processor, image_processing="device")
     stage = deferred.image_stage
     ip = processor.image_processor
     as_processor = ImageStage(processor, channels_last=False)  # the processor's resize calls on its memory layout
@@ -199,12 +199,12 @@ def main():
     print(f"torch threads: {torch.get_num_threads()}; batch 8; photos {SIZES} (w x h), JPEG; {args.rounds} rounds")
     for name in args.names:
         processor = build_processor(name)
-        deferred = defer_images(VisionChatCollator(processor))
+        deferred = VisionChatCollator(processor, image_processing="device")
         candidates = {
             "bare processor (no labels)": bare_processor(processor),
             "TRL assistant_only_loss": trl_collator(processor),
             "ours (image_processing: processor)": VisionChatCollator(processor),
-            "ours (image_processing: worker)": split_image_processing(VisionChatCollator(processor), "worker"),
+            "ours (image_processing: worker)": VisionChatCollator(processor, image_processing="worker"),
             "ours, worker stage of 'device'": deferred,
         }
         rates = rounds_of(candidates, batches, args.rounds)

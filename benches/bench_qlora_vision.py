@@ -17,12 +17,12 @@ import argparse
 
 import torch
 
-from vlm_recipes.configs import VLMModelConfig
 from vlm_recipes.data import synthetic
 from vlm_recipes.data.loading import SYNTHETIC_EVAL_SEED
 from vlm_recipes.evaluation.generation import exact_match_accuracy
-from vlm_recipes.models.families import SMOLVLM, family_of
+from vlm_recipes.models.families import family_of
 from vlm_recipes.models.modeling import load_model, load_processor
+from vlm_recipes.settings import VLMModelConfig
 
 LOADINGS = {
     "float32": {"dtype": "float32"},
@@ -38,7 +38,7 @@ LOADINGS = {
 
 
 def image_features(model, processor, images) -> torch.Tensor:
-    nested = family_of(processor) is SMOLVLM  # SmolVLM's image processor takes a list of images per sample
+    nested = family_of(processor).pixel_layout == "tiles"  # SmolVLM's image processor takes a list of images per row
     inputs = processor.image_processor(images=[[im] for im in images] if nested else images, return_tensors="pt")
     dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
     inputs = {k: v.to(dtype) if v.is_floating_point() else v for k, v in inputs.items()}

@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vlm_recipes.data.chat_encoding import ChatEncoder  # noqa: E402
-from vlm_recipes.data.video import load_video, set_video_settings  # noqa: E402
+from vlm_recipes.data.video import load_video  # noqa: E402
+from vlm_recipes.models.families import set_video_resolution  # noqa: E402
 from vlm_recipes.tiny import vlm as tiny  # noqa: E402
 
 # The published video settings of the checkpoints (their preprocessor / video_preprocessor configs).
@@ -58,7 +59,7 @@ def real_processor(family: str, settings: dict):
         tokenizer=tokenizer,
         chat_template=qwen2_5_vl_chat_template,
     )
-    set_video_settings(processor, settings.get("video_min_pixels"), settings.get("video_max_pixels"))
+    set_video_resolution(processor, settings.get("video_min_pixels"), settings.get("video_max_pixels"))
     return processor
 
 

@@ -21,9 +21,10 @@ vlm_recipes/evaluation/benchmarks/tasks/ (dataset, split, columns, prompt, metri
 import logging
 from pathlib import Path
 
-from vlm_recipes.configs import BenchmarkArguments, VLMModelConfig, parse
 from vlm_recipes.evaluation.benchmarks.runner import run_benchmarks
+from vlm_recipes.launch import parse
 from vlm_recipes.processes import ends_process_group
+from vlm_recipes.settings import BenchmarkArguments, VLMModelConfig
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "tiny-smolvlm" / "benchmark.yaml"
 PARSER_TYPES = (BenchmarkArguments, VLMModelConfig)

@@ -18,10 +18,10 @@ eval_predictions.jsonl, gallery.html, the adapter or the model (safetensors), th
 import logging
 from pathlib import Path
 
-from vlm_recipes.captioning.arguments import BlipDataArguments, BlipModelArguments, BlipTrainingArguments
 from vlm_recipes.captioning.run import run_blip_training
-from vlm_recipes.configs import parse
+from vlm_recipes.launch import parse
 from vlm_recipes.processes import ends_process_group
+from vlm_recipes.settings.blip import BlipDataArguments, BlipModelArguments, BlipTrainingArguments
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "tiny-blip" / "caption_full.yaml"
 PARSER_TYPES = (BlipDataArguments, BlipModelArguments, BlipTrainingArguments)

@@ -19,10 +19,10 @@ re-ranking), predictions.jsonl and gallery.html.
 import logging
 from pathlib import Path
 
-from vlm_recipes.captioning.arguments import BlipDataArguments, BlipModelArguments, BlipZeroShotArguments
 from vlm_recipes.captioning.run import run_blip_zero_shot
-from vlm_recipes.configs import parse
+from vlm_recipes.launch import parse
 from vlm_recipes.processes import ends_process_group
+from vlm_recipes.settings.blip import BlipDataArguments, BlipModelArguments, BlipZeroShotArguments
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "tiny-blip" / "caption_zero_shot.yaml"
 PARSER_TYPES = (BlipDataArguments, BlipModelArguments, BlipZeroShotArguments)

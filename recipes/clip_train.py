@@ -22,7 +22,7 @@ from vlm_recipes.baselines.clip import (
     run_contrastive_training,
 )
 from vlm_recipes.baselines.image_data import ImageDataArguments
-from vlm_recipes.configs import parse
+from vlm_recipes.launch import parse
 from vlm_recipes.processes import ends_process_group
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "tiny-clip" / "clip_train.yaml"

@@ -14,9 +14,9 @@ Writes <output_dir>/eval_results.json with held-out preference accuracy (chosen 
 generation exact match, before and after, plus the adapter and the processor.
 """
 
-from vlm_recipes.training.run import recipe_script
+from vlm_recipes.launch import training_recipe
 
-METHOD, PARSER_TYPES, DEFAULT_CONFIG, main = recipe_script("dpo", "tiny-smolvlm/dpo.yaml")
+METHOD, PARSER_TYPES, DEFAULT_CONFIG, main = training_recipe("dpo", "tiny-smolvlm/dpo.yaml")
 
 if __name__ == "__main__":
     main()

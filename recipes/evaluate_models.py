@@ -24,9 +24,10 @@ this folder, and the metrics are `evaluate` modules.)
 import logging
 from pathlib import Path
 
-from vlm_recipes.configs import DataArguments, EvaluateArguments, VLMModelConfig, parse
 from vlm_recipes.evaluation.compare import run_evaluate
+from vlm_recipes.launch import parse
 from vlm_recipes.processes import ends_process_group
+from vlm_recipes.settings import DataArguments, EvaluateArguments, VLMModelConfig
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "tiny-smolvlm" / "evaluate.yaml"
 PARSER_TYPES = (DataArguments, EvaluateArguments, VLMModelConfig)

@@ -21,9 +21,10 @@ Writes one JSON line per prompt (id, prompt, prediction, reference if known) to 
 import logging
 from pathlib import Path
 
-from vlm_recipes.configs import DataArguments, GenerateArguments, VLMModelConfig, parse
 from vlm_recipes.evaluation.inference import run_generate
+from vlm_recipes.launch import parse
 from vlm_recipes.processes import ends_process_group
+from vlm_recipes.settings import DataArguments, GenerateArguments, VLMModelConfig
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "tiny-smolvlm" / "generate.yaml"
 PARSER_TYPES = (DataArguments, GenerateArguments, VLMModelConfig)

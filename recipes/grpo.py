@@ -15,9 +15,9 @@ A real model:
 Writes <output_dir>/eval_results.json with held-out reward and exact-match accuracy before and after.
 """
 
-from vlm_recipes.training.run import recipe_script
+from vlm_recipes.launch import training_recipe
 
-METHOD, PARSER_TYPES, DEFAULT_CONFIG, main = recipe_script("grpo", "tiny-smolvlm/grpo.yaml")
+METHOD, PARSER_TYPES, DEFAULT_CONFIG, main = training_recipe("grpo", "tiny-smolvlm/grpo.yaml")
 
 if __name__ == "__main__":
     main()

@@ -8,9 +8,9 @@ record of the method registry (vlm_recipes.training.methods) that shares DPO's t
         --config recipes/configs/qwen2.5-vl-3b-instruct/mpo.yaml
 """
 
-from vlm_recipes.training.run import recipe_script
+from vlm_recipes.launch import training_recipe
 
-METHOD, PARSER_TYPES, DEFAULT_CONFIG, main = recipe_script("mpo", "tiny-smolvlm/mpo.yaml")
+METHOD, PARSER_TYPES, DEFAULT_CONFIG, main = training_recipe("mpo", "tiny-smolvlm/mpo.yaml")
 
 if __name__ == "__main__":
     main()

@@ -17,9 +17,9 @@ Writes <output_dir>/eval_results.json (held-out accuracy before/after, plus the 
 (or the model), the processor, a model card and TensorBoard logs.
 """
 
-from vlm_recipes.training.run import recipe_script
+from vlm_recipes.launch import training_recipe
 
-METHOD, PARSER_TYPES, DEFAULT_CONFIG, main = recipe_script("sft", "tiny-smolvlm/sft_lora.yaml")
+METHOD, PARSER_TYPES, DEFAULT_CONFIG, main = training_recipe("sft", "tiny-smolvlm/sft_lora.yaml")
 
 if __name__ == "__main__":
     main()

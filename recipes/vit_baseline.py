@@ -20,7 +20,7 @@ from pathlib import Path
 
 from vlm_recipes.baselines.image_data import ImageDataArguments
 from vlm_recipes.baselines.vit import ViTModelArguments, ViTTrainingArguments, run_vit
-from vlm_recipes.configs import parse
+from vlm_recipes.launch import parse
 from vlm_recipes.processes import ends_process_group
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "tiny-vit" / "vit_digits.yaml"

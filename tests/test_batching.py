@@ -8,12 +8,13 @@ import torch
 from datasets import Dataset
 from PIL import Image
 
-from vlm_recipes.configs import REPO_ROOT
 from vlm_recipes.data.length_mix import mix_dataset
 from vlm_recipes.data.packing import PackedRows, PaddingFreeCollator
+from vlm_recipes.launch import load_config
+from vlm_recipes.paths import REPO_ROOT
 from vlm_recipes.training import batching, lengths, preflight
 from vlm_recipes.training.methods import get_method
-from vlm_recipes.training.run import Run, build_trainer, load_config, load_model_for_training
+from vlm_recipes.training.run import Run, build_trainer, load_model_for_training
 
 TINY_QWEN = REPO_ROOT / "recipes/configs/tiny-qwen2-vl/sft_lora.yaml"
 

@@ -7,13 +7,13 @@ import pytest
 import yaml
 from test_configs import parse_config, recipe_module, run_recipe
 
-from vlm_recipes.configs import REPO_ROOT
 from vlm_recipes.evaluation.benchmarks import runner
 from vlm_recipes.evaluation.benchmarks.report import STANDIN_NOTE, result_paths
 from vlm_recipes.evaluation.benchmarks.runner import dataset_root
 from vlm_recipes.evaluation.benchmarks.samples import prepare
 from vlm_recipes.evaluation.benchmarks.scorers import SCORERS, score_answers, summarize
 from vlm_recipes.evaluation.benchmarks.tasks import load_task, shipped_tasks
+from vlm_recipes.paths import REPO_ROOT
 
 QUICK = ["--other_models", "", "--limit", "2", "--max_new_tokens", "4"]
 

@@ -10,11 +10,11 @@ import torch
 from tests.test_configs import recipe_module
 from vlm_recipes.baselines.zero_shot import recall_at_k
 from vlm_recipes.captioning import synthetic
-from vlm_recipes.captioning.arguments import BlipModelArguments
 from vlm_recipes.captioning.generation import answer_questions, generate_captions
 from vlm_recipes.captioning.modeling import load_blip
 from vlm_recipes.captioning.retrieval import rerank
-from vlm_recipes.configs import REPO_ROOT
+from vlm_recipes.paths import REPO_ROOT
+from vlm_recipes.settings.blip import BlipModelArguments
 
 TINY = REPO_ROOT / "recipes/configs/tiny-blip"
 

@@ -238,8 +238,8 @@ def test_grpo_prompts_with_control_strings_generate_and_score(model_name, red_im
     from transformers import AutoModelForImageTextToText
 
     from vlm_recipes import tiny
-    from vlm_recipes.configs import GRPOConfig, VLMModelConfig
     from vlm_recipes.models.modeling import load_processor
+    from vlm_recipes.settings import GRPOConfig, VLMModelConfig
     from vlm_recipes.training.rewards import get_reward_funcs
     from vlm_recipes.training.trainers import VLMGRPOTrainer
 
@@ -283,9 +283,9 @@ def test_control_strings_in_questions_still_evaluate():
     from transformers import AutoModelForImageTextToText
 
     from vlm_recipes import tiny
-    from vlm_recipes.configs import VLMModelConfig
     from vlm_recipes.evaluation.generation import held_out_metrics
     from vlm_recipes.models.modeling import load_processor
+    from vlm_recipes.settings import VLMModelConfig
 
     processor = load_processor(VLMModelConfig(model_name_or_path="tiny:smolvlm-sft"))
     model = AutoModelForImageTextToText.from_pretrained(tiny.resolve("tiny:smolvlm-sft"))

@@ -6,8 +6,8 @@ import pytest
 from PIL import Image
 
 from tests.test_configs import recipe_module, run_recipe
-from vlm_recipes.configs import REPO_ROOT
 from vlm_recipes.data import synthetic
+from vlm_recipes.paths import REPO_ROOT
 
 ZERO_SHOT = REPO_ROOT / "recipes/configs/tiny-clip/clip_zero_shot.yaml"
 

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vlm_recipes.configs import REPO_ROOT, parse
+from vlm_recipes.launch import parse
+from vlm_recipes.paths import REPO_ROOT
 from vlm_recipes.training.methods import METHODS
 
 CONFIGS = sorted((REPO_ROOT / "recipes" / "configs").rglob("*.yaml"))
@@ -210,7 +211,7 @@ def audited_cases():
         for config in TINY.values():
             method = recipe_of(config)
             config_class = recipe_module(method).METHOD.config_class
-            if name in {f.name for f in fields(config_class)} and (entry.methods is None or method in entry.methods):
+            if name in {f.name for f in fields(config_class)} and name in recipe_module(method).METHOD.refuses:
                 yield pytest.param(name, entry, config, id=f"{name}-{method}")
 
 
@@ -259,7 +260,8 @@ def test_audited_fields_are_refused_on_the_command_line_and_honoured_values_acce
 
 
 def test_training_arguments_built_in_python_are_checked_too(tmp_path):
-    from vlm_recipes.training.run import load_config, run
+    from vlm_recipes.launch import load_config
+    from vlm_recipes.training.run import run
 
     data_args, training_args, model_args = load_config("sft", TINY["sft_lora"], output_dir=str(tmp_path / "out"))
     training_args.train_sampling_strategy = "batch_rebalance"

@@ -5,10 +5,10 @@ import json
 import pytest
 from PIL import Image
 
-from vlm_recipes.configs import DataArguments
 from vlm_recipes.data import synthetic
 from vlm_recipes.data.collators import VisionChatCollator
 from vlm_recipes.data.loading import final_answer, load_splits
+from vlm_recipes.settings import DataArguments
 
 
 def pixels(image):

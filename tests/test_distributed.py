@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from vlm_recipes.configs import REPO_ROOT
+from vlm_recipes.paths import REPO_ROOT
 
 CONFIGS = sorted((REPO_ROOT / "accelerate_configs").glob("*.yaml"))
 

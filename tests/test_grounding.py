@@ -9,10 +9,10 @@ import json
 import pytest
 from PIL import Image
 
-from vlm_recipes.configs import DataArguments
 from vlm_recipes.evaluation.metrics import score
 from vlm_recipes.grounding.boxes import box_iou, get_convention, parse_box, parse_boxes, qwen_input_size
 from vlm_recipes.models.families import set_image_resolution
+from vlm_recipes.settings import DataArguments
 from vlm_recipes.training.rewards import iou_reward
 
 SMOL, QWEN = get_convention("smolvlm"), get_convention("qwen2.5-vl")
@@ -275,7 +275,7 @@ def test_the_gallery_draws_predicted_and_reference_boxes_where_they_are(tmp_path
 
 from test_configs import run_recipe  # noqa: E402
 
-from vlm_recipes.configs import REPO_ROOT  # noqa: E402
+from vlm_recipes.settings import REPO_ROOT  # noqa: E402
 
 CONFIGS = REPO_ROOT / "recipes" / "configs"
 

@@ -6,7 +6,7 @@ import pytest
 from safetensors.torch import load_file
 from test_configs import parse_config, run_recipe
 
-from vlm_recipes.configs import REPO_ROOT
+from vlm_recipes.paths import REPO_ROOT
 
 CONFIG = REPO_ROOT / "recipes" / "configs" / "tiny-smolvlm" / "grpo.yaml"
 

@@ -11,7 +11,7 @@ import yaml
 from tests.hub_server import FakeHub
 from tests.test_configs import run_recipe
 from vlm_recipes import hub
-from vlm_recipes.configs import REPO_ROOT
+from vlm_recipes.paths import REPO_ROOT
 
 SFT = REPO_ROOT / "recipes/configs/tiny-smolvlm/sft_lora.yaml"
 

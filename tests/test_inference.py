@@ -7,10 +7,11 @@ import torch
 from PIL import Image
 from test_configs import PRETRAINED_IN_DEFAULT_RUN, recipe_module, run_recipe, tiny_family
 
-from vlm_recipes.configs import REPO_ROOT, DataArguments, GenerateArguments, VLMModelConfig
 from vlm_recipes.data import synthetic
 from vlm_recipes.evaluation.generation import generate_answers
 from vlm_recipes.evaluation.inference import frame_indices, load_for_inference, sample_video_frames
+from vlm_recipes.paths import REPO_ROOT
+from vlm_recipes.settings import DataArguments, GenerateArguments, VLMModelConfig
 
 # Distinct solid colours, far apart so that lossy video coding cannot confuse them.
 PALETTE = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (255, 0, 255), (0, 255, 255), (255, 255, 255)]
@@ -214,7 +215,7 @@ def test_real_inference_config_runs_its_code_path_on_the_tiny_model(tmp_path, pa
     """
     import yaml
 
-    from vlm_recipes.configs import parse
+    from vlm_recipes.launch import parse
 
     config = yaml.safe_load(path.read_text())
     family = tiny_family(config)

@@ -172,8 +172,8 @@ def test_next_max_image_tiles_keeps_the_grids_of_at_most_that_many_tiles(red_ima
 def test_onevision_model_is_loaded_with_the_processors_grid(red_image):
     """The model lays out image features by its own image_grid_pinpoints: loaded with the processor's (after
     max_image_tiles) it runs; with the checkpoint's, the same batch does not."""
-    from vlm_recipes.configs import VLMModelConfig
     from vlm_recipes.models.modeling import load_model, load_processor
+    from vlm_recipes.settings import VLMModelConfig
 
     args = VLMModelConfig(model_name_or_path="tiny:llava_onevision-random", max_image_tiles=2)
     processor = load_processor(args)

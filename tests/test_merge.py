@@ -7,11 +7,11 @@ import torch
 from safetensors.torch import load_file
 
 from tests.test_configs import run_recipe
-from vlm_recipes.configs import REPO_ROOT
 from vlm_recipes.data import synthetic
 from vlm_recipes.data.collators import VisionChatCollator
 from vlm_recipes.models.families import family_of
 from vlm_recipes.models.merge import MergeArguments, load_adapter_model, merge_adapter
+from vlm_recipes.paths import REPO_ROOT
 
 CONFIGS = {
     "smolvlm": REPO_ROOT / "recipes/configs/tiny-smolvlm/sft_lora.yaml",

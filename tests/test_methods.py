@@ -11,10 +11,10 @@ import torch
 from test_configs import CONFIGS, RECIPES, TRAINING_RECIPES, recipe_module, recipe_of, run_recipe
 
 import vlm_recipes
-from vlm_recipes.configs import REPO_ROOT
 from vlm_recipes.models.families import family_of
 from vlm_recipes.outputs import RESULTS_FILE, run_directory
-from vlm_recipes.training.checkpoints import mark_complete
+from vlm_recipes.outputs.checkpoints import mark_complete
+from vlm_recipes.paths import REPO_ROOT
 from vlm_recipes.training.methods import METHODS, Method, get_method
 
 PACKAGE = REPO_ROOT / "vlm_recipes"

@@ -5,11 +5,11 @@ import torch
 from peft import get_peft_model
 from transformers import AutoModelForImageTextToText
 
-from vlm_recipes.configs import SFTConfig, VLMModelConfig
 from vlm_recipes.data import synthetic
 from vlm_recipes.data.collators import VisionChatCollator
 from vlm_recipes.models.families import family_of
 from vlm_recipes.models.modeling import apply_freezing, build_peft_config, load_model, parameter_groups
+from vlm_recipes.settings import SFTConfig, VLMModelConfig
 from vlm_recipes.tiny import vlm as tiny
 from vlm_recipes.training.trainers import VLMSFTTrainer
 
@@ -175,8 +175,8 @@ def test_qlora_configs_keep_the_vision_tower_projector_and_head_in_the_compute_d
     projector and the output head stay bf16 (the config's dtype) unless quantize_vision_tower is set."""
     import bitsandbytes as bnb
 
-    from vlm_recipes.configs import REPO_ROOT
-    from vlm_recipes.training.run import load_config
+    from vlm_recipes.launch import load_config
+    from vlm_recipes.paths import REPO_ROOT
 
     config = REPO_ROOT / QLORA_CONFIGS[family]
     for quantize_vision in (False, True):

@@ -12,8 +12,9 @@ from PIL import Image
 
 import vlm_recipes.models.attention  # noqa: F401  (registers attn_implementation: sdpa_varlen)
 from vlm_recipes.data.collators import VisionChatCollator
-from vlm_recipes.data.packing import PackedRows, PaddingFreeCollator, fill_ratio, mrope_positions, pack_rows
+from vlm_recipes.data.packing import PackedRows, PaddingFreeCollator, fill_ratio, pack_rows
 from vlm_recipes.models.families import set_image_resolution
+from vlm_recipes.models.positions import mrope_positions
 from vlm_recipes.tiny import vlm as tiny
 
 FAMILIES = ["smolvlm", "qwen2_vl"]
@@ -314,7 +315,7 @@ def test_padding_free_refuses_left_padding(setups):
 def test_a_family_not_proven_exact_is_refused_before_the_model_loads(tmp_path):
     from test_configs import run_recipe
 
-    from vlm_recipes.configs import REPO_ROOT
+    from vlm_recipes.paths import REPO_ROOT
 
     config = REPO_ROOT / "recipes/configs/tiny-llava/sft_lora.yaml"
     for flag in ("--padding_free", "--packing"):

@@ -12,16 +12,15 @@ import torch
 from PIL import Image
 from sklearn.datasets import load_sample_images
 
-from vlm_recipes.configs import DataArguments
 from vlm_recipes.data.collators import VisionChatCollator
 from vlm_recipes.data.pipeline import (
     DEFERRED_KEY,
     DeviceImageStage,
     ImageStage,
     finish_images,
-    split_image_processing,
 )
 from vlm_recipes.models.families import set_image_resolution
+from vlm_recipes.settings import DataArguments
 from vlm_recipes.tiny import vlm as tiny
 from vlm_recipes.tiny.real_size import build_processor
 
@@ -74,13 +73,13 @@ def test_split_pipeline_gives_the_processors_batch(photos, name, splitting):
     rows = _rows(photos)
     expected = VisionChatCollator(processor)(rows)
 
-    worker = split_image_processing(VisionChatCollator(processor), "worker")
+    worker = VisionChatCollator(processor, image_processing="worker")
     batch = worker(rows)
     _assert_same_batch(expected, batch)
     # Dense tensors only: the DataLoader pins batches for a GPU, which a broadcast view cannot be copied into.
     assert all(t.is_contiguous() for t in batch.values())
 
-    device = split_image_processing(VisionChatCollator(processor), "device")
+    device = VisionChatCollator(processor, image_processing="device")
     deferred = device(rows)
     assert "pixel_values" not in deferred
     images = deferred[DEFERRED_KEY]["images"]
@@ -108,7 +107,7 @@ def test_device_stage_finishes_batches_in_the_trainers_input_preparation(photos)
         def __init__(self, collator):
             self.data_collator, self.args = collator, SimpleNamespace(device=torch.device("cpu"))
 
-    collator = split_image_processing(VisionChatCollator(processor), "device")
+    collator = VisionChatCollator(processor, image_processing="device")
     _assert_same_batch(expected, Trainer(collator)._prepare_inputs(collator(rows)))
     # A text-only batch has nothing deferred and passes through unchanged.
     text_only = collator([_row([], "Say hi.", "Hi.")])
@@ -121,8 +120,8 @@ def test_unimplemented_settings_are_refused():
     with pytest.raises(ValueError, match="do_resize=True only"):
         ImageStage(processor)
     with pytest.raises(ValueError, match="image_processing must be one of"):
-        split_image_processing(VisionChatCollator(tiny.build_processor("qwen2_vl")), "gpu")
-    with pytest.raises(ValueError, match="image_processing must be 'processor', 'worker' or 'device'"):
+        VisionChatCollator(tiny.build_processor("qwen2_vl"), image_processing="gpu")
+    with pytest.raises(ValueError, match="image_processing must be one of 'processor', 'worker', 'device'"):
         DataArguments(image_processing="gpu")
 
 
@@ -146,7 +145,7 @@ def test_sft_with_device_image_processing_trains_on_the_same_batches(tmp_path):
 def test_grpo_refuses_split_image_processing(tmp_path):
     from test_configs import run_recipe
 
-    from vlm_recipes.configs import REPO_ROOT
+    from vlm_recipes.paths import REPO_ROOT
 
     config = REPO_ROOT / "recipes/configs/tiny-qwen2-vl/grpo.yaml"
     with pytest.raises(ValueError, match="image_processing: device needs our collator"):
@@ -160,7 +159,7 @@ def test_worker_image_processing_gives_the_padding_free_batch(photos, name):
 
     processor, rows = build_processor(name), _rows(photos)
     expected = PaddingFreeCollator(processor)(rows)
-    got = split_image_processing(PaddingFreeCollator(processor), "worker")(rows)
+    got = PaddingFreeCollator(processor, image_processing="worker")(rows)
     tensors = [{k: v for k, v in b.items() if torch.is_tensor(v)} for b in (expected, got)]
     _assert_same_batch(*tensors)
     assert {k: v for k, v in got.items() if k not in tensors[1]} == {
@@ -172,7 +171,7 @@ def test_worker_image_processing_gives_the_padding_free_batch(photos, name):
 def test_device_image_processing_is_refused_with_padding_free_batches(tmp_path, flag):
     from test_configs import run_recipe
 
-    from vlm_recipes.configs import REPO_ROOT
+    from vlm_recipes.paths import REPO_ROOT
 
     config = REPO_ROOT / "recipes/configs/tiny-smolvlm/sft_lora.yaml"
     with pytest.raises(ValueError, match=rf"image_processing: device is not implemented with {flag[2:]}"):

@@ -6,9 +6,9 @@ import pytest
 import torch
 from test_configs import run_recipe
 
-from vlm_recipes.configs import REPO_ROOT
 from vlm_recipes.data import synthetic
 from vlm_recipes.data.collators import PreferenceCollator, SampleError, VisionChatCollator
+from vlm_recipes.paths import REPO_ROOT
 
 CONFIGS = {"smolvlm": "tiny-smolvlm", "qwen2_vl": "tiny-qwen2-vl", "llava": "tiny-llava"}
 # Full fine-tuning moves every weight: smaller steps than the LoRA defaults.
@@ -115,9 +115,9 @@ def test_free_form_preference_data_is_scored_with_rouge_not_exact_match(standins
     record scores generations with ROUGE-L there, and keeps exact match for short answers; the card says why."""
     from datasets import Dataset
 
-    from vlm_recipes.configs import DataArguments
     from vlm_recipes.evaluation.metrics import score
     from vlm_recipes.hub import model_card
+    from vlm_recipes.settings import DataArguments
     from vlm_recipes.training.methods import get_method
 
     dpo = get_method("dpo")

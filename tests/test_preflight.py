@@ -11,9 +11,10 @@ import pytest
 from PIL import Image
 from test_configs import run_recipe
 
-from vlm_recipes.configs import REPO_ROOT
 from vlm_recipes.data.collators import SampleError, VisionChatCollator
 from vlm_recipes.data.images import ImageError, open_image
+from vlm_recipes.launch import preflight as preflight_cli
+from vlm_recipes.paths import REPO_ROOT
 from vlm_recipes.training import preflight
 
 SFT = REPO_ROOT / "recipes/configs/tiny-smolvlm/sft_lora.yaml"
@@ -142,7 +143,7 @@ def test_convertible_modes_are_converted_and_reported(tmp_path, capsys):
 
     data = write_data(tmp_path, images=odd, edit=use)
     assert (
-        preflight.main(["--config", str(SFT), "--all_rows", "--dataset_name", str(data), "--eval_fraction", "0.5"])
+        preflight_cli.main(["--config", str(SFT), "--all_rows", "--dataset_name", str(data), "--eval_fraction", "0.5"])
         == 0
     )
     report = capsys.readouterr().out
@@ -257,8 +258,8 @@ def test_over_long_sample(tmp_path, model_never_loaded):
 
 
 def test_over_long_sample_is_only_counted_with_on_overflow_drop(tmp_path, processors):
-    from vlm_recipes.configs import DataArguments
     from vlm_recipes.data.loading import load_splits
+    from vlm_recipes.settings import DataArguments
 
     train, _ = load_splits(DataArguments(dataset_name=str(write_data(tmp_path)), eval_fraction=0.5))
     report = preflight.check_split("sft", train, processors["smolvlm"], max_length=10, on_overflow="drop")
@@ -312,9 +313,9 @@ def test_collator_names_the_row_and_reason_mid_run(processors):
 def test_undecoded_images_collate_exactly_like_decoded_ones(tmp_path, processors, family):
     import torch
 
-    from vlm_recipes.configs import DataArguments
     from vlm_recipes.data.images import undecoded
     from vlm_recipes.data.loading import load_splits
+    from vlm_recipes.settings import DataArguments
 
     odd = {"rgba.png": Image.new("RGBA", (32, 32), (255, 0, 0, 90)), "grey.png": Image.new("L", (20, 40), 128)}
     data = write_data(
@@ -332,8 +333,8 @@ def test_undecoded_images_collate_exactly_like_decoded_ones(tmp_path, processors
 
 
 def test_corrupt_image_met_mid_run_is_named_by_the_collator(tmp_path):
-    from vlm_recipes.configs import DataArguments
     from vlm_recipes.data.loading import load_splits
+    from vlm_recipes.settings import DataArguments
 
     data = write_data(tmp_path)
     train, _ = load_splits(DataArguments(dataset_name=str(data), eval_fraction=0.5), seed=42)  # the run's split
@@ -348,8 +349,8 @@ def test_corrupt_image_met_mid_run_is_named_by_the_collator(tmp_path):
 
 
 def test_start_up_check_reads_a_sample_unless_asked_for_all_rows(tmp_path, processors):
-    from vlm_recipes.configs import DataArguments
     from vlm_recipes.data.loading import load_splits
+    from vlm_recipes.settings import DataArguments
 
     bad = set(range(0, 40, 2))
     data = write_data(tmp_path, n=40, edit=lambda rows: [rows[i].update(messages=[]) for i in bad])
@@ -365,7 +366,7 @@ def test_start_up_check_reads_a_sample_unless_asked_for_all_rows(tmp_path, proce
 # -- the preflight command ------------------------------------------------------------------------------------
 def test_preflight_command_reports_and_names_bad_rows(tmp_path, capsys):
     data = write_data(tmp_path, edit=lambda rows: rows[3].update(messages=[]))
-    code = preflight.main(["--config", str(SFT), "--dataset_name", str(data), "--eval_fraction", "0.5"])
+    code = preflight_cli.main(["--config", str(SFT), "--dataset_name", str(data), "--eval_fraction", "0.5"])
     out = capsys.readouterr().out
     assert code == 1
     assert "ERROR row row_id='data.jsonl:4': empty conversation" in out
@@ -384,7 +385,7 @@ def test_preflight_command_reports_and_names_bad_rows(tmp_path, capsys):
 def test_preflight_command_parses_every_recipe_config(config_name, capsys):
     config = REPO_ROOT / f"recipes/configs/tiny-qwen2-vl/{config_name}.yaml"
     args = ["--config", str(config), "--num_rows", "4", "--synthetic_train_samples", "8", "--max_eval_samples", "4"]
-    assert preflight.main(args) == 0
+    assert preflight_cli.main(args) == 0
     out = capsys.readouterr().out
     assert "[train] 4 of 8 rows checked" in out and "[held-out] 4 of 4 rows checked" in out
     tokens = [line for line in out.splitlines() if "tokens per sample: min" in line]
@@ -394,7 +395,7 @@ def test_preflight_command_parses_every_recipe_config(config_name, capsys):
 def test_preflight_command_refuses_an_unknown_key(tmp_path, capsys):
     config = tmp_path / "grpo.yaml"
     config.write_text((REPO_ROOT / "recipes/configs/tiny-smolvlm/grpo.yaml").read_text() + "reward_funcs: [acuracy]\n")
-    assert preflight.main(["--config", str(config)]) == 2
+    assert preflight_cli.main(["--config", str(config)]) == 2
     assert "Unknown reward function(s) ['acuracy']" in capsys.readouterr().err
 
 
@@ -402,10 +403,10 @@ def test_preflight_command_reads_the_declared_recipe(tmp_path, capsys):
     source = (REPO_ROOT / "recipes/configs/tiny-smolvlm/dpo.yaml").read_text()
     undeclared = tmp_path / "mine.yaml"
     undeclared.write_text(source.replace("recipe: dpo\n", ""))
-    assert preflight.main(["--config", str(undeclared), "--num_rows", "2"]) == 2
+    assert preflight_cli.main(["--config", str(undeclared), "--num_rows", "2"]) == 2
     assert "declares no `recipe:` field" in capsys.readouterr().err
     args = ["--num_rows", "2", "--synthetic_train_samples", "4", "--max_eval_samples", "2"]
-    assert preflight.main(["--config", str(undeclared), "--recipe", "dpo", *args]) == 0
+    assert preflight_cli.main(["--config", str(undeclared), "--recipe", "dpo", *args]) == 0
     assert "(dpo, tiny:smolvlm-sft" in capsys.readouterr().out
 
 
@@ -479,7 +480,7 @@ def test_preflight_names_every_bad_row_in_one_pass_and_writes_a_clean_copy(tmp_p
     data, bad = defect_file(tmp_path)
     clean = tmp_path / "clean" / "data.clean.jsonl"  # another folder: relative image paths are rebased
     args = ["--config", str(SFT), "--dataset_name", str(data), "--eval_fraction", "0.5", *LIMITS]
-    assert preflight.main([*args, "--write_clean", str(clean)]) == 1
+    assert preflight_cli.main([*args, "--write_clean", str(clean)]) == 1
     out = capsys.readouterr().out
     named = {}
     for line in out.splitlines():
@@ -524,7 +525,10 @@ def test_preflight_names_every_bad_row_in_one_pass_and_writes_a_clean_copy(tmp_p
     assert f"Wrote {clean}: 5 of 20 rows kept, 15 dropped" in out
 
     # The clean copy passes preflight and trains.
-    assert preflight.main(["--config", str(SFT), "--dataset_name", str(clean), "--eval_fraction", "0.5", *LIMITS]) == 0
+    assert (
+        preflight_cli.main(["--config", str(SFT), "--dataset_name", str(clean), "--eval_fraction", "0.5", *LIMITS])
+        == 0
+    )
     capsys.readouterr()
     results = run_recipe(
         "sft", SFT, tmp_path / "out", *SMALL, "--dataset_name", str(clean), *LIMITS, "--preflight_rows", "all"
@@ -535,10 +539,12 @@ def test_preflight_names_every_bad_row_in_one_pass_and_writes_a_clean_copy(tmp_p
 def test_write_clean_refuses_what_it_cannot_copy(tmp_path, capsys):
     data = write_data(tmp_path)
     args = ["--config", str(SFT), "--dataset_name", str(data)]
-    assert preflight.main([*args, "--write_clean", str(data)]) == 2
+    assert preflight_cli.main([*args, "--write_clean", str(data)]) == 2
     assert "is the data file itself" in capsys.readouterr().err
-    assert preflight.main([*args, "--write_clean", str(tmp_path / "c.jsonl"), "--num_rows", "2"]) == 2
+    assert preflight_cli.main([*args, "--write_clean", str(tmp_path / "c.jsonl"), "--num_rows", "2"]) == 2
     assert "checks every row" in capsys.readouterr().err
-    assert preflight.main(["--config", str(SFT), "--write_clean", str(tmp_path / "c.jsonl")]) == 2  # synthetic data
+    assert (
+        preflight_cli.main(["--config", str(SFT), "--write_clean", str(tmp_path / "c.jsonl")]) == 2
+    )  # synthetic data
     assert "copies a local .jsonl or .json data file" in capsys.readouterr().err
     assert not (tmp_path / "c.jsonl").exists()

@@ -13,9 +13,9 @@ import torch
 from safetensors.torch import load_file
 from test_configs import run_recipe
 
-from vlm_recipes.configs import REPO_ROOT
 from vlm_recipes.outputs import resume_point
-from vlm_recipes.training.checkpoints import COMPLETE_MARKER, complete_checkpoints
+from vlm_recipes.outputs.checkpoints import COMPLETE_MARKER, complete_checkpoints
+from vlm_recipes.paths import REPO_ROOT
 
 CONFIG = REPO_ROOT / "recipes/configs/tiny-smolvlm/sft_lora.yaml"
 STEPS = 30  # 64 rows / batch 4 = 16 steps an epoch: the run crosses an epoch boundary

@@ -7,7 +7,8 @@ import uuid
 import pytest
 from test_configs import BENCHMARK_RECIPES, CONFIGS, INFERENCE_RECIPES, recipe_module, recipe_of, run_recipe
 
-from vlm_recipes.configs import REPO_ROOT, parse
+from vlm_recipes.launch import parse
+from vlm_recipes.paths import REPO_ROOT
 
 SFT = REPO_ROOT / "recipes/configs/tiny-smolvlm/sft_lora.yaml"
 

@@ -10,8 +10,8 @@ import pytest
 from safetensors.torch import load_file
 from test_configs import TRAINING_RECIPES, recipe_module, recipe_of, run_recipe, tiny_family
 
-from vlm_recipes.configs import REPO_ROOT
 from vlm_recipes.models.families import FAMILIES
+from vlm_recipes.paths import REPO_ROOT
 
 CONFIGS = {
     "smolvlm": "tiny-smolvlm",

@@ -13,10 +13,10 @@ from datasets import Image, get_dataset_config_names, get_dataset_split_names, l
 
 from tests.test_configs import CONFIGS, parse_config, recipe_of
 from vlm_recipes.baselines.image_data import ImageDataArguments, load_captions, load_classification
-from vlm_recipes.configs import DataArguments
 from vlm_recipes.data.images import undecoded
 from vlm_recipes.data.loading import images_as_list_column, load_eval_split, load_splits
 from vlm_recipes.data.standins import STANDINS
+from vlm_recipes.settings import DataArguments
 
 
 def test_every_hub_dataset_a_config_names_has_a_standin():

@@ -9,9 +9,9 @@ import pytest
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from vlm_recipes.configs import REPO_ROOT
 from vlm_recipes.data import synthetic
 from vlm_recipes.data.collators import VisionChatCollator
+from vlm_recipes.paths import REPO_ROOT
 from vlm_recipes.tiny import resolve
 from vlm_recipes.tiny import vlm as tiny
 from vlm_recipes.tiny.common import BUILD_THREADS, SEED_ENV

@@ -226,7 +226,7 @@ VIDEO_CONFIGS = {"smolvlm": "tiny-smolvlm", "qwen2_vl": "tiny-qwen2-vl"}
 def test_sft_on_video_learns_what_one_frame_cannot(tmp_path, family):
     from test_configs import run_recipe
 
-    from vlm_recipes.configs import REPO_ROOT
+    from vlm_recipes.paths import REPO_ROOT
 
     config = REPO_ROOT / "recipes" / "configs" / VIDEO_CONFIGS[family] / "sft_video.yaml"
     video = run_recipe("sft", config, tmp_path / "video")
@@ -241,8 +241,8 @@ def test_sft_on_video_learns_what_one_frame_cannot(tmp_path, family):
 def test_generate_takes_a_native_video(tmp_path, clip, family):
     """recipes/generate.py --video <file> --native_video: one video input, sampled to num_frames, answered; the
     frames-as-images path stays the default."""
-    from vlm_recipes.configs import DataArguments, GenerateArguments, VLMModelConfig
     from vlm_recipes.evaluation.inference import rows_for, run_generate
+    from vlm_recipes.settings import DataArguments, GenerateArguments, VLMModelConfig
 
     common = dict(video=clip, num_frames=4, max_new_tokens=3, device="cpu", output_file=str(tmp_path / "p.jsonl"))
     native = GenerateArguments(native_video=True, **common)
@@ -283,8 +283,8 @@ def test_evaluation_rows_of_a_video_dataset_carry_their_videos(standins):
     video_root) keep their videos, prompted with a video part; predictions sample them as training does."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from vlm_recipes.configs import DataArguments, GenerateArguments
     from vlm_recipes.evaluation.inference import dataset_rows, predict
+    from vlm_recipes.settings import DataArguments, GenerateArguments
     from vlm_recipes.tiny.vlm import build
 
     synthetic = DataArguments(dataset_name="synthetic_video", synthetic_task="first_color", max_eval_samples=2)
@@ -332,14 +332,13 @@ def test_preference_pairs_with_a_video_train_only_the_responses(processors, fami
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_worker_image_processing_gives_the_same_video_batches(processors, family, clip, red_image):
-    from vlm_recipes.data.pipeline import split_image_processing
 
     processor = processors[family]
     rows = [video_row(clip), image_row(red_image), TEXT_ROW]
     plain = VisionChatCollator(processor, video={"max_frames": 4})(rows)
-    worker = split_image_processing(VisionChatCollator(processor, video={"max_frames": 4}), "worker")(rows)
+    worker = VisionChatCollator(processor, video={"max_frames": 4}, image_processing="worker")(rows)
     assert sorted(plain) == sorted(worker) and all(torch.equal(plain[k], worker[k]) for k in plain)
-    device = split_image_processing(VisionChatCollator(processor, video={"max_frames": 4}), "device")
+    device = VisionChatCollator(processor, video={"max_frames": 4}, image_processing="device")
     if family == "smolvlm":  # frames and images share SmolVLM's per-row pixel tensor: not deferred yet
         with pytest.raises(NotImplementedError, match="image_processing: processor"):
             device(rows)

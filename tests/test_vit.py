@@ -7,7 +7,7 @@ from safetensors.torch import load_file
 
 from tests.test_configs import run_recipe
 from vlm_recipes.baselines.image_data import ImageDataArguments, load_classification
-from vlm_recipes.configs import REPO_ROOT
+from vlm_recipes.paths import REPO_ROOT
 
 DIGITS = REPO_ROOT / "recipes/configs/tiny-vit/vit_digits.yaml"
 

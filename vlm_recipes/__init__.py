@@ -17,12 +17,14 @@ default for a few steps (run from the repository root; `tmp_dir` is any empty di
 (['dpo', 'grpo', 'mpo', 'sft'], 'DPOConfig')
 
 - `load_config(recipe, path, **overrides)`: a training recipe's YAML parsed into (data, training, model) arguments.
-- `train(method, data_args, training_args, model_args)`: train, evaluate before/after, save (vlm_recipes.training.run).
+- `train(method, data_args, training_args, model_args)`: validate, train, evaluate before/after, save
+  (vlm_recipes.launch, over vlm_recipes.training.run).
 - `METHODS`, `get_method`, `Method`: the training-method registry (vlm_recipes.training.methods).
 - `VisionChatCollator`, `PreferenceCollator`, `PromptCollator`: rows to token batches (vlm_recipes.data.collators);
   `PaddingFreeCollator`: rows to one padding-free sequence with per-row positions (vlm_recipes.data.packing).
 - `FAMILIES`, `Family`, `family_of`: what differs between model families (vlm_recipes.models.families).
-- `resolve`: a `tiny:<name>` to its offline checkpoint directory, building it once (vlm_recipes.tiny).
+- `resolve`: a model name to a local directory: a `tiny:<name>` to its offline checkpoint, built once
+  (vlm_recipes.models.sources, with vlm_recipes.tiny registered).
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ from importlib import import_module
 
 # Public name -> module that defines it. Imported on first use: `import vlm_recipes` stays cheap.
 _EXPORTS = {
-    "load_config": "vlm_recipes.training.run",
-    "train": "vlm_recipes.training.run",
+    "load_config": "vlm_recipes.launch",
+    "train": "vlm_recipes.launch",
     "METHODS": "vlm_recipes.training.methods",
     "Method": "vlm_recipes.training.methods",
     "get_method": "vlm_recipes.training.methods",
@@ -43,7 +45,7 @@ _EXPORTS = {
     "FAMILIES": "vlm_recipes.models.families",
     "Family": "vlm_recipes.models.families",
     "family_of": "vlm_recipes.models.families",
-    "resolve": "vlm_recipes.tiny",
+    "resolve": "vlm_recipes.launch",  # vlm_recipes.models.sources.resolve, with the tiny: source registered
 }
 __all__ = sorted(_EXPORTS)
 

@@ -17,94 +17,31 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import AutoModel, AutoProcessor, TrainingArguments, set_seed
+from transformers import AutoModel, AutoProcessor, set_seed
 
 from .. import hub
-from ..configs import RecipeField
 from ..data import synthetic
+from ..models.sources import resolve
 from ..outputs import RESULTS_FILE, run_directory, save_run
-from ..tiny import resolve
+from ..settings.baselines import (
+    CLIP_TASKS,
+    ContrastiveModelArguments,
+    ContrastiveTrainingArguments,
+    ImageDataArguments,
+    ZeroShotArguments,
+)
 from . import plots
 from . import zero_shot as zs
-from .contrastive import LOSSES, ContrastiveCollator, ContrastiveTrainer
-from .image_data import ImageDataArguments, digits_dataset, load_captions, load_classification
+from .contrastive import ContrastiveCollator, ContrastiveTrainer
+from .image_data import digits_dataset, load_captions, load_classification
 
 logger = logging.getLogger(__name__)
 
-TASKS = ("classify", "retrieval", "search", "ood", "failures")
+TASKS = CLIP_TASKS
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"}
-
-
-@dataclass
-class ContrastiveModelArguments:
-    model_name_or_path: str = field(
-        default="tiny:clip",
-        metadata={"help": "CLIP/SigLIP checkpoint: a Hub id, a local path, tiny:clip or tiny:clip-random (offline)."},
-    )
-    model_revision: str = field(default="main", metadata={"help": "Hub revision."})
-    trust_remote_code: bool = field(default=False, metadata={"help": "Run code from the checkpoint's repository."})
-
-
-@dataclass
-class ZeroShotArguments(RecipeField):
-    tasks: list[str] = field(default_factory=lambda: list(TASKS), metadata={"help": f"Any of {list(TASKS)}."})
-    templates: list[str] | None = field(
-        default=None,
-        metadata={"help": "Prompt templates with '{}' for the class name (default: zero_shot.TEMPLATES)."},
-    )
-    caption_dataset_name: str = field(
-        default="synthetic",
-        metadata={
-            "help": "Image/caption pairs for retrieval: 'synthetic', a local folder with metadata, or a Hub id."
-        },
-    )
-    ood_dataset_name: str = field(
-        default="digits",
-        metadata={"help": "Out-of-distribution images: 'digits', 'synthetic', a local folder or a Hub id."},
-    )
-    ood_dataset_config: str | None = field(default=None, metadata={"help": "Hub configuration of the OOD dataset."})
-    ood_image_column: str = field(default="image", metadata={"help": "Image column of the OOD dataset."})
-    ood_temperature: float = field(default=1.0, metadata={"help": "Softmax temperature of the MCM score."})
-    search_folder: str | None = field(
-        default=None,
-        metadata={"help": "Folder of images to search (default: held-out synthetic images written to output_dir)."},
-    )
-    search_queries: list[str] = field(
-        default_factory=lambda: ["a red circle", "a blue square and a yellow triangle"],
-        metadata={"help": "Text queries of the search task."},
-    )
-    top_k: int = field(default=8, metadata={"help": "Images returned per search query."})
-    binding_samples: int = field(default=200, metadata={"help": "Attribute-binding probes (synthetic)."})
-    batch_size: int = field(default=64, metadata={"help": "Images per forward pass."})
-    output_dir: str = field(default="outputs/clip_zero_shot-tiny-clip", metadata={"help": "Where results go."})
-    overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace a finished run in output_dir."})
-    seed: int = field(default=42, metadata={"help": "Seed of the synthetic data and splits."})
-    use_cpu: bool = field(default=False, metadata={"help": "Run on the CPU even if a GPU is available."})
-
-    def __post_init__(self):
-        unknown = sorted(set(self.tasks) - set(TASKS))
-        if unknown:
-            raise ValueError(f"Unknown zero-shot task(s) {unknown}; choose from {list(TASKS)}.")
-        if self.templates is not None and not all("{}" in t for t in self.templates):
-            raise ValueError("Every template needs a '{}' where the class name goes, e.g. 'a photo of a {}.'.")
-
-
-@dataclass
-class ContrastiveTrainingArguments(RecipeField, TrainingArguments):
-    loss: str = field(default="clip", metadata={"help": f"Contrastive loss: one of {list(LOSSES)}."})
-    overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace a finished run in output_dir."})
-    eval_templates: list[str] | None = field(
-        default=None, metadata={"help": "Templates of the before/after zero-shot accuracy (default: ensemble)."}
-    )
-
-    def __post_init__(self):
-        if self.loss not in LOSSES:
-            raise ValueError(f"Unknown loss {self.loss!r}; choose one of {list(LOSSES)}.")
-        super().__post_init__()
 
 
 def load(model_args: ContrastiveModelArguments, use_cpu: bool = False):

@@ -8,11 +8,14 @@ Trainer (accelerate, DeepSpeed, logging, checkpoints) is transformers'; we only 
 
 from __future__ import annotations
 
+import typing
+
 import torch
 import torch.nn.functional as F
 from transformers import Trainer
 
-from ..training.checkpoints import CompleteCheckpoints
+from ..outputs.checkpoints import CompleteCheckpoints
+from ..settings.baselines import ContrastiveLoss
 
 # CLIP clamps its learnable logit scale (log of the inverse temperature) at ln(100): a larger scale makes the
 # softmax so sharp that training becomes unstable.
@@ -50,7 +53,7 @@ def siglip_loss(
     return -F.logsigmoid(labels * logits).sum() / logits.shape[0]
 
 
-LOSSES = ("clip", "siglip")
+LOSSES = typing.get_args(ContrastiveLoss)  # the names the settings accept; clip_loss / siglip_loss below
 
 
 def features(output) -> torch.Tensor:

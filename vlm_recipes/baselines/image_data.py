@@ -10,7 +10,6 @@ images stay as the dataset stores them (no decoding and re-encoding on the way).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,45 +18,9 @@ from PIL import Image as PILImage
 
 from ..data import synthetic
 from ..data.loading import hub_split_files, load_hub_splits
+from ..settings.baselines import ImageDataArguments
 
 OFFLINE_SOURCES = ("synthetic", "digits")
-
-
-@dataclass
-class ImageDataArguments:
-    dataset_name: str = field(
-        default="synthetic",
-        metadata={
-            "help": "'synthetic' (shapes, offline), 'digits' (scikit-learn's 1,797 real 8x8 digits, offline), a local "
-            "image folder (class = subfolder, or metadata.jsonl/.csv with file_name + label/caption) or a Hub id."
-        },
-    )
-    dataset_config: str | None = field(default=None, metadata={"help": "Hub dataset configuration name."})
-    dataset_train_split: str = field(default="train", metadata={"help": "Split to train on."})
-    dataset_test_split: str | None = field(
-        default="test",
-        metadata={
-            "help": "Held-out split; null (or a dataset whose only split is the train split) holds out test_fraction "
-            "of train. A name the dataset does not have is an error."
-        },
-    )
-    test_fraction: float = field(
-        default=0.2, metadata={"help": "Held-out fraction when the dataset has no test split (stratified by class)."}
-    )
-    image_column: str = field(default="image", metadata={"help": "Column with the image."})
-    label_column: str = field(default="label", metadata={"help": "Column with the class (ClassLabel or int)."})
-    caption_column: str = field(default="caption", metadata={"help": "Column with the caption (contrastive data)."})
-    class_names: list[str] | None = field(
-        default=None, metadata={"help": "Names used in prompts, in label order (default: the dataset's label names)."}
-    )
-    synthetic_train_samples: int = field(default=3000, metadata={"help": "Synthetic training rows."})
-    synthetic_image_size: int = field(default=64, metadata={"help": "Side in pixels of synthetic images."})
-    max_train_samples: int | None = field(default=None, metadata={"help": "Cap on training rows (None: all)."})
-    max_eval_samples: int | None = field(default=500, metadata={"help": "Cap on held-out rows (None: all)."})
-
-    def __post_init__(self):
-        if not 0.0 < self.test_fraction < 1.0:
-            raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}.")
 
 
 def digits_dataset() -> Dataset:

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 
 import torch
 from transformers import (
     AutoImageProcessor,
     AutoModelForImageClassification,
     Trainer,
-    TrainingArguments,
     ViTConfig,
     ViTForImageClassification,
     ViTImageProcessor,
@@ -26,42 +24,14 @@ from transformers import (
 )
 
 from .. import hub
-from ..configs import RecipeField
 from ..outputs import RESULTS_FILE, run_directory, save_run
-from ..training.checkpoints import CompleteCheckpoints
+from ..outputs.checkpoints import CompleteCheckpoints
+from ..settings.baselines import SCRATCH, ImageDataArguments, ViTModelArguments, ViTTrainingArguments
 from . import plots
 from . import zero_shot as zs
-from .image_data import ImageDataArguments, load_classification
+from .image_data import load_classification
 
 logger = logging.getLogger(__name__)
-
-SCRATCH = "scratch"
-
-
-@dataclass
-class ViTModelArguments:
-    model_name_or_path: str = field(
-        default=SCRATCH,
-        metadata={"help": "'scratch' (a new ViT sized by the fields below) or a checkpoint to fine-tune (Hub/path)."},
-    )
-    model_revision: str = field(default="main", metadata={"help": "Hub revision."})
-    trust_remote_code: bool = field(default=False, metadata={"help": "Run code from the checkpoint's repository."})
-    image_size: int = field(default=32, metadata={"help": "scratch: input side in pixels (images are resized)."})
-    patch_size: int = field(default=4, metadata={"help": "scratch: patch side; (image_size / patch_size)^2 tokens."})
-    hidden_size: int = field(default=64, metadata={"help": "scratch: width."})
-    num_hidden_layers: int = field(default=4, metadata={"help": "scratch: depth."})
-    num_attention_heads: int = field(default=4, metadata={"help": "scratch: attention heads."})
-    intermediate_size: int = field(default=128, metadata={"help": "scratch: MLP width."})
-    dropout: float = field(default=0.0, metadata={"help": "scratch: dropout on hidden states and attention."})
-
-    def __post_init__(self):
-        if self.model_name_or_path == SCRATCH and self.image_size % self.patch_size:
-            raise ValueError(f"image_size {self.image_size} must be a multiple of patch_size {self.patch_size}.")
-
-
-@dataclass
-class ViTTrainingArguments(RecipeField, TrainingArguments):
-    overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace a finished run in output_dir."})
 
 
 def build(model_args: ViTModelArguments, class_names: list[str]):

@@ -19,8 +19,8 @@ from pathlib import Path
 from datasets import Dataset, Features, Image, List, Value
 
 from ..baselines.image_data import _cap, _require, _split
+from ..settings.blip import BlipDataArguments
 from . import synthetic
-from .arguments import BlipDataArguments
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"}
 CAPTION_FEATURES = Features({"image": Image(), "captions": List(Value("string")), "canonical": Value("string")})

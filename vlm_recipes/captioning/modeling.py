@@ -12,8 +12,8 @@ import logging
 
 import torch
 
-from ..tiny import resolve
-from .arguments import BlipModelArguments
+from ..models.sources import resolve
+from ..settings.blip import BlipModelArguments
 
 logger = logging.getLogger(__name__)
 

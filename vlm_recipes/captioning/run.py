@@ -31,8 +31,8 @@ from ..evaluation.inference import write_jsonl
 from ..evaluation.metrics import score
 from ..evaluation.metrics.captions import caption_metrics
 from ..outputs import RESULTS_FILE, run_directory, save_training_config
-from ..training.checkpoints import CompleteCheckpoints
-from .arguments import (
+from ..outputs.checkpoints import CompleteCheckpoints
+from ..settings.blip import (
     BlipDataArguments,
     BlipModelArguments,
     BlipTrainingArguments,

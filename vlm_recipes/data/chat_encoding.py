@@ -49,6 +49,7 @@ from functools import cached_property
 import torch
 from transformers.utils.chat_template_utils import render_jinja_template
 
+from ..models.families import family_of
 from .video import videos_of
 
 # The private-use characters transformers' `mark_control_tokens` wraps around control tokens found in user text
@@ -86,7 +87,8 @@ class ChatEncoder:
     def __init__(self, processor, chat_template: str | None = None):
         self.processor = processor
         self.tokenizer = processor.tokenizer
-        self.chat_template = with_video_parts(chat_template or processor.chat_template)
+        self.family = family_of(processor)
+        self.chat_template = self.family.patch_template(chat_template or processor.chat_template)
         if self.chat_template is None:
             raise ValueError("The processor has no chat template; set processor.chat_template before training.")
         added = {t.content: i for i, t in self.tokenizer.added_tokens_decoder.items() if not t.content.isspace()}
@@ -240,9 +242,9 @@ class ChatEncoder:
         back = sorted(range(len(order)), key=order.__getitem__)  # position of row i in `order`
         expansions = [[r["replacement"] for r in out["text_replacement_offsets"][j]] for j in back]
         inputs = {k: v for k, v in out.items() if k not in _TOKEN_KEYS}
-        # Idefics3 lays images out per row (rows, images, ...), with a pixel_attention_mask: put its rows back. The
-        # other processors list images flat, one after another, an order the stable sort above kept.
-        if order != sorted(order) and "pixel_attention_mask" in inputs:
+        # The "tiles" layout (Idefics3) holds images per row (rows, images, ...), with a pixel_attention_mask: put its
+        # rows back. The other layouts list images flat, one after another, an order the stable sort above kept.
+        if order != sorted(order) and self.family.pixel_layout == "tiles":
             for key in ("pixel_values", "pixel_attention_mask"):
                 inputs[key] = inputs[key][back]
         return inputs, expansions
@@ -300,7 +302,7 @@ class ChatEncoder:
             img, vid = iter(img), iter(vid)
             expansions.append([next(img) if kind == "image" else next(vid) for kind, _, _ in row if kind in MEDIA])
         rows = video_inputs.pop("_video_rows", [])
-        if "pixel_attention_mask" not in video_inputs:
+        if self.family.pixel_layout != "tiles" or "pixel_attention_mask" not in video_inputs:
             return {**image_inputs, **video_inputs}, expansions
         if any(images) and "pixel_values" not in image_inputs:
             raise NotImplementedError(
@@ -449,22 +451,6 @@ def images_of(conversation: list[dict]) -> list:
         if isinstance(content, list):
             found += [part["image"] for part in content if part.get("type") == "image" and "image" in part]
     return found
-
-
-# SmolVLM's chat template (TRL's copy, and its training variant) writes no video placeholder; transformers'
-# `SmolVLMProcessor.apply_chat_template` swaps in its own template with a `<video>` branch when a conversation holds a
-# video. The same branch is added here, to whichever SmolVLM template is used, so video and image rows render alike.
-_SMOLVLM_IMAGE_BRANCH = "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}"
-_SMOLVLM_VIDEO_BRANCH = (
-    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% elif line['type'] == 'video' %}{{ '<video>' }}{% endif %}"
-)
-
-
-def with_video_parts(template):
-    """`template` with SmolVLM's `<video>` branch added where it writes `<image>` and nothing for videos."""
-    if isinstance(template, str) and "'video'" not in template:
-        return template.replace(_SMOLVLM_IMAGE_BRANCH, _SMOLVLM_VIDEO_BRANCH)
-    return template
 
 
 def _per_row_pixels(encoder, texts_pieces, expansions, image_inputs: dict, video_inputs: dict, video_rows) -> dict:

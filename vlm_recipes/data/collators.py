@@ -35,8 +35,10 @@ from trl.data_utils import prepare_multimodal_messages
 
 from ..models.chat_templates import training_chat_template
 from ..models.families import family_of
+from ..settings import IMAGE_PROCESSING
 from .chat_encoding import ChatEncoder, ContentError
 from .images import ImageError, open_image, to_rgb
+from .pipeline import DeferredImagesEncoder
 from .video import VideoError, load_video
 
 logger = logging.getLogger(__name__)
@@ -219,6 +221,22 @@ def keep_through_end_of_turn(assistant_mask: torch.Tensor, input_ids: torch.Tens
     return mask & (eots_before == baseline)
 
 
+def overflow(is_image: torch.Tensor, attention: torch.Tensor, trained: torch.Tensor | None, max_length: int | None):
+    """Why cutting one right-padded sequence at `max_length` would break it, or None (it fits, or only text is cut).
+
+    The one truncation rule of the package (the collators apply it; preflight reports it): a sequence may lose text
+    past `max_length`, never image or video tokens (`is_image` beyond it), and never its whole answer (`trained`: the
+    positions that carry a label; None when every position may be trained)."""
+    length = int(attention.sum())
+    if max_length is None or length <= max_length:
+        return None
+    if is_image[max_length:].any():
+        return f"{length} tokens with image tokens beyond max_length={max_length}"
+    if trained is not None and not trained[:max_length].any():
+        return f"{length} tokens, the whole answer lies beyond max_length={max_length}"
+    return None
+
+
 @dataclass
 class VisionChatCollator:
     """Collate conversational VLM examples into a training batch.
@@ -253,6 +271,9 @@ class VisionChatCollator:
     max_image_pixels: int | None = None  # larger images raise a SampleError naming the row
     # Frame sampling of the `videos` column (vlm_recipes.data.video.load_video): fps, max_frames, frame_list_fps.
     video: dict | None = None
+    # Where images are processed (vlm_recipes.data.pipeline): "processor" (its own call), "worker" (both stages here:
+    # the same tensors, faster on a CPU) or "device" (uint8 images leave the collator; the trainer finishes them).
+    image_processing: str = "processor"
     num_dropped: int = field(default=0, init=False)
 
     def __post_init__(self):
@@ -260,6 +281,10 @@ class VisionChatCollator:
             raise ValueError(f"padding_side must be 'left' or 'right', got {self.padding_side!r}.")
         if self.on_overflow not in ("error", "drop"):
             raise ValueError(f"on_overflow must be 'error' or 'drop', got {self.on_overflow!r}.")
+        if self.image_processing not in IMAGE_PROCESSING:
+            raise ValueError(
+                f"image_processing must be one of {', '.join(IMAGE_PROCESSING)}; got {self.image_processing!r}."
+            )
         self.family = family_of(self.processor)
         tokenizer = self.processor.tokenizer
         self.pad_token_id = tokenizer.pad_token_id
@@ -270,8 +295,15 @@ class VisionChatCollator:
         # The training variant of the model's own template (TRL's or ours, vlm_recipes/models/chat_templates): the
         # same text, with {% generation %} markers around each answer and its end-of-turn token.
         self.chat_template = training_chat_template(self.processor)
-        # Renders and tokenizes so that control-token strings in message text stay text (chat_encoding.py).
-        self.encoder = ChatEncoder(self.processor, self.chat_template)
+        # Renders and tokenizes so that control-token strings in message text stay text (chat_encoding.py); with
+        # image_processing worker / device, images go through the split pipeline (pipeline.py) instead.
+        if self.image_processing == "processor":
+            self.encoder = ChatEncoder(self.processor, self.chat_template)
+        else:
+            self.encoder = DeferredImagesEncoder(
+                self.processor, self.chat_template, finish_here=self.image_processing == "worker"
+            )
+            self.image_stage = self.encoder.stage  # the trainer's DeviceImageStage finishes "device" batches with it
 
     # -- encoding --------------------------------------------------------------------------------------------
     def encode(self, conversations: list[list[dict]], examples: list[dict] | None = None) -> dict[str, torch.Tensor]:
@@ -338,19 +370,14 @@ class VisionChatCollator:
         return labels
 
     def _overflowing_rows(self, batch, labels) -> dict[int, str]:
-        """Rows that `max_length` would break: image tokens cut, or no trained token left."""
-        if self.max_length is None:
-            return {}
+        """Rows that `max_length` would break (`overflow`): image tokens cut, or no trained token left."""
         bad = {}
-        lengths = batch["attention_mask"].sum(dim=1)
         is_image = torch.isin(batch["input_ids"], self.image_token_ids)
-        for i, length in enumerate(lengths.tolist()):
-            if length <= self.max_length:
-                continue
-            if is_image[i, self.max_length :].any():
-                bad[i] = f"{length} tokens with image tokens beyond max_length={self.max_length}"
-            elif self.assistant_only and not (labels[i, : self.max_length] != -100).any():
-                bad[i] = f"{length} tokens, the whole answer lies beyond max_length={self.max_length}"
+        for i in range(len(batch["input_ids"])):
+            trained = labels[i] != -100 if self.assistant_only else None
+            reason = overflow(is_image[i], batch["attention_mask"][i], trained, self.max_length)
+            if reason is not None:
+                bad[i] = reason
         return bad
 
     def _pad(self, batch) -> dict[str, torch.Tensor]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetDict, Image, List, load_dataset, load_dataset_builder
 
-from ..configs import DataArguments
+from ..settings import DataArguments
 from . import synthetic
 
 logger = logging.getLogger(__name__)
@@ -154,7 +154,7 @@ def _resolve_image_paths(ds: Dataset, root: Path, column: str, source: Path) -> 
         error = FileNotFoundError if "not found" in problems[0] else ValueError
         raise error(
             f"{problems[0]}{more}. Fix the path (relative to {source.parent}) or the file, or remove the row; "
-            "`python -m vlm_recipes.training.preflight --config <yaml>` lists every bad row."
+            "`python -m vlm_recipes.launch.preflight --config <yaml>` lists every bad row."
         )
     ds = ds.map(lambda v, i: {column: resolved[i]}, input_columns=[column], with_indices=True)
     if not {"row_id", "id", "idx"} & set(ds.column_names):

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..models.families import family_of
+from ..models.families import FAMILIES, family_of
 from .collators import SampleError, VisionChatCollator, _row_name
 
 # Key under which an item of `PackedRows` carries its rows.
@@ -101,43 +101,17 @@ class PackedRows(torch.utils.data.Dataset):
         return {PACKED_ROWS: [dict(self.rows[j]) for j in self.bins[i]]}
 
 
-# -- positions ------------------------------------------------------------------------------------------------------
-def mrope_positions(token_types: list[int], grids: list, merge_size: int) -> torch.Tensor:
-    """Qwen2-VL's M-RoPE positions (3, n) of ONE row: text runs count up on all three axes; an image (a run of image
-    tokens, `token_types` 1) at position p gets temporal p + t, height p + h and width p + w over its merged
-    (t, h, w) grid, and the text after it continues at p + max(h, w). `grids` holds the row's own `image_grid_thw`
-    entries, in order. This is `get_rope_index` of transformers' Qwen2VLModel (and Qwen2.5-VL's, for images) for a
-    row alone; the tests compare the two."""
-    grids = iter(grids)
-    parts, current = [], 0
-    for kind, run in itertools.groupby(token_types):
-        n = len(list(run))
-        if kind == 0:
-            parts.append(torch.arange(current, current + n).expand(3, n))
-            current += n
-            continue
-        t, h, w = (int(x) for x in next(grids))
-        h, w = h // merge_size, w // merge_size
-        if t * h * w != n:
-            raise ValueError(f"An image run of {n} tokens does not match its grid {t}x{h}x{w}.")
-        grid_t, grid_h, grid_w = torch.meshgrid(torch.arange(t), torch.arange(h), torch.arange(w), indexing="ij")
-        parts.append(torch.stack([grid_t, grid_h, grid_w]).reshape(3, -1) + current)
-        current += max(h, w)
-    return torch.cat(parts, dim=1) if parts else torch.zeros(3, 0, dtype=torch.long)
-
-
 # -- the collator -----------------------------------------------------------------------------------------------------
-EXACT_FAMILIES = ("smolvlm", "qwen2_vl")  # where tests/test_packing.py proves per-row losses and gradients exact
-
-
 def check_family(processor) -> None:
-    """Refuse a model family whose padding-free batches are not proven exact (LLaVA's differ from its rows run one at
-    a time: measured 0.23 on a row's loss), naming it and the fix."""
+    """Refuse a model family whose padding-free batches are not proven exact (`Family.packing_exact`: per-row losses
+    and gradients tested equal to the rows run one at a time), naming it, the reason and the fix."""
     family = family_of(processor)
-    if family.name not in EXACT_FAMILIES:
+    if not family.packing_exact:
+        exact = " and ".join(f.label for f in FAMILIES if f.packing_exact)
+        why = f" ({family.packing_refusal})" if family.packing_refusal else ""
         raise ValueError(
-            f"padding_free / packing are implemented for {' and '.join(EXACT_FAMILIES)} only (exact per-row losses "
-            f"and gradients, tested); not for the {family.name} family of this checkpoint: remove them (padded or "
+            f"padding_free / packing are implemented for {exact} only (exact per-row losses and gradients, tested); "
+            f"not for the {family.label} family of this checkpoint{why}: remove them (padded or "
             "train_sampling_strategy: group_by_length batches work for every family)."
         )
 
@@ -165,10 +139,16 @@ class PaddingFreeCollator(VisionChatCollator):
             raise ValueError(
                 "A padding-free batch has no padding to place: remove padding_side (or set it to 'right')."
             )
+        if self.image_processing == "device":
+            raise ValueError(
+                "image_processing: device is not implemented with padding_free / packing (the device stage lays out "
+                "the images of a padded batch): use image_processing: worker (the same batches, bit for bit) or "
+                "processor."
+            )
         super().__post_init__()
         check_family(self.processor)
-        self.multimodal_rope = self.family.multimodal_rope
-        if self.multimodal_rope:
+        self.positions = self.family.packed_positions
+        if self.positions is not None:
             self.merge_size = self.processor.image_processor.merge_size
             self.image_token_id = self.processor.tokenizer.convert_tokens_to_ids(self.processor.image_token)
 
@@ -200,8 +180,8 @@ def flatten_rows(batch: dict, collator: PaddingFreeCollator) -> dict[str, torch.
     starts = [0, *itertools.accumulate(lengths)][:-1]
     out["labels"][0, starts] = -100  # no row is trained to predict the next row's first token
     text = torch.cat([torch.arange(n) for n in lengths]) if lengths else torch.zeros(0, dtype=torch.long)
-    if collator.multimodal_rope:
-        out["position_ids"] = torch.cat([text[None], _mrope_of_rows(out, batch, lengths, collator)])[:, None]
+    if collator.positions is not None:
+        out["position_ids"] = torch.cat([text[None], _positions_of_rows(out, batch, lengths, collator)])[:, None]
     else:
         out["position_ids"] = text[None]
     if "pixel_values" in batch and batch["pixel_values"].dim() == 5:  # SmolVLM: (rows, tiles, C, H, W), zero-padded
@@ -219,8 +199,9 @@ def flatten_rows(batch: dict, collator: PaddingFreeCollator) -> dict[str, torch.
     return out
 
 
-def _mrope_of_rows(out: dict, batch: dict, lengths: list[int], collator: PaddingFreeCollator) -> torch.Tensor:
-    """(3, L): each row's M-RoPE positions from its own image grids, concatenated."""
+def _positions_of_rows(out: dict, batch: dict, lengths: list[int], collator: PaddingFreeCollator) -> torch.Tensor:
+    """(3, L): each row's positions (the family's `packed_positions`, e.g. Qwen2-VL's M-RoPE) from its own image
+    grids, concatenated."""
     ids = out["input_ids"][0]
     types = out["mm_token_type_ids"][0] if "mm_token_type_ids" in out else (ids == collator.image_token_id).long()
     grids = iter(batch.get("image_grid_thw", torch.zeros(0, 3, dtype=torch.long)))
@@ -228,7 +209,7 @@ def _mrope_of_rows(out: dict, batch: dict, lengths: list[int], collator: Padding
     for n in lengths:
         row_types = types[start : start + n].tolist()
         images = sum(1 for kind, _ in itertools.groupby(row_types) if kind != 0)
-        parts.append(mrope_positions(row_types, list(itertools.islice(grids, images)), collator.merge_size))
+        parts.append(collator.positions(row_types, list(itertools.islice(grids, images)), collator.merge_size))
         start += n
     return torch.cat(parts, dim=1) if parts else torch.zeros(3, 0, dtype=torch.long)
 

@@ -17,13 +17,14 @@ What this module adds: the same processing cut where the data stops depending on
   rescale+normalize (the processor's own fused op), pad, as batched tensor ops on the training device; on a CPU-only
   run the same code runs on the CPU in the main process.
 
-`image_processing: worker` runs both stages in the collator; `device` runs the second in the trainer
-(`split_image_processing` sets either on a collator). The batch that reaches the model is the plain collator's:
-input_ids, labels and masks identical (the same text expansion), pixel values identical bit for bit on the CPU
-(tests/test_pipeline.py); on a GPU only integer indexing and the processor's own normalize run, so they can differ at
-most by float rounding (not measured here: no GPU). Every resize stays on the CPU (LANCZOS has no CUDA kernel).
-With `device`, SmolVLM's `pixel_attention_mask` has the processor's values and dtype but is a broadcast view (one
-value per frame, made on the device after the batch was pinned and moved): read it, do not write into it.
+`image_processing: worker` runs both stages in the collator; `device` runs the second in the trainer (a collator
+built with either, `VisionChatCollator(..., image_processing=...)`, encodes through `DeferredImagesEncoder`). The
+batch that reaches the model is the plain collator's: input_ids, labels and masks identical (the same text
+expansion), pixel values identical bit for bit on the CPU (tests/test_pipeline.py); on a GPU only integer indexing
+and the processor's own normalize run, so they can differ at most by float rounding (not measured here: no GPU).
+Every resize stays on the CPU (LANCZOS has no CUDA kernel). With `device`, SmolVLM's `pixel_attention_mask` has the
+processor's values and dtype but is a broadcast view (one value per frame, made on the device after the batch was
+pinned and moved): read it, do not write into it.
 
 Only the settings implemented here are accepted: an image processor with other flags (no resize, no padding, another
 processor class) is refused with the flag named, rather than processed differently.
@@ -37,10 +38,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..models.families import QWEN2_VL, SMOLVLM, family_of
+from ..models.families import FAMILIES, family_of
 from .chat_encoding import ChatEncoder
 
 DEFERRED_KEY = "deferred_images"  # the batch key that carries uint8 images from the workers to the device stage
+LAYOUTS = ("tiles", "patches")  # the `Family.pixel_layout`s the two stages implement
 
 
 def _size_dict(size):
@@ -63,20 +65,20 @@ class ImageStage:
         self.processor = processor
         self.channels_last = channels_last
         self.family = family_of(processor)
+        # The family's pixel layout decides the halves; this module implements tiles and patches.
+        self.layout = self.family.pixel_layout
         ip = processor.image_processor
-        # SmolVLMImageProcessor is generated from Idefics3's (transformers' modular files): the same processing.
-        expected = (
-            ("Idefics3ImageProcessor", "SmolVLMImageProcessor")
-            if self.family is SMOLVLM
-            else ("Qwen2VLImageProcessor",)
-        )
-        if self.family not in (SMOLVLM, QWEN2_VL) or type(ip).__name__ not in expected:
+        expected = self.family.image_processor_classes
+        if self.layout not in LAYOUTS or type(ip).__name__ not in expected:
+            implemented = ", ".join(
+                c for f in FAMILIES if f.pixel_layout in LAYOUTS for c in f.image_processor_classes
+            )
             raise ValueError(
-                f"image_processing: worker / device implement the torchvision image processors {', '.join(expected)}; "
+                f"image_processing: worker / device implement the torchvision image processors {implemented}; "
                 f"this processor has {type(ip).__name__}: use image_processing: processor."
             )
         refused = [flag for flag in ("do_resize", "do_convert_rgb") if not getattr(ip, flag, True)]
-        if self.family is SMOLVLM and not ip.do_pad:
+        if self.layout == "tiles" and not ip.do_pad:
             refused.append("do_pad")
         if refused:
             raise ValueError(
@@ -106,7 +108,7 @@ class ImageStage:
             pixels = ip.process_image(image, do_convert_rgb=True).unsqueeze(0)  # (1, C, H, W) uint8
             if self.channels_last:
                 pixels = pixels.contiguous(memory_format=torch.channels_last)
-        if self.family is QWEN2_VL:
+        if self.layout == "patches":
             factor = ip.patch_size * ip.merge_size
             resized = ip.resize(pixels, _size_dict(ip.size), ip.resample, factor=factor)
             grid = torch.tensor([[1, resized.shape[-2] // ip.patch_size, resized.shape[-1] // ip.patch_size]])
@@ -149,11 +151,11 @@ class ImageStage:
         images, counts = deferred["images"], [int(n) for n in deferred["counts"]]
         if device is not None:
             images = [{k: v.to(device, non_blocking=True) for k, v in image.items()} for image in images]
-        if self.family is QWEN2_VL:
-            return self._finish_qwen(images)
-        return self._finish_smolvlm(images, counts)
+        if self.layout == "patches":
+            return self._finish_patches(images)
+        return self._finish_tiles(images, counts)
 
-    def _finish_qwen(self, images: list[dict]) -> dict[str, torch.Tensor]:
+    def _finish_patches(self, images: list[dict]) -> dict[str, torch.Tensor]:
         ip = self.image_processor
         patches, grids = [], []
         for image in images:
@@ -174,7 +176,7 @@ class ImageStage:
         grid_thw = torch.tensor(grids, dtype=torch.long, device=flat.device)
         return {"pixel_values": pixel_values, "image_grid_thw": grid_thw}
 
-    def _finish_smolvlm(self, images: list[dict], counts: list[int]) -> dict[str, torch.Tensor]:
+    def _finish_tiles(self, images: list[dict], counts: list[int]) -> dict[str, torch.Tensor]:
         tile = self.image_processor.max_image_size["longest_edge"]
         per_image = []  # per image: its frames (uint8 views): tiles in row-major order, then the global image
         for image in images:
@@ -244,32 +246,6 @@ class DeferredImagesEncoder(ChatEncoder):
             # strides, which a broadcast view (the SmolVLM mask) cannot be written into.
             return {k: v.contiguous() for k, v in self.stage.finish(deferred).items()}, expansions
         return {DEFERRED_KEY: deferred}, expansions
-
-
-IMAGE_PROCESSING = ("processor", "worker", "device")
-
-
-def split_image_processing(collator, mode: str):
-    """Set how a `VisionChatCollator` (or `PreferenceCollator`) processes images, in place, and return it.
-
-    - "processor": the processor's own call, in the collator (the default; the collator as it is);
-    - "worker": both stages in the collator (dataloader workers): the same tensors, bit for bit, faster on a CPU;
-    - "device": the worker stage in the collator; its batches carry `DEFERRED_KEY` (uint8 images), which
-      `finish_images` (the trainer's `DeviceImageStage`) turns into pixel values on the training device.
-    """
-    if mode not in IMAGE_PROCESSING:
-        raise ValueError(f"image_processing must be one of {', '.join(IMAGE_PROCESSING)}; got {mode!r}.")
-    if mode != "processor":
-        collator.encoder = DeferredImagesEncoder(
-            collator.processor, collator.chat_template, finish_here=mode == "worker"
-        )
-        collator.image_stage = collator.encoder.stage
-    return collator
-
-
-def defer_images(collator):
-    """`split_image_processing(collator, "device")`."""
-    return split_image_processing(collator, "device")
 
 
 def finish_images(batch: dict, stage: ImageStage, device=None) -> dict:

@@ -137,7 +137,7 @@ def make_video_dataset(
         ]
         return Dataset.from_list(rows, features=FRAME_FEATURES)
     if cache_dir is None:
-        from ..tiny import cache_root
+        from ..paths import cache_root
 
         cache_dir = cache_root() / "video"
     folder = Path(cache_dir) / f"{task}-s{seed}-n{num_samples}-{image_size}px-{num_frames}f"

@@ -164,31 +164,6 @@ def _metadata(total: int, fps: float, keep: list[int], backend: str | None) -> V
     )
 
 
-def set_video_settings(processor, min_pixels: int | None = None, max_pixels: int | None = None) -> None:
-    """Per-frame pixel bounds of Qwen2-VL's video processor (None: unchanged), set in place.
-
-    The frames given are the frames used (`do_sample_frames=False` at call time). Qwen2-VL's video processor can
-    also shrink frames to fit a whole-video token budget (`cap_pixels_per_frame`, after qwen-vl-utils); it is turned
-    off here so that the per-frame bounds of the YAML are the ones applied (and transformers' warning about the
-    default changing is answered).
-    """
-    vp = getattr(processor, "video_processor", None)
-    if vp is None:
-        raise ValueError(f"{type(processor).__name__} has no video processor: this model family cannot take videos.")
-    if hasattr(vp, "cap_pixels_per_frame"):
-        vp.cap_pixels_per_frame = False
-    if min_pixels is None and max_pixels is None:
-        return
-    if not hasattr(vp, "temporal_patch_size"):
-        raise ValueError(
-            f"video_min_pixels / video_max_pixels are Qwen2-VL settings; {type(vp).__name__} sizes frames like its "
-            "images (SmolVLM: one tile of max_image_size per frame): remove them."
-        )
-    from ..models.families import set_pixel_bounds
-
-    set_pixel_bounds(vp, min_pixels, max_pixels, prefix="video_")
-
-
 def videos_of(conversation: list[dict]) -> list[Video]:
     """The videos of a conversation in the order the template places them."""
     return [

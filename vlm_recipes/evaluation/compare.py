@@ -23,8 +23,8 @@ import re
 import time
 from pathlib import Path
 
-from ..configs import DataArguments, EvaluateArguments, GenerateArguments, VLMModelConfig
 from ..outputs import run_directory
+from ..settings import DataArguments, EvaluateArguments, GenerateArguments, VLMModelConfig
 from .inference import check_adapter_dir, load_for_inference, predict, rows_for, write_jsonl
 from .metrics import score
 

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import torch
 from tqdm.auto import tqdm
 
-from ..data.collators import PreferenceCollator, PromptCollator
+from ..data.collation import PreferenceCollator, PromptCollator, build_collator
 from ..data.loading import final_answer, reference_answer
 from .metrics import score
 
@@ -50,7 +50,7 @@ def generate_answers(
 ) -> list[str]:
     """Greedy answers to each row's conversation (its final assistant turn, if any, is left out); `video`: the frame
     sampling of rows with videos (`vlm_recipes.data.video.load_video`'s settings), as in training."""
-    collate = PromptCollator(processor, messages_key=messages_key, video=video)
+    collate = build_collator(PromptCollator, processor, messages_key=messages_key, video=video)
     tokenizer = processor.tokenizer
     answers: list[str] = []
     with _evaluating(model):
@@ -111,7 +111,7 @@ def preference_accuracy(model, processor, rows, batch_size: int = 16, desc: str 
     """Fraction of held-out pairs where the model gives the chosen response a higher log-probability."""
     margins: list[float] = []
     with _evaluating(model):
-        for batch in _batches(model, rows, batch_size, PreferenceCollator(processor), desc):
+        for batch in _batches(model, rows, batch_size, build_collator(PreferenceCollator, processor), desc):
             chosen, rejected = sequence_logps(model, batch).chunk(2)
             margins += (chosen - rejected).tolist()
     return {

@@ -24,11 +24,11 @@ from pathlib import Path
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from ..configs import DataArguments, GenerateArguments, VLMModelConfig
 from ..data.images import to_rgb
 from ..data.loading import final_answer, load_eval_split, question_messages, reference_answer, videos_as_list_column
 from ..data.video import decode_frames, load_video
 from ..models.modeling import load_model, load_processor
+from ..settings import DataArguments, GenerateArguments, VLMModelConfig
 from .generation import generate_answers
 
 logger = logging.getLogger(__name__)

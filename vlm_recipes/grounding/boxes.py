@@ -136,16 +136,21 @@ class BoxConvention:
         name: the `box_format` value that selects it.
         summary: one line for errors and the README.
         needs_processor: whether the frame depends on the processor's resize settings.
+        grid: the side of the fixed grid the coordinates are on (e.g. 100: a 0-100 grid of each image side); None:
+            pixels of the image as the processor resizes it.
+        syntax: how a box is written: "list" (`[x1, y1, x2, y2]`) or "json" (`[{"bbox_2d": [...], "label": ...}]`).
     """
 
     name: str
     summary: str
     needs_processor: bool
+    grid: int | None = None
+    syntax: str = "list"
 
     def frame_size(self, image_size: tuple[int, int], processor=None) -> tuple[int, int]:
         """(width, height) of the frame the answer's coordinates are in, for an image of `image_size` (w, h)."""
-        if self.name == "smolvlm":
-            return (100, 100)
+        if self.grid is not None:
+            return (self.grid, self.grid)
         return qwen_input_size(image_size, processor)
 
     def to_frame(self, box, image_size, frame) -> tuple[int, int, int, int]:
@@ -163,7 +168,7 @@ class BoxConvention:
     def format(self, frame_box, label: str | None = None) -> str:
         """The answer text for a box already in the frame (`to_frame`)."""
         coords = [int(v) for v in frame_box]
-        if self.name == "smolvlm":
+        if self.syntax == "list":
             return json.dumps(coords)
         # json.dumps escapes the label: text of the dataset stays text inside the answer.
         return json.dumps([{"bbox_2d": coords, "label": label or ""}], ensure_ascii=False)
@@ -186,8 +191,9 @@ CONVENTIONS: dict[str, BoxConvention] = {
             "qwen2.5-vl",
             'JSON [{"bbox_2d": [x1, y1, x2, y2], "label": ...}] in integer pixels of the resized input image',
             needs_processor=True,
+            syntax="json",
         ),
-        BoxConvention("smolvlm", "[x1, y1, x2, y2] as integers on a 0-100 grid of the image's sides", False),
+        BoxConvention("smolvlm", "[x1, y1, x2, y2] as integers on a 0-100 grid of the image's sides", False, grid=100),
     )
 }
 

@@ -23,7 +23,7 @@ import logging
 from datasets import Dataset, Image, List
 from PIL import Image as PILImage
 
-from ..configs import DataArguments
+from ..settings import DataArguments
 from .boxes import as_box, get_convention, xywh_to_xyxy
 
 logger = logging.getLogger(__name__)

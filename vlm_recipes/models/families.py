@@ -1,10 +1,13 @@
-"""What differs between the model families we support, in one place.
+"""What differs between the model families we support, in one place: one record per family, data and behaviour.
 
-Everything family-specific the rest of the package needs (which special tokens are image tokens, which
-token ends an assistant turn, how the modules of the model are named, which image-resolution controls apply and how
-they are set on the processor, which settings the model must share with its processor) lives here, so collators,
-model loading and evaluation stay family-agnostic. Adding a family is one `Family` record in `FAMILIES` (plus a tiny
-model in vlm_recipes/tiny and its chat template, if TRL does not ship it, in vlm_recipes/models/chat_templates).
+Everything family-specific the rest of the package needs lives here: which special tokens are image tokens, which
+token ends an assistant turn, how the modules of the model are named, which image- and video-resolution controls
+apply and how they are set on the processor, which settings the model must share with its processor, how its image
+inputs are laid out (`pixel_layout`, which the split image pipeline implements per layout), how a padding-free row
+gets its positions and whether packing is proven exact, and the patches its chat template needs. Code outside
+`models/` asks the record; it never compares a family by identity or name. Adding a family is one `Family` record in
+`FAMILIES` (plus a tiny model in vlm_recipes/tiny and its chat template, if TRL does not ship it, in
+vlm_recipes/models/chat_templates).
 
 >>> family_for_model_type("llava_onevision").label, family_for_model_type("llava").resolution_controls
 ('LLaVA-OneVision', ())
@@ -15,6 +18,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from .positions import mrope_positions
 
 # The fields of VLMModelConfig that set image resolution; each family accepts the ones it lists.
 RESOLUTION_CONTROLS = ("min_pixels", "max_pixels", "longest_edge", "image_splitting", "max_image_tiles")
@@ -45,6 +50,19 @@ class Family:
         model_settings: `(processor) -> dict` of config values the model must share with its processor (read by
             the processor to count image tokens, by the model to lay out image features); the model is loaded with
             them, so a resolution control can never leave the two disagreeing.
+        video_resolution_controls: the video-frame resolution fields this family honours (`video_min_pixels`,
+            `video_max_pixels`); `set_video_resolution` applies them.
+        pixel_layout: how the processor lays out image inputs: "tiles" (SmolVLM / Idefics3: per row a stack of
+            tiles and frames, `pixel_values` (rows, images, C, H, W) with a `pixel_attention_mask`), "patches"
+            (Qwen2-VL: every image's patches flat in row order, with `image_grid_thw`), or "images" (one tensor per
+            image, LLaVA). The split image pipeline (vlm_recipes.data.pipeline) implements "tiles" and "patches".
+        image_processor_classes: the image processor classes the split pipeline reproduces for this layout.
+        packed_positions: `(token_types, grids, merge_size) -> (3, n)` positions of one row of a padding-free batch
+            beyond the plain text positions (Qwen2-VL's M-RoPE, vlm_recipes.models.positions); None: 1-D positions.
+        packing_exact: whether padding-free / packed batches are proven exact (tests/test_packing.py: per-row losses
+            and LoRA gradients equal to the rows run one at a time); `packing_refusal` says why not, when not.
+        template_patches: (old, new) text replacements applied to the family's chat templates before use (e.g. the
+            `<video>` branch SmolVLM's template lacks).
     """
 
     name: str
@@ -60,11 +78,26 @@ class Family:
     projector_modules: tuple[str, ...]
     # Qwen2-VL's M-RoPE: image tokens get 3-D (temporal, height, width) positions, so a padding-free batch needs
     # them per row (vlm_recipes.data.packing); other families use 1-D positions.
-    multimodal_rope: bool = False
     resolution_controls: tuple[str, ...] = ()
     set_resolution: Callable | None = None
     resolution_help: str = ""
     model_settings: Callable | None = None
+    video_resolution_controls: tuple[str, ...] = ()
+    pixel_layout: str = "images"
+    image_processor_classes: tuple[str, ...] = ()
+    packed_positions: Callable | None = None
+    packing_exact: bool = False
+    packing_refusal: str = ""
+    template_patches: tuple[tuple[str, str], ...] = ()
+
+    def patch_template(self, template):
+        """`template` (text) with this family's `template_patches` applied (each only where it is not applied yet)."""
+        if not isinstance(template, str):
+            return template
+        for old, new in self.template_patches:
+            if new not in template:
+                template = template.replace(old, new)
+        return template
 
     def part_of(self, name: str) -> str:
         """Which part of the model a parameter belongs to: 'projector', 'vision_tower' or 'language_model'."""
@@ -165,6 +198,20 @@ SMOLVLM = Family(
     resolution_controls=("longest_edge", "image_splitting"),
     set_resolution=_smolvlm_resolution,
     resolution_help="SmolVLM resizes the longest edge and optionally splits the image into tiles",
+    pixel_layout="tiles",
+    # SmolVLMImageProcessor is generated from Idefics3's (transformers' modular files): the same processing.
+    image_processor_classes=("Idefics3ImageProcessor", "SmolVLMImageProcessor"),
+    packing_exact=True,
+    # TRL's SmolVLM template (and its training variant) writes no video placeholder; transformers'
+    # `SmolVLMProcessor.apply_chat_template` swaps in a template with a `<video>` branch when a conversation holds a
+    # video. The same branch is added to whichever SmolVLM template is used, so video and image rows render alike.
+    template_patches=(
+        (
+            "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}",
+            "{% elif line['type'] == 'image' %}{{ '<image>' }}{% elif line['type'] == 'video' %}{{ '<video>' }}"
+            "{% endif %}",
+        ),
+    ),
 )
 
 QWEN2_VL = Family(
@@ -179,15 +226,21 @@ QWEN2_VL = Family(
     vision_tower_pattern=r"(^|\.)visual\.",
     vision_tower_modules=(r"(.*\.)?visual",),  # holds the merger too: quantizing the tower leaves it out
     projector_modules=(r"(.*\.)?visual\.merger",),
-    multimodal_rope=True,
     resolution_controls=("min_pixels", "max_pixels"),
     set_resolution=_qwen2_vl_resolution,
     resolution_help="Qwen2-VL resizes every image so that its pixel count lies in [min_pixels, max_pixels]",
+    video_resolution_controls=("video_min_pixels", "video_max_pixels"),
+    pixel_layout="patches",
+    image_processor_classes=("Qwen2VLImageProcessor",),
+    packed_positions=mrope_positions,
+    packing_exact=True,
 )
 
 # LLaVA: a vision tower (`vision_tower`), a two-layer MLP projector (`multi_modal_projector`) and a language model
-# (`language_model`); the image placeholder `<image>` is expanded to one token per image feature.
+# (`language_model`); the image placeholder `<image>` is expanded to one token per image feature. Padding-free
+# batches are refused: a row's loss differs from the row run alone (measured 0.23).
 _LLAVA_PARTS = dict(
+    packing_refusal="a row's loss in a padding-free batch differs from the row run alone (measured 0.23)",
     projector_pattern=r"(^|\.)(multi_modal_projector\.|image_newline$)",  # OneVision's row separator: projector side
     vision_tower_pattern=r"(^|\.)vision_tower\.",
     vision_tower_modules=(r"(.*\.)?vision_tower",),
@@ -262,6 +315,37 @@ def family_of(processor_or_model) -> Family:
             return family
     names = ", ".join(f.label for f in FAMILIES)
     raise ValueError(f"Cannot tell the model family of {cls}; supported: {names}.")
+
+
+def set_video_resolution(processor, video_min_pixels: int | None = None, video_max_pixels: int | None = None) -> None:
+    """Per-frame pixel bounds of the processor's video processor (None: unchanged), set in place; a family without
+    video resolution controls refuses them, naming it.
+
+    The frames given are the frames used (`do_sample_frames=False` at call time). Qwen2-VL's video processor can
+    also shrink frames to fit a whole-video token budget (`cap_pixels_per_frame`, after qwen-vl-utils); it is turned
+    off here so that the per-frame bounds of the YAML are the ones applied (and transformers' warning about the
+    default changing is answered).
+    """
+    vp = getattr(processor, "video_processor", None)
+    given = video_min_pixels is not None or video_max_pixels is not None
+    if vp is None:
+        if given:
+            raise ValueError(
+                f"{type(processor).__name__} has no video processor: this model family cannot take videos."
+            )
+        return
+    if hasattr(vp, "cap_pixels_per_frame"):
+        vp.cap_pixels_per_frame = False
+    if not given:
+        return
+    family = family_of(processor)
+    if not family.video_resolution_controls:
+        owners = ", ".join(f.label for f in FAMILIES if f.video_resolution_controls)
+        raise ValueError(
+            f"video_min_pixels / video_max_pixels are {owners} settings; {family.label} ({type(vp).__name__}) sizes "
+            "frames like its images: remove them."
+        )
+    set_pixel_bounds(vp, video_min_pixels, video_max_pixels, prefix="video_")
 
 
 def set_image_resolution(processor, **controls) -> None:

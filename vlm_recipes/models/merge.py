@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 
 from ..outputs import run_directory
-from ..tiny import resolve
 from .families import family_for_model_type
+from .sources import resolve
 
 logger = logging.getLogger(__name__)
 

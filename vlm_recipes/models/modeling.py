@@ -18,16 +18,16 @@ from accelerate import PartialState
 from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 from trl import get_peft_config, get_quantization_config
 
-from .. import tiny
-from ..configs import VLMModelConfig
+from ..settings import VLMModelConfig
 from . import attention  # noqa: F401  (registers attn_implementation: sdpa_varlen)
-from .families import Family, family_for_model_type, family_of, set_image_resolution
+from .families import Family, family_for_model_type, family_of, set_image_resolution, set_video_resolution
+from .sources import resolve
 
 logger = logging.getLogger(__name__)
 
 
 def load_processor(model_args: VLMModelConfig, trust_remote_code: bool = False):
-    path = tiny.resolve(model_args.model_name_or_path)
+    path = resolve(model_args.model_name_or_path)
     processor = AutoProcessor.from_pretrained(
         path, revision=model_args.model_revision, trust_remote_code=trust_remote_code
     )
@@ -39,17 +39,14 @@ def load_processor(model_args: VLMModelConfig, trust_remote_code: bool = False):
         image_splitting=model_args.image_splitting,
         max_image_tiles=model_args.max_image_tiles,
     )
-    if hasattr(processor, "video_processor") or model_args.video_min_pixels or model_args.video_max_pixels:
-        from ..data.video import set_video_settings
-
-        set_video_settings(processor, model_args.video_min_pixels, model_args.video_max_pixels)
+    set_video_resolution(processor, model_args.video_min_pixels, model_args.video_max_pixels)
     return processor
 
 
 def load_model(model_args: VLMModelConfig, use_cpu: bool = False, trust_remote_code: bool = False, processor=None):
     """The model; with `processor`, loaded with the settings it must share with that processor (the family's
     `model_settings`, e.g. LLaVA-OneVision's anyres grid after `max_image_tiles`)."""
-    path = tiny.resolve(model_args.model_name_or_path)
+    path = resolve(model_args.model_name_or_path)
     quantization_config = get_quantization_config(model_args)
     dtype = model_args.dtype if model_args.dtype in ("auto", None) else getattr(torch, model_args.dtype)
     kwargs = {}

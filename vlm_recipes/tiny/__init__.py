@@ -1,7 +1,8 @@
 """Offline tiny models, built locally from the real architectures and processor classes (no Hub download).
 
-Production code (model loading, merging, the CLIP recipes) reaches the builders only through `resolve`, which maps
-a `tiny:<name>` to its cached checkpoint directory and passes any other name through:
+Production code (model loading, merging, the CLIP recipes) reaches the builders only through
+`vlm_recipes.models.sources.resolve`, where importing this package registers `resolve` below: it maps a
+`tiny:<name>` to its cached checkpoint directory, building it once:
 
 - `vlm_recipes.tiny.vlm`: tiny SmolVLM, Qwen2-VL, LLaVA-1.5, LLaVA-OneVision and LLaVA-NeXT (`tiny:smolvlm`,
   `tiny:qwen2_vl`, `tiny:llava`, `tiny:llava_onevision`, `tiny:llava_next`, `-random`, `-sft`); the LLaVA builders are
@@ -19,7 +20,8 @@ from __future__ import annotations
 
 import os
 
-from .common import TINY_PREFIX, cache_root  # noqa: F401  (cache_root: where other caches live too)
+from ..models.sources import register_source
+from .common import TINY_PREFIX
 
 
 def is_tiny(name_or_path: str) -> bool:
@@ -56,3 +58,6 @@ def resolve(name_or_path: str) -> str:
         return str(path)
     dist.barrier()  # local rank 0 has built (or found) the checkpoint
     return str(builder(name_or_path))
+
+
+register_source(TINY_PREFIX, resolve)

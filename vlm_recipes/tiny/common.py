@@ -20,16 +20,14 @@ from pathlib import Path
 
 import torch
 
+from ..paths import cache_root  # noqa: F401  (the builders' cache folder)
+
 TINY_PREFIX = "tiny:"  # `tiny:<name>` in model_name_or_path names an offline tiny checkpoint
 # Intra-op threads of every build (see the module docstring). One: no parallel reduction at all, and no OpenMP
 # barrier to spin on, so a build on a busy machine slows down only by its share of the cores (measured: two pinned
 # threads next to another 2-thread job ran 10x slower). Costs ~25% on an idle 2-core machine.
 BUILD_THREADS = 1
 SEED_ENV = "VLM_RECIPES_TINY_SEED"
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("VLM_RECIPES_CACHE", Path.home() / ".cache" / "vlm_recipes"))
 
 
 def build_seed() -> int:

@@ -24,8 +24,9 @@ import logging
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from ..data.collation import build_collator
 from ..data.images import undecoded
-from ..data.packing import PackedRows, PaddingFreeCollator, fill_ratio, pack_rows
+from ..data.packing import PackedRows, fill_ratio, pack_rows
 from .lengths import count_lengths
 
 logger = logging.getLogger(__name__)
@@ -49,8 +50,8 @@ def check(method, data_args, args) -> None:
     packing, padding_free = getattr(args, "packing", False), getattr(args, "padding_free", False)
     if not (packing or padding_free):
         return
-    if method.collator_class is None:
-        raise ValueError(f"packing / padding_free need a collator; the {method.name} recipe has none: remove them.")
+    if not method.packs:
+        raise ValueError(f"the {method.name} recipe cannot train packed or padding-free batches: remove them.")
     flag = "packing" if packing else "padding_free"
     if packing and args.max_length is None:
         raise ValueError("packing needs max_length: the most tokens of a packed sequence (e.g. max_length: 2048).")
@@ -91,18 +92,14 @@ def plan(method, train_ds, processor, data_args, args) -> BatchPlan:
     """The collator and training data for `method` with these arguments (see the module docstring)."""
     mode = mode_of(args)
     rows = undecoded(train_ds)  # the collator decodes the images, naming the row of a bad one
-    common = {
-        "max_length": args.max_length,
-        "on_overflow": data_args.on_overflow,
-        "max_image_pixels": data_args.max_image_pixels,
-        "pad_to_multiple_of": args.pad_to_multiple_of,  # TRL resolves "auto" to an int or None
-    }
-    if mode in ("packed", "padding-free"):
-        collator = PaddingFreeCollator(processor, **common)
-    else:
-        collator = method.collator_class(
-            processor, padding_side=data_args.padding_side, video=data_args.video_settings, **common
-        )
+    collator = build_collator(
+        method.collator_class,
+        processor,
+        data_args,
+        max_length=args.max_length,
+        pad_to_multiple_of=args.pad_to_multiple_of,  # TRL resolves "auto" to an int or None
+        padding_free=mode in ("packed", "padding-free"),
+    )
     result = BatchPlan(mode, collator, rows, results={"batching": mode})
     if mode != "packed" and args.train_sampling_strategy != GROUP_BY_LENGTH:
         return result

@@ -28,16 +28,15 @@ class Bypassed:
         instead: what to use instead.
         example: a value that is refused (the tests set it).
         honoured: the values that describe what the flow does anyway (None: the field's default), so they are fine.
-        methods: the recipes whose flow bypasses it (None: every training recipe whose config has the field).
-        honoured_by: per recipe, honoured values that replace `honoured` for that recipe.
+
+    Which methods refuse it is the method record's business (`Method.refuses`, vlm_recipes.training.methods), as are
+    values a method honours where others do not (`Method.honours`).
     """
 
     why: str
     instead: str
     example: object
     honoured: tuple | None = None
-    methods: tuple[str, ...] | None = None
-    honoured_by: dict[str, tuple] | None = None
 
 
 _PREPARATION = "TRL's dataset preparation is skipped: the collator renders and tokenizes each batch on the fly"
@@ -48,8 +47,6 @@ _EVALUATE_INSTEAD = (
     "for held-out figures use max_eval_samples, eval_metrics and eval_max_new_tokens (reported before/after); for "
     "figures during training save checkpoints (save_strategy) and score them with recipes/evaluate_models.py"
 )
-_SFT_DPO = ("sft", "dpo", "mpo")
-
 BYPASSED: dict[str, Bypassed] = {
     # -- dataset preparation and collation (SFT, DPO/MPO) --------------------------------------------------------
     "dataset_text_field": Bypassed(
@@ -68,7 +65,6 @@ BYPASSED: dict[str, Bypassed] = {
         _PREPARATION,
         "remove it: the training sampler already reshuffles every epoch (seed / data_seed)",
         True,
-        methods=("sft",),
     ),
     # packing: true (SFT) is honoured by our batching; DPO and GRPO configs have no such field.
     "packing_strategy": Bypassed(
@@ -77,7 +73,6 @@ BYPASSED: dict[str, Bypassed] = {
         "remove it (bfd is what packing does)",
         "wrapped",
         ("bfd",),
-        ("sft",),
     ),
     "eval_packing": Bypassed(_EVALUATION, "remove it", True),
     "padding_free": Bypassed(
@@ -85,7 +80,6 @@ BYPASSED: dict[str, Bypassed] = {
         "back to padding)",
         "remove it (SFT honours padding_free and packing); padding_side and pad_to_multiple_of shape the padding",
         True,
-        methods=("dpo", "mpo"),
     ),
     "truncation_mode": Bypassed(
         "the collator cuts text from the end (keep_start) and never cuts image tokens (image tokens sit in the "
@@ -93,21 +87,18 @@ BYPASSED: dict[str, Bypassed] = {
         "remove it; use max_length with on_overflow: error or drop",
         "keep_end",
         ("keep_start",),
-        _SFT_DPO,
     ),
     "completion_only_loss": Bypassed(
         "the collator always trains on the assistant answers plus their end-of-turn token, never on the prompt or "
         "image tokens",
         "remove it",
         True,
-        methods=("sft",),
     ),
     "assistant_only_loss": Bypassed(
         "the collator always trains on the assistant answers plus their end-of-turn token only",
         "remove it (true is what the recipes do)",
         False,
         (True,),  # false (TRL's default) is refused when given explicitly; left unset it cannot be told apart
-        ("sft",),
     ),
     "eos_token": Bypassed(
         "the collator trains each assistant turn's own end-of-turn token and generation stops on the tokenizer's eos",
@@ -150,7 +141,6 @@ BYPASSED: dict[str, Bypassed] = {
         "TRL's preference and GRPO losses do not use the Trainer's label smoother",
         "remove it (DPO/MPO: label_smoothing smooths the preference loss)",
         0.1,
-        methods=("dpo", "mpo", "grpo"),
     ),
     "train_sampling_strategy": Bypassed(
         "the recipes count each row's tokens for group_by_length only (batch_rebalance is not wired to them), and "
@@ -158,7 +148,6 @@ BYPASSED: dict[str, Bypassed] = {
         "use random (the default), sequential or group_by_length (SFT, DPO, MPO); SFT also packs (packing: true)",
         "batch_rebalance",
         ("random", "sequential", "group_by_length"),
-        honoured_by={"grpo": ("random",)},
     ),
     # -- the Trainer's own evaluation ----------------------------------------------------------------------------
     "eval_strategy": Bypassed(_EVALUATION, _EVALUATE_INSTEAD, "steps", ("no",)),
@@ -204,16 +193,42 @@ def _same(a, b) -> bool:
     return a == b or (a is not None and b is not None and str(a) == str(b))
 
 
-def refuse_bypassed(config_class: type, settings: dict, method: str, where: str = "") -> None:
+# Fields every training method refuses (its flow bypasses them); each method record adds its own (Method.refuses).
+COMMON = tuple(
+    name
+    for name in BYPASSED
+    if name
+    not in (
+        "shuffle_dataset",
+        "packing_strategy",
+        "padding_free",
+        "truncation_mode",
+        "completion_only_loss",
+        "assistant_only_loss",
+        "label_smoothing_factor",
+    )
+)
+
+
+def refuse_bypassed(
+    config_class: type,
+    settings: dict,
+    refuses: tuple[str, ...],
+    honours: dict | None = None,
+    where: str = "",
+    method: str = "",
+) -> None:
     """Raise a ValueError naming the first of `settings` (field -> value, as a YAML file, the command line or a
-    config object set them) that `method`'s flow would not honour, why, and what to use instead."""
+    config object set them) among the `refuses` fields that is set to a value the flow would not honour, why, and
+    what to use instead. `honours` replaces an entry's honoured values (e.g. GRPO samples prompts randomly only)."""
     names = {f.name for f in fields(config_class)}
-    for name, entry in BYPASSED.items():
-        if name not in settings or name not in names or (entry.methods is not None and method not in entry.methods):
+    for name in refuses:
+        entry = BYPASSED[name]
+        if name not in settings or name not in names:
             continue
         value = settings[name]
         honoured = (_default(config_class, name),) if entry.honoured is None else entry.honoured
-        honoured = (entry.honoured_by or {}).get(method, honoured)
+        honoured = (honours or {}).get(name, honoured)
         if any(_same(value, ok) for ok in honoured):
             continue
         raise ValueError(

@@ -23,9 +23,11 @@ from pathlib import Path
 
 import torch
 
+from ..data.collation import build_collator
 from ..data.collators import SampleError, _row_name
 from ..data.images import ImageError, undecoded
-from ..tiny import cache_root
+from ..paths import cache_root
+from ..settings import DataArguments
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +81,7 @@ def count_lengths(method, ds, processor, *, max_image_pixels: int | None = None,
             logger.info("Row lengths of %d rows read from %s", len(lengths), path)
             return lengths
     started = time.time()
-    collator = method.collator_class(processor, max_image_pixels=max_image_pixels)
+    collator = build_collator(method.collator_class, processor, DataArguments(max_image_pixels=max_image_pixels))
     raw = undecoded(ds)
     lengths: list[int] = []
     for start in range(0, len(raw), COUNT_BATCH):

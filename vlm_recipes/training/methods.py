@@ -19,11 +19,13 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import field as dc_field
 
-from ..configs import DataArguments, DPOConfig, GRPOConfig, SFTConfig, VLMModelConfig
 from ..data.collators import PreferenceCollator, VisionChatCollator
 from ..data.loading import final_answer, load_preference_splits, load_prompt_splits, load_splits
 from ..evaluation.generation import preference_accuracy
+from ..settings import DataArguments, DPOConfig, GRPOConfig, SFTConfig, VLMModelConfig
+from .bypassed import COMMON, refuse_bypassed
 from .rewards import get_reward_funcs, weighted_rewards
 from .trainers import VLMDPOTrainer, VLMGRPOTrainer, VLMSFTTrainer
 
@@ -100,7 +102,14 @@ class Method:
         load_splits: `(DataArguments, seed, processor=None) -> (train, held_out)` datasets in the rows this method
             trains on (the processor: for grounding answers in a processor-dependent frame).
         trainer_class: the Trainer (a TRL trainer with our mixins).
-        collator_class: builds training batches from rows; None when the trainer renders prompts itself (GRPO).
+        collator_class: builds training batches from rows (through vlm_recipes.data.collation.build_collator); None
+            when the trainer renders its own prompts.
+        renders_prompts: the trainer renders and processes its prompts itself, for generation (GRPO): no collator of
+            ours, so only the processor's own image processing, no packing, no videos (TRL's GRPO takes none).
+        packs: rows can be trained padding-free or packed (`padding_free`, `packing`), exactly.
+        refuses: the TRL / Trainer fields this method's flow does not honour (vlm_recipes.training.bypassed), refused
+            when set to anything but what the flow does.
+        honours: per refused field, the values this method honours instead of the field's usual ones.
         prompt_key: the column holding the conversation that held-out generation answers.
         generation_metric: `(held-out dataset) -> GenerationMetric`: how held-out generations are scored
             (default: exact match as `accuracy`).
@@ -129,11 +138,20 @@ class Method:
     trainer_kwargs: Callable | None = None
     prepare_args: Callable | None = None
     check_args: Callable | None = None
+    renders_prompts: bool = False
+    packs: bool = False
+    refuses: tuple[str, ...] = COMMON
+    honours: dict = dc_field(default_factory=dict)
 
     @property
     def parser_types(self) -> tuple:
         """The dataclasses a recipe of this method parses its YAML into, in order."""
         return (DataArguments, self.config_class, VLMModelConfig)
+
+    def refuse(self, config_class: type, settings: dict, where: str = "") -> None:
+        """Raise, naming the field and what to use instead, when `settings` set a field this method does not
+        honour (`refuses`)."""
+        refuse_bypassed(config_class, settings, self.refuses, self.honours, where, method=self.name)
 
 
 def _preference_metrics(model, processor, eval_ds, generated, training_args, batch_size, when) -> dict:
@@ -184,6 +202,7 @@ def _preference_method(name: str, summary: str, tags: tuple[str, ...], check_arg
         result_name=lambda args: "+".join(args.loss_type),
         tags=tags,
         check_args=check_args,
+        refuses=COMMON + ("padding_free", "truncation_mode", "label_smoothing_factor"),
     )
 
 
@@ -201,6 +220,9 @@ METHODS: dict[str, Method] = {
         label=lambda args: "SFT",
         result_name=lambda args: "sft",
         tags=("sft",),
+        packs=True,
+        refuses=COMMON
+        + ("shuffle_dataset", "packing_strategy", "truncation_mode", "completion_only_loss", "assistant_only_loss"),
     ),
     "dpo": _preference_method("dpo", "direct preference optimisation on chosen/rejected pairs", ("dpo",)),
     # MPO is DPO with a mixed loss (TRL's loss_type list + loss_weights): the same record but for its check and tag.
@@ -213,7 +235,8 @@ METHODS: dict[str, Method] = {
         config_class=GRPOConfig,
         load_splits=load_prompt_splits,
         trainer_class=VLMGRPOTrainer,
-        collator_class=None,  # TRL's GRPOTrainer renders and processes prompts itself, for generation
+        collator_class=None,
+        renders_prompts=True,  # TRL's GRPOTrainer renders and processes prompts itself, for generation
         prompt_key="prompt",
         # References may be whole reasoning traces (multimodal-open-r1's solutions): compare final answers. Box answers
         # are compared exactly: math-verify would read "[3, 28, 22, 47]" as a set (a wrong box scored 0.78).
@@ -223,6 +246,8 @@ METHODS: dict[str, Method] = {
         label=lambda args: "GRPO",
         result_name=lambda args: "grpo",
         tags=("grpo",),
+        refuses=COMMON + ("label_smoothing_factor",),
+        honours={"train_sampling_strategy": ("random",)},  # TRL's GRPOTrainer samples prompts with its own sampler
     ),
 }
 

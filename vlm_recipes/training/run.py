@@ -19,15 +19,14 @@ from pathlib import Path
 from transformers import set_seed
 
 from .. import hub
-from ..configs import DataArguments, VLMModelConfig, parse
 from ..data.packing import check_family
-from ..data.pipeline import ImageStage, split_image_processing
+from ..data.pipeline import ImageStage
 from ..evaluation.generation import held_out_metrics
 from ..models.modeling import apply_freezing, build_peft_config, count_parameters, load_model, load_processor
 from ..outputs import RESULTS_FILE, run_directory, save_training_config
-from ..processes import ends_process_group
+from ..settings import DataArguments, VLMModelConfig
 from . import batching, preflight
-from .bypassed import changed_settings, refuse_bypassed
+from .bypassed import changed_settings
 from .methods import Method, get_method
 from .trainers import full_weights
 
@@ -58,10 +57,10 @@ def run(method: str | Method, data_args: DataArguments, training_args, model_arg
     data before and after; returns the figures written to eval_results.json."""
     method = get_method(method)
     # parse() refused these already; this covers training arguments built in Python.
-    refuse_bypassed(type(training_args), changed_settings(training_args), method.name)
+    method.refuse(type(training_args), changed_settings(training_args))
     if method.check_args is not None:
         method.check_args(training_args)
-    if method.collator_class is None and data_args.image_processing != "processor":
+    if method.renders_prompts and data_args.image_processing != "processor":
         raise ValueError(
             f"image_processing: {data_args.image_processing} needs our collator, but {method.name} prompts are "
             "processed by the trainer itself; use image_processing: processor."
@@ -186,14 +185,12 @@ def build_trainer(r: Run, model):
         "callbacks": hub.callbacks(args, r.push),
     }
     plan = None
-    if r.method.collator_class is not None:
+    if not r.method.renders_prompts:
         # Padded, length-grouped, padding-free or packed (batching.py). Our collators decode the training images, so
         # a corrupt file met mid-run is named with its row.
         plan = batching.plan(r.method, r.train_ds, r.processor, r.data_args, args)
         kwargs["train_dataset"], kwargs["data_collator"] = plan.rows, plan.collator
         r.batching = plan.results
-        # Where images are processed: the collator (processor / worker) or the training device (data/pipeline.py).
-        split_image_processing(plan.collator, r.data_args.image_processing)
     if r.method.trainer_kwargs is not None:
         kwargs.update(r.method.trainer_kwargs(args))
     with batching.shown_to_trl_as_padded(args):
@@ -209,7 +206,7 @@ def collect_results(r: Run, before: dict, after: dict, trainer, train_output, pa
         for when, res in (("before", before), ("after", after))
         for name, value in res["metrics"].items()
     }
-    collator = trainer.data_collator if r.method.collator_class is not None else None
+    collator = None if r.method.renders_prompts else trainer.data_collator
     results.update(
         {
             "num_eval_samples": len(r.eval_ds),
@@ -275,42 +272,3 @@ def save_outputs(r: Run, trainer, results: dict, after: dict) -> None:
     )
     print(f"Wrote {out / RESULTS_FILE}, the {'adapter' if adapter else 'model'} and the processor to {out}")
     hub.publish(out, args, r.push, card)
-
-
-train = run  # the public name (vlm_recipes.train)
-
-
-def load_config(recipe: str, path: str | Path, **overrides) -> tuple:
-    """A training recipe's YAML parsed into its (data, training, model) arguments, with `overrides` applied as on
-    the command line (`max_steps=5` is `--max_steps 5`; a list gives several values)."""
-    argv = ["--config", str(path)]
-    for key, value in overrides.items():
-        values = value if isinstance(value, list | tuple) else [value]
-        argv += [f"--{key}", *(str(v) for v in values)]
-    method = get_method(recipe)
-    return parse(method.parser_types, path, argv, recipe=method.name)
-
-
-@ends_process_group
-def main(method: str, default_config: str | Path, argv: list[str] | None = None) -> dict:
-    """The body of every training recipe script: parse its YAML (plus overrides) for `method`, and run it; under
-    several processes the process group is destroyed on the way out (vlm_recipes.processes)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    record = get_method(method)
-    data_args, training_args, model_args = parse(record.parser_types, default_config, argv, recipe=record.name)
-    return run(record, data_args, training_args, model_args)
-
-
-def recipe_script(method: str, default_config: str) -> tuple:
-    """What a training recipe script exposes: `(METHOD, PARSER_TYPES, DEFAULT_CONFIG, main)` for `method`, whose
-    offline default is `recipes/configs/<default_config>`; `main(argv=None)` parses and runs."""
-    from ..configs import REPO_ROOT
-
-    record = get_method(method)
-    config = REPO_ROOT / "recipes" / "configs" / default_config
-
-    @ends_process_group
-    def script_main(argv: list[str] | None = None) -> dict:
-        return main(record.name, config, argv)
-
-    return record, record.parser_types, config, script_main

@@ -105,7 +105,7 @@ def _model_on_meta(model_args):
     """The model's architecture with its parameters on the meta device (no weights read, no memory)."""
     from transformers import AutoConfig, AutoModelForImageTextToText
 
-    from ..tiny import resolve
+    from ..models.sources import resolve
 
     config = AutoConfig.from_pretrained(resolve(model_args.model_name_or_path), revision=model_args.model_revision)
     with torch.device("meta"):
@@ -116,21 +116,25 @@ def pipeline_text(method, ds, processor, data_args, training_args, model_args, n
     """Preflight's lines on the data pipeline: the collator's measured examples/s per worker on up to `num_rows`
     sampled rows of `ds` that encode, with the config's image_processing and with `device`, and the workers an H100
     would need (FLOP arithmetic from the model's architecture)."""
+    from ..data.collation import build_collator
     from ..data.collators import SampleError
     from ..data.images import ImageError, undecoded
-    from ..data.pipeline import split_image_processing
     from ..models.families import family_of
 
-    if method.collator_class is None:
+    if method.renders_prompts:
         return "data pipeline: not measured (the trainer renders and processes these prompts itself)"
-    settings = {
-        "max_length": getattr(training_args, "max_length", None),
-        "padding_side": data_args.padding_side,
-        "on_overflow": data_args.on_overflow,
-        "max_image_pixels": data_args.max_image_pixels,
-    }
+
+    def collator(mode: str = "processor"):
+        return build_collator(
+            method.collator_class,
+            processor,
+            data_args,
+            max_length=getattr(training_args, "max_length", None),
+            image_processing=mode,
+        )
+
     raw = undecoded(ds)
-    probe = method.collator_class(processor, **settings)
+    probe = collator()
     rows = []
     for index in random.Random(seed).sample(range(len(raw)), min(len(raw), 4 * num_rows)):
         row = dict(raw[index])
@@ -149,11 +153,11 @@ def pipeline_text(method, ds, processor, data_args, training_args, model_args, n
     rates = {}
     for mode in modes:
         try:
-            collator = split_image_processing(method.collator_class(processor, **settings), mode)
+            collate = collator(mode)
         except ValueError as err:  # a processor the split pipeline does not implement
             rates[mode] = str(err)
             continue
-        rates[mode] = collate_rate(collator, rows, batch_size)
+        rates[mode] = collate_rate(collate, rows, batch_size)
     lines = [f"data pipeline: {len(rows)} sampled train rows in batches of {batch_size}, one worker on one core"]
     for mode, rate in rates.items():
         if isinstance(rate, str):
@@ -167,7 +171,7 @@ def pipeline_text(method, ds, processor, data_args, training_args, model_args, n
         )
     try:
         model = _model_on_meta(model_args)
-        batch = method.collator_class(processor, **settings)(rows[:batch_size])
+        batch = probe(rows[:batch_size])
         family = family_of(model)
         full = not model_args.use_peft
         flops, how = flops_per_sample(model, family, batch, train_vision=not model_args.freeze_vision_tower, full=full)

@@ -3,7 +3,7 @@
 TRL's `SFTTrainer`, `DPOTrainer` and `GRPOTrainer` train; transformers' Trainer checkpoints and distributes. What the
 mixins add (outermost first, so each wraps the ones after it):
 
-- `CompleteCheckpoints` (vlm_recipes.training.checkpoints): a checkpoint is marked complete once fully written.
+- `CompleteCheckpoints` (vlm_recipes.outputs.checkpoints): a checkpoint is marked complete once fully written.
 - `DeviceImageStage` (vlm_recipes.data.pipeline): with `image_processing: device`, images the workers decoded and
   resized are cut into tiles, normalized and padded on the training device.
 - `VisionOnEveryRank`: under several processes a text-only batch still runs the vision tower (ZeRO-3 needs every rank
@@ -27,7 +27,7 @@ from ..data.chat_encoding import ChatEncoder
 from ..data.pipeline import DeviceImageStage
 from ..models.families import family_of
 from ..models.modeling import parameter_groups
-from .checkpoints import CompleteCheckpoints
+from ..outputs.checkpoints import CompleteCheckpoints
 
 
 class PartLearningRates:

@@ -1,4 +1,4 @@
-"""The BLIP recipes' configuration: dataclasses parsed by `vlm_recipes.configs.parse` (YAML plus command line).
+"""The BLIP recipes' configuration: dataclasses parsed by `vlm_recipes.settings.parse` (YAML plus command line).
 
 `recipes/blip_zero_shot.py` parses (BlipDataArguments, BlipModelArguments, BlipZeroShotArguments);
 `recipes/blip_train.py` parses (BlipDataArguments, BlipModelArguments, BlipTrainingArguments), the last extending
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
-from ..configs import RecipeField
+from .common import RecipeField
 
 TASKS = ("caption", "vqa", "retrieval")
 TRAINABLE_TASKS = ("caption", "vqa")

@@ -18,7 +18,7 @@ import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
-from .training.checkpoints import COMPLETE_MARKER, checkpoints, complete_checkpoints, is_complete, remove_incomplete
+from .checkpoints import COMPLETE_MARKER, checkpoints, complete_checkpoints, is_complete, remove_incomplete
 
 logger = logging.getLogger(__name__)
 

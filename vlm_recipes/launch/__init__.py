@@ -1,0 +1,129 @@
+"""The top layer: what happens between a recipe script's command line and its flow.
+
+Every recipe script (recipes/*.py) parses its YAML plus overrides through `parse` here, which
+1. registers the offline model sources (`import vlm_recipes.tiny`: `tiny:<name>` resolves to a cached checkpoint);
+2. refuses, before the dataclasses are built, the TRL / Trainer fields the training method does not honour (the
+   method record's `refuses`, vlm_recipes.training.methods);
+3. parses the dataclasses (vlm_recipes.settings.parse: allowed values, the recipe check, named unknown keys);
+4. validates every name that needs a registry, in one step (`validate`): metrics, benchmarks and their data source,
+   reward functions, box conventions.
+The settings types import nothing above them, so these checks live here, above every registry.
+
+The training recipes share one flow (vlm_recipes.training.run); `training_recipe` gives a script its `main`, and
+`load_config` / `train` are the same two steps for notebooks and tests.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from .. import tiny  # noqa: F401  (registers the tiny: model source)
+from ..evaluation.benchmarks.tasks import check_benchmark_names, check_data_source
+from ..evaluation.metrics import check_metric_names
+from ..grounding.boxes import get_convention
+from ..models.sources import resolve
+from ..paths import REPO_ROOT
+from ..processes import ends_process_group
+from ..settings import (
+    BenchmarkArguments,
+    DataArguments,
+    EvaluateArguments,
+    GRPOConfig,
+    VLMTrainingFields,
+)
+from ..settings import parse as parse_settings
+from ..training.methods import METHODS, Method, get_method
+from ..training.rewards import get_reward_funcs
+from ..training.run import run
+
+__all__ = ["load_config", "parse", "resolve", "train", "training_recipe", "validate"]
+
+
+def validate(*parsed) -> None:
+    """Check every registry-backed name of parsed settings objects (any mix of the recipes' dataclasses), before
+    any model is loaded: an unknown metric, benchmark, benchmark data source, reward function or box convention is
+    refused, naming the known ones."""
+    for args in parsed:
+        if isinstance(args, DataArguments):
+            check_metric_names(args.eval_metrics)
+            if args.box_format is not None:
+                get_convention(args.box_format)
+        if isinstance(args, VLMTrainingFields):
+            check_benchmark_names(args.benchmarks)
+            check_data_source(args.benchmark_data, "benchmark_data")
+        if isinstance(args, GRPOConfig):
+            get_reward_funcs(args.reward_funcs)
+        if isinstance(args, EvaluateArguments):
+            check_metric_names(args.metrics)
+        if isinstance(args, BenchmarkArguments):
+            check_benchmark_names(args.benchmarks)
+            check_data_source(args.dataset_source, "dataset_source")
+
+
+def _refusals(dataclass_types: tuple, recipe: str | None):
+    """The pre-parse hook: the training method's refused fields, for each of its training-arguments classes."""
+
+    def check(settings: dict, where: str) -> None:
+        name = recipe or settings.get("recipe")
+        method = METHODS.get(name) if isinstance(name, str) else None
+        if method is None:
+            return
+        for cls in dataclass_types:
+            if isinstance(cls, type) and issubclass(cls, VLMTrainingFields):
+                method.refuse(cls, settings, where)
+
+    return check
+
+
+def parse(
+    dataclass_types: tuple, default_config: str | Path, argv: list[str] | None = None, recipe: str | None = None
+):
+    """A recipe's settings from `--config <yaml>` (default: `default_config`) plus overrides: refused fields named
+    first, then the dataclasses' own checks, then `validate`."""
+    parsed = parse_settings(
+        dataclass_types, default_config, argv, recipe=recipe, check_settings=_refusals(dataclass_types, recipe)
+    )
+    validate(*parsed)
+    return parsed
+
+
+def load_config(recipe: str, path: str | Path, **overrides) -> tuple:
+    """A training recipe's YAML parsed into its (data, training, model) arguments, with `overrides` applied as on
+    the command line (`max_steps=5` is `--max_steps 5`; a list gives several values)."""
+    argv = ["--config", str(path)]
+    for key, value in overrides.items():
+        values = value if isinstance(value, list | tuple) else [value]
+        argv += [f"--{key}", *(str(v) for v in values)]
+    method = get_method(recipe)
+    return parse(method.parser_types, path, argv, recipe=method.name)
+
+
+def train(method: str | Method, data_args, training_args, model_args) -> dict:
+    """Validate arguments built in Python (as `parse` validates parsed ones) and run the training flow
+    (vlm_recipes.training.run.run): train, evaluate before/after, save."""
+    validate(data_args, training_args, model_args)
+    return run(method, data_args, training_args, model_args)
+
+
+@ends_process_group
+def main(method: str, default_config: str | Path, argv: list[str] | None = None) -> dict:
+    """The body of every training recipe script: parse its YAML (plus overrides) for `method`, and run it; under
+    several processes the process group is destroyed on the way out (vlm_recipes.processes)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    record = get_method(method)
+    data_args, training_args, model_args = parse(record.parser_types, default_config, argv, recipe=record.name)
+    return run(record, data_args, training_args, model_args)
+
+
+def training_recipe(method: str, default_config: str) -> tuple:
+    """What a training recipe script exposes: `(METHOD, PARSER_TYPES, DEFAULT_CONFIG, main)` for `method`, whose
+    offline default is `recipes/configs/<default_config>`; `main(argv=None)` parses and runs."""
+    record = get_method(method)
+    config = REPO_ROOT / "recipes" / "configs" / default_config
+
+    @ends_process_group
+    def script_main(argv: list[str] | None = None) -> dict:
+        return main(record.name, config, argv)
+
+    return record, record.parser_types, config, script_main

@@ -1,0 +1,63 @@
+"""What every settings dataclass shares: the `recipe:` field and allowed values declared once, as `Literal` types.
+
+A field typed `Literal["left", "right"]` is offered as a choice by `TrlParser` (transformers' `HfArgumentParser`
+turns a `Literal` into argparse `choices`), and `check_choices` refuses any other value for objects built in Python,
+so each set of allowed values is written once, in the type.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import typing
+from dataclasses import dataclass, field, fields
+
+
+@dataclass
+class RecipeField:
+    """The recipe a config file is for, declared in the file (never guessed from its name)."""
+
+    recipe: str | None = field(
+        default=None,
+        metadata={
+            "help": "The recipe this config is for (sft, dpo, mpo, grpo, generate, evaluate_models, benchmark, "
+            "clip_zero_shot, clip_train, vit_baseline, blip_zero_shot, blip_train); checked against the recipe "
+            "launched. Every YAML of the repository declares it."
+        },
+    )
+
+
+def _literal_values(annotation) -> tuple | None:
+    """The allowed values of a `Literal[...]` (or `Literal[...] | None`) annotation, else None."""
+    if typing.get_origin(annotation) is typing.Literal:
+        return typing.get_args(annotation)
+    args = typing.get_args(annotation)
+    if args and type(None) in args:
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) == 1 and typing.get_origin(inner[0]) is typing.Literal:
+            return (*typing.get_args(inner[0]), None)
+    return None
+
+
+@functools.cache
+def choices_of(cls: type) -> dict[str, tuple]:
+    """{field name: allowed values} for every field of `cls` typed as a `Literal`."""
+    module = sys.modules[cls.__module__]
+    hints = {}
+    for klass in reversed(cls.__mro__):  # fields of TRL's base classes are typed in their own modules
+        try:
+            hints.update(typing.get_type_hints(klass, vars(sys.modules[klass.__module__])))
+        except Exception:  # a base class whose hints cannot be resolved declares no Literal of ours
+            continue
+    del module
+    names = {f.name for f in fields(cls)}
+    return {name: values for name, hint in hints.items() if name in names and (values := _literal_values(hint))}
+
+
+def check_choices(obj) -> None:
+    """Refuse a value outside its field's `Literal` choices, naming the field and the allowed values."""
+    for name, allowed in choices_of(type(obj)).items():
+        value = getattr(obj, name)
+        if value not in allowed:
+            shown = ", ".join(repr(v) for v in allowed if v is not None) + (" or null" if None in allowed else "")
+            raise ValueError(f"{name} must be one of {shown}; got {value!r}.")

@@ -1,0 +1,100 @@
+"""Training arguments of the VLM recipes: TRL's configs plus what every recipe adds (`SFTConfig`, `DPOConfig`,
+`GRPOConfig`). Names checked against a registry (benchmarks, rewards) and the fields a method does not honour are
+checked when a recipe parses its config (vlm_recipes.launch), not here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import trl
+
+from .common import RecipeField
+
+
+@dataclass
+class VLMTrainingFields(RecipeField):
+    """Fields every recipe's training config adds to TRL's."""
+
+    vision_tower_learning_rate: float | None = field(
+        default=None, metadata={"help": "Learning rate for the vision tower (None: learning_rate)."}
+    )
+    projector_learning_rate: float | None = field(
+        default=None, metadata={"help": "Learning rate for the projector/connector (None: learning_rate)."}
+    )
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Allow writing into an output_dir that already holds a finished run."}
+    )
+    hub_private: bool = field(
+        default=False, metadata={"help": "With push_to_hub: create the Hub repository as private."}
+    )
+    benchmarks: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Benchmarks (names of vlm_recipes/evaluation/benchmarks/tasks, e.g. ai2d, mmbench_en_dev) run on "
+            "the model before and after training, as recipes/benchmark.py runs them; the figures go to "
+            "eval_results.json and the model card."
+        },
+    )
+    benchmark_limit: int | None = field(
+        default=None, metadata={"help": "With benchmarks: only the first N questions of each benchmark."}
+    )
+    benchmark_data: str = field(
+        default="hub",
+        metadata={
+            "help": "With benchmarks: where their datasets are read: 'hub', 'standins' or a folder (see "
+            "recipes/benchmark.py's dataset_source)."
+        },
+    )
+
+    def __post_init__(self):
+        if self.hub_private:
+            self.hub_private_repo = True
+        if not self.benchmarks and (self.benchmark_limit is not None or self.benchmark_data != "hub"):
+            raise ValueError(
+                "benchmark_limit / benchmark_data are set but benchmarks is empty, so no benchmark would run: name "
+                "the benchmarks (e.g. benchmarks: [ai2d, mmbench_en_dev]) or remove those settings."
+            )
+        if self.benchmark_limit is not None and self.benchmark_limit < 1:
+            raise ValueError(f"benchmark_limit must be >= 1 (or unset), got {self.benchmark_limit}.")
+        super().__post_init__()
+
+
+@dataclass
+class SFTConfig(VLMTrainingFields, trl.SFTConfig):
+    pass
+
+
+@dataclass
+class DPOConfig(VLMTrainingFields, trl.DPOConfig):
+    """DPO and MPO (MPO = DPO with `loss_type: [sigmoid, bco_pair, sft]` and `loss_weights`).
+
+    Adds one check TRL lacks: TRL 1.16 reads `label_smoothing` only in the losses listed in
+    `LABEL_SMOOTHED_LOSSES`; with any other loss (the default `sigmoid` included, which older TRL smoothed as
+    conservative DPO) it is silently ignored, so it is refused there."""
+
+    LABEL_SMOOTHED_LOSSES = ("robust", "exo_pair", "aot", "aot_unpaired")
+
+    def __post_init__(self):
+        super().__post_init__()
+        losses = [self.loss_type] if isinstance(self.loss_type, str) else list(self.loss_type)
+        if self.label_smoothing and not set(losses) & set(self.LABEL_SMOOTHED_LOSSES):
+            raise ValueError(
+                f"label_smoothing: {self.label_smoothing} has no effect with loss_type {losses} (TRL reads it only in "
+                f"the {', '.join(self.LABEL_SMOOTHED_LOSSES)} losses); for conservative DPO on noisy preferences "
+                f"add `robust` to loss_type, or remove label_smoothing."
+            )
+
+
+@dataclass
+class GRPOConfig(VLMTrainingFields, trl.GRPOConfig):
+    reward_funcs: list[str] = field(
+        default_factory=lambda: ["accuracy"],
+        metadata={"help": "Reward functions by name (see vlm_recipes.rewards.REWARDS); weights in reward_weights."},
+    )
+
+    def __post_init__(self):
+        if self.reward_weights is not None and len(self.reward_weights) != len(self.reward_funcs):
+            raise ValueError(
+                f"reward_weights has {len(self.reward_weights)} values for {len(self.reward_funcs)} reward_funcs."
+            )
+        super().__post_init__()
