@@ -1,7 +1,6 @@
 """The method registry, the package layout (no import cycles, tiny builders behind one resolver), full SFT, the
 held-out metric per recipe, the one output-directory policy and the public API."""
 
-import ast
 import doctest
 import json
 import shutil
@@ -49,67 +48,6 @@ def test_mpo_refuses_a_single_loss(tmp_path):
     config = REPO_ROOT / "recipes/configs/tiny-smolvlm/mpo.yaml"
     with pytest.raises(ValueError, match="MPO mixes several preference losses"):
         run_recipe("mpo", config, tmp_path / "out", "--loss_type", "sigmoid", "--loss_weights", "1.0")
-
-
-def _module_name(path) -> str:
-    parts = list(path.relative_to(REPO_ROOT).with_suffix("").parts)
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def _import_graph() -> dict[str, set[str]]:
-    """Module -> vlm_recipes modules it imports, at module level or inside functions (every import statement)."""
-    files = {_module_name(p): p for p in PACKAGE.rglob("*.py") if "metrics/" not in str(p.relative_to(PACKAGE))}
-    modules = set(files)
-    graph = {}
-    for name, path in files.items():
-        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        edges = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            targets = []
-            if isinstance(node, ast.Import):
-                targets = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                if node.level:
-                    base = package.split(".")[: len(package.split(".")) - node.level + 1]
-                    source = ".".join(base + ([node.module] if node.module else []))
-                else:
-                    source = node.module or ""
-                # `from pkg import submodule` imports the submodule; `from module import name` the module.
-                targets = [f"{source}.{a.name}" if f"{source}.{a.name}" in modules else source for a in node.names]
-            edges |= {t for t in targets if t in modules and t != name}
-        graph[name] = edges
-    return graph
-
-
-def test_the_package_has_no_import_cycle():
-    graph = _import_graph()
-    assert len(graph) > 30
-    state: dict[str, int] = {}  # 1: on the current path, 2: done
-
-    def visit(module, path):
-        state[module] = 1
-        for dep in sorted(graph[module]):
-            if state.get(dep) == 1:
-                cycle = path[path.index(dep) :] + [dep]
-                raise AssertionError("import cycle: " + " -> ".join(cycle))
-            if dep not in state:
-                visit(dep, [*path, dep])
-        state[module] = 2
-
-    for module in sorted(graph):
-        if module not in state:
-            visit(module, [module])
-
-
-def test_production_code_reaches_the_tiny_builders_only_through_the_resolver():
-    builders = {
-        "vlm_recipes.tiny.vlm", "vlm_recipes.tiny.llava", "vlm_recipes.tiny.clip", "vlm_recipes.tiny.blip",
-        "vlm_recipes.tiny.common",
-    }  # fmt: skip
-    for module, deps in _import_graph().items():
-        if not module.startswith("vlm_recipes.tiny"):
-            assert not deps & builders, f"{module} imports {deps & builders}; use vlm_recipes.tiny.resolve"
-    assert "vlm_recipes.tiny" in _import_graph()["vlm_recipes.models.modeling"]
 
 
 def test_run_directory_keeps_resumable_work_and_nothing_else(tmp_path):

@@ -71,40 +71,44 @@ def build_llama_tokenizer(corpus: list[str], vocab_size: int):
     return tokenizer
 
 
-def build_processor(family: str, spec: dict, tokenizer):
-    if family == "llava":
-        from transformers import CLIPImageProcessor, LlavaProcessor
+def llava_processor(spec: dict, tokenizer):
+    from transformers import CLIPImageProcessor, LlavaProcessor
 
-        vision = spec["vision"]
-        side = vision["image_size"]
-        image_processor = CLIPImageProcessor(size={"shortest_edge": side}, crop_size={"height": side, "width": side})
-        return LlavaProcessor(
-            image_processor=image_processor,
-            tokenizer=tokenizer,
-            patch_size=vision["patch_size"],
-            vision_feature_select_strategy=spec["vision_feature_select_strategy"],
-            num_additional_image_tokens=1,  # CLIP's CLS token, dropped again by the `default` strategy
-            chat_template=TEMPLATES["llava_1_5"],
-        )
-    if family == "llava_next":
-        from transformers import LlavaNextImageProcessor, LlavaNextProcessor
-        from trl.chat_template_utils import llava_next_chat_template
+    vision = spec["vision"]
+    side = vision["image_size"]
+    image_processor = CLIPImageProcessor(size={"shortest_edge": side}, crop_size={"height": side, "width": side})
+    return LlavaProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        patch_size=vision["patch_size"],
+        vision_feature_select_strategy=spec["vision_feature_select_strategy"],
+        num_additional_image_tokens=1,  # CLIP's CLS token, dropped again by the `default` strategy
+        chat_template=TEMPLATES["llava_1_5"],
+    )
 
-        vision = spec["vision"]
-        side = vision["image_size"]
-        image_processor = LlavaNextImageProcessor(
-            size={"shortest_edge": side},
-            crop_size={"height": side, "width": side},
-            image_grid_pinpoints=spec["image_grid_pinpoints"],
-        )
-        return LlavaNextProcessor(
-            image_processor=image_processor,
-            tokenizer=tokenizer,
-            patch_size=vision["patch_size"],
-            vision_feature_select_strategy=spec["vision_feature_select_strategy"],
-            num_additional_image_tokens=1,
-            chat_template=llava_next_chat_template,  # TRL ships it (llava-hf/llava-v1.6-mistral-7b-hf's)
-        )
+
+def llava_next_processor(spec: dict, tokenizer):
+    from transformers import LlavaNextImageProcessor, LlavaNextProcessor
+    from trl.chat_template_utils import llava_next_chat_template
+
+    vision = spec["vision"]
+    side = vision["image_size"]
+    image_processor = LlavaNextImageProcessor(
+        size={"shortest_edge": side},
+        crop_size={"height": side, "width": side},
+        image_grid_pinpoints=spec["image_grid_pinpoints"],
+    )
+    return LlavaNextProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        patch_size=vision["patch_size"],
+        vision_feature_select_strategy=spec["vision_feature_select_strategy"],
+        num_additional_image_tokens=1,
+        chat_template=llava_next_chat_template,  # TRL ships it (llava-hf/llava-v1.6-mistral-7b-hf's)
+    )
+
+
+def llava_onevision_processor(spec: dict, tokenizer):
     from transformers import LlavaOnevisionImageProcessor, LlavaOnevisionProcessor, LlavaOnevisionVideoProcessor
 
     vision = spec["vision"]
@@ -120,8 +124,8 @@ def build_processor(family: str, spec: dict, tokenizer):
     )
 
 
-def build_config(family: str, spec: dict, tokenizer, ids: dict):
-    conv = tokenizer.convert_tokens_to_ids
+def _config_parts(spec: dict, tokenizer, ids: dict) -> tuple[dict, dict]:
+    """The settings every LLaVA config shares, and its text model's."""
     common = dict(
         vision_feature_select_strategy=spec["vision_feature_select_strategy"],
         vision_feature_layer=spec["vision_feature_layer"],
@@ -136,28 +140,42 @@ def build_config(family: str, spec: dict, tokenizer, ids: dict):
         tie_word_embeddings=False,
         **spec["text"],
     )
-    if family == "llava":
-        from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig
+    return common, text
 
-        return LlavaConfig(
-            vision_config=CLIPVisionConfig(**spec["vision"]).to_dict(),
-            text_config=LlamaConfig(**text).to_dict(),
-            image_token_index=conv(LLAVA_TOKENS["image"]),
-            image_seq_length=(spec["vision"]["image_size"] // spec["vision"]["patch_size"]) ** 2,
-            **common,
-        )
-    if family == "llava_next":
-        from transformers import CLIPVisionConfig, LlamaConfig, LlavaNextConfig
 
-        return LlavaNextConfig(
-            vision_config=CLIPVisionConfig(**spec["vision"]).to_dict(),
-            text_config=LlamaConfig(**text).to_dict(),
-            image_token_index=conv(LLAVA_TOKENS["image"]),
-            image_grid_pinpoints=spec["image_grid_pinpoints"],
-            **common,
-        )
+def llava_config(spec: dict, tokenizer, ids: dict):
+    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig
+
+    common, text = _config_parts(spec, tokenizer, ids)
+    conv = tokenizer.convert_tokens_to_ids
+    return LlavaConfig(
+        vision_config=CLIPVisionConfig(**spec["vision"]).to_dict(),
+        text_config=LlamaConfig(**text).to_dict(),
+        image_token_index=conv(LLAVA_TOKENS["image"]),
+        image_seq_length=(spec["vision"]["image_size"] // spec["vision"]["patch_size"]) ** 2,
+        **common,
+    )
+
+
+def llava_next_config(spec: dict, tokenizer, ids: dict):
+    from transformers import CLIPVisionConfig, LlamaConfig, LlavaNextConfig
+
+    common, text = _config_parts(spec, tokenizer, ids)
+    conv = tokenizer.convert_tokens_to_ids
+    return LlavaNextConfig(
+        vision_config=CLIPVisionConfig(**spec["vision"]).to_dict(),
+        text_config=LlamaConfig(**text).to_dict(),
+        image_token_index=conv(LLAVA_TOKENS["image"]),
+        image_grid_pinpoints=spec["image_grid_pinpoints"],
+        **common,
+    )
+
+
+def llava_onevision_config(spec: dict, tokenizer, ids: dict):
     from transformers import LlavaOnevisionConfig, Qwen2Config, SiglipVisionConfig
 
+    common, text = _config_parts(spec, tokenizer, ids)
+    conv = tokenizer.convert_tokens_to_ids
     return LlavaOnevisionConfig(
         vision_config=SiglipVisionConfig(**spec["vision"], vision_use_head=False).to_dict(),
         text_config=Qwen2Config(**text).to_dict(),
@@ -169,16 +187,33 @@ def build_config(family: str, spec: dict, tokenizer, ids: dict):
     )
 
 
-def build_model(family: str, spec: dict, tokenizer, ids: dict):
+def tiny_family(name: str, spec: dict, special_tokens: dict, record: type):
+    """The `TinyFamily` record (vlm_recipes.tiny.vlm) of a LLaVA family: its processor, config and model class."""
     from transformers import (
         LlavaForConditionalGeneration,
         LlavaNextForConditionalGeneration,
         LlavaOnevisionForConditionalGeneration,
     )
 
-    classes = {
-        "llava": LlavaForConditionalGeneration,
-        "llava_next": LlavaNextForConditionalGeneration,
-        "llava_onevision": LlavaOnevisionForConditionalGeneration,
-    }
-    return classes[family](build_config(family, spec, tokenizer, ids))
+    processor, config, model_class, tokenizer = {
+        "llava": (llava_processor, llava_config, LlavaForConditionalGeneration, build_llama_tokenizer),
+        "llava_next": (
+            llava_next_processor,
+            llava_next_config,
+            LlavaNextForConditionalGeneration,
+            build_llama_tokenizer,
+        ),
+        "llava_onevision": (
+            llava_onevision_processor,
+            llava_onevision_config,
+            LlavaOnevisionForConditionalGeneration,
+            None,
+        ),
+    }[name]
+    return record(
+        spec,
+        special_tokens,
+        processor,
+        lambda spec, tokenizer, ids: model_class(config(spec, tokenizer, ids)),
+        tokenizer,
+    )

@@ -31,6 +31,8 @@ import logging
 import platform
 import random
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -39,6 +41,7 @@ from transformers import PreTrainedTokenizerFast
 from trl.chat_template_utils import qwen2_5_vl_chat_template, smolvlm_chat_template
 
 from ..data import synthetic
+from . import llava
 from .common import TINY_PREFIX, build_dependencies, build_seed, cache_root, reproducible_build, save_atomically
 
 logger = logging.getLogger(__name__)
@@ -213,11 +216,16 @@ def _corpus() -> list[str]:
 
 
 def build_tokenizer(family: str) -> PreTrainedTokenizerFast:
-    """A byte-level BPE (any text encodes) trained on `_corpus()`, with the family's special tokens."""
-    if family in ("llava", "llava_next"):
-        from .llava import build_llama_tokenizer
+    """The family's tokenizer (`TinyFamily.build_tokenizer`), by default a byte-level BPE (any text encodes) trained on
+    `_corpus()`, with the family's special tokens."""
+    custom = TINY[family].build_tokenizer
+    if custom is not None:
+        return custom(_corpus(), SPECS[family]["vocab_size"])
+    return bpe_tokenizer(family)
 
-        return build_llama_tokenizer(_corpus(), SPECS[family]["vocab_size"])
+
+def bpe_tokenizer(family: str) -> PreTrainedTokenizerFast:
+    """A byte-level BPE trained on `_corpus()`, with `FAMILY_SPECIAL_TOKENS[family]` (bos, eos, pad, then the rest)."""
     spec = FAMILY_SPECIAL_TOKENS[family]
     specials = [t for t in (spec["bos"], spec["eos"], spec["pad"]) if t] + spec["extra"]
     tok = Tokenizer(models.BPE())
@@ -243,27 +251,28 @@ def build_tokenizer(family: str) -> PreTrainedTokenizerFast:
 
 
 def build_processor(family: str):
-    tokenizer = build_tokenizer(family)
-    spec = SPECS[family]
-    if family.startswith("llava"):
-        from . import llava
+    """The family's real processor class around a locally trained tokenizer (`TinyFamily.build_processor`)."""
+    return TINY[family].build_processor(SPECS[family], build_tokenizer(family))
 
-        return llava.build_processor(family, spec, tokenizer)
-    if family == "smolvlm":
-        from transformers import SmolVLMImageProcessor, SmolVLMProcessor, SmolVLMVideoProcessor
 
-        vision = spec["vision"]
-        tile = {"longest_edge": vision["image_size"]}
-        image_processor = SmolVLMImageProcessor(size=tile, max_image_size=tile, do_image_splitting=False)
-        video_processor = SmolVLMVideoProcessor(size=tile, max_image_size=tile)
-        seq_len = (vision["image_size"] // vision["patch_size"]) ** 2 // spec["scale_factor"] ** 2
-        return SmolVLMProcessor(
-            image_processor=image_processor,
-            tokenizer=tokenizer,
-            video_processor=video_processor,
-            image_seq_len=seq_len,
-            chat_template=smolvlm_chat_template,
-        )
+def _smolvlm_processor(spec: dict, tokenizer):
+    from transformers import SmolVLMImageProcessor, SmolVLMProcessor, SmolVLMVideoProcessor
+
+    vision = spec["vision"]
+    tile = {"longest_edge": vision["image_size"]}
+    image_processor = SmolVLMImageProcessor(size=tile, max_image_size=tile, do_image_splitting=False)
+    video_processor = SmolVLMVideoProcessor(size=tile, max_image_size=tile)
+    seq_len = (vision["image_size"] // vision["patch_size"]) ** 2 // spec["scale_factor"] ** 2
+    return SmolVLMProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        video_processor=video_processor,
+        image_seq_len=seq_len,
+        chat_template=smolvlm_chat_template,
+    )
+
+
+def _qwen2_vl_processor(spec: dict, tokenizer):
     return qwen2_vl_processor(tokenizer, spec["min_pixels"], spec["max_pixels"])
 
 
@@ -289,62 +298,102 @@ def build_model(family: str, tokenizer, seed: int = 0):
         for name, tok in (("bos", tokenizer.bos_token), ("eos", tokenizer.eos_token), ("pad", tokenizer.pad_token))
         if tok
     }
-    if family.startswith("llava"):
-        from . import llava
-
-        model = llava.build_model(family, spec, tokenizer, ids)
-    elif family == "smolvlm":
-        from transformers import LlamaConfig, SmolVLMConfig, SmolVLMForConditionalGeneration, SmolVLMVisionConfig
-
-        text = LlamaConfig(
-            vocab_size=len(tokenizer),
-            max_position_embeddings=4096,
-            bos_token_id=ids["bos"],
-            eos_token_id=ids["eos"],
-            pad_token_id=ids["pad"],
-            tie_word_embeddings=False,
-            **spec["text"],
-        )
-        config = SmolVLMConfig(
-            vision_config=SmolVLMVisionConfig(**spec["vision"]).to_dict(),
-            text_config=text.to_dict(),
-            scale_factor=spec["scale_factor"],
-            image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
-            pad_token_id=ids["pad"],
-        )
-        model = SmolVLMForConditionalGeneration(config)
-    else:
-        from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
-
-        text_spec = dict(spec["text"])
-        mrope = text_spec.pop("mrope_section")
-        head_dim = text_spec["hidden_size"] // text_spec["num_attention_heads"]
-        assert sum(mrope) == head_dim // 2, "mrope_section must sum to head_dim / 2"
-        text = dict(
-            vocab_size=len(tokenizer),
-            max_position_embeddings=4096,
-            eos_token_id=ids["eos"],
-            pad_token_id=ids["pad"],
-            bos_token_id=None,
-            rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope},
-            **text_spec,
-        )
-        vision = dict(spec["vision"], hidden_size=text_spec["hidden_size"])
-        conv = tokenizer.convert_tokens_to_ids
-        config = Qwen2VLConfig(
-            text_config=text,
-            vision_config=vision,
-            image_token_id=conv("<|image_pad|>"),
-            video_token_id=conv("<|video_pad|>"),
-            vision_start_token_id=conv("<|vision_start|>"),
-            vision_end_token_id=conv("<|vision_end|>"),
-            tie_word_embeddings=False,
-        )
-        model = Qwen2VLForConditionalGeneration(config)
+    model = TINY[family].build_model(spec, tokenizer, ids)
     gen = model.generation_config
     gen.eos_token_id, gen.pad_token_id, gen.bos_token_id = ids["eos"], ids["pad"], ids.get("bos")
     gen.do_sample = False
     return model
+
+
+def _smolvlm_model(spec: dict, tokenizer, ids: dict):
+    from transformers import LlamaConfig, SmolVLMConfig, SmolVLMForConditionalGeneration, SmolVLMVisionConfig
+
+    text = LlamaConfig(
+        vocab_size=len(tokenizer),
+        max_position_embeddings=4096,
+        bos_token_id=ids["bos"],
+        eos_token_id=ids["eos"],
+        pad_token_id=ids["pad"],
+        tie_word_embeddings=False,
+        **spec["text"],
+    )
+    config = SmolVLMConfig(
+        vision_config=SmolVLMVisionConfig(**spec["vision"]).to_dict(),
+        text_config=text.to_dict(),
+        scale_factor=spec["scale_factor"],
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+        pad_token_id=ids["pad"],
+    )
+    return SmolVLMForConditionalGeneration(config)
+
+
+def _qwen2_vl_model(spec: dict, tokenizer, ids: dict):
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+
+    text_spec = dict(spec["text"])
+    mrope = text_spec.pop("mrope_section")
+    head_dim = text_spec["hidden_size"] // text_spec["num_attention_heads"]
+    assert sum(mrope) == head_dim // 2, "mrope_section must sum to head_dim / 2"
+    text = dict(
+        vocab_size=len(tokenizer),
+        max_position_embeddings=4096,
+        eos_token_id=ids["eos"],
+        pad_token_id=ids["pad"],
+        bos_token_id=None,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope},
+        **text_spec,
+    )
+    vision = dict(spec["vision"], hidden_size=text_spec["hidden_size"])
+    conv = tokenizer.convert_tokens_to_ids
+    config = Qwen2VLConfig(
+        text_config=text,
+        vision_config=vision,
+        image_token_id=conv("<|image_pad|>"),
+        video_token_id=conv("<|video_pad|>"),
+        vision_start_token_id=conv("<|vision_start|>"),
+        vision_end_token_id=conv("<|vision_end|>"),
+        tie_word_embeddings=False,
+    )
+    return Qwen2VLForConditionalGeneration(config)
+
+
+@dataclass(frozen=True)
+class TinyFamily:
+    """How one family's tiny checkpoint is built: its size, its tokens and its builders (one record per family, looked
+    up by the family's name; adding a family is one record here or in a module that registers one with `register`).
+
+    Args:
+        spec: sizes of the text and vision models and the processor settings (hashed into the cache key).
+        special_tokens: bos, eos, pad (None where the family has none) and the other special tokens (`extra`).
+        build_processor: `(spec, tokenizer) -> processor`, the real processor class with the family's chat template.
+        build_model: `(spec, tokenizer, ids) -> model`, the real architecture class, randomly initialised; `ids` maps
+            bos / eos / pad to token ids.
+        build_tokenizer: `(corpus, vocab_size) -> tokenizer` when the family needs another tokenizer class than the
+            byte-level BPE (`bpe_tokenizer`), e.g. LLaVA-1.5's `LlamaTokenizer`.
+    """
+
+    spec: dict
+    special_tokens: dict
+    build_processor: Callable
+    build_model: Callable
+    build_tokenizer: Callable | None = None
+
+
+def register(name: str, family: TinyFamily) -> None:
+    """Add a family's tiny builders (`tiny:<name>`); SPECS and FAMILY_SPECIAL_TOKENS follow."""
+    TINY[name] = family
+    SPECS[name] = family.spec
+    FAMILY_SPECIAL_TOKENS[name] = family.special_tokens
+
+
+TINY: dict[str, TinyFamily] = {}
+for _name, _processor, _model in (
+    ("smolvlm", _smolvlm_processor, _smolvlm_model),
+    ("qwen2_vl", _qwen2_vl_processor, _qwen2_vl_model),
+):
+    register(_name, TinyFamily(SPECS[_name], FAMILY_SPECIAL_TOKENS[_name], _processor, _model))
+for _name in ("llava", "llava_onevision", "llava_next"):
+    register(_name, llava.tiny_family(_name, SPECS[_name], FAMILY_SPECIAL_TOKENS[_name], TinyFamily))
 
 
 def pretrain(
