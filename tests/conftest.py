@@ -1,3 +1,18 @@
+"""Shared fixtures, and the test tiers.
+
+Every test carries one tier marker (the closest one wins: a function's marker over its module's `pytestmark`):
+
+- `unit`: no model is built or loaded (processors, tokenizers, pure functions, parsing);
+- `integration`: random tiny models (`tiny:<family>-random`, models built in the test), a few steps at most;
+- `learning`: pre-trained tiny models (`tiny:<family>`, `-sft`, `tiny:clip`, `tiny:blip*`): the learning proofs.
+
+The tiers are checked while the tests run: building a model in a `unit` test, or resolving a pre-trained tiny model in
+a `unit` or `integration` test, fails the test, naming the tier it needs. `make test-fast` runs unit + integration;
+`make test` runs every tier. With `VLM_RECIPES_TIER_REPORT=<file>` the checks record instead of failing: one JSON line
+per test with the tier it used (what the marker should say).
+"""
+
+import json
 import os
 
 import pytest
@@ -7,6 +22,101 @@ from PIL import Image
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+TIERS = ("unit", "integration", "learning")
+_REPORT = os.environ.get("VLM_RECIPES_TIER_REPORT")
+_current = {"item": None, "used": "unit"}
+
+
+def tier_of(item) -> str | None:
+    for marker in item.iter_markers():  # closest first
+        if marker.name in TIERS:
+            return marker.name
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    missing = [item.nodeid for item in items if tier_of(item) is None]
+    if missing and _REPORT is None:
+        raise pytest.UsageError(
+            f"{len(missing)} test(s) carry no tier marker ({', '.join(TIERS)}), e.g. {missing[0]}: mark the module "
+            "(pytestmark = pytest.mark.<tier>) or the test (tests/conftest.py says what each tier may use)."
+        )
+
+
+def _use(tier: str, what: str) -> None:
+    """Record that the running test uses `tier`'s resources; fail it when its marker allows less."""
+    item = _current["item"]
+    if item is None:
+        return
+    if TIERS.index(tier) > TIERS.index(_current["used"]):
+        _current["used"] = tier
+    declared = tier_of(item)
+    if _REPORT is None and TIERS.index(tier) > TIERS.index(declared):
+        raise RuntimeError(f"{item.nodeid} is marked {declared} but {what}: mark it {tier}.")
+
+
+def _install_guards() -> None:
+    """Wrap model construction and the tiny resolver, once, so that `_use` sees what each test builds."""
+    from transformers import PreTrainedModel
+
+    import vlm_recipes.tiny as tiny
+    from vlm_recipes.models import sources
+
+    init = PreTrainedModel.__init__
+
+    def guarded_init(self, *args, **kwargs):
+        _use("integration", f"builds a model ({type(self).__name__})")
+        return init(self, *args, **kwargs)
+
+    PreTrainedModel.__init__ = guarded_init
+    resolve = tiny.resolve
+
+    def guarded_resolve(name: str) -> str:
+        if not name.endswith("-random"):
+            _use("learning", f"uses the pre-trained tiny model {name}")
+        return resolve(name)
+
+    sources.register_source(tiny.TINY_PREFIX, guarded_resolve)
+    tiny.resolve = guarded_resolve
+    from vlm_recipes.tiny import blip, clip, vlm
+
+    for module in (vlm, clip, blip):
+        build = module.build
+
+        def guarded_build(name=None, *args, _build=build, **kwargs):
+            if name is None or not name.endswith("-random"):
+                _use("learning", f"builds or loads the pre-trained tiny model {name}")
+            return _build(*(() if name is None else (name,)), *args, **kwargs)
+
+        module.build = guarded_build
+
+    import subprocess
+
+    popen = subprocess.Popen.__init__
+
+    def guarded_popen(self, args, *rest, **kwargs):
+        command = " ".join(map(str, args)) if isinstance(args, list | tuple) else str(args)
+        if "python" in command or "accelerate" in command or "torchrun" in command:
+            _use("integration", f"runs {command[:80]!r} in a subprocess (which builds models)")
+        return popen(self, args, *rest, **kwargs)
+
+    subprocess.Popen.__init__ = guarded_popen
+
+
+def pytest_sessionstart(session):
+    _install_guards()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    # Set-up (fixtures included), call and teardown all count as the test's.
+    _current["item"], _current["used"] = item, "unit"
+    yield
+    if _REPORT is not None:
+        with open(_REPORT, "a") as f:
+            f.write(json.dumps({"nodeid": item.nodeid, "declared": tier_of(item), "used": _current["used"]}) + "\n")
+    _current["item"] = None
 
 
 @pytest.fixture(scope="session")

@@ -40,11 +40,28 @@ def test_synthetic_answers_come_from_the_task_vocabulary(task, vocab):
     assert row["messages"][-1]["content"][0]["text"] == row["answer"] == final_answer(row)
 
 
-def test_synthetic_color_is_really_in_the_image():
+def dominant_color(image) -> tuple:
+    """The most frequent colour of an image that is not a grey (r == g == b: the background)."""
+    counts = {}
+    for rgb in pixels(image):
+        if not rgb[0] == rgb[1] == rgb[2]:
+            counts[rgb] = counts.get(rgb, 0) + 1
+    return max(counts, key=counts.get)
+
+
+def test_synthetic_color_is_the_dominant_colour_of_the_image():
     # The dominant non-grey colour of each image is the answer's colour: the task is learnable from pixels.
-    for row in synthetic.make_dataset("color", 20, seed=3):
-        rgb = synthetic.COLORS[row["answer"]]
-        assert rgb in pixels(row["images"][0])
+    rows = synthetic.make_dataset("color", 20, seed=3)
+    assert len(set(rows["answer"])) >= 3
+    for row in rows:
+        assert dominant_color(row["images"][0]) == synthetic.COLORS[row["answer"]]
+
+
+def test_the_dominant_colour_check_can_fail():
+    image = Image.new("RGB", (8, 8), (128, 128, 128))
+    image.paste((220, 40, 40), (0, 0, 8, 5))  # 40 red pixels
+    image.paste((40, 80, 220), (0, 5, 8, 8))  # 24 blue pixels
+    assert dominant_color(image) == (220, 40, 40)
 
 
 def test_unknown_task_is_a_clear_error():

@@ -40,9 +40,16 @@ def test_without_a_group_nothing_happens():
     assert ends_process_group(lambda: "ok")() == "ok"
 
 
-def test_every_recipe_main_ends_its_process_group():
+def test_every_recipe_main_ends_its_process_group_when_it_fails(tmp_path):
+    """Each recipe script's main, run under a live process group with a config that does not exist, raises and
+    leaves the group destroyed (what `accelerate launch` needs from a rank that fails)."""
     from test_configs import RECIPES, recipe_module
 
-    for name in sorted(RECIPES | {"merge_adapter"}):
+    missing = str(tmp_path / "missing.yaml")
+    for i, name in enumerate(sorted(RECIPES | {"merge_adapter"})):
         main = recipe_module(name).main
-        assert getattr(main, "ends_process_group", False), name
+        argv = ["--adapter", str(tmp_path / "missing")] if name == "merge_adapter" else ["--config", missing]
+        dist.init_process_group("gloo", init_method=f"file://{tmp_path / f'store{i}'}", rank=0, world_size=1)
+        with pytest.raises((Exception, SystemExit)):
+            main(argv)
+        assert not dist.is_initialized(), f"{name} left its process group alive"

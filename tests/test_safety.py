@@ -1,7 +1,8 @@
 """Safe defaults: no remote code unless asked, safetensors for weights, no unrestricted unpickling, no token leaks."""
 
-import inspect
 import logging
+import os
+import pickle
 import uuid
 
 import pytest
@@ -31,16 +32,38 @@ def test_our_code_never_unpickles():
         assert "torch.load(" not in text and "import pickle" not in text, source
 
 
-def test_resuming_a_checkpoint_unpickles_only_with_weights_only():
-    """Resuming reads optimizer.pt, scheduler.pt and rng_state.pth, which torch.save pickles. transformers 5.23
-    loads every one of them with torch.load(weights_only=True): tensors and plain containers only, no code runs.
-    This test fails if an upgrade of transformers changes that."""
-    from transformers import Trainer
+class _Payload:
+    """A pickled object whose unpickling runs code: it creates the folder `marker`."""
 
-    for method in (Trainer._load_rng_state, Trainer._load_optimizer_and_scheduler, Trainer._load_from_checkpoint):
-        source = inspect.getsource(method)
-        loads = source.count("torch.load(")
-        assert loads and source.count("weights_only=True") >= loads and "weights_only=False" not in source
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+def test_resuming_refuses_a_checkpoint_whose_pickles_would_run_code(tmp_path):
+    """Resuming reads rng_state.pth, optimizer.pt and scheduler.pt, which torch.save pickles. A checkpoint whose
+    pickles carry code (here: a payload that creates a folder when unpickled) must be refused without running it:
+    transformers loads them with torch.load(weights_only=True). Exercised on the Trainer's own loaders, so an upgrade
+    that changes that fails here."""
+    import torch
+    from transformers import Trainer, TrainingArguments
+
+    checkpoint = tmp_path / "checkpoint-1"
+    checkpoint.mkdir()
+    for name in ("rng_state.pth", "optimizer.pt", "scheduler.pt"):
+        torch.save({"state": _Payload(str(tmp_path / f"ran-{name}"))}, checkpoint / name)
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), use_cpu=True, report_to="none")
+    trainer = Trainer(model=torch.nn.Linear(2, 2), args=args)
+    trainer.create_optimizer_and_scheduler(num_training_steps=2)
+    for load in (trainer._load_rng_state, trainer._load_optimizer_and_scheduler):
+        with pytest.raises(pickle.UnpicklingError):
+            load(str(checkpoint))
+    assert not list(tmp_path.glob("ran-*")), "a pickled payload ran"
+    # The control: the same file unpickled without weights_only runs the payload.
+    torch.load(checkpoint / "rng_state.pth", weights_only=False)
+    assert (tmp_path / "ran-rng_state.pth").is_dir()
 
 
 def test_hub_token_is_never_written_or_logged(tmp_path, capfd, caplog):
