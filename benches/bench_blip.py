@@ -32,7 +32,7 @@ CONFIGS = {  # config -> (recipe, the figures printed)
 
 def run_one(config: str, seed: int) -> dict:
     sys.path.insert(0, str(ROOT))
-    from tests.test_configs import recipe_module
+    from vlm_recipes.launch import recipe_script_module as recipe_module
 
     os.environ["VLM_RECIPES_TINY_SEED"] = str(seed)
     from vlm_recipes.tiny import blip

@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,8 +33,7 @@ METRICS = {
 
 
 def run_one(method: str, family: str, seed: int, overrides: list[str]) -> dict:
-    sys.path.insert(0, str(ROOT / "tests"))
-    from test_configs import run_recipe  # the tests' own entry: the recipe's main() in this process
+    from vlm_recipes.launch import run_recipe  # the recipe's entry point, in this process
 
     os.environ["VLM_RECIPES_TINY_SEED"] = str(seed)
     config = ROOT / "recipes" / "configs" / CONFIG_DIRS[family] / f"{method}.yaml"

@@ -17,7 +17,7 @@ import importlib.util
 import random
 
 import pytest
-from test_benchmarks import CHOICE_CASES, SHAPES
+from helpers import CHOICE_CASES, SHAPES
 
 from vlm_recipes.evaluation.benchmarks.extraction import extract_choice
 

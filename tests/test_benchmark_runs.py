@@ -5,7 +5,7 @@ import json
 
 import pytest
 import yaml
-from test_configs import parse_config, recipe_module, run_recipe
+from helpers import parse_config, recipe_module, run_recipe
 
 from vlm_recipes.evaluation.benchmarks import runner
 from vlm_recipes.evaluation.benchmarks.report import STANDIN_NOTE, result_paths

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from datasets import Dataset, Features, Image, List, Value
+from helpers import CHOICE_CASES, SHAPES
 from PIL import Image as PILImage
 
 from vlm_recipes.evaluation.benchmarks.extraction import (
@@ -21,56 +22,6 @@ from vlm_recipes.evaluation.benchmarks.extraction import (
 from vlm_recipes.evaluation.benchmarks.samples import build_samples, prepare
 from vlm_recipes.evaluation.benchmarks.scorers import score_answers, summarize
 from vlm_recipes.evaluation.benchmarks.tasks import BenchmarkTask, load_task, shipped_tasks
-
-SHAPES = ["a red circle", "a blue square", "a green triangle", "a yellow star"]
-
-# (model output, the option read; None: nothing readable, it scores 0). Options: SHAPES.
-CHOICE_CASES = [
-    # a letter alone, with punctuation or brackets, any case
-    ("B", "B"),
-    ("b", "B"),
-    ("(B)", "B"),
-    ("B.", "B"),
-    ("[C]", "C"),
-    ("(c)", "C"),
-    ("Option D", "D"),
-    ("**B**", "B"),
-    # a leading letter with the option's text
-    ("B. a blue square", "B"),
-    ("(C) a green triangle", "C"),
-    ("D: a yellow star", "D"),
-    # a stated answer, LaTeX, tags, at the end of a rationale
-    ("The answer is (B).", "B"),
-    ("The answer is B", "B"),
-    ("Answer: C", "C"),
-    ("Answer: (b) a blue square", "B"),
-    ("The correct option is D because the star is yellow.", "D"),
-    ("$\\boxed{C}$", "C"),
-    ("\\text{(A)}", "A"),
-    ("<answer>D</answer>", "D"),
-    ("<think>A looks wrong, B too.</think> The answer is C.", "C"),
-    ("Looking at the colours, the shape is green and has three sides, so the answer is C.", "C"),
-    ("I cannot see the image clearly, but the answer is B.", "B"),
-    ("The answer is the blue square.", "B"),
-    # letters in running text: one, or the last of several
-    ("The shape is green with three sides. C", "C"),
-    ("I think it is B.", "B"),
-    ("It could be A or B, but on balance I pick C.", "C"),
-    ("A and B are wrong; D.", "D"),
-    ("Option A shows a circle, option B a square. The star in the image matches option D.", "D"),
-    # the option's text instead of its letter
-    ("a blue square", "B"),
-    ("It is a green triangle.", "C"),
-    ("The image shows a yellow star on grey.", "D"),
-    ("A red circle.", "A"),  # "A" is the article here; the text names option A
-    # nothing readable: refusals, no option, a letter that is no option
-    ("A cat is sitting on the mat.", None),  # the article "A" is not read as option A
-    ("I'm sorry, I cannot determine the answer from this image.", None),
-    ("None of the options is correct.", None),
-    ("", None),
-    ("square", None),  # shorter than every option's text
-    ("E", None),  # four options: A-D
-]
 
 
 @pytest.mark.parametrize("output, expected", CHOICE_CASES, ids=[repr(c[0])[:40] for c in CHOICE_CASES])

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import recipe_module
 
-from tests.test_configs import recipe_module
 from vlm_recipes.baselines.zero_shot import recall_at_k
 from vlm_recipes.captioning import synthetic
 from vlm_recipes.captioning.generation import answer_questions, generate_captions

@@ -3,6 +3,7 @@ plain text in training (SFT, preference pairs), generation prompts and GRPO prom
 
 import pytest
 import torch
+from helpers import EOT, FAMILIES
 from PIL import Image
 
 from vlm_recipes.data.chat_encoding import MARK_END, MARK_START, ChatEncoder
@@ -14,15 +15,6 @@ from vlm_recipes.data.collators import (
     conversation_of,
 )
 from vlm_recipes.models.families import family_of
-
-FAMILIES = ["smolvlm", "qwen2_vl", "llava", "llava_onevision", "llava_next"]
-EOT = {
-    "smolvlm": "<end_of_utterance>",
-    "qwen2_vl": "<|im_end|>",
-    "llava": "</s>",
-    "llava_onevision": "<|im_end|>",
-    "llava_next": "</s>",
-}
 
 
 def control_strings(processor) -> list[str]:

@@ -3,9 +3,9 @@
 import json
 
 import pytest
+from helpers import recipe_module, run_recipe
 from PIL import Image
 
-from tests.test_configs import recipe_module, run_recipe
 from vlm_recipes.data import synthetic
 from vlm_recipes.paths import REPO_ROOT
 

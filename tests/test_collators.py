@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from test_chat_encoding import EOT, FAMILIES  # the families and their literal end-of-turn tokens, listed once
+from helpers import EOT, FAMILIES  # the families and their literal end-of-turn tokens, listed once
 
 from vlm_recipes.data.collators import PromptCollator, SampleError, VisionChatCollator, keep_through_end_of_turn
 from vlm_recipes.models.families import family_of, set_image_resolution

@@ -1,70 +1,23 @@
 """Every YAML under recipes/configs parses with its recipe's parser and names only real fields."""
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 import yaml
+from helpers import (
+    BASELINE_RECIPES,
+    BENCHMARK_RECIPES,
+    CONFIGS,
+    INFERENCE_RECIPES,
+    RECIPES,
+    VLM_CONFIGS,
+    parse_config,
+    recipe_module,
+    recipe_of,
+)
 
 from vlm_recipes.launch import parse
 from vlm_recipes.paths import REPO_ROOT
-from vlm_recipes.training.methods import METHODS
-
-CONFIGS = sorted((REPO_ROOT / "recipes" / "configs").rglob("*.yaml"))
-TRAINING_RECIPES = set(METHODS)
-INFERENCE_RECIPES = {"generate", "evaluate_models"}
-BENCHMARK_RECIPES = {"benchmark"}  # recipes/benchmark.py: (BenchmarkArguments, VLMModelConfig)
-# The CLIP, ViT and BLIP recipes: other recipes with other config types (checked by test_baseline_config_parses).
-BASELINE_RECIPES = {"clip_zero_shot", "clip_train", "vit_baseline", "blip_zero_shot", "blip_train"}
-RECIPES = TRAINING_RECIPES | INFERENCE_RECIPES | BENCHMARK_RECIPES | BASELINE_RECIPES
-
-
-def recipe_of(path: Path) -> str:
-    """The recipe a config declares (its `recipe:` field): which script parses and runs it."""
-    return yaml.safe_load(path.read_text())["recipe"]
-
-
-VLM_CONFIGS = [p for p in CONFIGS if recipe_of(p) not in BASELINE_RECIPES]
-
-# The tiny family that runs a real config's code path offline, by the real checkpoint's Hub id (first match wins).
-TINY_FAMILIES = (
-    ("llava-hf/llava-onevision", "llava_onevision"),
-    ("llava-hf/llava-1.5", "llava"),
-    ("llava-hf/llava-v1.6", "llava_next"),
-    ("Qwen/", "qwen2_vl"),
-    ("HuggingFaceTB/", "smolvlm"),
-)
-# Families whose pre-trained tiny base the default test run builds anyway (the SFT learning tests); the others run
-# real configs' code paths on their `-random` model, so that no test builds a base only for that. The LLaVA bases
-# are built only by slow tests (tiny:llava takes minutes to pre-train on one thread: over the CI budget).
-PRETRAINED_IN_DEFAULT_RUN = {"smolvlm", "qwen2_vl"}
-
-
-def tiny_family(config: dict) -> str:
-    """The tiny family standing in for a real config's model (`config` is its parsed YAML)."""
-    name = config["model_name_or_path"]
-    for prefix, family in TINY_FAMILIES:
-        if name.startswith(prefix):
-            return family
-    raise AssertionError(f"no tiny family stands in for {name}: add it to TINY_FAMILIES")
-
-
-def recipe_module(name: str):
-    spec = importlib.util.spec_from_file_location(f"recipe_{name}", REPO_ROOT / "recipes" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def run_recipe(name: str, config, output_dir, *overrides: str) -> dict:
-    """Run recipe `name` through its entry point on `config`, writing to `output_dir`, without loggers."""
-    argv = ["--config", str(config), "--output_dir", str(output_dir), "--report_to", "none", *overrides]
-    return recipe_module(name).main(argv)
-
-
-def parse_config(path: Path, *overrides: str):
-    module = recipe_module(recipe_of(path))
-    return parse(module.PARSER_TYPES, module.DEFAULT_CONFIG, ["--config", str(path), *overrides], recipe_of(path))
 
 
 def test_there_are_configs_for_every_model_and_variant():

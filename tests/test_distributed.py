@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from helpers import ACCELERATE, DRIVER, SMALL_RUN, launch, rank_records, small_run
 
 from vlm_recipes.paths import REPO_ROOT
 
@@ -23,23 +23,6 @@ def tiny_smolvlm_built():
     from vlm_recipes.tiny import vlm as tiny
 
     tiny.build("tiny:smolvlm")
-
-
-DRIVER = REPO_ROOT / "tests/scripts/distributed_recipe.py"
-ACCELERATE = Path(sys.executable).parent / "accelerate"
-# What a CPU needs on top of the GPU configs: two processes, no bf16 autocast.
-CPU_OVERRIDES = {"multi_cpu": [], "zero2": ["--num_processes", "2", "--mixed_precision", "no"]}
-CPU_OVERRIDES["zero3"] = CPU_OVERRIDES["zero2"]
-SMALL_RUN = [
-    "--max_steps",
-    "12",
-    "--max_eval_samples",
-    "8",
-    "--synthetic_train_samples",
-    "200",
-    "--logging_steps",
-    "2",
-]
 
 
 def test_every_accelerate_config_loads_with_accelerates_loader():
@@ -75,35 +58,6 @@ def test_fsdp2_config_is_valid_for_accelerates_plugin():
         cpu_offload=fsdp["fsdp_offload_params"],
     )
     assert plugin.fsdp_version == 2 and plugin.reshard_after_forward is True
-
-
-def launch(config: str, dump: Path, out: Path, *recipe_args: str, timeout: int = 600):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
-    cmd = [str(ACCELERATE), "launch", "--config_file", str(REPO_ROOT / f"accelerate_configs/{config}.yaml")]
-    cmd += [*CPU_OVERRIDES[config], str(DRIVER), "sft", str(dump), "--output_dir", str(out)]
-    cmd += ["--report_to", "none", *recipe_args]
-    # No retry: the recipes destroy their process group on the way out (vlm_recipes.processes), and the rank-1 abort
-    # at exit this test once retried ("terminate called without an active exception", about one ZeRO-3 launch in
-    # twenty on a loaded 2-core machine) did not fire in 20 consecutive ZeRO-3 launches since.
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT)
-
-
-def rank_records(dump: Path):
-    weights = [load_file(dump / f"rank{r}.safetensors") for r in (0, 1)]
-    logs = [json.loads((dump / f"rank{r}.json").read_text()) for r in (0, 1)]
-    return weights, logs
-
-
-_runs: dict = {}
-
-
-def small_run(config: str, tmp_path_factory):
-    if config not in _runs:
-        base = tmp_path_factory.mktemp(config)
-        result = launch(config, base / "dump", base / "out", *SMALL_RUN)
-        assert result.returncode == 0, result.stderr[-3000:]
-        _runs[config] = (base, *rank_records(base / "dump"))
-    return _runs[config]
 
 
 @pytest.mark.parametrize("config", ["multi_cpu", "zero2", "zero3"])

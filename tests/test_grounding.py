@@ -273,9 +273,9 @@ def test_the_gallery_draws_predicted_and_reference_boxes_where_they_are(tmp_path
 
 # -- the offline defaults learn ---------------------------------------------------------------------------------------
 
-from test_configs import run_recipe  # noqa: E402
+from helpers import run_recipe  # noqa: E402
 
-from vlm_recipes.settings import REPO_ROOT  # noqa: E402
+from vlm_recipes.paths import REPO_ROOT  # noqa: E402
 
 CONFIGS = REPO_ROOT / "recipes" / "configs"
 

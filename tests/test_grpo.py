@@ -3,8 +3,8 @@
 import json
 
 import pytest
+from helpers import parse_config, run_recipe
 from safetensors.torch import load_file
-from test_configs import parse_config, run_recipe
 
 from vlm_recipes.paths import REPO_ROOT
 

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 import yaml
+from helpers import run_recipe
+from hub_server import FakeHub
 
-from tests.hub_server import FakeHub
-from tests.test_configs import run_recipe
 from vlm_recipes import hub
 from vlm_recipes.paths import REPO_ROOT
 

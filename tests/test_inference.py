@@ -4,8 +4,8 @@ import json
 
 import pytest
 import torch
+from helpers import PRETRAINED_IN_DEFAULT_RUN, recipe_module, run_recipe, tiny_family
 from PIL import Image
-from test_configs import PRETRAINED_IN_DEFAULT_RUN, recipe_module, run_recipe, tiny_family
 
 from vlm_recipes.data import synthetic
 from vlm_recipes.evaluation.generation import generate_answers

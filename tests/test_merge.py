@@ -4,9 +4,9 @@ import json
 
 import pytest
 import torch
+from helpers import run_recipe
 from safetensors.torch import load_file
 
-from tests.test_configs import run_recipe
 from vlm_recipes.data import synthetic
 from vlm_recipes.data.collators import VisionChatCollator
 from vlm_recipes.models.families import family_of

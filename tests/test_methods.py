@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 import torch
-from test_configs import CONFIGS, RECIPES, TRAINING_RECIPES, recipe_module, recipe_of, run_recipe
+from helpers import CONFIGS, RECIPES, TRAINING_RECIPES, recipe_module, recipe_of, run_recipe
 
 import vlm_recipes
 from vlm_recipes.models.families import family_of

@@ -313,7 +313,7 @@ def test_padding_free_refuses_left_padding(setups):
 
 
 def test_a_family_not_proven_exact_is_refused_before_the_model_loads(tmp_path):
-    from test_configs import run_recipe
+    from helpers import run_recipe
 
     from vlm_recipes.paths import REPO_ROOT
 

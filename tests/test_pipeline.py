@@ -128,7 +128,7 @@ def test_unimplemented_settings_are_refused():
 def test_sft_with_device_image_processing_trains_on_the_same_batches(tmp_path):
     """The tiny SFT recipe, a few steps: image_processing device (one dataloader worker) gives the losses of the
     processor's path, step for step."""
-    from test_sft_e2e import run_sft
+    from helpers import run_sft
 
     common = ["--max_steps", "3", "--max_eval_samples", "2", "--logging_steps", "1", "--preflight", "false"]
     common += ["--save_strategy", "steps", "--save_steps", "3"]  # for trainer_state.json: the loss of every step
@@ -143,7 +143,7 @@ def test_sft_with_device_image_processing_trains_on_the_same_batches(tmp_path):
 
 
 def test_grpo_refuses_split_image_processing(tmp_path):
-    from test_configs import run_recipe
+    from helpers import run_recipe
 
     from vlm_recipes.paths import REPO_ROOT
 
@@ -169,7 +169,7 @@ def test_worker_image_processing_gives_the_padding_free_batch(photos, name):
 
 @pytest.mark.parametrize("flag", ["--padding_free", "--packing"])
 def test_device_image_processing_is_refused_with_padding_free_batches(tmp_path, flag):
-    from test_configs import run_recipe
+    from helpers import run_recipe
 
     from vlm_recipes.paths import REPO_ROOT
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from test_configs import run_recipe
+from helpers import run_recipe
 
 from vlm_recipes.data import synthetic
 from vlm_recipes.data.collators import PreferenceCollator, SampleError, VisionChatCollator

@@ -8,8 +8,8 @@ import ast
 import json
 
 import pytest
+from helpers import run_recipe
 from PIL import Image
-from test_configs import run_recipe
 
 from vlm_recipes.data.collators import SampleError, VisionChatCollator
 from vlm_recipes.data.images import ImageError, open_image

@@ -43,7 +43,7 @@ def test_without_a_group_nothing_happens():
 def test_every_recipe_main_ends_its_process_group_when_it_fails(tmp_path):
     """Each recipe script's main, run under a live process group with a config that does not exist, raises and
     leaves the group destroyed (what `accelerate launch` needs from a rank that fails)."""
-    from test_configs import RECIPES, recipe_module
+    from helpers import RECIPES, recipe_module
 
     missing = str(tmp_path / "missing.yaml")
     for i, name in enumerate(sorted(RECIPES | {"merge_adapter"})):

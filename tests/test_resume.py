@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import run_recipe
 from safetensors.torch import load_file
-from test_configs import run_recipe
 
 from vlm_recipes.outputs import resume_point
 from vlm_recipes.outputs.checkpoints import COMPLETE_MARKER, complete_checkpoints
@@ -196,7 +196,7 @@ def test_two_rank_run_resumes_from_its_newest_complete_checkpoint(config, tmp_pa
     """Two CPU ranks (DDP, or DeepSpeed ZeRO-2): every checkpoint is marked complete once both ranks wrote it; a run
     that died while saving its last checkpoint is resumed by rerunning the same command (no flag), from the
     newest complete checkpoint, and ends with the weights of the uninterrupted run of test_distributed."""
-    import test_distributed as td
+    import helpers as td
 
     _, reference, _ = td.small_run(config, tmp_path_factory)
     out = tmp_path / "out"

@@ -6,7 +6,7 @@ import pickle
 import uuid
 
 import pytest
-from test_configs import BENCHMARK_RECIPES, CONFIGS, INFERENCE_RECIPES, recipe_module, recipe_of, run_recipe
+from helpers import BENCHMARK_RECIPES, CONFIGS, INFERENCE_RECIPES, recipe_module, recipe_of, run_recipe
 
 from vlm_recipes.launch import parse
 from vlm_recipes.paths import REPO_ROOT

@@ -7,23 +7,11 @@ The first run on a fresh machine pre-trains and caches each tiny base (a few min
 import json
 
 import pytest
+from helpers import TRAINING_RECIPES, recipe_module, recipe_of, run_sft, tiny_family
 from safetensors.torch import load_file
-from test_configs import TRAINING_RECIPES, recipe_module, recipe_of, run_recipe, tiny_family
 
 from vlm_recipes.models.families import FAMILIES
 from vlm_recipes.paths import REPO_ROOT
-
-CONFIGS = {
-    "smolvlm": "tiny-smolvlm",
-    "qwen2_vl": "tiny-qwen2-vl",
-    "llava": "tiny-llava",
-    "llava_onevision": "tiny-llava-onevision",
-}
-
-
-def run_sft(family, output_dir, *overrides):
-    config = REPO_ROOT / "recipes" / "configs" / CONFIGS[family] / "sft_lora.yaml"
-    return run_recipe("sft", config, output_dir, *overrides)
 
 
 # The LLaVA bases are pre-trained only for these tests (tiny:llava 500 s, tiny:llava_onevision 655 s of CPU on one

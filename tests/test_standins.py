@@ -10,8 +10,8 @@ import shutil
 import pytest
 import yaml
 from datasets import Image, get_dataset_config_names, get_dataset_split_names, load_dataset
+from helpers import CONFIGS, parse_config, recipe_of
 
-from tests.test_configs import CONFIGS, parse_config, recipe_of
 from vlm_recipes.baselines.image_data import ImageDataArguments, load_captions, load_classification
 from vlm_recipes.data.images import undecoded
 from vlm_recipes.data.loading import images_as_list_column, load_eval_split, load_splits

@@ -224,7 +224,7 @@ VIDEO_CONFIGS = {"smolvlm": "tiny-smolvlm", "qwen2_vl": "tiny-qwen2-vl"}
 # (the suite budget).
 @pytest.mark.parametrize("family", ["smolvlm", pytest.param("qwen2_vl", marks=pytest.mark.slow)])
 def test_sft_on_video_learns_what_one_frame_cannot(tmp_path, family):
-    from test_configs import run_recipe
+    from helpers import run_recipe
 
     from vlm_recipes.paths import REPO_ROOT
 

@@ -3,9 +3,9 @@
 import json
 
 import pytest
+from helpers import run_recipe
 from safetensors.torch import load_file
 
-from tests.test_configs import run_recipe
 from vlm_recipes.baselines.image_data import ImageDataArguments, load_classification
 from vlm_recipes.paths import REPO_ROOT
 

@@ -15,6 +15,7 @@ The training recipes share one flow (vlm_recipes.training.run); `training_recipe
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from pathlib import Path
 
@@ -37,7 +38,16 @@ from ..training.methods import METHODS, Method, get_method
 from ..training.rewards import get_reward_funcs
 from ..training.run import run
 
-__all__ = ["load_config", "parse", "resolve", "train", "training_recipe", "validate"]
+__all__ = [
+    "load_config",
+    "parse",
+    "recipe_script_module",
+    "resolve",
+    "run_recipe",
+    "train",
+    "training_recipe",
+    "validate",
+]
 
 
 def validate(*parsed) -> None:
@@ -127,3 +137,21 @@ def training_recipe(method: str, default_config: str) -> tuple:
         return main(record.name, config, argv)
 
     return record, record.parser_types, config, script_main
+
+
+def recipe_script_module(name: str):
+    """The recipe script `recipes/<name>.py` loaded as a module (its `main`, `PARSER_TYPES`, `DEFAULT_CONFIG`)."""
+    path = REPO_ROOT / "recipes" / f"{name}.py"
+    if not path.is_file():
+        raise ValueError(f"No recipe script {path}.")
+    spec = importlib.util.spec_from_file_location(f"recipe_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_recipe(name: str, config: str | Path, output_dir: str | Path, *overrides: str) -> dict:
+    """Run recipe `name` in this process through its script's entry point on `config`, writing to `output_dir`,
+    without loggers (`report_to none`); `overrides` as on the command line."""
+    argv = ["--config", str(config), "--output_dir", str(output_dir), "--report_to", "none", *overrides]
+    return recipe_script_module(name).main(argv)

@@ -1,0 +1,188 @@
+"""What many test modules share, in one module, imported one way: `from helpers import ...`.
+
+Running recipes through their entry points (`recipe_module`, `run_recipe`, `parse_config`), the configs and the
+recipes they declare, the tiny family standing in for a real checkpoint, the two-rank launches of the distributed
+tests, and literal cases several modules check.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from safetensors.torch import load_file
+
+from vlm_recipes.launch import parse, recipe_script_module, run_recipe  # noqa: F401  (run_recipe: shared)
+from vlm_recipes.paths import REPO_ROOT
+from vlm_recipes.training.methods import METHODS
+
+CONFIGS = sorted((REPO_ROOT / "recipes" / "configs").rglob("*.yaml"))
+TRAINING_RECIPES = set(METHODS)
+INFERENCE_RECIPES = {"generate", "evaluate_models"}
+BENCHMARK_RECIPES = {"benchmark"}  # recipes/benchmark.py: (BenchmarkArguments, VLMModelConfig)
+# The CLIP, ViT and BLIP recipes: other recipes with other config types (checked by test_baseline_config_parses).
+BASELINE_RECIPES = {"clip_zero_shot", "clip_train", "vit_baseline", "blip_zero_shot", "blip_train"}
+RECIPES = TRAINING_RECIPES | INFERENCE_RECIPES | BENCHMARK_RECIPES | BASELINE_RECIPES
+
+
+def recipe_of(path: Path) -> str:
+    """The recipe a config declares (its `recipe:` field): which script parses and runs it."""
+    return yaml.safe_load(path.read_text())["recipe"]
+
+
+VLM_CONFIGS = [p for p in CONFIGS if recipe_of(p) not in BASELINE_RECIPES]
+
+# The tiny family that runs a real config's code path offline, by the real checkpoint's Hub id (first match wins).
+TINY_FAMILIES = (
+    ("llava-hf/llava-onevision", "llava_onevision"),
+    ("llava-hf/llava-1.5", "llava"),
+    ("llava-hf/llava-v1.6", "llava_next"),
+    ("Qwen/", "qwen2_vl"),
+    ("HuggingFaceTB/", "smolvlm"),
+)
+# Families whose pre-trained tiny base the default test run builds anyway (the SFT learning tests); the others run
+# real configs' code paths on their `-random` model, so that no test builds a base only for that. The LLaVA bases
+# are built only by slow tests (tiny:llava takes minutes to pre-train on one thread: over the CI budget).
+PRETRAINED_IN_DEFAULT_RUN = {"smolvlm", "qwen2_vl"}
+
+
+def tiny_family(config: dict) -> str:
+    """The tiny family standing in for a real config's model (`config` is its parsed YAML)."""
+    name = config["model_name_or_path"]
+    for prefix, family in TINY_FAMILIES:
+        if name.startswith(prefix):
+            return family
+    raise AssertionError(f"no tiny family stands in for {name}: add it to TINY_FAMILIES")
+
+
+recipe_module = recipe_script_module  # recipes/<name>.py as a module; run_recipe runs its main in this process
+
+
+def parse_config(path: Path, *overrides: str):
+    module = recipe_module(recipe_of(path))
+    return parse(module.PARSER_TYPES, module.DEFAULT_CONFIG, ["--config", str(path), *overrides], recipe_of(path))
+
+
+# -- the SFT offline defaults ----------------------------------------------------------------------------------
+SFT_CONFIG_DIRS = {
+    "smolvlm": "tiny-smolvlm",
+    "qwen2_vl": "tiny-qwen2-vl",
+    "llava": "tiny-llava",
+    "llava_onevision": "tiny-llava-onevision",
+}
+
+
+def run_sft(family, output_dir, *overrides):
+    config = REPO_ROOT / "recipes" / "configs" / SFT_CONFIG_DIRS[family] / "sft_lora.yaml"
+    return run_recipe("sft", config, output_dir, *overrides)
+
+
+# -- two-rank launches (test_distributed, test_resume) --------------------------------------------------------
+DRIVER = REPO_ROOT / "tests/scripts/distributed_recipe.py"
+ACCELERATE = Path(sys.executable).parent / "accelerate"
+# What a CPU needs on top of the GPU configs: two processes, no bf16 autocast.
+CPU_OVERRIDES = {"multi_cpu": [], "zero2": ["--num_processes", "2", "--mixed_precision", "no"]}
+CPU_OVERRIDES["zero3"] = CPU_OVERRIDES["zero2"]
+SMALL_RUN = [
+    "--max_steps",
+    "12",
+    "--max_eval_samples",
+    "8",
+    "--synthetic_train_samples",
+    "200",
+    "--logging_steps",
+    "2",
+]
+
+
+def launch(config: str, dump: Path, out: Path, *recipe_args: str, timeout: int = 600):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
+    cmd = [str(ACCELERATE), "launch", "--config_file", str(REPO_ROOT / f"accelerate_configs/{config}.yaml")]
+    cmd += [*CPU_OVERRIDES[config], str(DRIVER), "sft", str(dump), "--output_dir", str(out)]
+    cmd += ["--report_to", "none", *recipe_args]
+    # No retry: the recipes destroy their process group on the way out (vlm_recipes.processes), and the rank-1 abort
+    # at exit this test once retried ("terminate called without an active exception", about one ZeRO-3 launch in
+    # twenty on a loaded 2-core machine) did not fire in 20 consecutive ZeRO-3 launches since.
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT)
+
+
+def rank_records(dump: Path):
+    weights = [load_file(dump / f"rank{r}.safetensors") for r in (0, 1)]
+    logs = [json.loads((dump / f"rank{r}.json").read_text()) for r in (0, 1)]
+    return weights, logs
+
+
+_runs: dict = {}
+
+
+def small_run(config: str, tmp_path_factory):
+    if config not in _runs:
+        base = tmp_path_factory.mktemp(config)
+        result = launch(config, base / "dump", base / "out", *SMALL_RUN)
+        assert result.returncode == 0, result.stderr[-3000:]
+        _runs[config] = (base, *rank_records(base / "dump"))
+    return _runs[config]
+
+
+# -- literal cases shared by several modules ---------------------------------------------------------------------
+FAMILIES = ["smolvlm", "qwen2_vl", "llava", "llava_onevision", "llava_next"]
+EOT = {
+    "smolvlm": "<end_of_utterance>",
+    "qwen2_vl": "<|im_end|>",
+    "llava": "</s>",
+    "llava_onevision": "<|im_end|>",
+    "llava_next": "</s>",
+}
+
+
+SHAPES = ["a red circle", "a blue square", "a green triangle", "a yellow star"]
+
+# (model output, the option read; None: nothing readable, it scores 0). Options: SHAPES.
+CHOICE_CASES = [
+    # a letter alone, with punctuation or brackets, any case
+    ("B", "B"),
+    ("b", "B"),
+    ("(B)", "B"),
+    ("B.", "B"),
+    ("[C]", "C"),
+    ("(c)", "C"),
+    ("Option D", "D"),
+    ("**B**", "B"),
+    # a leading letter with the option's text
+    ("B. a blue square", "B"),
+    ("(C) a green triangle", "C"),
+    ("D: a yellow star", "D"),
+    # a stated answer, LaTeX, tags, at the end of a rationale
+    ("The answer is (B).", "B"),
+    ("The answer is B", "B"),
+    ("Answer: C", "C"),
+    ("Answer: (b) a blue square", "B"),
+    ("The correct option is D because the star is yellow.", "D"),
+    ("$\\boxed{C}$", "C"),
+    ("\\text{(A)}", "A"),
+    ("<answer>D</answer>", "D"),
+    ("<think>A looks wrong, B too.</think> The answer is C.", "C"),
+    ("Looking at the colours, the shape is green and has three sides, so the answer is C.", "C"),
+    ("I cannot see the image clearly, but the answer is B.", "B"),
+    ("The answer is the blue square.", "B"),
+    # letters in running text: one, or the last of several
+    ("The shape is green with three sides. C", "C"),
+    ("I think it is B.", "B"),
+    ("It could be A or B, but on balance I pick C.", "C"),
+    ("A and B are wrong; D.", "D"),
+    ("Option A shows a circle, option B a square. The star in the image matches option D.", "D"),
+    # the option's text instead of its letter
+    ("a blue square", "B"),
+    ("It is a green triangle.", "C"),
+    ("The image shows a yellow star on grey.", "D"),
+    ("A red circle.", "A"),  # "A" is the article here; the text names option A
+    # nothing readable: refusals, no option, a letter that is no option
+    ("A cat is sitting on the mat.", None),  # the article "A" is not read as option A
+    ("I'm sorry, I cannot determine the answer from this image.", None),
+    ("None of the options is correct.", None),
+    ("", None),
+    ("square", None),  # shorter than every option's text
+    ("E", None),  # four options: A-D
+]
