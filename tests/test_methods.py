@@ -1,4 +1,4 @@
-"""The method registry, the package layout (no import cycles, tiny builders behind one resolver), full SFT, the
+"""The method registry (records, variants), full SFT, the
 held-out metric per recipe, the one output-directory policy and the public API."""
 
 import doctest
@@ -172,3 +172,25 @@ def test_the_public_api_docstring_runs(tmp_path, monkeypatch):
     assert methods_doc.attempted >= 2 and methods_doc.failed == 0
     assert set(vlm_recipes.__all__) >= {"load_config", "train", "VisionChatCollator", "FAMILIES", "get_method"}
     shutil.rmtree(tmp_path / "run", ignore_errors=True)
+
+
+def test_a_config_only_variant_is_one_record_and_runs_through_its_base_script(tmp_path, monkeypatch):
+    import yaml
+
+    from vlm_recipes.launch import method_of_config, parse
+
+    base = get_method("grpo")
+    variant = base.variant("gspo_demo", "GRPO with sequence-level ratios", {"importance_sampling_level": "sequence"})
+    monkeypatch.setitem(METHODS, "gspo_demo", variant)
+    assert variant.script_name == "grpo" and variant.trainer_class is base.trainer_class and "gspo_demo" in variant.tags
+    config = yaml.safe_load((REPO_ROOT / "recipes/configs/tiny-smolvlm/grpo.yaml").read_text())
+    path = tmp_path / "gspo_demo.yaml"
+    path.write_text(yaml.safe_dump({**config, "recipe": "gspo_demo"}))
+    assert method_of_config(base, path, ["--config", str(path)]) is variant
+    _, args, _ = parse(variant.parser_types, path, ["--config", str(path)], recipe="gspo_demo")
+    variant.apply_fixed(args)
+    assert args.importance_sampling_level == "sequence"
+    with pytest.raises(ValueError, match="importance_sampling_level: 'token' contradicts the gspo_demo recipe"):
+        parse(variant.parser_types, path, ["--config", str(path), "--importance_sampling_level", "token"], "gspo_demo")
+    with pytest.raises(ValueError, match=r"runs through recipes/grpo.py, not recipes/sft.py"):
+        method_of_config(get_method("sft"), path, ["--config", str(path)])

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import sys
 from pathlib import Path
 
 from .. import tiny  # noqa: F401  (registers the tiny: model source)
@@ -32,6 +33,7 @@ from ..settings import (
     EvaluateArguments,
     GRPOConfig,
     VLMTrainingFields,
+    settings_of,
 )
 from ..settings import parse as parse_settings
 from ..training.methods import METHODS, Method, get_method
@@ -79,6 +81,7 @@ def _refusals(dataclass_types: tuple, recipe: str | None):
         method = METHODS.get(name) if isinstance(name, str) else None
         if method is None:
             return
+        method.check_fixed(settings, where)
         for cls in dataclass_types:
             if isinstance(cls, type) and issubclass(cls, VLMTrainingFields):
                 method.refuse(cls, settings, where)
@@ -116,12 +119,31 @@ def train(method: str | Method, data_args, training_args, model_args) -> dict:
     return run(method, data_args, training_args, model_args)
 
 
+def method_of_config(script_method: Method, default_config: str | Path, argv: list[str] | None) -> Method:
+    """The method a training script runs for this config: the variant the config declares (`recipe: <variant>`)
+    when it is a variant of the script's method, else the script's own method. A config for a method that runs
+    through another script is refused, naming that script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    config = argv[argv.index("--config") + 1] if "--config" in argv[:-1] else default_config
+    declared = settings_of(config, argv).get("recipe")
+    method = METHODS.get(declared) if isinstance(declared, str) else None
+    if method is None or method is script_method:
+        return script_method
+    if method.script_name != script_method.name:
+        raise ValueError(
+            f"{config} is a config for recipe {declared!r} (its `recipe:` field), which runs through "
+            f"recipes/{method.script_name}.py, not recipes/{script_method.name}.py: launch that script."
+        )
+    return method
+
+
 @ends_process_group
 def main(method: str, default_config: str | Path, argv: list[str] | None = None) -> dict:
-    """The body of every training recipe script: parse its YAML (plus overrides) for `method`, and run it; under
-    several processes the process group is destroyed on the way out (vlm_recipes.processes)."""
+    """The body of every training recipe script: parse its YAML (plus overrides) for `method` (or the variant of it
+    the config declares), and run it; under several processes the process group is destroyed on the way out
+    (vlm_recipes.processes)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    record = get_method(method)
+    record = method_of_config(get_method(method), default_config, argv)
     data_args, training_args, model_args = parse(record.parser_types, default_config, argv, recipe=record.name)
     return run(record, data_args, training_args, model_args)
 

@@ -5,7 +5,10 @@ YAML, which loader turns data into its rows, which trainer and collator train on
 reports beyond generation, and how its model card names it. `run`, `preflight`, the recipe scripts and the tests
 look methods up with `get_method`; nothing else dispatches on a method's name.
 
-Adding a method is one record in `METHODS` plus a thin `recipes/<name>.py`:
+Adding a method is one record in `METHODS` plus a thin `recipes/<name>.py`. A variant that differs from a method only
+in its settings (a loss type, say) is one record made with `Method.variant` plus its YAMLs: it runs through the
+script of the method it varies (`accelerate launch recipes/grpo.py --config <a yaml with recipe: <variant>>`), and the
+settings it pins (`fixed`) are refused when a config sets them otherwise.
 
 >>> from vlm_recipes.training.methods import get_method
 >>> get_method("mpo").config_class.__name__, get_method("mpo").trainer_class.__name__
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from dataclasses import field as dc_field
 
 from ..data.collators import PreferenceCollator, VisionChatCollator
@@ -110,6 +113,9 @@ class Method:
         refuses: the TRL / Trainer fields this method's flow does not honour (vlm_recipes.training.bypassed), refused
             when set to anything but what the flow does.
         honours: per refused field, the values this method honours instead of the field's usual ones.
+        script: the recipe script that runs it, `recipes/<script>.py` (default: its name; a variant: its base's).
+        fixed: training arguments this method pins (a variant's loss settings): set on the arguments of every run,
+            refused when a config sets them to something else.
         prompt_key: the column holding the conversation that held-out generation answers.
         generation_metric: `(held-out dataset) -> GenerationMetric`: how held-out generations are scored
             (default: exact match as `accuracy`).
@@ -142,6 +148,39 @@ class Method:
     packs: bool = False
     refuses: tuple[str, ...] = COMMON
     honours: dict = dc_field(default_factory=dict)
+    script: str = ""
+    fixed: dict = dc_field(default_factory=dict)
+
+    @property
+    def script_name(self) -> str:
+        return self.script or self.name
+
+    def variant(self, name: str, summary: str, fixed: dict, tags: tuple[str, ...] = ()) -> Method:
+        """A method that runs this one's flow and script with `fixed` training arguments (e.g. a GRPO loss type)."""
+        return replace(
+            self,
+            name=name,
+            summary=summary,
+            script=self.script_name,
+            fixed={**self.fixed, **fixed},
+            tags=(*self.tags, *tags, name),
+            label=lambda args, name=name: name.upper(),
+            result_name=lambda args, name=name: name,
+        )
+
+    def check_fixed(self, settings: dict, where: str = "") -> None:
+        """Refuse `settings` (field -> value as set) that contradict what this method pins."""
+        for key, value in self.fixed.items():
+            if key in settings and settings[key] != value:
+                raise ValueError(
+                    f"{where}{key}: {settings[key]!r} contradicts the {self.name} recipe, which is {self.script_name} "
+                    f"with {key}: {value!r}: remove it, or use recipes/{self.script_name}.py with a "
+                    f"recipe: {self.script_name} config."
+                )
+
+    def apply_fixed(self, training_args) -> None:
+        for key, value in self.fixed.items():
+            setattr(training_args, key, value)
 
     @property
     def parser_types(self) -> tuple:

@@ -58,6 +58,7 @@ def run(method: str | Method, data_args: DataArguments, training_args, model_arg
     method = get_method(method)
     # parse() refused these already; this covers training arguments built in Python.
     method.refuse(type(training_args), changed_settings(training_args))
+    method.apply_fixed(training_args)
     if method.check_args is not None:
         method.check_args(training_args)
     if method.renders_prompts and data_args.image_processing != "processor":
