@@ -1,5 +1,5 @@
-"""The method registry (records, variants), full SFT, the
-held-out metric per recipe, the one output-directory policy and the public API."""
+"""The method registry (records, variants), full SFT, the held-out metric per recipe, the one output-directory policy
+and the public API."""
 
 import doctest
 import json
@@ -182,7 +182,8 @@ def test_a_config_only_variant_is_one_record_and_runs_through_its_base_script(tm
     base = get_method("grpo")
     variant = base.variant("gspo_demo", "GRPO with sequence-level ratios", {"importance_sampling_level": "sequence"})
     monkeypatch.setitem(METHODS, "gspo_demo", variant)
-    assert variant.script_name == "grpo" and variant.trainer_class is base.trainer_class and "gspo_demo" in variant.tags
+    assert variant.script_name == "grpo" and variant.trainer_class is base.trainer_class
+    assert "gspo_demo" in variant.tags
     config = yaml.safe_load((REPO_ROOT / "recipes/configs/tiny-smolvlm/grpo.yaml").read_text())
     path = tmp_path / "gspo_demo.yaml"
     path.write_text(yaml.safe_dump({**config, "recipe": "gspo_demo"}))
