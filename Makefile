@@ -1,6 +1,6 @@
 # vlm-recipes: every target sets up its own virtual environment first (idempotent).
 #   make demo    # set up + run the offline SFT LoRA recipe (the main job)
-#   make test    # set up + run the test suite
+#   make test    # set up + run the test suite (make test-fast: unit + integration tiers only)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 ACCELERATE_BIN := $(VENV)/bin/accelerate
@@ -12,7 +12,7 @@ LAUNCH_ARGS ?=
 
 RECIPES := sft dpo mpo grpo clip_train vit_baseline blip_train
 
-.PHONY: setup demo test test-slow lint format train push merge grounding clip_zero_shot blip_zero_shot tiny-models bench clean help preflight $(RECIPES)
+.PHONY: setup demo test test-fast test-slow lint format train push merge grounding clip_zero_shot blip_zero_shot tiny-models bench clean help preflight $(RECIPES)
 
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -32,8 +32,11 @@ demo: setup ## the main job: offline SFT LoRA on a tiny SmolVLM, accuracy before
 # multi-process tests start two ranks, which at two threads each oversubscribe a 2-core machine (README, Tests).
 TEST_THREADS := $(or $(OMP_NUM_THREADS),1)
 
-test: setup ## the default test suite (offline, CPU)
+test: setup ## the default test suite (offline, CPU): every tier, the learning proofs included
 	OMP_NUM_THREADS=$(TEST_THREADS) $(PY) -m pytest -q --durations=15
+
+test-fast: setup ## the fast tier for your own loop: unit + integration tests (no pre-trained tiny model is built)
+	OMP_NUM_THREADS=$(TEST_THREADS) $(PY) -m pytest -q -m "not slow and not learning" --durations=10
 
 test-slow: setup ## long end-to-end runs only
 	OMP_NUM_THREADS=$(TEST_THREADS) $(PY) -m pytest -q -m slow

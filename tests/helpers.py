@@ -15,6 +15,8 @@ import yaml
 from safetensors.torch import load_file
 
 from vlm_recipes.launch import parse, recipe_script_module, run_recipe  # noqa: F401  (run_recipe: shared)
+from vlm_recipes.models.families import FAMILIES as FAMILY_RECORDS
+from vlm_recipes.models.families import family_of_checkpoint
 from vlm_recipes.paths import REPO_ROOT
 from vlm_recipes.training.methods import METHODS
 
@@ -34,14 +36,6 @@ def recipe_of(path: Path) -> str:
 
 VLM_CONFIGS = [p for p in CONFIGS if recipe_of(p) not in BASELINE_RECIPES]
 
-# The tiny family that runs a real config's code path offline, by the real checkpoint's Hub id (first match wins).
-TINY_FAMILIES = (
-    ("llava-hf/llava-onevision", "llava_onevision"),
-    ("llava-hf/llava-1.5", "llava"),
-    ("llava-hf/llava-v1.6", "llava_next"),
-    ("Qwen/", "qwen2_vl"),
-    ("HuggingFaceTB/", "smolvlm"),
-)
 # Families whose pre-trained tiny base the default test run builds anyway (the SFT learning tests); the others run
 # real configs' code paths on their `-random` model, so that no test builds a base only for that. The LLaVA bases
 # are built only by slow tests (tiny:llava takes minutes to pre-train on one thread: over the CI budget).
@@ -49,12 +43,9 @@ PRETRAINED_IN_DEFAULT_RUN = {"smolvlm", "qwen2_vl"}
 
 
 def tiny_family(config: dict) -> str:
-    """The tiny family standing in for a real config's model (`config` is its parsed YAML)."""
-    name = config["model_name_or_path"]
-    for prefix, family in TINY_FAMILIES:
-        if name.startswith(prefix):
-            return family
-    raise AssertionError(f"no tiny family stands in for {name}: add it to TINY_FAMILIES")
+    """The tiny family standing in for a real config's model (`config` is its parsed YAML): the family record that
+    lists the checkpoint (`Family.checkpoints`)."""
+    return family_of_checkpoint(config["model_name_or_path"]).name
 
 
 recipe_module = recipe_script_module  # recipes/<name>.py as a module; run_recipe runs its main in this process
@@ -127,14 +118,51 @@ def small_run(config: str, tmp_path_factory):
 
 
 # -- literal cases shared by several modules ---------------------------------------------------------------------
-FAMILIES = ["smolvlm", "qwen2_vl", "llava", "llava_onevision", "llava_next"]
-EOT = {
-    "smolvlm": "<end_of_utterance>",
-    "qwen2_vl": "<|im_end|>",
-    "llava": "</s>",
-    "llava_onevision": "<|im_end|>",
-    "llava_next": "</s>",
-}
+FAMILIES = [f.name for f in FAMILY_RECORDS]  # every registered family: a new one is tested without editing a list
+
+
+def _rendered_turn(processor) -> tuple[str, str]:
+    """The text the family's training chat template (the one the collators train with: TRL's or ours) writes for a
+    one-word answer, and that answer ("zq")."""
+    from vlm_recipes.models.chat_templates import training_chat_template
+
+    template = training_chat_template(processor)
+    chat = [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]
+    prompt = processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=False, chat_template=template)
+    answered = [*chat, {"role": "assistant", "content": [{"type": "text", "text": "zq"}]}]
+    full = processor.apply_chat_template(answered, tokenize=False, chat_template=template)
+    assert full.startswith(prompt), (prompt, full)
+    return full[len(prompt) :], "zq"
+
+
+def end_of_turn(processor) -> str:
+    """The special token the family's training template writes right after an assistant answer, read from the
+    rendered text (not from the family record the code under test uses)."""
+    turn, answer = _rendered_turn(processor)
+    rest = turn[turn.index(answer) + len(answer) :]
+    specials = sorted(processor.tokenizer.get_added_vocab(), key=len, reverse=True)
+    found = next((t for t in specials if rest.startswith(t)), None)
+    assert found, f"no special token right after the answer in {turn!r}"
+    return found
+
+
+def answer_prefix(processor) -> str:
+    """What the template writes between the generation prompt and the answer (e.g. SmolVLM's and LLaVA's space)."""
+    turn, answer = _rendered_turn(processor)
+    return turn[: turn.index(answer)]
+
+
+class _EndOfTurn(dict):
+    """EOT[family]: `end_of_turn` of the family's tiny processor, computed once."""
+
+    def __missing__(self, family):
+        from vlm_recipes.tiny.vlm import build_processor
+
+        self[family] = end_of_turn(build_processor(family))
+        return self[family]
+
+
+EOT = _EndOfTurn()
 
 
 SHAPES = ["a red circle", "a blue square", "a green triangle", "a yellow star"]

@@ -2,10 +2,11 @@
 
 import pytest
 import torch
-from helpers import EOT, FAMILIES  # the families and their literal end-of-turn tokens, listed once
+from helpers import EOT, FAMILIES, answer_prefix  # every family; its end-of-turn token read off its template
 
 from vlm_recipes.data.collators import PromptCollator, SampleError, VisionChatCollator, keep_through_end_of_turn
 from vlm_recipes.models.families import family_of, set_image_resolution
+from vlm_recipes.tiny.vlm import build_processor
 
 # The generation prompt each template ends a prompt with, and what the answer starts with after it.
 GENERATION_PROMPT = {
@@ -15,7 +16,17 @@ GENERATION_PROMPT = {
     "llava_onevision": "<|im_start|>assistant\n",
     "llava_next": " [/INST]",
 }
-ANSWER_PREFIX = {"smolvlm": " ", "qwen2_vl": "", "llava": " ", "llava_onevision": "", "llava_next": " "}
+
+
+class _AnswerPrefix(dict):
+    """ANSWER_PREFIX[family]: what the family's real template writes before an answer (helpers.answer_prefix)."""
+
+    def __missing__(self, family):
+        self[family] = answer_prefix(build_processor(family))
+        return self[family]
+
+
+ANSWER_PREFIX = _AnswerPrefix()
 
 
 def vqa(image, question="What color is the shape?", answer="red", system=None):

@@ -13,11 +13,12 @@ from PIL import Image
 import vlm_recipes.models.attention  # noqa: F401  (registers attn_implementation: sdpa_varlen)
 from vlm_recipes.data.collators import VisionChatCollator
 from vlm_recipes.data.packing import PackedRows, PaddingFreeCollator, fill_ratio, pack_rows
+from vlm_recipes.models.families import FAMILIES as FAMILY_RECORDS
 from vlm_recipes.models.families import set_image_resolution
 from vlm_recipes.models.positions import mrope_positions
 from vlm_recipes.tiny import vlm as tiny
 
-FAMILIES = ["smolvlm", "qwen2_vl"]
+FAMILIES = [f.name for f in FAMILY_RECORDS if f.packing_exact]  # every family whose packing is exact
 SHARPEN = 6.0  # scale of the language model's query and key projections (see build_model)
 
 
@@ -319,7 +320,10 @@ def test_a_family_not_proven_exact_is_refused_before_the_model_loads(tmp_path):
 
     config = REPO_ROOT / "recipes/configs/tiny-llava/sft_lora.yaml"
     for flag in ("--padding_free", "--packing"):
-        with pytest.raises(ValueError, match="padding_free / packing are implemented for smolvlm and qwen2_vl only"):
+        with pytest.raises(
+            ValueError,
+            match=r"padding_free / packing are implemented for SmolVLM and Qwen2-VL only .* LLaVA-1.5 .*0\.23",
+        ):
             run_recipe(
                 "sft", config, tmp_path / "run", flag, "true", "--max_length", "512",
                 "--model_name_or_path", "tiny:llava-random",

@@ -63,6 +63,8 @@ class Family:
             and LoRA gradients equal to the rows run one at a time); `packing_refusal` says why not, when not.
         template_patches: (old, new) text replacements applied to the family's chat templates before use (e.g. the
             `<video>` branch SmolVLM's template lacks).
+        checkpoints: prefixes of the Hub ids of the family's real checkpoints our configs name (the longest
+            matching prefix of any family wins): which tiny model stands in for a real config offline.
     """
 
     name: str
@@ -89,6 +91,7 @@ class Family:
     packing_exact: bool = False
     packing_refusal: str = ""
     template_patches: tuple[tuple[str, str], ...] = ()
+    checkpoints: tuple[str, ...] = ()
 
     def patch_template(self, template):
         """`template` (text) with this family's `template_patches` applied (each only where it is not applied yet)."""
@@ -201,6 +204,7 @@ SMOLVLM = Family(
     pixel_layout="tiles",
     # SmolVLMImageProcessor is generated from Idefics3's (transformers' modular files): the same processing.
     image_processor_classes=("Idefics3ImageProcessor", "SmolVLMImageProcessor"),
+    checkpoints=("HuggingFaceTB/SmolVLM",),
     packing_exact=True,
     # TRL's SmolVLM template (and its training variant) writes no video placeholder; transformers'
     # `SmolVLMProcessor.apply_chat_template` swaps in a template with a `<video>` branch when a conversation holds a
@@ -232,6 +236,7 @@ QWEN2_VL = Family(
     video_resolution_controls=("video_min_pixels", "video_max_pixels"),
     pixel_layout="patches",
     image_processor_classes=("Qwen2VLImageProcessor",),
+    checkpoints=("Qwen/Qwen2-VL", "Qwen/Qwen2.5-VL"),
     packed_positions=mrope_positions,
     packing_exact=True,
 )
@@ -255,6 +260,7 @@ LLAVA = Family(
     image_tokens=("<image>",),
     image_token_patterns=(),
     end_of_turn="</s>",  # Vicuna's eos; our training template ends an assistant turn with it (chat_templates/)
+    checkpoints=("llava-hf/llava-1.5",),
     **_LLAVA_PARTS,
     resolution_help="LLaVA-1.5 resizes and crops every image to the vision tower's fixed size (336 px: 576 image "
     "tokens); it has no resolution control",
@@ -268,6 +274,7 @@ LLAVA_ONEVISION = Family(
     image_tokens=("<image>", "<video>"),
     image_token_patterns=(),
     end_of_turn="<|im_end|>",
+    checkpoints=("llava-hf/llava-onevision",),
     **_LLAVA_PARTS,
     resolution_controls=("max_image_tiles",),
     set_resolution=_anyres_resolution,
@@ -284,6 +291,7 @@ LLAVA_NEXT = Family(
     image_tokens=("<image>",),
     image_token_patterns=(),
     end_of_turn="</s>",  # TRL's training template of LLaVA-NeXT (Mistral) ends an answer with it
+    checkpoints=("llava-hf/llava-v1.6",),
     **_LLAVA_PARTS,
     resolution_controls=("max_image_tiles",),
     set_resolution=_anyres_resolution,
@@ -301,6 +309,15 @@ def family_for_model_type(model_type: str) -> Family:
             return family
     known = sorted(t for f in FAMILIES for t in f.model_types)
     raise ValueError(f"Unsupported model_type {model_type!r}: vlm-recipes supports {known}.")
+
+
+def family_of_checkpoint(hub_id: str) -> Family:
+    """The family of a real checkpoint by its Hub id (`Family.checkpoints`, longest matching prefix)."""
+    matches = [(len(p), f) for f in FAMILIES for p in f.checkpoints if hub_id.startswith(p)]
+    if not matches:
+        known = sorted(p for f in FAMILIES for p in f.checkpoints)
+        raise ValueError(f"No model family lists checkpoint {hub_id!r}; known prefixes: {known}.")
+    return max(matches, key=lambda m: m[0])[1]
 
 
 def family_of(processor_or_model) -> Family:
