@@ -84,17 +84,17 @@ def test_unknown_tiny_name_is_a_clear_error():
     assert resolve("HuggingFaceTB/SmolVLM-256M-Instruct") == "HuggingFaceTB/SmolVLM-256M-Instruct"
 
 
-# Builds a short version of the real recipe (fewer steps: its own cache entry) in a process started with the thread
-# count given, and prints the sha256 of each written model.safetensors; then the same training outside the build's
-# pinned settings, at the process's own thread count, to show which knob the build has to fix.
+# Builds a short version of the real recipes (fewer steps: their own cache entries) in a process started with the
+# numerics given, and prints each checkpoint's folder name and the sha256 of its model.safetensors; then the same
+# training in the process itself, outside the build's pinned child, to show that these numerics change the weights.
 _BUILD_SCRIPT = """
-import hashlib, json, sys, torch
-torch.set_num_threads(int(sys.argv[1]))
-from vlm_recipes.tiny import vlm as tiny
-tiny.PRETRAIN["steps"], tiny.WARMUP["steps"] = 12, 3
+import hashlib, json, torch
+from vlm_recipes.tiny import blip, vlm as tiny
+tiny.PRETRAIN["steps"], tiny.WARMUP["steps"], blip.PRETRAIN["steps"] = 12, 3, 4
 digests = {}
-for name in ("tiny:smolvlm-sft", "tiny:qwen2_vl"):
-    digests[name] = hashlib.sha256((tiny.build(name) / "model.safetensors").read_bytes()).hexdigest()
+for build, name in ((tiny.build, "tiny:smolvlm-sft"), (tiny.build, "tiny:qwen2_vl"), (blip.build, "tiny:blip")):
+    path = build(name)
+    digests[name] = [path.name, hashlib.sha256((path / "model.safetensors").read_bytes()).hexdigest()]
 processor = tiny.build_processor("smolvlm")
 model = tiny.build_model("smolvlm", processor.tokenizer)
 tiny.pretrain(model, processor, **tiny.PRETRAIN)
@@ -102,31 +102,53 @@ weights = b"".join(t.detach().numpy().tobytes() for t in model.state_dict().valu
 digests["unpinned"] = hashlib.sha256(weights).hexdigest()
 print(json.dumps(digests))
 """
+# Three machines on one: as is, what an AVX2-only CPU picks (at 2 threads), MKL's CPU-independent path (issue 26).
+NUMERICS = {
+    "as_is": {"OMP_NUM_THREADS": "1"},
+    "avx2_two_threads": {"OMP_NUM_THREADS": "2", "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
+    "mkl_compatible": {"OMP_NUM_THREADS": "1", "MKL_CBWR": "COMPATIBLE"},
+}
 
 
-def test_build_writes_the_same_weights_whatever_the_thread_count_of_the_process(tmp_path):
-    """Issue 11: whichever process builds a tiny base first (a one-thread test subprocess, `accelerate launch`,
-    pytest), the cache gets the same weights."""
+@pytest.mark.skipif(not torch.cpu._is_avx2_supported(), reason="the shared build pins ATen's AVX2 kernels")
+def test_build_writes_the_same_weights_whatever_the_numerics_of_the_process(tmp_path):
+    """Issues 11 and 26: whichever process builds a tiny base first (a one-thread test subprocess, `accelerate
+    launch`, pytest) and whatever CPU numerics it runs with, the cache gets the same weights under the same name."""
     digests = []
-    for threads in (1, 2):  # one after the other: two pinned 2-thread builds at once oversubscribe 2 cores badly
-        env = {
-            **os.environ,
-            "OMP_NUM_THREADS": str(threads),
-            "VLM_RECIPES_CACHE": str(tmp_path / f"threads{threads}"),
-            "PYTHONPATH": str(REPO_ROOT),
-        }
-        cmd = [sys.executable, "-c", _BUILD_SCRIPT, str(threads)]
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    for name, numerics in NUMERICS.items():  # one after the other: two builds at once oversubscribe 2 cores badly
+        env = {**os.environ, **numerics, "VLM_RECIPES_CACHE": str(tmp_path / name), "PYTHONPATH": str(REPO_ROOT)}
+        proc = subprocess.run(
+            [sys.executable, "-c", _BUILD_SCRIPT], env=env, capture_output=True, text=True, timeout=600
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
         digests.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    one, two = digests
-    # The knob: the same training at 1 and at 2 threads gives other weights (reduction order of the CPU kernels) ...
-    assert one.pop("unpinned") != two.pop("unpinned")
-    # ... so the build pins it, and both processes cache identical checkpoints.
-    assert one == two
-    info = json.loads(next((tmp_path / "threads1" / "tiny").glob("qwen2_vl-*/tiny_build.json")).read_text())
+    # The knobs: the same training under each numerics gives other weights (kernels, code paths, reduction order) ...
+    assert len({d.pop("unpinned") for d in digests}) == len(NUMERICS)
+    # ... so the build pins them, and every process caches identical checkpoints under one name.
+    assert digests[0] == digests[1] == digests[2]
+    info = json.loads(next((tmp_path / "avx2_two_threads" / "tiny").glob("qwen2_vl-*/tiny_build.json")).read_text())
     assert info["threads"] == BUILD_THREADS and info["deterministic_algorithms"] is True
-    assert {"torch", "transformers", "cpu_capability", "seed", "machine"} <= set(info)
+    assert info["numerics"] == {
+        "machine": "x86_64",
+        "mkl_cbwr": "AVX2",
+        "aten_cpu_capability": "AVX2",
+        "mkldnn": False,
+    }
+    assert info["ran_with"]["cpu_capability"] == "AVX2" and info["ran_with"]["mkldnn_enabled"] is False
+    assert {"torch", "transformers", "seed"} <= set(info)
+
+
+def test_tokenizers_are_the_same_in_every_process():
+    """A tokenizer trained with hash-map tie-breaking would give another vocabulary, so another model, per build."""
+    script = (
+        "import hashlib; from vlm_recipes.tiny import blip, clip, vlm; "
+        "toks = [vlm.build_tokenizer(f) for f in vlm.SPECS] + [clip.build_tokenizer(), blip.build_tokenizer()]; "
+        "print(hashlib.sha256(repr([sorted(t.get_vocab().items()) for t in toks]).encode()).hexdigest())"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True) for _ in range(2)]
+    assert all(r.returncode == 0 for r in runs), runs[0].stderr[-2000:]
+    assert runs[0].stdout.split()[-1] == runs[1].stdout.split()[-1]
 
 
 def test_build_seed_names_another_base(monkeypatch):

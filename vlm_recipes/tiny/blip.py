@@ -34,10 +34,19 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
 from ..captioning import synthetic
-from .common import TINY_PREFIX, build_dependencies, build_seed, cache_root, reproducible_build, save_atomically
+from .common import (
+    TINY_PREFIX,
+    build_dependencies,
+    build_pinned,
+    build_seed,
+    cache_root,
+    in_pinned_process,
+    reproducible_build,
+    runtime_numerics,
+    save_atomically,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -75,32 +84,32 @@ PRETRAIN = {
 }
 
 
-def _corpus() -> list[str]:
-    words = synthetic.corpus_words() + (
+def _words() -> list[str]:
+    """Every word of the tiny BLIP's vocabulary: the synthetic captions' and questions' words and common ones."""
+    extra = (
         "a an the of in on at is are this that what which where how many color colour shape shapes picture photo "
         "image drawing describe question answer yes no one two three four some there here with and or small big "
         "large background grey gray side half left right top bottom middle corner next to".split()
     )
-    rng = random.Random(0)
-    lines = [" ".join(rng.choice(words) for _ in range(rng.randint(2, 10))) for _ in range(3000)]
-    return lines + [PROMPT] + [f"{PROMPT} a {c} {s}" for c in ("red", "blue") for s in ("circle", "square")]
+    return sorted(set(synthetic.corpus_words()) | set(extra) | set(PROMPT.split()))
 
 
 def build_tokenizer():
-    """BERT's tokenizer class over a WordPiece vocabulary trained on `_corpus()`, with BLIP's added tokens."""
+    """BERT's tokenizer class over a WordPiece vocabulary of `_words()`, with BLIP's added tokens.
+
+    The vocabulary is written out, not trained: `tokenizers`' WordPiece trainer breaks ties between equally frequent
+    merges in hash-map order, so two builds of one corpus got different vocabularies (5 of 262 sub-word tokens,
+    measured in fresh processes) and the tiny BLIP was another model on every build. Here: BERT's special tokens,
+    every ASCII letter, digit and punctuation mark alone and as a `##` continuation (so any English text encodes
+    without [UNK]), then each word whole: a word of the synthetic data is one token, as it was with the trainer."""
     from transformers import BertTokenizer
 
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=SPEC["vocab_size"],
-        special_tokens=SPECIAL_TOKENS,
-        # Every ASCII letter, digit and punctuation mark is a token: any English text encodes without [UNK].
-        initial_alphabet=list(string.ascii_lowercase + string.digits + string.punctuation),
-    )
-    tok.train_from_iterator(_corpus(), trainer=trainer)
-    tokenizer = BertTokenizer(vocab=tok.get_vocab(), model_max_length=SPEC["max_text_length"])
+    alphabet = list(string.ascii_lowercase + string.digits + string.punctuation)
+    tokens = SPECIAL_TOKENS + alphabet + [f"##{c}" for c in alphabet]
+    tokens += [w for w in _words() if w not in tokens]
+    if len(tokens) > SPEC["vocab_size"]:
+        raise ValueError(f"The tiny BLIP vocabulary has {len(tokens)} tokens; SPEC allows {SPEC['vocab_size']}.")
+    tokenizer = BertTokenizer(vocab={t: i for i, t in enumerate(tokens)}, model_max_length=SPEC["max_text_length"])
     tokenizer.add_special_tokens(BLIP_TOKENS)
     return tokenizer
 
@@ -146,6 +155,8 @@ def build(name: str = "tiny:blip", force: bool = False) -> Path:
     target = checkpoint_dir(name)
     if target.exists() and not force:
         return target
+    if not in_pinned_process():
+        return build_pinned(__name__, name, force, settings=("PRETRAIN",))
     target.parent.mkdir(parents=True, exist_ok=True)
     from transformers import BlipForConditionalGeneration, BlipForImageTextRetrieval, BlipForQuestionAnswering
 
@@ -161,11 +172,12 @@ def build(name: str = "tiny:blip", force: bool = False) -> Path:
         matcher.vision_model = captioner.vision_model  # one vision encoder for the three objectives, as in BLIP
         logger.info("Pre-training the tiny BLIP once (about 80 s), cached in %s ...", target.parent)
         figures = pretrain(captioner, matcher, processor, seed)
+        ran_with = runtime_numerics()
         answerer = BlipForQuestionAnswering(config)
         answerer.vision_model.load_state_dict(captioner.vision_model.state_dict())
         answerer.text_encoder.load_state_dict(matcher.text_encoder.state_dict())
         answerer.text_decoder.load_state_dict(captioner.text_decoder.state_dict())
-    info = {"pretrain": {**PRETRAIN, "seed": seed, **figures}, **build_dependencies()}
+    info = {"pretrain": {**PRETRAIN, "seed": seed, **figures}, **build_dependencies(), "ran_with": ran_with}
     info["build_seconds"] = round(time.time() - started, 1)
     for model_name, model in (("tiny:blip", captioner), ("tiny:blip-itm", matcher), ("tiny:blip-vqa", answerer)):
         gen = getattr(model, "generation_config", None)  # the retrieval head generates nothing and has none

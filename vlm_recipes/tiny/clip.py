@@ -22,7 +22,16 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, PreTrainedTokenizerFast
 
 from ..data import synthetic
-from .common import build_dependencies, cache_root, reproducible_build, save_atomically
+from .common import (
+    build_dependencies,
+    build_pinned,
+    cache_root,
+    in_pinned_process,
+    random_build_here,
+    reproducible_build,
+    runtime_numerics,
+    save_atomically,
+)
 from .vlm import SPECS
 
 logger = logging.getLogger(__name__)
@@ -126,12 +135,15 @@ def build(name: str = "tiny:clip", force: bool = False) -> Path:
     target = checkpoint_dir(name)
     if target.exists() and not force:
         return target
+    if not (in_pinned_process() or name == "tiny:clip-random" and random_build_here()):
+        return build_pinned(__name__, name, force, settings=("TRAIN",))
     target.parent.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    with reproducible_build():  # fixed thread count: the same weights whichever process builds first
+    with reproducible_build():  # pinned numerics: the same weights whichever process or machine builds first
         processor = build_processor()
         model = build_model(processor.tokenizer)
         info = {"name": name, "num_parameters": model.num_parameters(), **build_dependencies()}
+        info["ran_with"] = runtime_numerics()
         if name == "tiny:clip":
             logger.info("Training %s once (about a minute), cached in %s ...", name, target)
             info["train"] = {**TRAIN, **_train(model, processor)}

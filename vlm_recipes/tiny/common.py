@@ -1,19 +1,37 @@
 """What every offline tiny-model build shares: the cache, reproducible builds, atomic saving.
 
-Reproducible builds: CPU matmul kernels split their reductions by the number of intra-op threads, so the same
-build run with 1 and with 2 threads writes different weights. Every build therefore runs with a fixed thread count
-(`BUILD_THREADS`) and deterministic algorithms, whatever the process that builds first (pytest, a one-thread test
-subprocess, `accelerate launch`) was started with; `tiny_build.json` records what the build depended on (thread
-count, CPU capability, library versions, build seed). Bit equality across CPU types is not promised.
+Reproducible builds. A build's weights depend on the CPU numerics of the process that trains them:
+- the intra-op thread count (CPU matmul kernels split their reductions by it);
+- ATen's vectorised kernels (`ATEN_CPU_CAPABILITY`: an AVX512 CPU runs other kernels than an AVX2 one);
+- MKL's code path (`MKL_CBWR`: by default MKL picks one per CPU model, and a different blocking per matrix shape);
+- oneDNN's convolution kernels (`ONEDNN_MAX_CPU_ISA`; their blocking also follows the CPU's caches).
+Measured on one AVX512 machine (torch 2.14.1): each of these changed the weights of a 12-step build; a CI machine
+of another kind built other bases and two learning proofs failed there (issue 26). The libraries read these settings
+when they initialise, so every build that trains runs in a child process started with `PINNED_NUMERICS` (one thread,
+MKL's AVX2 code path under its conditional numerical reproducibility, ATen's AVX2 kernels) and with oneDNN switched
+off (convolutions take ATen's im2col + MKL path instead). `MKL_CBWR=AVX2`, not `COMPATIBLE`: on this AMD machine
+the AVX2 path is the one MKL picks anyway (same bits, same speed), while `COMPATIBLE` ran a matmul 2.2x slower.
+With these pinned, the outer process's settings no longer matter: a build started under
+`ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2`, under `MKL_CBWR=COMPATIBLE` or under neither writes the same
+`model.safetensors` (docs/reliability.md has the sha256s), so the cache key names the pinned settings instead of the
+machine's CPU capability and every x86-64 machine with AVX2 builds (and may share) the same base. Random-only builds
+draw their weights from torch's generator and do no other arithmetic; they give the same bits at ATen's AVX2 and
+AVX512 capability (measured), so they run in the calling process unless it runs another capability.
+`tiny_build.json` records what the build depended on and what it really ran with.
+
 `VLM_RECIPES_TINY_SEED` (default 0) builds another, equally valid, tiny base (its own cache entry): the learning
 benchmarks use it to check that the recipes' defaults do not depend on one lucky base.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import platform
 import shutil
+import subprocess
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +46,19 @@ TINY_PREFIX = "tiny:"  # `tiny:<name>` in model_name_or_path names an offline ti
 # threads next to another 2-thread job ran 10x slower). Costs ~25% on an idle 2-core machine.
 BUILD_THREADS = 1
 SEED_ENV = "VLM_RECIPES_TINY_SEED"
+# The environment of the child process a build trains in on x86-64 (read by OpenMP, MKL, ATen and oneDNN at start-up).
+PINNED_NUMERICS = {
+    "OMP_NUM_THREADS": str(BUILD_THREADS),
+    "MKL_NUM_THREADS": str(BUILD_THREADS),
+    "MKL_CBWR": "AVX2",  # MKL's conditional numerical reproducibility: the AVX2 code path on every AVX2 CPU
+    "ATEN_CPU_CAPABILITY": "avx2",  # ATen's AVX2 kernels, also on AVX512 CPUs (`default`, scalar: ~2.5x slower)
+    "ONEDNN_MAX_CPU_ISA": "AVX2",  # oneDNN is off in the build (see `reproducible_build`); should any op reach it
+}
+PINNED_ENV = "VLM_RECIPES_PINNED_BUILD"  # set in the child process: build here, do not start another
+# Variables of a distributed launch: the build's child process is no rank of it (a Trainer there would join the group).
+_LAUNCH_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK", "MASTER_ADDR",
+               "MASTER_PORT")  # fmt: skip
+_LAUNCH_PREFIXES = ("ACCELERATE_", "TORCHELASTIC_", "PET_")
 
 
 def build_seed() -> int:
@@ -37,6 +68,15 @@ def build_seed() -> int:
     if not value.lstrip("-").isdigit():
         raise ValueError(f"{SEED_ENV} must be an integer, got {value!r}.")
     return int(value)
+
+
+def pinned_numerics() -> dict:
+    """The numerics a build runs with, as they enter the cache key: the pinned settings on an x86-64 CPU with AVX2
+    (the same for every such machine), otherwise the machine and the capability it will run (a base of its own)."""
+    machine = platform.machine().lower()
+    if machine in ("x86_64", "amd64") and torch.cpu._is_avx2_supported():
+        return {"machine": "x86_64", "mkl_cbwr": "AVX2", "aten_cpu_capability": "AVX2", "mkldnn": False}
+    return {"machine": machine, "cpu_capability": torch.backends.cpu.get_cpu_capability(), "mkldnn": False}
 
 
 def build_dependencies() -> dict:
@@ -50,22 +90,87 @@ def build_dependencies() -> dict:
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "tokenizers": tokenizers.__version__,
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "numerics": pinned_numerics(),
         "seed": build_seed(),
     }
 
 
+def runtime_numerics() -> dict:
+    """What this process really runs with (written to `tiny_build.json`, next to the key's `numerics`)."""
+    return {
+        "machine": platform.machine(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "mkldnn_enabled": torch.backends.mkldnn.enabled,
+        **{key: os.environ.get(key) for key in ("MKL_CBWR", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")},
+    }
+
+
+def in_pinned_process() -> bool:
+    return os.environ.get(PINNED_ENV) == "1"
+
+
+def random_build_here() -> bool:
+    """Whether a random-only build (initialisation, no training) may run in this process: yes in the pinned child,
+    and where ATen runs its AVX2 or AVX512 kernels (torch's normal/uniform fills give the same bits at both)."""
+    return in_pinned_process() or torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
+
+
+def build_pinned(module_name: str, name: str, force: bool, settings: tuple[str, ...] = ()) -> Path:
+    """Run `<module>.build(name, force)` in a child process started with `PINNED_NUMERICS`; return its directory.
+
+    `settings` names module-level dicts of the build recipe (e.g. PRETRAIN) whose current values the child takes
+    over, so that a recipe changed in this process (a benchmark, a test) is the one built; the cache key already
+    covers them. The child's log and progress bars go to this process's stderr."""
+    module = importlib.import_module(module_name)
+    values = {key: getattr(module, key) for key in settings}
+    env = {k: v for k, v in os.environ.items() if k not in _LAUNCH_ENV and not k.startswith(_LAUNCH_PREFIXES)}
+    shared = "aten_cpu_capability" in pinned_numerics()  # x86-64 with AVX2: pin it all; elsewhere the thread count
+    env.update(PINNED_NUMERICS if shared else {k: PINNED_NUMERICS[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")})
+    root = str(Path(__file__).resolve().parents[2])  # the folder holding this `vlm_recipes` package
+    env[PINNED_ENV] = "1"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    code = "from vlm_recipes.tiny.common import _child_main; _child_main()"
+    args = [module_name, name, json.dumps(values), "1" if force else "0"]
+    proc = subprocess.run([sys.executable, "-c", code, *args], env=env, stdout=subprocess.PIPE, text=True)
+    lines = proc.stdout.splitlines()
+    if lines[:-1]:
+        print("\n".join(lines[:-1]), file=sys.stderr)
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(
+            f"Building {name} failed in its pinned-numerics child process (exit code {proc.returncode}); its error is "
+            "printed above. Rebuild alone to see it: python -m vlm_recipes.tiny build --force ..."
+        )
+    return Path(lines[-1])
+
+
+def _child_main() -> None:
+    """Entry point of `build_pinned`'s child: check that the pins took, apply the recipe, build, print the path."""
+    module_name, name, values, force = sys.argv[1:5]
+    expected = pinned_numerics()
+    capability = torch.backends.cpu.get_cpu_capability()
+    if expected.get("aten_cpu_capability", expected.get("cpu_capability")) != capability:
+        raise RuntimeError(f"The tiny build runs ATen's {capability} kernels, not those of its cache key {expected}.")
+    module = importlib.import_module(module_name)
+    for key, value in json.loads(values).items():
+        getattr(module, key).clear()
+        getattr(module, key).update(value)
+    print(module.build(name, force=force == "1"))
+
+
 @contextmanager
 def reproducible_build():
-    """Run a build with `BUILD_THREADS` intra-op threads and deterministic algorithms; restore both afterwards."""
+    """Run a build with `BUILD_THREADS` intra-op threads, deterministic algorithms and oneDNN off; restore them."""
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    mkldnn = torch.backends.mkldnn.enabled
     torch.set_num_threads(BUILD_THREADS)
     torch.use_deterministic_algorithms(True)
+    torch.backends.mkldnn.enabled = False
     try:
         yield
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)
+        torch.backends.mkldnn.enabled = mkldnn
 
 
 def save_atomically(target: Path, model, processor, info: dict, force: bool = False) -> None:

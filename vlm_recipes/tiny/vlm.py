@@ -28,7 +28,6 @@ import argparse
 import hashlib
 import json
 import logging
-import platform
 import random
 import time
 from collections.abc import Callable
@@ -42,7 +41,18 @@ from trl.chat_template_utils import qwen2_5_vl_chat_template, smolvlm_chat_templ
 
 from ..data import synthetic
 from . import llava
-from .common import TINY_PREFIX, build_dependencies, build_seed, cache_root, reproducible_build, save_atomically
+from .common import (
+    TINY_PREFIX,
+    build_dependencies,
+    build_pinned,
+    build_seed,
+    cache_root,
+    in_pinned_process,
+    random_build_here,
+    reproducible_build,
+    runtime_numerics,
+    save_atomically,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -489,6 +499,8 @@ def build(name: str, force: bool = False) -> Path:
     target = checkpoint_dir(name)
     if target.exists() and not force:
         return target
+    if not (in_pinned_process() or stage == "random" and random_build_here()):
+        return build_pinned(__name__, name, force, settings=("PRETRAIN", "WARMUP"))
     target.parent.mkdir(parents=True, exist_ok=True)
     started = time.time()
     if stage == "sft":
@@ -503,12 +515,12 @@ def build(name: str, force: bool = False) -> Path:
             processor = build_processor(family)
             model = build_model(family, processor.tokenizer, seed=seed)
         info = {"name": name, "family": family, "num_parameters": model.num_parameters(), **build_dependencies()}
+        info["ran_with"] = runtime_numerics()
         for step in STAGES[stage][-1:] if stage == "sft" else STAGES[stage]:
             logger.info("Training %s (%s) once, cached in %s ...", name, step, target)
             settings = {**TRAINING[step], "seed": TRAINING[step]["seed"] + seed}
             losses = pretrain(model, processor, **settings)
             info[step] = {**settings, "first_loss": losses[0], "final_loss": sum(losses[-20:]) / 20}
-    info["machine"] = platform.machine()
     info["build_seconds"] = round(time.time() - started, 1)
     save_atomically(target, model, processor, info, force)
     logger.info("Built %s in %.0fs: %s", name, info["build_seconds"], target)
