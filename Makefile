@@ -31,15 +31,19 @@ demo: setup ## the main job: offline SFT LoRA on a tiny SmolVLM, accuracy before
 # One OpenMP thread per process unless OMP_NUM_THREADS says otherwise: the tiny models are per-call overhead, and the
 # multi-process tests start two ranks, which at two threads each oversubscribe a 2-core machine (README, Tests).
 TEST_THREADS := $(or $(OMP_NUM_THREADS),1)
+# One pytest worker per core (pytest-xdist), each at TEST_THREADS threads: the tiny bases build side by side and the
+# learning proofs share the cores. TEST_WORKERS=0 runs in one process (what to use to read one test's output).
+TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
+PYTEST := OMP_NUM_THREADS=$(TEST_THREADS) $(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 test: setup ## the default test suite (offline, CPU): every tier, the learning proofs included
-	OMP_NUM_THREADS=$(TEST_THREADS) $(PY) -m pytest -q --durations=15
+	$(PYTEST) -q --durations=15
 
 test-fast: setup ## the fast tier for your own loop: unit + integration tests (no pre-trained tiny model is built)
-	OMP_NUM_THREADS=$(TEST_THREADS) $(PY) -m pytest -q -m "not slow and not learning" --durations=10
+	$(PYTEST) -q -m "not slow and not learning" --durations=10
 
 test-slow: setup ## long end-to-end runs only
-	OMP_NUM_THREADS=$(TEST_THREADS) $(PY) -m pytest -q -m slow
+	$(PYTEST) -q -m slow
 
 lint: setup ## ruff
 	$(VENV)/bin/ruff check vlm_recipes recipes tests benches && $(VENV)/bin/ruff format --check vlm_recipes recipes tests benches

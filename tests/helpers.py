@@ -7,6 +7,7 @@ tests, and literal cases several modules check.
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -88,9 +89,17 @@ SMALL_RUN = [
 ]
 
 
+def free_port() -> int:
+    """A TCP port free now on localhost: two multi-process tests at once (pytest -n 2) must not share 29500."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def launch(config: str, dump: Path, out: Path, *recipe_args: str, timeout: int = 600):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
     cmd = [str(ACCELERATE), "launch", "--config_file", str(REPO_ROOT / f"accelerate_configs/{config}.yaml")]
+    cmd += ["--main_process_port", str(free_port())]
     cmd += [*CPU_OVERRIDES[config], str(DRIVER), "sft", str(dump), "--output_dir", str(out)]
     cmd += ["--report_to", "none", *recipe_args]
     # No retry: the recipes destroy their process group on the way out (vlm_recipes.processes), and the rank-1 abort

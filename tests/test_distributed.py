@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import ACCELERATE, DRIVER, SMALL_RUN, launch, rank_records, small_run
+from helpers import ACCELERATE, DRIVER, SMALL_RUN, free_port, launch, rank_records, small_run
 
 from vlm_recipes.paths import REPO_ROOT
 
@@ -184,7 +184,8 @@ def test_fsdp2_shards_and_trains_the_tiny_vlm_on_two_cpu_ranks(tmp_path):
     """accelerate cannot run FSDP on a CPU; PyTorch's own fully_shard can, so we show the sharding that way."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
     torchrun = Path(sys.executable).parent / "torchrun"
-    cmd = [str(torchrun), "--nproc_per_node", "2", str(REPO_ROOT / "tests/scripts/fsdp2_cpu.py"), str(tmp_path)]
+    cmd = [str(torchrun), "--nproc_per_node", "2", "--master_port", str(free_port())]
+    cmd += [str(REPO_ROOT / "tests/scripts/fsdp2_cpu.py"), str(tmp_path)]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
@@ -199,7 +200,7 @@ def test_fsdp2_shards_and_trains_the_tiny_vlm_on_two_cpu_ranks(tmp_path):
 def test_preference_and_rl_recipes_under_two_ddp_ranks(recipe, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
     cmd = [str(ACCELERATE), "launch", "--config_file", str(REPO_ROOT / "accelerate_configs/multi_cpu.yaml")]
-    cmd += [str(DRIVER), recipe, str(tmp_path / "dump"), "--output_dir", str(tmp_path / "out"), "--report_to", "none"]
+    cmd += ["--main_process_port", str(free_port()), str(DRIVER), recipe, str(tmp_path / "dump"), "--output_dir", str(tmp_path / "out"), "--report_to", "none"]
     cmd += ["--max_steps", "10", "--max_eval_samples", "8", "--logging_steps", "2"]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -215,7 +216,8 @@ def test_ranks_with_an_empty_cache_share_one_complete_tiny_checkpoint(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT), "VLM_RECIPES_CACHE": str(tmp_path)}
     torchrun = Path(sys.executable).parent / "torchrun"
     script = REPO_ROOT / "tests/scripts/tiny_build_ranks.py"
-    cmd = [str(torchrun), "--nproc_per_node", "2", str(script), "tiny:clip-random", str(tmp_path / "out")]
+    cmd = [str(torchrun), "--nproc_per_node", "2", "--master_port", str(free_port())]
+    cmd += [str(script), "tiny:clip-random", str(tmp_path / "out")]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     ranks = [json.loads((tmp_path / "out" / f"rank{r}.json").read_text()) for r in (0, 1)]

@@ -120,7 +120,19 @@ def build_pinned(module_name: str, name: str, force: bool, settings: tuple[str, 
 
     `settings` names module-level dicts of the build recipe (e.g. PRETRAIN) whose current values the child takes
     over, so that a recipe changed in this process (a benchmark, a test) is the one built; the cache key already
-    covers them. The child's log and progress bars go to this process's stderr."""
+    covers them. The child's log and progress bars go to this process's stderr.
+
+    One build per family base at a time (a file lock in the cache): two test workers or two launches that both miss
+    `tiny:smolvlm` and `tiny:smolvlm-sft` wait for one build instead of training the same base twice."""
+    from filelock import FileLock
+
+    lock_dir = cache_root() / "tiny"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(lock_dir / f".{name.removeprefix(TINY_PREFIX).split('-')[0]}.lock"):
+        return _build_in_child(module_name, name, force, settings)
+
+
+def _build_in_child(module_name: str, name: str, force: bool, settings: tuple[str, ...]) -> Path:
     module = importlib.import_module(module_name)
     values = {key: getattr(module, key) for key in settings}
     env = {k: v for k, v in os.environ.items() if k not in _LAUNCH_ENV and not k.startswith(_LAUNCH_PREFIXES)}

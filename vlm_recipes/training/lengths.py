@@ -81,7 +81,8 @@ def count_lengths(method, ds, processor, *, max_image_pixels: int | None = None,
             logger.info("Row lengths of %d rows read from %s", len(lengths), path)
             return lengths
     started = time.time()
-    collator = build_collator(method.collator_class, processor, DataArguments(max_image_pixels=max_image_pixels))
+    limits = {} if max_image_pixels is None else {"max_image_pixels": max_image_pixels}  # None: the default limit
+    collator = build_collator(method.collator_class, processor, DataArguments(**limits))
     raw = undecoded(ds)
     lengths: list[int] = []
     for start in range(0, len(raw), COUNT_BATCH):
