@@ -1,6 +1,7 @@
 # vlm-recipes: every target sets up its own virtual environment first (idempotent).
 #   make demo    # set up + run the offline SFT LoRA recipe (the main job)
 #   make test    # set up + run the test suite (make test-fast: unit + integration tiers only)
+#   make docs    # set up + build the documentation site (docs/ -> site/, MkDocs, offline)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 ACCELERATE_BIN := $(VENV)/bin/accelerate
@@ -10,12 +11,12 @@ ACCELERATE ?= cpu
 ARGS ?=
 LAUNCH_ARGS ?=
 
-RECIPES := sft dpo mpo grpo clip_train vit_baseline blip_train
+RECIPES := sft sft_lora dpo mpo grpo clip_train vit_baseline blip_train
 
-.PHONY: setup demo test test-fast test-slow lint format train push merge grounding clip_zero_shot blip_zero_shot tiny-models bench clean help preflight $(RECIPES)
+.PHONY: setup demo test test-fast test-slow docs lint format train push merge grounding clip_zero_shot blip_zero_shot tiny-models bench clean help preflight $(RECIPES)
 
 help:
-	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
+	@grep -E '^[a-z_-]+:.*## ' Makefile | sed 's/:.*## /\t/'
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -25,11 +26,11 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed ## create .venv and install the package with its dev tools
 
-demo: setup ## the main job: offline SFT LoRA on a tiny SmolVLM, accuracy before/after
-	$(ACCELERATE_BIN) launch --config_file accelerate_configs/cpu.yaml recipes/sft.py $(ARGS)
+demo: setup ## the main job: offline SFT LoRA on a tiny SmolVLM, accuracy before/after (recipes/sft_lora.py)
+	$(ACCELERATE_BIN) launch --config_file accelerate_configs/cpu.yaml recipes/sft_lora.py $(ARGS)
 
 # One OpenMP thread per process unless OMP_NUM_THREADS says otherwise: the tiny models are per-call overhead, and the
-# multi-process tests start two ranks, which at two threads each oversubscribe a 2-core machine (README, Tests).
+# multi-process tests start two ranks, which at two threads each oversubscribe a 2-core machine (docs/reliability.md).
 TEST_THREADS := $(or $(OMP_NUM_THREADS),1)
 # One pytest worker per core (pytest-xdist), each at TEST_THREADS threads: the tiny bases build side by side and the
 # learning proofs share the cores. TEST_WORKERS=0 runs in one process (what to use to read one test's output).
@@ -44,6 +45,13 @@ test-fast: setup ## the fast tier for your own loop: unit + integration tests (n
 
 test-slow: setup ## long end-to-end runs only
 	$(PYTEST) -q -m slow
+
+$(VENV)/.docs-installed: $(VENV)/.installed
+	$(PY) -m pip install -q -e ".[dev,docs]"
+	touch $@
+
+docs: $(VENV)/.docs-installed ## build the documentation site into site/ (MkDocs, offline; --strict: a broken link fails)
+	$(VENV)/bin/mkdocs build --strict --site-dir site
 
 lint: setup ## ruff
 	$(VENV)/bin/ruff check vlm_recipes recipes tests benches && $(VENV)/bin/ruff format --check vlm_recipes recipes tests benches
@@ -96,7 +104,7 @@ merge: setup ## merge a LoRA adapter into its base: make merge RUN=outputs/sft_l
 	$(PY) recipes/merge_adapter.py --adapter $(RUN) $(ARGS)
 
 clean:
-	rm -rf outputs .pytest_cache .ruff_cache
+	rm -rf outputs site .pytest_cache .ruff_cache
 
 # -- inference and evaluation -----------------------------------------------------------------------------------------
 # One process each (no accelerate launch needed); CONFIG=<yaml> picks another config, ARGS=... adds overrides.

@@ -8,7 +8,8 @@ Offline default (the tiny BLIP, pre-trained once on synthetic captions, about a 
 
 Real models (Hub), e.g. captions of your photos and Flickr30k retrieval:
 
-    python recipes/blip_zero_shot.py --config recipes/configs/blip-image-captioning-base/caption_zero_shot.yaml \
+    python recipes/blip_zero_shot.py \
+        --config recipes/configs/blip-image-captioning-base/caption_zero_shot_flickr30k.yaml \
         --image_dir ~/photos --prompt "a picture of"
     python recipes/blip_zero_shot.py --config recipes/configs/blip-itm-base-coco/itm_retrieval_flickr30k.yaml
 

@@ -1,7 +1,7 @@
 """Grounding: box conventions convert both ways, answers parse leniently but never wrongly, the IoU metrics and the
 reward score literal boxes as computed by hand, the gallery draws the boxes where they are, the offline SFT default
 learns on held-out scenes, GRPO's loss scores the box answers it sampled, and GRPO with the `iou` reward raises
-held-out mean IoU from a short SFT start (README, Grounding)."""
+held-out mean IoU from a short SFT start (docs/figures.md, Grounding)."""
 
 import copy
 import json
@@ -379,8 +379,8 @@ def test_grpo_grounding_raises_mean_iou_further_from_an_sft_start(tmp_path):
     """The issue's bar in the default run, shortened: the SFT start of seed 2 (held-out IoU 0.432 on 500 scenes of
     another seed) and 100 GRPO steps instead of 300, 3.2 min at one thread. Seed 2 is the start from which 100 steps
     suffice (+0.174 / +0.158 mean IoU, +0.160 / +0.154 IoU@0.5 on GRPO seeds 42 / 1); from the seed-42 and seed-1
-    starts 100 steps gave +0.018 / -0.015 and the gain takes the full 300 steps (the slow test below; README,
-    Grounding). The start is checked first, so a run whose start moved says so."""
+    starts 100 steps gave +0.018 / -0.015 and the gain takes the full 300 steps (the slow test below;
+    docs/figures.md, Grounding). The start is checked first, so a run whose start moved says so."""
     results = sft_start_then_grpo(tmp_path, ("--seed", "2", "--max_eval_samples", "50"), ("--max_steps", "100"))
     assert results["num_eval_samples"] == 500
     assert 0.3 <= results["mean_iou_before"] <= 0.6, results  # the start measured: room to improve
@@ -392,8 +392,8 @@ def test_grpo_grounding_raises_mean_iou_further_from_an_sft_start(tmp_path):
 def test_grpo_grounding_raises_mean_iou_from_a_short_sft_start(tmp_path):
     """The documented chain (`make grounding`): the SFT default stopped at 450 steps (held-out boxes still often in
     the wrong cell), merged, then the shipped GRPO config with the `iou` reward raises held-out mean IoU on 500 scenes
-    drawn with another seed. Measured from three SFT starts, five runs: +0.048 to +0.315 (README, Grounding); this
-    one is the first row (+0.048). 8.5 min at one thread, so behind slow."""
+    drawn with another seed. Measured from three SFT starts, five runs: +0.048 to +0.315 (docs/figures.md,
+    Grounding); this one is the first row (+0.048). 8.5 min at one thread, so behind slow."""
     results = sft_start_then_grpo(tmp_path)
     assert results["num_eval_samples"] == 500
     assert 0.2 <= results["mean_iou_before"] <= 0.9, results  # a start with room to improve

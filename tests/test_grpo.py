@@ -35,7 +35,7 @@ def test_grpo_default_improves_held_out_reward_and_accuracy(tmp_path, config):
     results = run_recipe("grpo", path, out)
     assert results["method"] == "grpo" and results["num_eval_samples"] == 200
     # The bar is half the smallest gain measured over 5 tiny-base seeds x 2 families (issue 11,
-    # benches/bench_learning_margins.py; README "GRPO"): reward and accuracy min +0.10.
+    # benches/bench_learning_margins.py; docs/figures.md "GRPO"): reward and accuracy min +0.10.
     assert results["reward_after"] >= results["reward_before"] + 0.05, results
     assert results["accuracy_after"] >= results["accuracy_before"] + 0.05, results
     assert results["frac_reward_zero_std"] < 0.9, results  # most groups taught something

@@ -207,7 +207,7 @@ REAL_INFERENCE_CONFIGS = sorted(
 @pytest.mark.parametrize("path", REAL_INFERENCE_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_real_inference_config_runs_its_code_path_on_the_tiny_model(tmp_path, path, standins):
     """Each real generate/evaluate config with only the model swapped for a tiny offline one and the dataset for
-    its offline stand-in (vlm_recipes/data/standins.py: the real splits, configurations, columns and types).
+    its offline stand-in (vlm_recipes/data/standins/: the real splits, configurations, columns and types).
 
     Kept: the split and configuration names, the column mapping (ChartQA's list-valued `label`, DocVQA's and
     TextVQA's `answers`), system prompt, prompt template, metrics, dtype and resolution controls (SmolVLM's edge

@@ -68,7 +68,7 @@ def test_offline_default_improves_held_out_metrics(tmp_path, method, family):
     assert results["method"] == ("sigmoid" if method == "dpo" else "sigmoid+bco_pair+sft")
     gain = {m: results[f"{m}_after"] - results[f"{m}_before"] for m in ("accuracy", "preference_accuracy")}
     # Bars at about half the smallest gain measured over 5 tiny-base seeds x 2 families (issue 11,
-    # benches/bench_learning_margins.py; README "DPO and MPO"): DPO accuracy min +0.09, preference min +0.025;
+    # benches/bench_learning_margins.py; docs/figures.md "DPO and MPO"): DPO accuracy min +0.09, preference min +0.025;
     # MPO accuracy min +0.17, preference min +0.06.
     bars = {
         "dpo": {"accuracy": 0.045, "preference_accuracy": 0.0125},

@@ -1,4 +1,4 @@
-"""Bad input and what you'll see: one test per row of the README table, plus the preflight command's report.
+"""Bad input and what you'll see: one test per row of the table in docs/data.md, plus the preflight command's report.
 
 Each bad input must fail at start-up with a one-line error that names the row (file and line for local data) or
 the field, and the fix, before the model is loaded, leaving no output directory behind.

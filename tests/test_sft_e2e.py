@@ -99,7 +99,7 @@ REAL_CONFIGS = sorted(
 @pytest.mark.parametrize("path", REAL_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_real_config_runs_its_code_path_on_the_tiny_model(tmp_path, path, standins):
     """Each real-model config trains two steps on the tiny model of its family and on the offline stand-in of its
-    dataset (the real splits, columns and feature types; vlm_recipes/data/standins.py).
+    dataset (the real splits, columns and feature types; vlm_recipes/data/standins/).
 
     Only the model, the dataset path and the budget are swapped. Everything else of the config is kept: its split,
     configuration and column names, system prompt, eval_metrics and their references column, reward functions,
