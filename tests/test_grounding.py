@@ -205,6 +205,29 @@ def test_synthetic_grounding_rows_are_deterministic_and_boxes_are_where_the_circ
     assert train["box_frame"][0] == [112, 112] and json.loads(train["answer"][0])[0]["label"] == "red circle"
 
 
+def test_mirrored_boxes_label_the_other_side_in_their_share_of_training_rows_only():
+    from vlm_recipes.data.loading import load_splits
+
+    clean, clean_test = load_splits(grounding_args(synthetic_train_samples=400, max_eval_samples=50))
+    noisy, noisy_test = load_splits(
+        grounding_args(synthetic_train_samples=400, max_eval_samples=50, synthetic_mirrored_boxes=0.6)
+    )
+    assert noisy_test["answer"] == clean_test["answer"]  # held-out rows keep their true boxes
+    mirrored = 0
+    for row, truth in zip(noisy, clean):
+        assert list(row["images"][0].getdata()) == list(truth["images"][0].getdata())  # the same scenes
+        if row["bbox"] != truth["bbox"]:
+            x1, y1, x2, y2 = truth["bbox"]
+            assert row["bbox"] == [64 - x2, y1, 64 - x1, y2] and box_iou(row["bbox"], truth["bbox"]) == 0.0
+            mirrored += 1
+    assert 0.5 < mirrored / len(noisy) < 0.7
+    for bad in ({"synthetic_task": "grounding_free"}, {"synthetic_mirrored_boxes": 1.0}):
+        with pytest.raises(ValueError, match="synthetic_mirrored_boxes"):
+            grounding_args(**{"synthetic_mirrored_boxes": 0.5, **bad})
+    with pytest.raises(ValueError, match="synthetic_mirrored_boxes"):
+        DataArguments(synthetic_mirrored_boxes=0.5)  # not a grounding task
+
+
 def test_grounding_free_boxes_are_continuous_deterministic_and_where_the_circle_is():
     from vlm_recipes.data.loading import load_splits
 

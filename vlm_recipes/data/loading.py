@@ -358,7 +358,8 @@ def _grounding_splits(args: DataArguments, seed: int, processor) -> tuple[Datase
         size = args.synthetic_image_size
         free = args.synthetic_task == "grounding_free"
         make = synthetic.make_grounding_free_dataset if free else synthetic.make_grounding_dataset
-        train = make(args.synthetic_train_samples, SYNTHETIC_TRAIN_SEED, size)
+        noise = {"mirrored_fraction": args.synthetic_mirrored_boxes} if args.synthetic_mirrored_boxes else {}
+        train = make(args.synthetic_train_samples, SYNTHETIC_TRAIN_SEED, size, **noise)
         test = make(args.max_eval_samples, SYNTHETIC_EVAL_SEED, size)
     else:
         train, test = _user_splits(args, seed)

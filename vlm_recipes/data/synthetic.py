@@ -318,17 +318,29 @@ def _grounding_others() -> list[tuple[str, str]]:
 
 
 def make_grounding_dataset(
-    num_samples: int = 1000, seed: int = 0, image_size: int = 64, grid: int = 4, max_shapes: int = 3
+    num_samples: int = 1000,
+    seed: int = 0,
+    image_size: int = 64,
+    grid: int = 4,
+    max_shapes: int = 3,
+    mirrored_fraction: float = 0.0,
 ) -> Dataset:
     """Scenes of 1 to `max_shapes` shapes, each filling one cell of a `grid` x `grid` grid (a coarse grid keeps the
     task learnable by a tiny model in a short run: with the default 4 x 4 on 64 px there are 16 possible boxes),
     exactly one of them the red circle; the others any other colour/shape pair (red squares and blue circles too, so
     colour alone or shape alone does not find it). Columns: `images` ([image]), `query` ("red circle"), `bbox`
     (the red circle's [x1, y1, x2, y2] in pixels: the extent of the drawn shape, x2/y2 exclusive), `task`.
-    The answer in a model family's box convention is written by vlm_recipes.grounding (`box_format`)."""
+    The answer in a model family's box convention is written by vlm_recipes.grounding (`box_format`).
+
+    `mirrored_fraction`: that share of rows (drawn from a stream of its own, so the scenes stay those of the clean
+    dataset) label the red circle's left-right mirror instead, always another cell since the grid's width is even:
+    a systematic annotation error of known size."""
     if grid < 1 or image_size // grid < 4:
         raise ValueError(f"grid {grid} leaves cells under 4 px on {image_size} px images; use a smaller grid.")
+    if mirrored_fraction and grid % 2:
+        raise ValueError(f"mirrored boxes need an even grid (a mirrored middle column is the same cell), got {grid}.")
     rng = random.Random(f"grounding-{seed}")
+    noise = random.Random(f"grounding-mirrored-{seed}")
     cell = image_size // grid
     margin = max(1, cell // 8)
     others = _grounding_others()
@@ -344,6 +356,8 @@ def make_grounding_dataset(
             _draw_shape(draw, shape, (x0, y0, x0 + side - 1, y0 + side - 1), COLORS[color])  # PIL: inclusive
             if i == 0:
                 target_box = [float(x0), float(y0), float(x0 + side), float(y0 + side)]
+        if noise.random() < mirrored_fraction:
+            target_box = [image_size - target_box[2], target_box[1], image_size - target_box[0], target_box[3]]
         rows.append({"images": [image], "query": " ".join(GROUNDING_TARGET), "bbox": target_box, "task": "grounding"})
     features = Features(
         {"images": List(Image()), "query": Value("string"), "bbox": List(Value("float32")), "task": Value("string")}

@@ -49,6 +49,14 @@ class DataArguments:
     )
     synthetic_image_size: int = field(default=64, metadata={"help": "Side in pixels of synthetic images."})
     synthetic_train_samples: int = field(default=3000, metadata={"help": "Number of synthetic training rows."})
+    synthetic_mirrored_boxes: float = field(
+        default=0.0,
+        metadata={
+            "help": "synthetic_task grounding: the fraction of training rows whose reference box is the target's "
+            "left-right mirror (a systematic annotation error, drawn per row by seed); held-out rows are never "
+            "changed. What a verifiable reward can correct that the labels taught (the offline GRPO grounding proof)."
+        },
+    )
     max_train_samples: int | None = field(default=None, metadata={"help": "Cap on training rows (None: all)."})
     max_eval_samples: int = field(
         default=200, metadata={"help": "Held-out rows used for the before/after accuracy (synthetic: generated)."}
@@ -172,6 +180,10 @@ class DataArguments:
         check_choices(self)
         if (self.question_column is None) != (self.answer_column is None):
             raise ValueError("Set both question_column and answer_column, or neither.")
+        if not 0.0 <= self.synthetic_mirrored_boxes < 1.0:
+            raise ValueError(f"synthetic_mirrored_boxes must be in [0, 1), got {self.synthetic_mirrored_boxes}.")
+        if self.synthetic_mirrored_boxes and self.box_format is None:
+            raise ValueError("synthetic_mirrored_boxes applies to synthetic_task grounding only: remove it.")
         if not 0.0 < self.eval_fraction < 1.0:
             raise ValueError(f"eval_fraction must be in (0, 1), got {self.eval_fraction}.")
         if self.max_image_pixels < 1:
@@ -200,6 +212,10 @@ class DataArguments:
             if unused:
                 raise ValueError(f"{', '.join(unused)} only apply to grounding data: set box_format, or remove them.")
             return
+        if self.synthetic_mirrored_boxes and not (
+            self.dataset_name == "synthetic" and self.synthetic_task == "grounding"
+        ):
+            raise ValueError("synthetic_mirrored_boxes applies to synthetic_task grounding only: remove it.")
         if self.dataset_name == "synthetic" and self.synthetic_task not in GROUNDING_TASKS:
             raise ValueError(
                 f"box_format is set but synthetic_task is {self.synthetic_task!r}: use synthetic_task grounding."
