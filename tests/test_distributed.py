@@ -200,7 +200,8 @@ def test_fsdp2_shards_and_trains_the_tiny_vlm_on_two_cpu_ranks(tmp_path):
 def test_preference_and_rl_recipes_under_two_ddp_ranks(recipe, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
     cmd = [str(ACCELERATE), "launch", "--config_file", str(REPO_ROOT / "accelerate_configs/multi_cpu.yaml")]
-    cmd += ["--main_process_port", str(free_port()), str(DRIVER), recipe, str(tmp_path / "dump"), "--output_dir", str(tmp_path / "out"), "--report_to", "none"]
+    cmd += ["--main_process_port", str(free_port()), str(DRIVER), recipe, str(tmp_path / "dump")]
+    cmd += ["--output_dir", str(tmp_path / "out"), "--report_to", "none"]
     cmd += ["--max_steps", "10", "--max_eval_samples", "8", "--logging_steps", "2"]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parent.parent  # not vlm_recipes.configs: this test imports no ML stack
+REPO_ROOT = Path(__file__).resolve().parent.parent  # not vlm_recipes.paths: this test imports nothing of the package
 DOCS = REPO_ROOT / "docs"
 PAGES = sorted(DOCS.glob("*.md"))
 CONFIGS = sorted((REPO_ROOT / "recipes" / "configs").rglob("*.yaml"))

@@ -7,15 +7,13 @@ recipes/<name>.py ...`, for two steps on a few synthetic rows (a few seconds eac
 import json
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-from test_configs import recipe_module
+from helpers import ACCELERATE
+from helpers import recipe_script_module as recipe_module
 
-from vlm_recipes.configs import REPO_ROOT
+from vlm_recipes.paths import REPO_ROOT
 
-ACCELERATE = Path(sys.executable).parent / "accelerate"
 NAMES = ("sft", "sft_lora")
 SHORT_RUN = (
     "--max_steps 2 --max_eval_samples 4 --eval_max_new_tokens 3 --synthetic_train_samples 32 "
