@@ -16,6 +16,8 @@ from vlm_recipes.training import batching, lengths, preflight
 from vlm_recipes.training.methods import get_method
 from vlm_recipes.training.run import Run, build_trainer, load_model_for_training
 
+pytestmark = pytest.mark.unit
+
 TINY_QWEN = REPO_ROOT / "recipes/configs/tiny-qwen2-vl/sft_lora.yaml"
 
 
@@ -110,6 +112,7 @@ def padding_fraction(batches, row_lengths):
     return 1 - real / computed
 
 
+@pytest.mark.integration
 def test_group_by_length_batches_pad_less_than_random_batches(tmp_path, monkeypatch):
     """On the benchmark's mix at Qwen2-VL-2B's real image settings: the trainer's own sampler, fed our counted
     lengths, gives batches of 8 with far less padding than random batches of 8."""
@@ -139,6 +142,7 @@ def test_group_by_length_batches_pad_less_than_random_batches(tmp_path, monkeypa
     assert randomly > 0.3 and grouped < 0.6 * randomly, (grouped, randomly)
 
 
+@pytest.mark.integration
 def test_dpo_group_by_length_feeds_the_trainers_sampler_with_the_longer_sequence(tmp_path, processors):
     """DPO (TRL's DPOTrainer keeps transformers' sampler): each pair's length is its longer sequence."""
     from transformers.trainer_pt_utils import LengthGroupedSampler
@@ -168,6 +172,7 @@ def test_dpo_group_by_length_feeds_the_trainers_sampler_with_the_longer_sequence
     assert counted == sorted(counted) and counted[0] < counted[-1]  # rejected answers grow: so do the pairs
 
 
+@pytest.mark.integration
 def test_packed_plan_reaches_trls_trainer(tmp_path, processors):
     ds = sft_rows(12)
     trainer, r = trainer_for(tmp_path, ds, processors["qwen2_vl"], packing=True, max_length=128)
@@ -180,6 +185,7 @@ def test_packed_plan_reaches_trls_trainer(tmp_path, processors):
     assert sum(len(b) for b in trainer.train_dataset.bins) == len(ds)
 
 
+@pytest.mark.integration
 def test_padding_free_plan_reaches_trls_trainer(tmp_path, processors):
     trainer, r = trainer_for(tmp_path, sft_rows(4), processors["qwen2_vl"], padding_free=True)
     assert isinstance(trainer.data_collator, PaddingFreeCollator) and trainer.args.padding_free

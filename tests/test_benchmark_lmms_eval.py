@@ -21,6 +21,8 @@ from helpers import CHOICE_CASES, SHAPES
 
 from vlm_recipes.evaluation.benchmarks.extraction import extract_choice
 
+pytestmark = pytest.mark.unit
+
 # output -> (MMMU's rule, lmms-eval's generic extractor)
 LMMS_EVAL = {
     "B": ("B", "B"),

@@ -15,6 +15,8 @@ from vlm_recipes.evaluation.benchmarks.scorers import SCORERS, score_answers, su
 from vlm_recipes.evaluation.benchmarks.tasks import load_task, shipped_tasks
 from vlm_recipes.paths import REPO_ROOT
 
+pytestmark = pytest.mark.learning
+
 QUICK = ["--other_models", "", "--limit", "2", "--max_new_tokens", "4"]
 
 
@@ -129,6 +131,7 @@ def test_every_benchmark_runs_end_to_end_on_its_standin_qwen2_vl(tmp_path, gener
     assert sum(generations) == sum(prompts for _, prompts in counts.values())
 
 
+@pytest.mark.unit
 def test_oracle_answers_score_one_and_guessing_earns_nothing_under_circular_evaluation(tmp_path, monkeypatch):
     """The real loading, prompts and scoring with the model replaced by a function of each prompt's reference: the
     reference's own text scores 1 on every benchmark; always answering "A" scores 0 on circular MMBench."""
@@ -190,6 +193,7 @@ def test_a_failing_entry_keeps_finished_benchmarks_and_leaves_nothing_half_writt
     assert not (tmp_path / "none").exists()
 
 
+@pytest.mark.unit
 def test_bad_benchmark_settings_fail_before_any_model_is_loaded(tmp_path):
     with pytest.raises(ValueError, match=r"Unknown benchmark 'mmbnch_en_dev' \(did you mean 'mmbench_en_dev'\?\)"):
         benchmark(tmp_path, "--benchmarks", "mmbnch_en_dev")

@@ -23,6 +23,8 @@ from vlm_recipes.evaluation.benchmarks.samples import build_samples, prepare
 from vlm_recipes.evaluation.benchmarks.scorers import score_answers, summarize
 from vlm_recipes.evaluation.benchmarks.tasks import BenchmarkTask, load_task, shipped_tasks
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("output, expected", CHOICE_CASES, ids=[repr(c[0])[:40] for c in CHOICE_CASES])
 def test_multiple_choice_extraction_on_literal_outputs(output, expected):

@@ -16,6 +16,8 @@ from vlm_recipes.captioning.retrieval import rerank
 from vlm_recipes.paths import REPO_ROOT
 from vlm_recipes.settings.blip import BlipModelArguments
 
+pytestmark = pytest.mark.learning
+
 TINY = REPO_ROOT / "recipes/configs/tiny-blip"
 
 
@@ -106,6 +108,7 @@ def _literal(seed=0, queries=30, candidates=40):
     return similarity, relevant
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("add_similarity", [True, False])
 def test_itm_reranking_only_reorders_the_top_k(add_similarity):
     similarity, relevant = _literal()
@@ -123,6 +126,7 @@ def test_itm_reranking_only_reorders_the_top_k(add_similarity):
     assert new["recall@1"] != old["recall@1"]  # the scores did reorder (the test can see a change)
 
 
+@pytest.mark.unit
 def test_a_perfect_matching_score_lifts_recall_at_1_to_recall_at_k():
     similarity, relevant = _literal(seed=2)
     for top_k in (1, 5, 10):
@@ -182,6 +186,7 @@ def test_zero_shot_captions_and_answers_for_image_files_and_a_folder(tmp_path):
     assert results["num_samples"] == 1 and line["id"] == "0.png" and isinstance(line["prediction"], str)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -259,6 +264,7 @@ def test_vqa_fine_tuning_raises_accuracy(tmp_path):
     assert results["accuracy_after"] > results["accuracy_before"] + 0.3, results
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -308,6 +314,7 @@ def test_real_blip_config_runs_on_its_dataset_standin(tmp_path, standins, name):
         assert results["accuracy_metric"] == "vqa_accuracy"
 
 
+@pytest.mark.unit
 def test_random_reference_choice_covers_every_caption():
     from vlm_recipes.captioning.generation import CaptionCollator
     from vlm_recipes.tiny.blip import build_processor

@@ -16,6 +16,8 @@ from vlm_recipes.data.collators import (
 )
 from vlm_recipes.models.families import family_of
 
+pytestmark = pytest.mark.unit
+
 
 def control_strings(processor) -> list[str]:
     """Every added token of the family's tokenizer: <image>, <end_of_utterance>, <|im_end|>, <row_1_col_1>, ..."""
@@ -222,6 +224,7 @@ def test_role_text_and_non_text_parts_are_refused_not_rendered(processors, famil
 
 # The tiny models the default run builds anyway: the -sft stages of the pre-trained SmolVLM and Qwen2-VL bases; LLaVA's
 # base is pre-trained only by slow tests, its random model generates as well for this.
+@pytest.mark.learning
 @pytest.mark.parametrize("model_name", ["tiny:smolvlm-sft", "tiny:qwen2_vl-sft", "tiny:llava-random"])
 def test_grpo_prompts_with_control_strings_generate_and_score(model_name, red_image):
     """TRL's GRPOTrainer renders and tokenizes prompts itself, twice (to generate, then with the images for the loss);
@@ -270,6 +273,7 @@ def test_grpo_prompts_with_control_strings_generate_and_score(model_name, red_im
         assert torch.equal(out["mm_token_type_ids"][:, :width].bool(), is_image)
 
 
+@pytest.mark.learning
 def test_control_strings_in_questions_still_evaluate():
     """Held-out generation (the before/after accuracy of every recipe) on questions holding control strings."""
     from transformers import AutoModelForImageTextToText

@@ -9,6 +9,8 @@ import pytest
 from vlm_recipes.evaluation.metrics import metric_path, score
 from vlm_recipes.evaluation.metrics.captions import caption_metrics, cider_d, coco_bleu
 
+pytestmark = pytest.mark.unit
+
 # A second image whose captions share nothing with the first: it gives the first image's n-grams a non-zero IDF.
 OTHER = ("three green triangles", ["three green triangles"])
 

@@ -9,6 +9,8 @@ from PIL import Image
 from vlm_recipes.data import synthetic
 from vlm_recipes.paths import REPO_ROOT
 
+pytestmark = pytest.mark.learning
+
 ZERO_SHOT = REPO_ROOT / "recipes/configs/tiny-clip/clip_zero_shot.yaml"
 
 
@@ -140,6 +142,7 @@ def test_contrastive_training_improves_held_out_zero_shot_figures(tmp_path):
     assert json.loads((out / "eval_results.json").read_text())["train_steps"] == 150
 
 
+@pytest.mark.integration
 def test_siglip_loss_needs_a_model_with_a_bias(tmp_path):
     config = REPO_ROOT / "recipes/configs/tiny-clip/clip_train.yaml"
     with pytest.raises(ValueError, match="logit_bias"):

@@ -8,6 +8,8 @@ from vlm_recipes.data.collators import PromptCollator, SampleError, VisionChatCo
 from vlm_recipes.models.families import family_of, set_image_resolution
 from vlm_recipes.tiny.vlm import build_processor
 
+pytestmark = pytest.mark.unit
+
 # The generation prompt each template ends a prompt with, and what the answer starts with after it.
 GENERATION_PROMPT = {
     "smolvlm": "Assistant:",

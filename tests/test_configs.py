@@ -19,6 +19,8 @@ from helpers import (
 from vlm_recipes.launch import parse
 from vlm_recipes.paths import REPO_ROOT
 
+pytestmark = pytest.mark.unit
+
 
 def test_there_are_configs_for_every_model_and_variant():
     dirs = {p.parent.name for p in CONFIGS}

@@ -7,6 +7,8 @@ import torch
 
 from vlm_recipes.baselines.contrastive import MAX_LOGIT_SCALE, clip_loss, siglip_loss
 
+pytestmark = pytest.mark.unit
+
 N, DIM = 6, 8
 SCALE = torch.tensor(math.log(100.0))  # inverse temperature 100, CLIP's ceiling
 
@@ -58,6 +60,7 @@ def test_clip_loss_gradient_reaches_the_learnable_temperature():
     assert scale.grad is not None and scale.grad.abs().item() > 0
 
 
+@pytest.mark.integration
 def test_clip_loss_equals_transformers_clip_model_loss():
     from transformers import CLIPConfig, CLIPModel
 
@@ -100,6 +103,7 @@ def test_siglip_loss_matches_its_definition_on_one_pair():
     assert siglip_loss(images, texts, scale, bias).item() == pytest.approx(expected, rel=1e-6)
 
 
+@pytest.mark.integration
 def test_contrastive_trainer_trains_a_siglip_model_with_the_sigmoid_loss(tmp_path):
     """The `siglip` branch end to end: a small SiglipModel (learnable scale and bias) trained by ContrastiveTrainer on
     synthetic pairs; the held-out loss falls and the bias moves. (The tiny CLIP processor stands in for SigLIP's,

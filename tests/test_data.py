@@ -10,6 +10,8 @@ from vlm_recipes.data.collators import VisionChatCollator
 from vlm_recipes.data.loading import final_answer, load_splits
 from vlm_recipes.settings import DataArguments
 
+pytestmark = pytest.mark.unit
+
 
 def pixels(image):
     return list(image.getdata())

@@ -14,6 +14,8 @@ from helpers import ACCELERATE, DRIVER, SMALL_RUN, free_port, launch, rank_recor
 
 from vlm_recipes.paths import REPO_ROOT
 
+pytestmark = pytest.mark.learning
+
 CONFIGS = sorted((REPO_ROOT / "accelerate_configs").glob("*.yaml"))
 
 
@@ -43,6 +45,7 @@ def test_every_accelerate_config_loads_with_accelerates_loader():
         assert path.read_text().startswith("# "), path
 
 
+@pytest.mark.unit
 def test_fsdp2_config_is_valid_for_accelerates_plugin():
     """FSDP cannot run through accelerate without a GPU; we check that accelerate accepts every value instead."""
     from accelerate.commands.config.config_args import load_config_from_file
@@ -77,6 +80,7 @@ def test_two_cpu_ranks_train_in_sync(config, tmp_path_factory):
     assert (base / "out/adapter_model.safetensors").exists()
 
 
+@pytest.mark.integration
 def test_ddp_and_zero_stages_agree(tmp_path_factory):
     """Same seed, same global batch: DDP, ZeRO-2 and ZeRO-3 are the same optimisation, up to float noise."""
     reference = small_run("multi_cpu", tmp_path_factory)[1][0]
@@ -211,6 +215,7 @@ def test_preference_and_rl_recipes_under_two_ddp_ranks(recipe, tmp_path):
         assert torch.equal(weights[0][name], weights[1][name]), name
 
 
+@pytest.mark.integration
 def test_ranks_with_an_empty_cache_share_one_complete_tiny_checkpoint(tmp_path):
     """transformers writes model files on rank 0 only: a tiny model built by another rank would be cached without
     its weights. Only local rank 0 builds; the others wait and load the same directory."""

@@ -15,6 +15,8 @@ from vlm_recipes.models.families import set_image_resolution
 from vlm_recipes.settings import DataArguments
 from vlm_recipes.training.rewards import iou_reward
 
+pytestmark = pytest.mark.unit
+
 SMOL, QWEN = get_convention("smolvlm"), get_convention("qwen2.5-vl")
 
 
@@ -303,6 +305,7 @@ from vlm_recipes.paths import REPO_ROOT  # noqa: E402
 CONFIGS = REPO_ROOT / "recipes" / "configs"
 
 
+@pytest.mark.learning
 def test_sft_grounding_default_learns_to_find_the_red_circle(tmp_path):
     """The shipped tiny SmolVLM default: held-out IoU@0.5 from 0 to >= 0.8 on scenes drawn with another seed."""
     out = tmp_path / "sft"
@@ -323,6 +326,7 @@ def test_sft_grounding_default_learns_on_qwen2_vl(tmp_path):
     assert results["iou_accuracy_after"] >= 0.8 and results["mean_iou_after"] >= 0.8, results
 
 
+@pytest.mark.learning
 def test_grpo_grounding_trains_on_the_distribution_it_samples_from(tmp_path, monkeypatch):
     """Multi-token box answers: at every step, each completion GRPO's loss scores is one the policy sampled for the
     same image, and the loss's per-token log-probabilities are those the sampler drew it with (after temperature), also
@@ -398,6 +402,7 @@ def sft_start_then_grpo(tmp_path, sft_args=(), grpo_args=()) -> dict:
                       "--model_name_or_path", str(merged), *grpo_args)  # fmt: skip
 
 
+@pytest.mark.learning
 def test_grpo_grounding_raises_mean_iou_further_from_an_sft_start(tmp_path):
     """The issue's bar in the default run, shortened: the SFT start of seed 2 (held-out IoU 0.432 on 500 scenes of
     another seed) and 100 GRPO steps instead of 300, 3.2 min at one thread. Seed 2 is the start from which 100 steps

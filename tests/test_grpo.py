@@ -8,6 +8,8 @@ from safetensors.torch import load_file
 
 from vlm_recipes.paths import REPO_ROOT
 
+pytestmark = pytest.mark.unit
+
 CONFIG = REPO_ROOT / "recipes" / "configs" / "tiny-smolvlm" / "grpo.yaml"
 
 
@@ -26,6 +28,7 @@ def test_unknown_reward_name_fails_when_the_config_is_parsed(tmp_path):
 
 
 # LLaVA-1.5 with the same bars, slow: its pre-trained base is built only for slow tests (measured on one base only).
+@pytest.mark.learning
 @pytest.mark.parametrize(
     "config", ["tiny-smolvlm", "tiny-qwen2-vl", pytest.param("tiny-llava", marks=pytest.mark.slow)]
 )

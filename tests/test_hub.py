@@ -13,6 +13,8 @@ from hub_server import FakeHub
 from vlm_recipes import hub
 from vlm_recipes.paths import REPO_ROOT
 
+pytestmark = pytest.mark.unit
+
 SFT = REPO_ROOT / "recipes/configs/tiny-smolvlm/sft_lora.yaml"
 
 
@@ -71,6 +73,7 @@ def pushed(tmp_path_factory):
     return fake, out, result
 
 
+@pytest.mark.learning
 def test_push_creates_a_private_repo_and_commits_every_save_then_the_final_files(pushed):
     fake, out, _ = pushed
     assert fake.unknown == []
@@ -87,6 +90,7 @@ def test_push_creates_a_private_repo_and_commits_every_save_then_the_final_files
         assert not [n for n in commit["files"] if n.endswith((".pt", ".pth", ".bin"))]
 
 
+@pytest.mark.learning
 def test_token_is_sent_to_the_hub_but_written_nowhere(pushed):
     fake, out, result = pushed
     assert f"Bearer {SECRET}" in fake.auth_headers
@@ -151,6 +155,7 @@ def test_push_without_a_usable_repo_id_fails_before_any_work(tmp_path, repo_args
     assert not out.exists()
 
 
+@pytest.mark.learning
 def test_push_command_pushes_a_finished_run_folder(pushed, tmp_path):
     """`make push` / `python -m vlm_recipes.hub`: the same publishable files, to another repository."""
     _, out, _ = pushed

@@ -13,6 +13,8 @@ from vlm_recipes.evaluation.inference import frame_indices, load_for_inference, 
 from vlm_recipes.paths import REPO_ROOT
 from vlm_recipes.settings import DataArguments, GenerateArguments, VLMModelConfig
 
+pytestmark = pytest.mark.learning
+
 # Distinct solid colours, far apart so that lossy video coding cannot confuse them.
 PALETTE = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (255, 0, 255), (0, 255, 255), (255, 255, 255)]
 PALETTE += [(0, 0, 0), (128, 128, 128), (255, 128, 0)]
@@ -38,6 +40,7 @@ def nearest_colour(image):
     return min(range(len(PALETTE)), key=lambda i: sum((c - v) ** 2 for c, v in zip(PALETTE[i], (r, g, b))))
 
 
+@pytest.mark.unit
 def test_video_frames_are_sampled_evenly_and_in_order(tmp_path):
     path = tmp_path / "colours.mp4"
     write_video(path, PALETTE)  # frame i has colour i
@@ -49,6 +52,7 @@ def test_video_frames_are_sampled_evenly_and_in_order(tmp_path):
     assert [nearest_colour(f) for f in sample_video_frames(path, num_frames=50)] == list(range(10))
 
 
+@pytest.mark.unit
 def test_bad_video_input_names_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="video: file .*missing.mp4.* not found"):
         sample_video_frames(tmp_path / "missing.mp4")
@@ -107,6 +111,7 @@ def test_generate_from_a_video_and_a_chat_file(tmp_path):
     assert records[0]["prompt"] == "What color is the shape?" and records[0]["id"].endswith("green.png")
 
 
+@pytest.mark.unit
 def test_bad_input_names_the_file_or_field_and_the_fix(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"image: image file '.*nope\.png' not found .* image_dir"):
         run_generate(tmp_path, "--image", str(tmp_path / "nope.png"))
@@ -186,6 +191,7 @@ def test_gallery_escapes_html_from_the_data(tmp_path):
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in gallery and "red &amp; &lt;b&gt;bold" in gallery
 
 
+@pytest.mark.unit
 def test_dataset_rows_match_the_training_held_out_split():
     from vlm_recipes.data.loading import load_splits
     from vlm_recipes.evaluation.inference import dataset_rows

@@ -14,6 +14,8 @@ from vlm_recipes.models.chat_templates import TEMPLATES, training_chat_template
 from vlm_recipes.models.families import set_image_resolution
 from vlm_recipes.tiny import vlm as tiny
 
+pytestmark = pytest.mark.unit
+
 LLAVAS = ["llava", "llava_onevision", "llava_next"]
 
 
@@ -169,6 +171,7 @@ def test_next_max_image_tiles_keeps_the_grids_of_at_most_that_many_tiles(red_ima
     assert image_tokens(processor, red_image) < 16 + 64 + 8
 
 
+@pytest.mark.integration
 def test_onevision_model_is_loaded_with_the_processors_grid(red_image):
     """The model lays out image features by its own image_grid_pinpoints: loaded with the processor's (after
     max_image_tiles) it runs; with the checkpoint's, the same batch does not."""
@@ -188,6 +191,7 @@ def test_onevision_model_is_loaded_with_the_processors_grid(red_image):
 
 
 # -- the blank-image path of text-only batches (ZeRO-3) --------------------------------------------------------------
+@pytest.mark.integration
 @pytest.mark.parametrize("family", LLAVAS)
 def test_a_blank_image_runs_exactly_the_image_path(family, red_image):
     """Under several processes a text-only batch runs the vision tower on a blank image (times 0), so that every rank

@@ -13,6 +13,8 @@ from vlm_recipes.models.families import family_of
 from vlm_recipes.models.merge import MergeArguments, load_adapter_model, merge_adapter
 from vlm_recipes.paths import REPO_ROOT
 
+pytestmark = pytest.mark.unit
+
 CONFIGS = {
     "smolvlm": REPO_ROOT / "recipes/configs/tiny-smolvlm/sft_lora.yaml",
     "qwen2_vl": REPO_ROOT / "recipes/configs/tiny-qwen2-vl/sft_lora.yaml",
@@ -42,6 +44,7 @@ def batch_for(processor):
     return VisionChatCollator(processor)([rows[i] for i in range(len(rows))])
 
 
+@pytest.mark.learning
 def test_merged_logits_equal_adapter_logits(merged):
     from transformers import AutoModelForImageTextToText, AutoProcessor
 

@@ -16,6 +16,8 @@ from vlm_recipes.outputs.checkpoints import mark_complete
 from vlm_recipes.paths import REPO_ROOT
 from vlm_recipes.training.methods import METHODS, Method, get_method
 
+pytestmark = pytest.mark.unit
+
 PACKAGE = REPO_ROOT / "vlm_recipes"
 
 
@@ -76,6 +78,7 @@ def test_run_directory_keeps_resumable_work_and_nothing_else(tmp_path):
     assert (existing / "notes.txt").read_text() == "mine"  # never remove a directory the run did not create
 
 
+@pytest.mark.learning
 def test_full_sft_improves_and_changes_every_trainable_weight_group(tmp_path):
     """Issue 12: recipes/sft.py with use_peft: false trains every weight (no adapter) and learns."""
     config = REPO_ROOT / "recipes/configs/tiny-smolvlm/sft_full.yaml"
@@ -101,6 +104,7 @@ def test_full_sft_improves_and_changes_every_trainable_weight_group(tmp_path):
     assert not unchanged, f"weights full fine-tuning left untouched: {unchanged}"
 
 
+@pytest.mark.learning
 def test_eval_metrics_match_evaluate_models_for_the_same_adapter_and_rows(tmp_path):
     """`eval_metrics: [anls, relaxed_accuracy]` writes <metric>_before/_after, equal to what evaluate_models.py
     reports for the base model and for the trained adapter on the same held-out rows."""
@@ -157,6 +161,7 @@ def test_eval_metrics_match_evaluate_models_for_the_same_adapter_and_rows(tmp_pa
     assert saved["anls_after"] == results["anls_after"]
 
 
+@pytest.mark.learning
 def test_eval_references_column_must_exist(tmp_path):
     config = REPO_ROOT / "recipes/configs/tiny-smolvlm/sft_lora.yaml"
     with pytest.raises(ValueError, match="eval_references_column 'answers' is not a column"):
@@ -164,6 +169,7 @@ def test_eval_references_column_must_exist(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.learning
 def test_the_public_api_docstring_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(REPO_ROOT)
     failures, tried = doctest.testmod(vlm_recipes, extraglobs={"tmp_dir": str(tmp_path)}, optionflags=doctest.ELLIPSIS)

@@ -11,6 +11,8 @@ import pytest
 from vlm_recipes.evaluation.metrics import METRICS, check_metric_names, metric_path, score
 from vlm_recipes.evaluation.metrics.scoring import bleu, levenshtein, normalize_answer, to_number
 
+pytestmark = pytest.mark.unit
+
 
 def load(name):
     return evaluate.load(str(metric_path(name)))

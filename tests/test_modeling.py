@@ -13,6 +13,8 @@ from vlm_recipes.settings import SFTConfig, VLMModelConfig
 from vlm_recipes.tiny import vlm as tiny
 from vlm_recipes.training.trainers import VLMSFTTrainer
 
+pytestmark = pytest.mark.integration
+
 TARGETS = [
     "q_proj",
     "k_proj",
@@ -202,6 +204,7 @@ def test_qlora_configs_keep_the_vision_tower_projector_and_head_in_the_compute_d
         assert {w.dtype for w in kept} == {torch.bfloat16}
 
 
+@pytest.mark.unit
 def test_quantize_vision_tower_needs_quantized_loading():
     with pytest.raises(ValueError, match="quantize_vision_tower only applies to quantized"):
         VLMModelConfig(model_name_or_path="tiny:smolvlm", quantize_vision_tower=True)

@@ -18,6 +18,8 @@ from vlm_recipes.models.families import set_image_resolution
 from vlm_recipes.models.positions import mrope_positions
 from vlm_recipes.tiny import vlm as tiny
 
+pytestmark = pytest.mark.unit
+
 FAMILIES = [f.name for f in FAMILY_RECORDS if f.packing_exact]  # every family whose packing is exact
 SHARPEN = 6.0  # scale of the language model's query and key projections (see build_model)
 
@@ -115,6 +117,7 @@ def row_lengths(processor, rows):
     return [int(VisionChatCollator(processor)([row])["attention_mask"].sum()) for row in rows]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("mode", ["padding_free", "packed"])
 def test_losses_and_lora_gradients_equal_rows_run_one_at_a_time(setups, family, mode):

@@ -24,6 +24,8 @@ from vlm_recipes.settings import DataArguments
 from vlm_recipes.tiny import vlm as tiny
 from vlm_recipes.tiny.real_size import build_processor
 
+pytestmark = pytest.mark.unit
+
 SIZES = [(640, 427), (427, 640), (640, 200), (1024, 768), (300, 200)]  # width x height
 
 
@@ -125,6 +127,7 @@ def test_unimplemented_settings_are_refused():
         DataArguments(image_processing="gpu")
 
 
+@pytest.mark.learning
 def test_sft_with_device_image_processing_trains_on_the_same_batches(tmp_path):
     """The tiny SFT recipe, a few steps: image_processing device (one dataloader worker) gives the losses of the
     processor's path, step for step."""

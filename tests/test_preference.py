@@ -10,6 +10,8 @@ from vlm_recipes.data import synthetic
 from vlm_recipes.data.collators import PreferenceCollator, SampleError, VisionChatCollator
 from vlm_recipes.paths import REPO_ROOT
 
+pytestmark = pytest.mark.unit
+
 CONFIGS = {"smolvlm": "tiny-smolvlm", "qwen2_vl": "tiny-qwen2-vl", "llava": "tiny-llava"}
 # Full fine-tuning moves every weight: smaller steps than the LoRA defaults.
 FULL_FT_OVERRIDES = {"dpo": ["--learning_rate", "1e-5", "--max_steps", "150"], "mpo": ["--learning_rate", "5e-5"]}
@@ -58,6 +60,7 @@ def test_preference_collator_names_bad_rows(processors):
 
 
 # LLaVA-1.5 with the same bars, slow: its pre-trained base is built only for slow tests (measured on one base only).
+@pytest.mark.learning
 @pytest.mark.parametrize("method", ["dpo", "mpo"])
 @pytest.mark.parametrize("family", ["smolvlm", "qwen2_vl", pytest.param("llava", marks=pytest.mark.slow)])
 def test_offline_default_improves_held_out_metrics(tmp_path, method, family):

@@ -17,6 +17,8 @@ from vlm_recipes.launch import preflight as preflight_cli
 from vlm_recipes.paths import REPO_ROOT
 from vlm_recipes.training import preflight
 
+pytestmark = pytest.mark.learning
+
 SFT = REPO_ROOT / "recipes/configs/tiny-smolvlm/sft_lora.yaml"
 # Enough to reach the start-up checks quickly; the rows come from the local data written by each test.
 SMALL = ["--max_steps", "1", "--max_eval_samples", "4", "--eval_fraction", "0.5", "--per_device_train_batch_size", "2"]
@@ -178,6 +180,7 @@ def test_image_larger_than_the_pixel_limit(tmp_path, model_never_loaded, monkeyp
     )
 
 
+@pytest.mark.unit
 def test_decompression_bomb_is_refused_before_decoding(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # what the start-up guard sets from max_image_pixels
     path = tmp_path / "bomb.png"
@@ -257,6 +260,7 @@ def test_over_long_sample(tmp_path, model_never_loaded):
     )
 
 
+@pytest.mark.unit
 def test_over_long_sample_is_only_counted_with_on_overflow_drop(tmp_path, processors):
     from vlm_recipes.data.loading import load_splits
     from vlm_recipes.settings import DataArguments
@@ -266,6 +270,7 @@ def test_over_long_sample_is_only_counted_with_on_overflow_drop(tmp_path, proces
     assert not report.errors and len(report.dropped) == 3
 
 
+@pytest.mark.unit
 def test_unknown_yaml_key(tmp_path, model_never_loaded):
     config = tmp_path / "sft_lora.yaml"
     config.write_text(SFT.read_text() + "lora_rank: 8\n")
@@ -277,6 +282,7 @@ def test_unknown_yaml_key(tmp_path, model_never_loaded):
     )
 
 
+@pytest.mark.unit
 def test_unknown_reward_name(tmp_path, model_never_loaded):
     fails_at_startup(
         tmp_path,
@@ -289,6 +295,7 @@ def test_unknown_reward_name(tmp_path, model_never_loaded):
     )
 
 
+@pytest.mark.unit
 def test_output_dir_that_holds_another_run(tmp_path, model_never_loaded):
     out = tmp_path / "out"
     out.mkdir()
@@ -299,6 +306,7 @@ def test_output_dir_that_holds_another_run(tmp_path, model_never_loaded):
 
 
 # -- mid-run: rows the start-up sample did not read ------------------------------------------------------------
+@pytest.mark.unit
 def test_collator_names_the_row_and_reason_mid_run(processors):
     collator = VisionChatCollator(processors["smolvlm"], max_image_pixels=1000)
     ok = {"images": [Image.new("RGB", (30, 30))], "messages": [user("Colour?"), answer("red")], "row_id": "a:1"}
@@ -309,6 +317,7 @@ def test_collator_names_the_row_and_reason_mid_run(processors):
         collator([{**ok, "images": [Image.new("F", (8, 8))], "row_id": "a:3"}])
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("family", ["smolvlm", "qwen2_vl"])
 def test_undecoded_images_collate_exactly_like_decoded_ones(tmp_path, processors, family):
     import torch
@@ -348,6 +357,7 @@ def test_corrupt_image_met_mid_run_is_named_by_the_collator(tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.unit
 def test_start_up_check_reads_a_sample_unless_asked_for_all_rows(tmp_path, processors):
     from vlm_recipes.data.loading import load_splits
     from vlm_recipes.settings import DataArguments
@@ -392,6 +402,7 @@ def test_preflight_command_parses_every_recipe_config(config_name, capsys):
     assert tokens and "n/a" not in tokens[0]
 
 
+@pytest.mark.unit
 def test_preflight_command_refuses_an_unknown_key(tmp_path, capsys):
     config = tmp_path / "grpo.yaml"
     config.write_text((REPO_ROOT / "recipes/configs/tiny-smolvlm/grpo.yaml").read_text() + "reward_funcs: [acuracy]\n")
@@ -536,6 +547,7 @@ def test_preflight_names_every_bad_row_in_one_pass_and_writes_a_clean_copy(tmp_p
     assert results["train_steps"] == 1 and results["num_train_samples"] + results["num_eval_samples"] == 5
 
 
+@pytest.mark.unit
 def test_write_clean_refuses_what_it_cannot_copy(tmp_path, capsys):
     data = write_data(tmp_path)
     args = ["--config", str(SFT), "--dataset_name", str(data)]

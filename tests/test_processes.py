@@ -5,6 +5,8 @@ import torch.distributed as dist
 
 from vlm_recipes.processes import ends_process_group
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture
 def group(tmp_path):

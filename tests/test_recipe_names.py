@@ -14,6 +14,8 @@ from helpers import recipe_script_module as recipe_module
 
 from vlm_recipes.paths import REPO_ROOT
 
+pytestmark = pytest.mark.learning  # the launches train on the pre-trained tiny SmolVLM
+
 NAMES = ("sft", "sft_lora")
 SHORT_RUN = (
     "--max_steps 2 --max_eval_samples 4 --eval_max_new_tokens 3 --synthetic_train_samples 32 "
@@ -21,6 +23,7 @@ SHORT_RUN = (
 ).split()
 
 
+@pytest.mark.unit
 def test_both_names_are_the_same_recipe_with_the_lora_default():
     sft, sft_lora = (recipe_module(name) for name in NAMES)
     assert sft_lora.METHOD is sft.METHOD and sft.METHOD.name == "sft"

@@ -17,6 +17,8 @@ from vlm_recipes.outputs import resume_point
 from vlm_recipes.outputs.checkpoints import COMPLETE_MARKER, complete_checkpoints
 from vlm_recipes.paths import REPO_ROOT
 
+pytestmark = pytest.mark.unit
+
 CONFIG = REPO_ROOT / "recipes/configs/tiny-smolvlm/sft_lora.yaml"
 STEPS = 30  # 64 rows / batch 4 = 16 steps an epoch: the run crosses an epoch boundary
 # Small and fast: a checkpoint every step, 2 held-out samples, a 2-token generation budget.
@@ -60,6 +62,7 @@ def uninterrupted(tmp_path_factory):
     return adapter(out)
 
 
+@pytest.mark.learning
 def test_sigkill_mid_training_then_resume_gives_the_same_adapter(tmp_path, monkeypatch, uninterrupted):
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
@@ -83,6 +86,7 @@ def test_sigkill_mid_training_then_resume_gives_the_same_adapter(tmp_path, monke
     assert_same_adapter(adapter(out), uninterrupted)
 
 
+@pytest.mark.learning
 def test_crash_while_saving_keeps_the_previous_checkpoint_and_resumes_from_it(tmp_path, monkeypatch, uninterrupted):
     from transformers import Trainer
 
@@ -159,6 +163,7 @@ PREFERENCE_AND_RL = {
 }
 
 
+@pytest.mark.learning
 @pytest.mark.parametrize("recipe", ["dpo", "grpo"])
 def test_dpo_and_grpo_resume_after_a_crash_while_saving(tmp_path, monkeypatch, recipe):
     """The same checkpointing serves every trainer (TRL's DPO/GRPO trainers add files to a checkpoint: the

@@ -15,6 +15,8 @@ from vlm_recipes.training.rewards import (
     weighted_rewards,
 )
 
+pytestmark = pytest.mark.unit
+
 
 def msg(text):
     return [{"role": "assistant", "content": text}]

@@ -11,6 +11,8 @@ from helpers import BENCHMARK_RECIPES, CONFIGS, INFERENCE_RECIPES, recipe_module
 from vlm_recipes.launch import parse
 from vlm_recipes.paths import REPO_ROOT
 
+pytestmark = pytest.mark.unit
+
 SFT = REPO_ROOT / "recipes/configs/tiny-smolvlm/sft_lora.yaml"
 
 
@@ -66,6 +68,7 @@ def test_resuming_refuses_a_checkpoint_whose_pickles_would_run_code(tmp_path):
     assert (tmp_path / "ran-rng_state.pth").is_dir()
 
 
+@pytest.mark.learning
 def test_hub_token_is_never_written_or_logged(tmp_path, capfd, caplog):
     token = f"hf_{uuid.uuid4().hex}"
     caplog.set_level(logging.DEBUG)

@@ -13,6 +13,8 @@ from safetensors.torch import load_file
 from vlm_recipes.models.families import FAMILIES
 from vlm_recipes.paths import REPO_ROOT
 
+pytestmark = pytest.mark.learning
+
 
 # The LLaVA bases are pre-trained only for these tests (tiny:llava 500 s, tiny:llava_onevision 655 s of CPU on one
 # thread: over the CI budget), so they are slow. The LLaVA real configs run their code path on the random models in
@@ -73,6 +75,7 @@ def test_sft_lora_learns_padding_free_and_packed(tmp_path, family, mode):
         assert results["packed_sequences"] < results["num_train_samples"] / 4
 
 
+@pytest.mark.unit
 def test_output_dir_of_another_run_is_refused_before_training(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
@@ -96,6 +99,7 @@ REAL_CONFIGS = sorted(
 )
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("path", REAL_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_real_config_runs_its_code_path_on_the_tiny_model(tmp_path, path, standins):
     """Each real-model config trains two steps on the tiny model of its family and on the offline stand-in of its

@@ -18,6 +18,8 @@ from vlm_recipes.data.loading import images_as_list_column, load_eval_split, loa
 from vlm_recipes.data.standins import STANDINS
 from vlm_recipes.settings import DataArguments
 
+pytestmark = pytest.mark.unit
+
 
 def test_every_hub_dataset_a_config_names_has_a_standin():
     named = set()

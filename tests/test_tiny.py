@@ -16,6 +16,8 @@ from vlm_recipes.tiny import resolve
 from vlm_recipes.tiny import vlm as tiny
 from vlm_recipes.tiny.common import BUILD_THREADS, SEED_ENV
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
@@ -69,6 +71,7 @@ def test_cached_build_is_reused_and_force_rebuilds(cache):
     assert not [p for p in path.parent.iterdir() if ".tmp-" in p.name]
 
 
+@pytest.mark.unit
 def test_tokenizer_has_family_special_tokens_as_single_tokens():
     for family, spec in tiny.FAMILY_SPECIAL_TOKENS.items():
         tok = tiny.build_tokenizer(family)
@@ -78,6 +81,7 @@ def test_tokenizer_has_family_special_tokens_as_single_tokens():
         assert tok.decode(tok.encode(text, add_special_tokens=False)) == text
 
 
+@pytest.mark.learning
 def test_unknown_tiny_name_is_a_clear_error():
     with pytest.raises(ValueError, match="Unknown tiny model 'tiny:blip2'.*tiny:smolvlm.*tiny:llava_onevision-sft"):
         resolve("tiny:blip2")
@@ -151,6 +155,7 @@ def test_tokenizers_are_the_same_in_every_process():
     assert runs[0].stdout.split()[-1] == runs[1].stdout.split()[-1]
 
 
+@pytest.mark.unit
 def test_build_seed_names_another_base(monkeypatch):
     default = tiny.checkpoint_dir("tiny:smolvlm")
     monkeypatch.setenv(SEED_ENV, "3")

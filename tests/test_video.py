@@ -15,6 +15,8 @@ from vlm_recipes.data.synthetic_video import write_video
 from vlm_recipes.data.video import load_video, sample_indices
 from vlm_recipes.models.families import family_of
 
+pytestmark = pytest.mark.unit
+
 FAMILIES = ["smolvlm", "qwen2_vl"]
 EOT = {"smolvlm": "<end_of_utterance>", "qwen2_vl": "<|im_end|>"}
 
@@ -181,6 +183,7 @@ def test_video_image_and_text_rows_in_one_batch(processors, family, clip, red_im
         assert not pixels[1, 1:].any() and not pixels[2].any()
 
 
+@pytest.mark.learning
 @pytest.mark.parametrize("family", FAMILIES)
 def test_tiny_model_takes_the_mixed_batch(processors, family, clip, red_image):
     from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -222,6 +225,7 @@ VIDEO_CONFIGS = {"smolvlm": "tiny-smolvlm", "qwen2_vl": "tiny-qwen2-vl"}
 # The offline default through recipes/sft.py: "What color appears first?" over 4 sampled frames, against the same run
 # on the middle frame alone (which shows only the second colour). SmolVLM in the default run; Qwen2-VL behind slow
 # (the suite budget).
+@pytest.mark.learning
 @pytest.mark.parametrize("family", ["smolvlm", pytest.param("qwen2_vl", marks=pytest.mark.slow)])
 def test_sft_on_video_learns_what_one_frame_cannot(tmp_path, family):
     from helpers import run_recipe
@@ -237,6 +241,7 @@ def test_sft_on_video_learns_what_one_frame_cannot(tmp_path, family):
     assert frame["accuracy_after"] <= 0.5, frame  # best possible from the middle frame: 1/3
 
 
+@pytest.mark.learning
 @pytest.mark.parametrize("family", FAMILIES)
 def test_generate_takes_a_native_video(tmp_path, clip, family):
     """recipes/generate.py --video <file> --native_video: one video input, sampled to num_frames, answered; the
@@ -278,6 +283,7 @@ def test_preflight_counts_frames_and_video_tokens_and_names_bad_videos(processor
     assert [e.kind for e in grpo.errors] == ["video unsupported"]
 
 
+@pytest.mark.learning
 def test_evaluation_rows_of_a_video_dataset_carry_their_videos(standins):
     """recipes/evaluate_models.py's held-out rows: the synthetic video task and a video QA set (video_column +
     video_root) keep their videos, prompted with a video part; predictions sample them as training does."""

@@ -9,6 +9,8 @@ from safetensors.torch import load_file
 from vlm_recipes.baselines.image_data import ImageDataArguments, load_classification
 from vlm_recipes.paths import REPO_ROOT
 
+pytestmark = pytest.mark.unit
+
 DIGITS = REPO_ROOT / "recipes/configs/tiny-vit/vit_digits.yaml"
 
 
@@ -23,6 +25,7 @@ def test_digits_split_is_held_out_and_stratified():
     assert sum(img.tobytes() in train_pixels for img in test["image"]) <= 3
 
 
+@pytest.mark.learning
 def test_vit_from_scratch_on_digits_reaches_090_held_out(tmp_path):
     out = tmp_path / "run"
     results = run_recipe("vit_baseline", DIGITS, out)
@@ -65,6 +68,7 @@ def test_missing_label_column_names_the_columns(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.integration
 def test_real_finetuning_config_runs_on_the_beans_standin(tmp_path, standins):
     """vit_finetune.yaml on AI-Lab-Makerere/beans' layout (train/validation/test, ClassLabel `labels`), with a
     small ViT from scratch in place of the Hub checkpoint."""

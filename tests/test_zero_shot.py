@@ -7,6 +7,8 @@ import torch.nn.functional as F
 
 from vlm_recipes.baselines import zero_shot as zs
 
+pytestmark = pytest.mark.unit
+
 
 def test_ensemble_is_the_normalised_mean_of_normalised_template_embeddings():
     per_template = torch.tensor([[[3.0, 0.0], [0.0, 2.0]], [[1.0, 1.0], [2.0, 2.0]]])  # [classes, templates, dim]

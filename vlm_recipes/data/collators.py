@@ -231,7 +231,7 @@ def overflow(is_image: torch.Tensor, attention: torch.Tensor, trained: torch.Ten
     if max_length is None or length <= max_length:
         return None
     if is_image[max_length:].any():
-        return f"{length} tokens with image tokens beyond max_length={max_length}"
+        return f"{length} tokens, image tokens beyond max_length={max_length}"
     if trained is not None and not trained[:max_length].any():
         return f"{length} tokens, the whole answer lies beyond max_length={max_length}"
     return None

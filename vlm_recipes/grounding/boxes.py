@@ -38,6 +38,8 @@ import math
 import re
 from dataclasses import dataclass
 
+from ..settings.data import BOX_FORMATS
+
 Box = tuple[float, float, float, float]
 
 _NUMBER = r"-?\d+(?:\.\d+)?"
@@ -196,6 +198,8 @@ CONVENTIONS: dict[str, BoxConvention] = {
         BoxConvention("smolvlm", "[x1, y1, x2, y2] as integers on a 0-100 grid of the image's sides", False, grid=100),
     )
 }
+if tuple(CONVENTIONS) != BOX_FORMATS:  # the settings refuse other names before any convention is looked up
+    raise ImportError(f"box conventions {tuple(CONVENTIONS)} differ from settings.data.BOX_FORMATS {BOX_FORMATS}")
 
 
 def get_convention(name: str) -> BoxConvention:

@@ -23,7 +23,6 @@ from pathlib import Path
 from .. import tiny  # noqa: F401  (registers the tiny: model source)
 from ..evaluation.benchmarks.tasks import check_benchmark_names, check_data_source
 from ..evaluation.metrics import check_metric_names
-from ..grounding.boxes import get_convention
 from ..models.sources import resolve
 from ..paths import REPO_ROOT
 from ..processes import ends_process_group
@@ -55,17 +54,16 @@ __all__ = [
 def validate(*parsed) -> None:
     """Check every registry-backed name of parsed settings objects (any mix of the recipes' dataclasses), before
     any model is loaded: an unknown metric, benchmark, benchmark data source, reward function or box convention is
-    refused, naming the known ones."""
+    refused, naming the known ones (box conventions: by the data settings)."""
     for args in parsed:
         if isinstance(args, DataArguments):
             check_metric_names(args.eval_metrics)
-            if args.box_format is not None:
-                get_convention(args.box_format)
         if isinstance(args, VLMTrainingFields):
             check_benchmark_names(args.benchmarks)
             check_data_source(args.benchmark_data, "benchmark_data")
         if isinstance(args, GRPOConfig):
-            get_reward_funcs(args.reward_funcs)
+            get_reward_funcs(args.reward_funcs)  # unknown names first, then their weights
+            args.check_reward_weights()
         if isinstance(args, EvaluateArguments):
             check_metric_names(args.metrics)
         if isinstance(args, BenchmarkArguments):
@@ -74,9 +72,13 @@ def validate(*parsed) -> None:
 
 
 def _refusals(dataclass_types: tuple, recipe: str | None):
-    """The pre-parse hook: the training method's refused fields, for each of its training-arguments classes."""
+    """The pre-parse hook: reward names, then the training method's refused fields, for each of its
+    training-arguments classes."""
 
     def check(settings: dict, where: str) -> None:
+        if "reward_funcs" in settings:  # a misspelt reward is named before TRL's own GRPOConfig checks speak
+            names = settings["reward_funcs"]
+            get_reward_funcs(names if isinstance(names, list) else [names])
         name = recipe or settings.get("recipe")
         method = METHODS.get(name) if isinstance(name, str) else None
         if method is None:
@@ -131,8 +133,8 @@ def method_of_config(script_method: Method, default_config: str | Path, argv: li
         return script_method
     if method.script_name != script_method.name:
         raise ValueError(
-            f"{config} is a config for recipe {declared!r} (its `recipe:` field), which runs through "
-            f"recipes/{method.script_name}.py, not recipes/{script_method.name}.py: launch that script."
+            f"{config} is a config for recipe {declared!r} (its `recipe:` field), not {script_method.name!r}: launch "
+            f"it with recipes/{method.script_name}.py, or pick a {script_method.name} config."
         )
     return method
 

@@ -12,6 +12,8 @@ from typing import Literal
 from .common import check_choices
 
 GROUNDING_TASKS = ("grounding", "grounding_free")  # synthetic tasks answered with a box (box_format)
+# The box conventions by name: vlm_recipes/grounding/boxes.py defines one per name (and checks that it does).
+BOX_FORMATS = ("qwen2.5-vl", "smolvlm")
 # Where training images are processed (vlm_recipes/data/pipeline.py); the one list of the modes.
 ImageProcessing = Literal["processor", "worker", "device"]
 IMAGE_PROCESSING = ImageProcessing.__args__
@@ -198,6 +200,11 @@ class DataArguments:
 
     def _check_grounding(self) -> None:
         """Grounding settings that would be ignored, or contradict each other, are refused here."""
+        if self.box_format is not None and self.box_format not in BOX_FORMATS:
+            raise ValueError(
+                f"Unknown box_format {self.box_format!r}; known box conventions: {', '.join(BOX_FORMATS)} "
+                "(vlm_recipes/grounding/boxes.py describes each)."
+            )
         if self.box_format is None:
             if self.synthetic_task in GROUNDING_TASKS and self.dataset_name == "synthetic":
                 raise ValueError(

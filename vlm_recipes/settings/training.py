@@ -92,9 +92,9 @@ class GRPOConfig(VLMTrainingFields, trl.GRPOConfig):
         metadata={"help": "Reward functions by name (see vlm_recipes.rewards.REWARDS); weights in reward_weights."},
     )
 
-    def __post_init__(self):
+    def check_reward_weights(self) -> None:
+        """One weight per reward function (checked after the names: launch.validate)."""
         if self.reward_weights is not None and len(self.reward_weights) != len(self.reward_funcs):
             raise ValueError(
                 f"reward_weights has {len(self.reward_weights)} values for {len(self.reward_funcs)} reward_funcs."
             )
-        super().__post_init__()
