@@ -103,6 +103,7 @@ def test_token_is_sent_to_the_hub_but_written_nowhere(pushed):
             assert SECRET.encode() not in path.read_bytes(), path
 
 
+@pytest.mark.learning
 def test_model_card_states_base_model_method_data_figures_and_usage(pushed):
     fake, out, _ = pushed
     card = fake.commits[-1]["files"]["README.md"].decode()
@@ -116,6 +117,7 @@ def test_model_card_states_base_model_method_data_figures_and_usage(pushed):
     assert 'PeftModel.from_pretrained(base, "alice/tiny-smolvlm-sft")' in card
 
 
+@pytest.mark.learning
 def test_model_card_metadata_for_hub_models_and_datasets():
     from types import SimpleNamespace
 
@@ -138,6 +140,7 @@ def test_model_card_metadata_for_hub_models_and_datasets():
     assert '| loss_type | ["sigmoid"] |' in card
 
 
+@pytest.mark.learning
 def test_files_to_push_leave_out_pickles_checkpoints_and_logs(tmp_path):
     for name in ["adapter_model.safetensors", "README.md", "training_args.bin", "optimizer.pt", "rng_state.pth",
                  "checkpoint-2/adapter_model.safetensors", "runs/events.out", "sub/notes.json"]:  # fmt: skip
@@ -147,6 +150,7 @@ def test_files_to_push_leave_out_pickles_checkpoints_and_logs(tmp_path):
     assert names == ["README.md", "adapter_model.safetensors", "sub/notes.json"]
 
 
+@pytest.mark.learning
 @pytest.mark.parametrize("repo_args", [[], ["--hub_model_id", "no-namespace"]])
 def test_push_without_a_usable_repo_id_fails_before_any_work(tmp_path, repo_args):
     out = tmp_path / "run"

@@ -66,6 +66,7 @@ def test_merged_logits_equal_adapter_logits(merged):
     assert (base - expected).abs().max() > 1e-2
 
 
+@pytest.mark.learning
 def test_modules_trained_in_full_are_kept(merged):
     adapter, out = merged
     info = json.loads((out / "merge_info.json").read_text())
@@ -87,6 +88,7 @@ def test_merge_refuses_a_folder_without_an_adapter(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.learning
 def test_merge_refuses_a_non_empty_output_dir(merged, tmp_path):
     adapter, _ = merged
     (tmp_path / "out").mkdir()
