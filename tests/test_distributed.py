@@ -19,12 +19,15 @@ pytestmark = pytest.mark.learning
 CONFIGS = sorted((REPO_ROOT / "accelerate_configs").glob("*.yaml"))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def tiny_smolvlm_built():
-    """Build (or find) the tiny SmolVLM here, with every core, not inside the one-thread subprocesses below."""
-    from vlm_recipes.tiny import vlm as tiny
+@pytest.fixture(autouse=True)
+def tiny_smolvlm_built(request):
+    """Build (or find) the tiny SmolVLM here, not inside the one-thread subprocesses of the learning tests below (the
+    other tiers of this module need no pre-trained model: they do not build it)."""
+    tier = next(m.name for m in request.node.iter_markers() if m.name in ("unit", "integration", "learning"))
+    if tier == "learning":
+        from vlm_recipes.tiny import vlm as tiny
 
-    tiny.build("tiny:smolvlm")
+        tiny.build("tiny:smolvlm")
 
 
 def test_every_accelerate_config_loads_with_accelerates_loader():

@@ -148,6 +148,7 @@ def test_losses_and_lora_gradients_equal_rows_run_one_at_a_time(setups, family, 
         assert diff <= 1e-5 * scale, f"{name}: max difference {diff:.2e} (scale {scale:.2f})"
 
 
+@pytest.mark.integration
 def test_qwen2_vl_without_per_row_positions_differs(setups):
     """The same padding-free batch with 1-D positions restarting at each row (what a text-only flattening collator
     gives, also for the three M-RoPE axes), or with no position ids (the model's own positions over the whole
@@ -169,6 +170,7 @@ def test_qwen2_vl_without_per_row_positions_differs(setups):
     assert flat_differs[1] < 1e-5  # the text-only row has no image to misplace
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("attn", ["sdpa", "eager", "sdpa_varlen"])
 def test_rows_never_attend_across_boundaries(setups, family, attn):
@@ -200,6 +202,7 @@ def test_rows_never_attend_across_boundaries(setups, family, attn):
         model.set_attn_implementation("sdpa")
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("family", FAMILIES)
 def test_sdpa_varlen_equals_rows_run_one_at_a_time(setups, family, monkeypatch):
     """`attn_implementation: sdpa_varlen` runs SDPA on each row's slice of a padding-free batch (never on the whole
@@ -243,6 +246,7 @@ def test_the_module_docstrings_run():
         assert result.attempted and not result.failed, module.__name__
 
 
+@pytest.mark.integration
 def test_padding_free_batch_layout(setups):
     _, processor = setups["smolvlm"]
     rows = make_rows()
@@ -262,6 +266,7 @@ def test_padding_free_batch_layout(setups):
     assert batch["pixel_values"].shape[1] == int(real.sum()) > len(rows)
 
 
+@pytest.mark.integration
 def test_padding_free_truncates_each_row_like_the_padded_collator(setups):
     _, processor = setups["qwen2_vl"]
     rows = make_rows()
@@ -276,6 +281,7 @@ def test_padding_free_truncates_each_row_like_the_padded_collator(setups):
     assert tail.tolist() == list(range(len(tail))) and (batch["labels"][0, sum(kept) :] == -100).all()
 
 
+@pytest.mark.integration
 def test_mrope_positions_equal_the_models_get_rope_index(setups):
     model, processor = setups["qwen2_vl"]
     collator = VisionChatCollator(processor)
@@ -311,6 +317,7 @@ def test_pack_rows_places_every_row_once_within_capacity():
     assert pack_rows(lengths, capacity=512) == bins  # deterministic
 
 
+@pytest.mark.integration
 def test_padding_free_refuses_left_padding(setups):
     with pytest.raises(ValueError, match="no padding to place"):
         PaddingFreeCollator(setups["smolvlm"][1], padding_side="left")
