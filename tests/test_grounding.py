@@ -408,16 +408,17 @@ def test_grpo_grounding_raises_mean_iou_further_from_an_sft_start(tmp_path):
     """The issue's bar in the default run, from a start away from SFT's cliff: the grounding SFT default run to the
     end of its schedule (800 steps) on labels of which 60% point at the red circle's mirrored cell
     (`synthetic_mirrored_boxes: 0.6`, a systematic annotation error), so the start has learnt both cells and answers
-    the right one for ~40% of held-out scenes whatever the CPU's numerics; then 100 GRPO steps at lr 3e-4 with the
-    `iou` reward, which pays the right cell only. Measured 2026-12-07 (start -> after, mean IoU = IoU@0.5 here):
-    0.396 -> 0.638 as is, 0.412 -> 0.640 under ATen AVX2 / oneDNN AVX2, MKL_CBWR=COMPATIBLE and SFT seed 1 in
-    docs/figures.md; at lr 1e-4, +0.128. The start stopped at 450 steps, which this test used before, sat where SFT's
-    learning turns on: another machine's numerics moved it from 0.43 to 0.19 and GRPO then lost (issue 26). The
-    start is checked first, so a run whose start moved says so."""
+    the right one for some of the held-out scenes; then 100 GRPO steps at lr 3e-4 with the `iou` reward, which pays
+    the right cell only. Measured 2026-12-07 (start -> after; mean IoU and IoU@0.5 are equal here): 0.396 -> 0.638 as
+    is, 0.412 -> 0.640 under ATen / oneDNN AVX2, 0.228 -> 0.750 under MKL_CBWR=COMPATIBLE (which start the argmax
+    lands on moves with the numerics; GRPO's gain, +0.23 to +0.52, is far above the bar); at lr 1e-4, +0.128 as is.
+    The start stopped at 450 steps, which this test used before, sat where SFT's learning turns on: the pinned base
+    moved it from 0.43 to 0.19 and GRPO then lost (issue 26). The start is checked first, so a run whose start moved
+    says so."""
     sft = ("--max_steps", "800", "--synthetic_mirrored_boxes", "0.6", "--max_eval_samples", "50")
     results = sft_start_then_grpo(tmp_path, sft, ("--max_steps", "100", "--learning_rate", "3e-4"))
     assert results["num_eval_samples"] == 500
-    assert 0.2 <= results["mean_iou_before"] <= 0.6, results  # the start measured: both cells learnt
+    assert 0.1 <= results["mean_iou_before"] <= 0.7, results  # the start measured: both cells learnt
     assert results["mean_iou_after"] >= results["mean_iou_before"] + 0.08, results
     assert results["iou_accuracy_after"] >= results["iou_accuracy_before"] + 0.08, results
 
