@@ -7,9 +7,11 @@ tests, and literal cases several modules check.
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import yaml
@@ -102,10 +104,21 @@ def launch(config: str, dump: Path, out: Path, *recipe_args: str, timeout: int =
     cmd += ["--main_process_port", str(free_port())]
     cmd += [*CPU_OVERRIDES[config], str(DRIVER), "sft", str(dump), "--output_dir", str(out)]
     cmd += ["--report_to", "none", *recipe_args]
-    # No retry: the recipes destroy their process group on the way out (vlm_recipes.processes), and the rank-1 abort
-    # at exit this test once retried ("terminate called without an active exception", about one ZeRO-3 launch in
-    # twenty on a loaded 2-core machine) did not fire in 20 consecutive ZeRO-3 launches since.
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT)
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT)
+    # The recipes destroy their process group on the way out (vlm_recipes.processes), yet a ZeRO-3 rank can still
+    # abort while its threads are torn down ("terminate called without an active exception"): seen once in 20
+    # launches on a loaded 2-core machine, and again on 2026-12-07 with two pytest workers. One more launch, only for
+    # that abort and only when both ranks had written their records (the run itself finished); a warning says so.
+    finished = all((dump / f"rank{r}.safetensors").exists() for r in (0, 1))
+    if result.returncode != 0 and finished and _TEARDOWN_ABORT in result.stderr:
+        warnings.warn(f"{config}: a rank aborted at teardown after a finished run; launched once more", stacklevel=2)
+        shutil.rmtree(dump, ignore_errors=True)
+        shutil.rmtree(out, ignore_errors=True)
+        result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT)
+    return result
+
+
+_TEARDOWN_ABORT = "terminate called without an active exception"
 
 
 def rank_records(dump: Path):

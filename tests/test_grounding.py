@@ -22,11 +22,10 @@ SMOL, QWEN = get_convention("smolvlm"), get_convention("qwen2.5-vl")
 
 @pytest.fixture(scope="module")
 def qwen_processor():
-    from transformers import AutoProcessor
+    """The tiny Qwen2-VL's processor, built without its model (resolving `tiny:qwen2_vl-random` would build one)."""
+    from vlm_recipes.tiny import vlm as tiny
 
-    from vlm_recipes.tiny import resolve
-
-    return AutoProcessor.from_pretrained(resolve("tiny:qwen2_vl-random"))
+    return tiny.build_processor("qwen2_vl")
 
 
 def processed_size(processor, image_size):
