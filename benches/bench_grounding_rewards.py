@@ -18,12 +18,13 @@ One GRPO run is about 8 minutes at one thread (OMP_NUM_THREADS=1) on a 2-core CP
 
 import argparse
 import inspect
-import json
-import logging
 import time
+from functools import partial
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+import jsonl_runs  # benches/jsonl_runs.py, beside this script
+
+ROOT = jsonl_runs.ROOT
 CONFIG = ROOT / "recipes" / "configs" / "tiny-smolvlm" / "grpo_grounding.yaml"
 
 
@@ -95,45 +96,32 @@ def run_one(start: str, reward: str, seed: int, output_dir: Path, overrides: lis
 
 
 def table(rows: list[dict]) -> str:
-    lines = [
-        "| start | GRPO seed | reward | mean IoU before -> after | IoU@0.5 before -> after | hedged before -> after "
-        "| no box before -> after | s |",
-        "|---|---|---|---|---|---|---|---|",
+    figures = ("mean_iou", "iou_at_50", "hedged", "no_box")
+    cells = [
+        [Path(r["start"]).name, str(r["seed"]), r["reward"]]
+        + [f"{r['before'][k]:.3f} -> {r['after'][k]:.3f}" for k in figures]
+        + [f"{r['seconds']:.0f}"]
+        for r in sorted(rows, key=lambda r: (r["start"], r["seed"], r["reward"]))
     ]
-    for r in sorted(rows, key=lambda r: (r["start"], r["seed"], r["reward"])):
-        b, a = r["before"], r["after"]
-        lines.append(
-            f"| {Path(r['start']).name} | {r['seed']} | {r['reward']} | {b['mean_iou']:.3f} -> {a['mean_iou']:.3f} | "
-            f"{b['iou_at_50']:.3f} -> {a['iou_at_50']:.3f} | {b['hedged']:.3f} -> {a['hedged']:.3f} | "
-            f"{b['no_box']:.3f} -> {a['no_box']:.3f} | {r['seconds']:.0f} |"
-        )
-    return "\n".join(lines)
+    columns = ["start", "GRPO seed", "reward", "mean IoU", "IoU@0.5", "hedged", "no box"]
+    columns[3:] = [f"{c} before -> after" for c in columns[3:]] + ["s"]
+    return jsonl_runs.markdown_table(columns, cells)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--starts", nargs="+", default=[], help="merged SFT starts (model directories)")
     parser.add_argument("--rewards", nargs="+", default=["iou", "thresholded_iou", "giou"])
-    parser.add_argument("--seeds", nargs="+", type=int, default=[42])
-    parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench_grounding_rewards.jsonl")
-    parser.add_argument("--runs_dir", type=Path, default=ROOT / "outputs" / "bench_grounding_rewards")
-    parser.add_argument("--set", action="append", default=[], help="a config override, key=value (all runs)")
-    parser.add_argument("--table", action="store_true", help="print the table of --out and run nothing")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    if not args.table:
-        overrides = [part for kv in args.set for part in (f"--{kv.split('=', 1)[0]}", kv.split("=", 1)[1])]
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        for start in args.starts:
-            for seed in args.seeds:
-                for reward in args.rewards:
-                    out = args.runs_dir / f"{Path(start).name}-{reward}-seed{seed}"
-                    row = run_one(start, reward, seed, out, overrides)
-                    with args.out.open("a") as f:
-                        f.write(json.dumps(row) + "\n")
-                    print(json.dumps(row), flush=True)
-    rows = [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()]
-    print(table(rows))
+
+    def runs(args):
+        return [
+            (f"{Path(start).name}-{reward}-seed{seed}", partial(run_one, start, reward, seed))
+            for start in args.starts
+            for seed in args.seeds
+            for reward in args.rewards
+        ]
+
+    jsonl_runs.main(parser, "bench_grounding_rewards", runs, table)
 
 
 if __name__ == "__main__":

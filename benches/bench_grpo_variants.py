@@ -15,12 +15,13 @@ One run is about 1 minute at one thread (OMP_NUM_THREADS=1) on a 2-core CPU.
 """
 
 import argparse
-import json
-import logging
 import time
+from functools import partial
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+import jsonl_runs  # benches/jsonl_runs.py, beside this script
+
+ROOT = jsonl_runs.ROOT
 CONFIGS = ROOT / "recipes" / "configs" / "tiny-smolvlm"
 VARIANTS = ("default", "dapo", "dr_grpo", "gspo", "cispo", "plain", "bnpo")
 SETTINGS = (
@@ -39,14 +40,14 @@ def config_path(variant: str) -> Path:
 
 
 def run_one(variant: str, seed: int, output_dir: Path, overrides: list[str]) -> dict:
-    from vlm_recipes.launch import load_config, main, method_of_config
+    from vlm_recipes.launch import main, method_of_config, parse
     from vlm_recipes.training.methods import get_method
 
     path = config_path(variant)
     argv = ["--config", str(path), "--seed", str(seed), "--output_dir", str(output_dir), "--report_to", "none"]
     argv += overrides
     record = method_of_config(get_method("grpo"), path, argv)  # the variant recipe the config declares
-    _, training_args, _ = load_config(record.name, path)
+    _, training_args, _ = parse(record.parser_types, path, argv, recipe=record.name)
     record.apply_fixed(training_args)  # the settings the run trains with, pinned ones included
     started = time.time()
     results = main("grpo", path, argv)
@@ -68,42 +69,34 @@ def run_one(variant: str, seed: int, output_dir: Path, overrides: list[str]) -> 
 
 
 def table(rows: list[dict]) -> str:
-    lines = [
-        "| variant | seed | reward before -> after | accuracy before -> after | groups without variance | s |",
-        "|---|---|---|---|---|---|",
-    ]
     order = {v: i for i, v in enumerate(VARIANTS)}
+    cells = []
     for r in sorted(rows, key=lambda r: (order.get(r["variant"], 99), r["seed"])):
         zero = r["frac_reward_zero_std"]
-        lines.append(
-            f"| {r['variant']} | {r['seed']} | {r['reward_before']:.3f} -> {r['reward_after']:.3f} | "
-            f"{r['accuracy_before']:.3f} -> {r['accuracy_after']:.3f} | "
-            f"{'' if zero is None else f'{zero:.2f}'} | {r['seconds']:.0f} |"
+        reward = f"{r['reward_before']:.3f} -> {r['reward_after']:.3f}"
+        accuracy = f"{r['accuracy_before']:.3f} -> {r['accuracy_after']:.3f}"
+        cells.append(
+            [
+                r["variant"],
+                str(r["seed"]),
+                reward,
+                accuracy,
+                "" if zero is None else f"{zero:.2f}",
+                f"{r['seconds']:.0f}",
+            ]
         )
-    return "\n".join(lines)
+    columns = ["variant", "seed", "reward before -> after", "accuracy before -> after", "groups without variance", "s"]
+    return jsonl_runs.markdown_table(columns, cells)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
-    parser.add_argument("--seeds", nargs="+", type=int, default=[42])
-    parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench_grpo_variants.jsonl")
-    parser.add_argument("--runs_dir", type=Path, default=ROOT / "outputs" / "bench_grpo_variants")
-    parser.add_argument("--set", action="append", default=[], help="a config override, key=value (all runs)")
-    parser.add_argument("--table", action="store_true", help="print the table of --out and run nothing")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    if not args.table:
-        overrides = [part for kv in args.set for part in (f"--{kv.split('=', 1)[0]}", kv.split("=", 1)[1])]
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        for seed in args.seeds:
-            for variant in args.variants:
-                row = run_one(variant, seed, args.runs_dir / f"{variant}-seed{seed}", overrides)
-                with args.out.open("a") as f:
-                    f.write(json.dumps(row) + "\n")
-                print(json.dumps(row), flush=True)
-    rows = [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()]
-    print(table(rows))
+
+    def runs(args):
+        return [(f"{v}-seed{seed}", partial(run_one, v, seed)) for seed in args.seeds for v in args.variants]
+
+    jsonl_runs.main(parser, "bench_grpo_variants", runs, table)
 
 
 if __name__ == "__main__":
