@@ -13,7 +13,7 @@ from vlm_recipes.evaluation.metrics import score
 from vlm_recipes.grounding.boxes import box_iou, get_convention, parse_box, parse_boxes, qwen_input_size
 from vlm_recipes.models.families import set_image_resolution
 from vlm_recipes.settings import DataArguments
-from vlm_recipes.training.rewards import iou_reward
+from vlm_recipes.training.rewards import box_format_reward, iou_reward
 
 pytestmark = pytest.mark.unit
 
@@ -199,11 +199,22 @@ def test_synthetic_grounding_rows_are_deterministic_and_boxes_are_where_the_circ
         assert image.getpixel((x1, y1)) != (220, 40, 40)  # a circle leaves its box's corners empty
         assert row["messages"][0]["content"][-1]["text"] == "Where is the red circle?"
         assert row["messages"][-1]["content"][0]["text"] == row["answer"] == SMOL.answer(row["bbox"], (64, 64))[0]
+    # Each row names its convention, and its own answer is a well-formed answer in it (the box_format reward's check).
+    assert set(train["box_format"]) == {"smolvlm"}
+    assert box_format_reward(train["answer"], box_format=train["box_format"], box_frame=train["box_frame"]) == [
+        1.0
+    ] * len(train)
     # Qwen's answers need the processor (its frame); given it, they are in the 112x112 frame of the tiny processor.
     with pytest.raises(ValueError, match="load the splits with the run's processor"):
         load_splits(grounding_args(box_format="qwen2.5-vl"))
     train, _ = load_splits(grounding_args(box_format="qwen2.5-vl"), processor=qwen_processor)
     assert train["box_frame"][0] == [112, 112] and json.loads(train["answer"][0])[0]["label"] == "red circle"
+    assert box_format_reward(train["answer"], box_format=train["box_format"], box_frame=train["box_frame"]) == [
+        1.0
+    ] * len(train)
+    assert box_format_reward(train["answer"], box_format=["smolvlm"] * len(train), box_frame=train["box_frame"]) == [
+        0.0
+    ] * len(train)  # a JSON answer is not SmolVLM's bare list
 
 
 def test_mirrored_boxes_label_the_other_side_in_their_share_of_training_rows_only():

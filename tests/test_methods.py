@@ -22,11 +22,17 @@ PACKAGE = REPO_ROOT / "vlm_recipes"
 
 
 def test_every_method_has_its_recipe_script_and_every_config_a_known_recipe():
-    assert set(METHODS) == {"sft", "dpo", "mpo", "grpo"}
+    variants = {"grpo_dapo", "grpo_dr_grpo", "grpo_gspo", "grpo_cispo", "grpo_plain", "grpo_bnpo"}
+    assert set(METHODS) == {"sft", "dpo", "mpo", "grpo"} | variants
     for name, method in METHODS.items():
         assert isinstance(method, Method) and method.name == name
-        module = recipe_module(name)  # recipes/<name>.py
-        assert module.METHOD is method and module.PARSER_TYPES == method.parser_types
+        module = recipe_module(name)  # recipes/<name>.py; a variant's: its method's script
+        assert module.METHOD is METHODS[method.script_name] and module.PARSER_TYPES == method.parser_types
+        if name in variants:  # config-only: no script of its own, an offline config of its own
+            assert method.script_name == "grpo" and method.fixed and not (REPO_ROOT / f"recipes/{name}.py").exists()
+            assert any(recipe_of(p) == name for p in CONFIGS), name
+            continue
+        assert method.script_name == name and not method.fixed
         assert recipe_of(module.DEFAULT_CONFIG) == name
         assert any(recipe_of(p) == name for p in CONFIGS if not p.parent.name.startswith("tiny-")), name
     for path in CONFIGS:

@@ -13,8 +13,10 @@ default for a few steps (run from the repository root; `tmp_dir` is any empty di
 ...     results = train("sft", data_args, training_args, model_args)
 >>> sorted(k for k in results if k.endswith("_after")), results["train_steps"]
 (['accuracy_after'], 5)
->>> sorted(METHODS), get_method("mpo").config_class.__name__
-(['dpo', 'grpo', 'mpo', 'sft'], 'DPOConfig')
+>>> sorted(METHODS)  # grpo_*: GRPO's loss variants, launched with recipes/grpo.py
+['dpo', 'grpo', 'grpo_bnpo', 'grpo_cispo', 'grpo_dapo', 'grpo_dr_grpo', 'grpo_gspo', 'grpo_plain', 'mpo', 'sft']
+>>> get_method("mpo").config_class.__name__
+'DPOConfig'
 
 - `load_config(recipe, path, **overrides)`: a training recipe's YAML parsed into (data, training, model) arguments.
 - `train(method, data_args, training_args, model_args)`: validate, train, evaluate before/after, save

@@ -82,6 +82,30 @@ def box_iou(a: Box, b: Box) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def box_giou(a: Box, b: Box) -> float:
+    """Generalized IoU (Rezatofighi et al. 2019): IoU minus the share of the smallest box enclosing both that neither
+    covers. In [-1, 1]: 1 for identical boxes, 0 for two boxes that touch without overlapping, towards -1 as two small
+    boxes move apart; unlike IoU it still ranks boxes that do not overlap, by how far apart they are."""
+    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = width * height
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    hull = (max(a[2], b[2]) - min(a[0], b[0])) * (max(a[3], b[3]) - min(a[1], b[1]))
+    if union <= 0 or hull <= 0:
+        return 0.0
+    return inter / union - (hull - union) / hull
+
+
+def _on_grid(coords, width, height) -> bool:
+    """Four integers x1 < x2, y1 < y2 inside a frame of `width` x `height`: what `BoxConvention.format` writes."""
+    if not isinstance(coords, list) or len(coords) != 4:
+        return False
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in coords):
+        return False
+    x1, y1, x2, y2 = coords
+    return 0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height
+
+
 def _boxes_in_json(value) -> list[Box]:
     """Boxes in a parsed JSON value: a list of 4 numbers, {"bbox_2d": [...]} (or "bbox"), or lists of those."""
     if isinstance(value, dict):
@@ -179,6 +203,39 @@ class BoxConvention:
         """(answer text, frame size) for a pixel `box` of an image of `image_size`."""
         frame = self.frame_size(image_size, processor)
         return self.format(self.to_frame(box, image_size, frame), label), frame
+
+    def is_answer(self, text: str, frame=None) -> bool:
+        """Whether `text` is, as a whole, an answer in this convention for a frame of size `frame` (width, height;
+        a grid convention's own grid when it has one): what `format` writes, up to spacing. "list": a JSON list of
+        four integers on the frame with x1 < x2, y1 < y2; "json": a JSON list of one or more objects, each with
+        `bbox_2d` (four such integers) and a text `label`, optionally in ```json fences (as Qwen2.5-VL answers).
+        Anything else, e.g. a box in prose or in another convention's syntax, is not: this is the strict check of a
+        format reward, where `parse_box` is the lenient reader of the IoU rewards."""
+        if self.grid is not None:
+            frame = (self.grid, self.grid)
+        elif frame is None:
+            raise ValueError(f"box_format {self.name} answers in the processor's frame: pass the row's box_frame.")
+        body = text.strip()
+        if self.syntax == "json":
+            fenced = re.fullmatch(r"```(?:json)?\s*(.*?)\s*```", body, re.DOTALL)
+            body = fenced.group(1) if fenced else body
+        try:
+            value = json.loads(body)
+        except ValueError:  # json.JSONDecodeError included
+            return False
+        if self.syntax == "list":
+            return _on_grid(value, frame[0], frame[1])
+        return (
+            isinstance(value, list)
+            and len(value) > 0
+            and all(
+                isinstance(item, dict)
+                and set(item) == {"bbox_2d", "label"}
+                and isinstance(item["label"], str)
+                and _on_grid(item["bbox_2d"], frame[0], frame[1])
+                for item in value
+            )
+        )
 
     def read(self, text, image_size, frame) -> Box | None:
         """The first box of a model's answer, back in pixels of the image; None if it states none."""

@@ -9,7 +9,8 @@ conversation the recipes train on. Every row gets:
   data;
 - `bbox` (xyxy pixels of the stored image, floats), `image_size` ([width, height]) and `box_frame` ([width,
   height] of the frame the answer's coordinates are in: the resized input for qwen2.5-vl, 100 x 100 for smolvlm),
-  so that rewards, metrics and the gallery convert answers back to pixels (`BoxConvention.from_frame`).
+  so that rewards, metrics and the gallery convert answers back to pixels (`BoxConvention.from_frame`);
+- `box_format`, the name of the convention the answer is written in (the `box_format` GRPO reward checks it).
 
 A row whose box is not a box (not 4 numbers, x2 <= x1, outside the image) fails here, naming the row and the field,
 before any model is loaded.
@@ -79,7 +80,15 @@ def add_box_answers(ds: Dataset, args: DataArguments, processor=None) -> Dataset
     row_ids = ds["row_id"] if "row_id" in ds.column_names else None
     images, boxes = raw["images"], ds[args.bbox_column]
     queries = ds[query_column] if query_column is not None else [None] * len(ds)
-    built = {"answer": [], "bbox": [], "image_size": [], "box_frame": [], "label": [], "question": []}
+    built = {
+        "answer": [],
+        "bbox": [],
+        "image_size": [],
+        "box_frame": [],
+        "box_format": [],
+        "label": [],
+        "question": [],
+    }
     for i, (row_images, value, query) in enumerate(zip(images, boxes, queries)):
         where = _row_name(i, row_ids)
         if not row_images or len(row_images) != 1:
@@ -103,6 +112,7 @@ def add_box_answers(ds: Dataset, args: DataArguments, processor=None) -> Dataset
         built["bbox"].append(list(box))
         built["image_size"].append(list(size))
         built["box_frame"].append(list(frame))
+        built["box_format"].append(convention.name)
         built["label"].append(label or "")
         built["question"].append(args.grounding_prompt.format(query=label) if label else args.grounding_prompt)
     ds = ds.remove_columns([c for c in built if c in ds.column_names])

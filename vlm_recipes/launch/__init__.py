@@ -164,7 +164,10 @@ def training_recipe(method: str, default_config: str) -> tuple:
 
 
 def recipe_script_module(name: str):
-    """The recipe script `recipes/<name>.py` loaded as a module (its `main`, `PARSER_TYPES`, `DEFAULT_CONFIG`)."""
+    """The recipe script `recipes/<name>.py` loaded as a module (its `main`, `PARSER_TYPES`, `DEFAULT_CONFIG`); for
+    a variant of a training method (e.g. grpo_dapo), the script of the method it varies."""
+    if name in METHODS:
+        name = METHODS[name].script_name
     path = REPO_ROOT / "recipes" / f"{name}.py"
     if not path.is_file():
         raise ValueError(f"No recipe script {path}.")

@@ -5,10 +5,16 @@ checked when a recipe parses its config (vlm_recipes.launch), not here."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import trl
 
-from .common import RecipeField
+from .common import RecipeField, check_choices
+
+# TRL 1.16's GRPO losses and importance-ratio levels (GRPOTrainer._compute_loss). TRL types both fields `str` and reads
+# them first in the loss, after the model is loaded and evaluated: as Literals here a misspelt value fails at parse.
+GRPOLossType = Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo"]
+ImportanceSamplingLevel = Literal["token", "sequence"]
 
 
 @dataclass
@@ -87,6 +93,13 @@ class DPOConfig(VLMTrainingFields, trl.DPOConfig):
 
 @dataclass
 class GRPOConfig(VLMTrainingFields, trl.GRPOConfig):
+    """GRPO and its loss variants (TRL's `loss_type`, `importance_sampling_level`, clipping and reward scaling; the
+    variant recipes that pin them: vlm_recipes.training.methods)."""
+
+    loss_type: GRPOLossType = field(default="dapo", metadata=trl.GRPOConfig.__dataclass_fields__["loss_type"].metadata)
+    importance_sampling_level: ImportanceSamplingLevel = field(
+        default="token", metadata=trl.GRPOConfig.__dataclass_fields__["importance_sampling_level"].metadata
+    )
     reward_funcs: list[str] = field(
         default_factory=lambda: ["accuracy"],
         metadata={"help": "Reward functions by name (see vlm_recipes.rewards.REWARDS); weights in reward_weights."},
@@ -98,3 +111,7 @@ class GRPOConfig(VLMTrainingFields, trl.GRPOConfig):
             raise ValueError(
                 f"reward_weights has {len(self.reward_weights)} values for {len(self.reward_funcs)} reward_funcs."
             )
+
+    def __post_init__(self):
+        check_choices(self)
+        super().__post_init__()

@@ -13,8 +13,10 @@ settings it pins (`fixed`) are refused when a config sets them otherwise.
 >>> from vlm_recipes.training.methods import get_method
 >>> get_method("mpo").config_class.__name__, get_method("mpo").trainer_class.__name__
 ('DPOConfig', 'VLMDPOTrainer')
->>> sorted(METHODS)
+>>> sorted(name for name, method in METHODS.items() if method.script_name == name)  # the recipe scripts
 ['dpo', 'grpo', 'mpo', 'sft']
+>>> get_method("grpo_gspo").script_name, get_method("grpo_gspo").fixed["importance_sampling_level"]
+('grpo', 'sequence')
 """
 
 from __future__ import annotations
@@ -155,8 +157,11 @@ class Method:
     def script_name(self) -> str:
         return self.script or self.name
 
-    def variant(self, name: str, summary: str, fixed: dict, tags: tuple[str, ...] = ()) -> Method:
-        """A method that runs this one's flow and script with `fixed` training arguments (e.g. a GRPO loss type)."""
+    def variant(
+        self, name: str, summary: str, fixed: dict, tags: tuple[str, ...] = (), label: Callable | None = None
+    ) -> Method:
+        """A method that runs this one's flow and script with `fixed` training arguments (e.g. a GRPO loss type);
+        `label` names it on the model card (default: its name in capitals)."""
         return replace(
             self,
             name=name,
@@ -164,14 +169,14 @@ class Method:
             script=self.script_name,
             fixed={**self.fixed, **fixed},
             tags=(*self.tags, *tags, name),
-            label=lambda args, name=name: name.upper(),
+            label=label or (lambda args, name=name: name.upper()),
             result_name=lambda args, name=name: name,
         )
 
     def check_fixed(self, settings: dict, where: str = "") -> None:
         """Refuse `settings` (field -> value as set) that contradict what this method pins."""
         for key, value in self.fixed.items():
-            if key in settings and settings[key] != value:
+            if key in settings and not _same_setting(settings[key], value):
                 raise ValueError(
                     f"{where}{key}: {settings[key]!r} contradicts the {self.name} recipe, which is {self.script_name} "
                     f"with {key}: {value!r}: remove it, or use recipes/{self.script_name}.py with a "
@@ -193,6 +198,17 @@ class Method:
         refuse_bypassed(config_class, settings, self.refuses, self.honours, where, method=self.name)
 
 
+def _same_setting(value, pinned) -> bool:
+    """Whether a value as a config or the command line sets it is `pinned`: settings are read as YAML scalars, and
+    YAML reads "3e-4" (no decimal point) as text."""
+    if isinstance(pinned, float) and isinstance(value, str):
+        try:
+            return float(value) == pinned
+        except ValueError:
+            return False
+    return value == pinned
+
+
 def _preference_metrics(model, processor, eval_ds, generated, training_args, batch_size, when) -> dict:
     """Held-out pairs whose chosen response gets the higher log-probability, and the mean margin."""
     return preference_accuracy(model, processor, eval_ds, batch_size, desc=f"preferences {when}")
@@ -204,6 +220,28 @@ def _reward_metrics(model, processor, eval_ds, generated, training_args, batch_s
     columns = {c: eval_ds[c] for c in eval_ds.column_names if c not in ("images", "prompt")}
     rewards = weighted_rewards(training_args.reward_funcs, training_args.reward_weights, completions, columns)
     return {"reward": sum(rewards) / max(len(rewards), 1)}
+
+
+def _grpo_label(training_args) -> str:
+    """GRPO with the loss the model card must name: e.g. "GRPO (loss dapo)", "GRPO (loss grpo, sequence-level
+    importance ratio: GSPO)"."""
+    level = training_args.importance_sampling_level
+    ratio = "" if level == "token" else f", {level}-level importance ratio"
+    ratio += ": GSPO" if level == "sequence" and training_args.loss_type == "grpo" else ""
+    return f"GRPO (loss {training_args.loss_type}{ratio})"
+
+
+def _grpo_loss_settings(training_args) -> None:
+    if training_args.loss_type == "cispo" and (training_args.epsilon_high is None or training_args.epsilon_high < 1):
+        # CISPO caps the importance weight itself at epsilon_high (not 1 + epsilon_high), and TRL defaults
+        # epsilon_high to epsilon: every weight, 1 on-policy, would be cut to 0.2, a fifth of every update.
+        high = training_args.epsilon_high
+        raise ValueError(
+            "loss_type cispo caps each token's importance weight at epsilon_high, which is "
+            f"{high if high is not None else f'unset (so epsilon, {training_args.epsilon})'}: the weight of every "
+            "on-policy token (1) would be cut to it. Set epsilon_high to 1 or more, e.g. 5.0 (ScaleRL), or use the "
+            "grpo_cispo recipe (recipes/configs/tiny-smolvlm/grpo_cispo.yaml)."
+        )
 
 
 def _skip_dataset_preparation(training_args) -> None:
@@ -282,13 +320,54 @@ METHODS: dict[str, Method] = {
         generation_metric=lambda eval_ds: BOX_EXACT_MATCH if "box_frame" in eval_ds.column_names else ANSWER_MATCH,
         extra_metrics=_reward_metrics,
         trainer_kwargs=lambda args: {"reward_funcs": get_reward_funcs(args.reward_funcs)},
-        label=lambda args: "GRPO",
+        check_args=_grpo_loss_settings,
+        label=_grpo_label,
         result_name=lambda args: "grpo",
         tags=("grpo",),
         refuses=COMMON + ("label_smoothing_factor",),
         honours={"train_sampling_strategy": ("random",)},  # TRL's GRPOTrainer samples prompts with its own sampler
     ),
 }
+
+# GRPO's loss variants, as TRL's paper index sets them. Each pins all six loss settings, TRL's defaults where the
+# variant keeps them, so that its name in eval_results.json and on the card says exactly which loss ran; its YAMLs
+# restate the settings that differ from TRL's defaults, and a config or override that contradicts a pinned value is
+# refused (to tune one, write the settings out in a `recipe: grpo` config). docs/recipes.md, "GRPO loss variants".
+_TRL_LOSS_DEFAULTS = {
+    "importance_sampling_level": "token",
+    "epsilon": 0.2,
+    "epsilon_high": 0.2,  # TRL's None: the same as epsilon
+    "scale_rewards": "group",
+    "mask_truncated_completions": False,
+}
+_GRPO_VARIANTS = {
+    "grpo_dapo": (
+        "DAPO's loss: token-level over the generation batch, clip-higher, truncated completions masked",
+        {"loss_type": "dapo", "epsilon_high": 0.28, "mask_truncated_completions": True},
+    ),
+    "grpo_dr_grpo": (
+        "Dr. GRPO's loss: token sums over a constant, advantages not scaled by the group's std",
+        {"loss_type": "dr_grpo", "scale_rewards": "none"},
+    ),
+    "grpo_gspo": (
+        "GSPO: one importance ratio per completion, clipped to [1 - 3e-4, 1 + 4e-4]",
+        {"loss_type": "grpo", "importance_sampling_level": "sequence", "epsilon": 3e-4, "epsilon_high": 4e-4},
+    ),
+    "grpo_cispo": (
+        "CISPO's loss: the importance weight clipped at 5 (detached), no token's gradient dropped",
+        {"loss_type": "cispo", "epsilon_high": 5.0},
+    ),
+    "grpo_plain": ("the original GRPO loss: per-completion token means, then their mean", {"loss_type": "grpo"}),
+    "grpo_bnpo": ("BNPO's loss: token losses over the local batch's completion tokens", {"loss_type": "bnpo"}),
+}
+METHODS.update(
+    {
+        name: METHODS["grpo"].variant(
+            name, f"GRPO variant: {summary}", {**_TRL_LOSS_DEFAULTS, **settings}, label=_grpo_label
+        )
+        for name, (summary, settings) in _GRPO_VARIANTS.items()
+    }
+)
 
 
 def get_method(name: str | Method) -> Method:
