@@ -307,13 +307,14 @@ def main():
         help="one tiny cache for every setting: the builds pin their numerics, so each setting builds the same bases "
         "(tests/test_tiny.py checks it); the digests below still come from the one cache",
     )
+    parser.add_argument("--cache", type=Path, default=None, help="use this tiny cache for every setting (implies sharing)")
     parser.add_argument("--workers", type=int, default=0, help="pytest-xdist workers per setting (0: one process)")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_numerics-"))
     work.mkdir(parents=True, exist_ok=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     runs = {}
-    shared = Path(tempfile.mkdtemp(prefix="cache-shared-", dir=work)) if args.shared_cache else None
+    shared = args.cache or (Path(tempfile.mkdtemp(prefix="cache-shared-", dir=work)) if args.shared_cache else None)
     for setting in args.settings:
         kind = "shared" if shared else "empty"
         print(f"{setting}: {len(args.proofs)} proofs, {kind} cache under {work} ...", flush=True)
