@@ -307,7 +307,7 @@ def main():
         help="one tiny cache for every setting: the builds pin their numerics, so each setting builds the same bases "
         "(tests/test_tiny.py checks it); the digests below still come from the one cache",
     )
-    parser.add_argument("--cache", type=Path, default=None, help="use this tiny cache for every setting (implies sharing)")
+    parser.add_argument("--cache", type=Path, default=None, help="this tiny cache for every setting (shared)")
     parser.add_argument("--workers", type=int, default=0, help="pytest-xdist workers per setting (0: one process)")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_numerics-"))
