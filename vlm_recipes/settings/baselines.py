@@ -8,7 +8,7 @@ from typing import Literal
 
 from transformers import TrainingArguments
 
-from .common import RecipeField, check_choices
+from .common import RecipeField, check_choices, dataset_config_field, test_split_field, train_split_field
 
 CLIP_TASKS = ("classify", "retrieval", "search", "ood", "failures")
 ContrastiveLoss = Literal["clip", "siglip"]  # vlm_recipes.baselines.contrastive.LOSSES implements each
@@ -24,15 +24,9 @@ class ImageDataArguments:
             "image folder (class = subfolder, or metadata.jsonl/.csv with file_name + label/caption) or a Hub id."
         },
     )
-    dataset_config: str | None = field(default=None, metadata={"help": "Hub dataset configuration name."})
-    dataset_train_split: str = field(default="train", metadata={"help": "Split to train on."})
-    dataset_test_split: str | None = field(
-        default="test",
-        metadata={
-            "help": "Held-out split; null (or a dataset whose only split is the train split) holds out test_fraction "
-            "of train. A name the dataset does not have is an error."
-        },
-    )
+    dataset_config: str | None = dataset_config_field()
+    dataset_train_split: str = train_split_field()
+    dataset_test_split: str | None = test_split_field("test_fraction")
     test_fraction: float = field(
         default=0.2, metadata={"help": "Held-out fraction when the dataset has no test split (stratified by class)."}
     )

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
-from .common import RecipeField
+from .common import RecipeField, dataset_config_field, test_split_field, train_split_field
 
 TASKS = ("caption", "vqa", "retrieval")
 TRAINABLE_TASKS = ("caption", "vqa")
@@ -50,15 +50,9 @@ class BlipDataArguments:
             "a local image folder with a metadata.jsonl/.csv (file_name + caption or question/answer columns)."
         },
     )
-    dataset_config: str | None = field(default=None, metadata={"help": "Hub dataset configuration name."})
-    dataset_train_split: str = field(default="train", metadata={"help": "Split to train on."})
-    dataset_test_split: str | None = field(
-        default="test",
-        metadata={
-            "help": "Held-out split; null (or a dataset whose only split is the train split) holds out test_fraction "
-            "of train. A name the dataset does not have is an error."
-        },
-    )
+    dataset_config: str | None = dataset_config_field()
+    dataset_train_split: str = train_split_field()
+    dataset_test_split: str | None = test_split_field("test_fraction")
     test_fraction: float = field(default=0.1, metadata={"help": "Held-out fraction when there is no test split."})
     synthetic_task: str = field(
         default="position",

@@ -62,3 +62,24 @@ def check_choices(obj) -> None:
         if value not in allowed:
             shown = ", ".join(repr(v) for v in allowed if v is not None) + (" or null" if None in allowed else "")
             raise ValueError(f"{name} must be one of {shown}; got {value!r}.")
+
+
+# The dataset-source fields the data settings of every recipe family share (VLM recipes, CLIP / ViT, BLIP): written
+# once here, used by settings/data.py, settings/baselines.py and settings/blip.py.
+def dataset_config_field():
+    return field(default=None, metadata={"help": "Hub dataset configuration name."})
+
+
+def train_split_field():
+    return field(default="train", metadata={"help": "Split to train on."})
+
+
+def test_split_field(fraction_field: str, missing_is_error: bool = True):
+    """The held-out split; `fraction_field` names the setting that holds out part of train instead (when the split is
+    null, or, unless `missing_is_error`, when the dataset has no such split)."""
+    if missing_is_error:
+        when, rest = "null (or a dataset whose only split is train)", " A name the dataset lacks is an error."
+    else:
+        when, rest = "null, or a split the dataset does not have,", ""
+    text = f"Held-out split; {when} holds out {fraction_field} of train.{rest}"
+    return field(default="test", metadata={"help": text})

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Literal
 
-from .common import check_choices
+from .common import check_choices, dataset_config_field, test_split_field, train_split_field
 
 GROUNDING_TASKS = ("grounding", "grounding_free")  # synthetic tasks answered with a box (box_format)
 # The box conventions by name: vlm_recipes/grounding/boxes.py defines one per name (and checks that it does).
@@ -28,14 +28,9 @@ class DataArguments:
             "a local image folder with a metadata.jsonl/.csv, or a local .jsonl/.json file of rows with image paths."
         },
     )
-    dataset_config: str | None = field(default=None, metadata={"help": "Hub dataset configuration name."})
-    dataset_train_split: str = field(default="train", metadata={"help": "Split to train on."})
-    dataset_test_split: str | None = field(
-        default="test",
-        metadata={
-            "help": "Held-out split; if the dataset has none (or this is null), eval_fraction of train is held out."
-        },
-    )
+    dataset_config: str | None = dataset_config_field()
+    dataset_train_split: str = train_split_field()
+    dataset_test_split: str | None = test_split_field("eval_fraction", missing_is_error=False)
     eval_fraction: float = field(
         default=0.1, metadata={"help": "Fraction of the train split held out when there is no test split."}
     )
