@@ -327,6 +327,7 @@ def test_sft_grounding_default_learns_to_find_the_red_circle(tmp_path):
     assert (out / "grounding_gallery.png").exists()
 
 
+@pytest.mark.learning
 @pytest.mark.slow
 def test_sft_grounding_default_learns_on_qwen2_vl(tmp_path):
     """The tiny Qwen2-VL default (answers in Qwen2.5-VL's JSON, pixels of the 112x112 input): 1000 steps, ~3.5 min
@@ -433,6 +434,7 @@ def test_grpo_grounding_raises_mean_iou_further_from_an_sft_start(tmp_path):
     assert results["iou_accuracy_after"] >= results["iou_accuracy_before"] + 0.08, results
 
 
+@pytest.mark.learning
 @pytest.mark.slow
 def test_grpo_grounding_raises_mean_iou_from_a_short_sft_start(tmp_path):
     """The documented chain (`make grounding`): the SFT default stopped at 450 steps (held-out boxes still often in

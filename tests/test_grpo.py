@@ -47,6 +47,7 @@ def test_grpo_default_improves_held_out_reward_and_accuracy(tmp_path, config):
     assert lora_b and any(t.abs().sum() > 0 for t in lora_b)  # LoRA B starts at zero: it was trained
 
 
+@pytest.mark.learning
 @pytest.mark.slow  # about 60 s; the LoRA GRPO defaults prove learning in the default run
 def test_grpo_without_lora_with_a_reference_model(tmp_path):
     """Full fine-tuning with beta > 0: TRL builds the reference model from the checkpoint path."""

@@ -101,6 +101,7 @@ def test_preference_accuracy_counts_the_chosen_wins():
     )
 
 
+@pytest.mark.learning
 @pytest.mark.slow  # about 45 s each; the LoRA DPO/MPO defaults prove learning in the default run
 @pytest.mark.parametrize("method", ["dpo", "mpo"])
 def test_without_lora_the_reference_is_reloaded_and_training_helps(tmp_path, method):

@@ -195,6 +195,7 @@ def test_dpo_and_grpo_resume_after_a_crash_while_saving(tmp_path, monkeypatch, r
     assert_same_adapter(adapter(out), adapter(tmp_path / "uninterrupted"))
 
 
+@pytest.mark.learning
 @pytest.mark.slow  # 2 launches of 2 processes (plus the reference run if test_distributed did not make it): ~1 min
 @pytest.mark.parametrize("config", ["multi_cpu", "zero2"])
 def test_two_rank_run_resumes_from_its_newest_complete_checkpoint(config, tmp_path, tmp_path_factory):

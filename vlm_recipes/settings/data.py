@@ -179,8 +179,6 @@ class DataArguments:
             raise ValueError("Set both question_column and answer_column, or neither.")
         if not 0.0 <= self.synthetic_mirrored_boxes < 1.0:
             raise ValueError(f"synthetic_mirrored_boxes must be in [0, 1), got {self.synthetic_mirrored_boxes}.")
-        if self.synthetic_mirrored_boxes and self.box_format is None:
-            raise ValueError("synthetic_mirrored_boxes applies to synthetic_task grounding only: remove it.")
         if not 0.0 < self.eval_fraction < 1.0:
             raise ValueError(f"eval_fraction must be in (0, 1), got {self.eval_fraction}.")
         if self.max_image_pixels < 1:
@@ -195,6 +193,10 @@ class DataArguments:
 
     def _check_grounding(self) -> None:
         """Grounding settings that would be ignored, or contradict each other, are refused here."""
+        if self.synthetic_mirrored_boxes and not (
+            self.dataset_name == "synthetic" and self.synthetic_task == "grounding"
+        ):
+            raise ValueError("synthetic_mirrored_boxes applies to synthetic_task grounding only: remove it.")
         if self.box_format is not None and self.box_format not in BOX_FORMATS:
             raise ValueError(
                 f"Unknown box_format {self.box_format!r}; known box conventions: {', '.join(BOX_FORMATS)} "
@@ -214,10 +216,6 @@ class DataArguments:
             if unused:
                 raise ValueError(f"{', '.join(unused)} only apply to grounding data: set box_format, or remove them.")
             return
-        if self.synthetic_mirrored_boxes and not (
-            self.dataset_name == "synthetic" and self.synthetic_task == "grounding"
-        ):
-            raise ValueError("synthetic_mirrored_boxes applies to synthetic_task grounding only: remove it.")
         if self.dataset_name == "synthetic" and self.synthetic_task not in GROUNDING_TASKS:
             raise ValueError(
                 f"box_format is set but synthetic_task is {self.synthetic_task!r}: use synthetic_task grounding."
