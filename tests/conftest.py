@@ -42,6 +42,57 @@ def pytest_collection_modifyitems(config, items):
             f"{len(missing)} test(s) carry no tier marker ({', '.join(TIERS)}), e.g. {missing[0]}: mark the module "
             "(pytestmark = pytest.mark.<tier>) or the test (tests/conftest.py says what each tier may use)."
         )
+    if _REPORT is None:
+        # Cheapest tier first (a stable sort: each module's tests of one tier stay together, in their order), so that
+        # the unit and integration tests run while the pre-trained bases build beside them (`_prebuild`).
+        items.sort(key=lambda item: TIERS.index(tier_of(item)))
+        _prebuild(items)
+
+
+# The pre-trained tiny bases the default run needs, one background build chain per entry, the longest first (the
+# Qwen2-VL chain is ~7 min of CPU from an empty cache, the SmolVLM one ~3.5, CLIP and BLIP ~1.5 together).
+PREBUILD = (("tiny:qwen2_vl-sft",), ("tiny:smolvlm-sft", "tiny:clip", "tiny:blip"))
+_prebuilds: list = []
+
+
+def _prebuild(items) -> None:
+    """Start building the pre-trained tiny bases in the background when the run has learning tests.
+
+    Without this, the first test that needs a base builds it (one thread, in its pinned child) while every other test
+    that needs it waits on the base's lock: on a 2-core machine one core idled for ~7 minutes of the cold-cache run.
+    The builds take the same locks, so a test that needs a base still waiting, and the cached bases are the same
+    bytes (the build is pinned whoever starts it). One starter per run (xdist's gw0, or the only process);
+    `VLM_RECIPES_PREBUILD=0` turns it off. Their log: `<cache>/tiny/prebuild.log`."""
+    if os.environ.get("VLM_RECIPES_PREBUILD", "1") == "0" or os.environ.get("PYTEST_XDIST_WORKER", "gw0") != "gw0":
+        return
+    if not any(tier_of(item) == "learning" for item in items):
+        return
+    import subprocess
+    import sys
+
+    from vlm_recipes.paths import cache_root
+
+    log_dir = cache_root() / "tiny"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with open(log_dir / "prebuild.log", "a") as log:
+        for names in PREBUILD:
+            code = f"import vlm_recipes.tiny as tiny\nfor name in {list(names)!r}: print(tiny.resolve(name), flush=True)"
+            _prebuilds.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", code], stdout=log, stderr=log, env=env, start_new_session=True
+                )
+            )
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Stop background builds still running (an interrupted or partial run); a killed build leaves no checkpoint."""
+    import signal
+
+    for proc in _prebuilds:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait()
 
 
 def _use(tier: str, what: str) -> None:
