@@ -77,11 +77,9 @@ def _prebuild(items) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     with open(log_dir / "prebuild.log", "a") as log:
         for names in PREBUILD:
-            code = f"import vlm_recipes.tiny as tiny\nfor name in {list(names)!r}: print(tiny.resolve(name), flush=True)"
+            code = f"import vlm_recipes.tiny as tiny\nfor name in {list(names)!r}: print(tiny.resolve(name))"
             _prebuilds.append(
-                subprocess.Popen(
-                    [sys.executable, "-c", code], stdout=log, stderr=log, env=env, start_new_session=True
-                )
+                subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=log, env=env, start_new_session=True)
             )
 
 
