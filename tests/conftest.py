@@ -43,9 +43,6 @@ def pytest_collection_modifyitems(config, items):
             "(pytestmark = pytest.mark.<tier>) or the test (tests/conftest.py says what each tier may use)."
         )
     if _REPORT is None:
-        # Cheapest tier first (a stable sort: each module's tests of one tier stay together, in their order), so that
-        # the unit and integration tests run while the pre-trained bases build beside them (`_prebuild`).
-        items.sort(key=lambda item: TIERS.index(tier_of(item)))
         _prebuild(items)
 
 
