@@ -11,7 +11,7 @@ ACCELERATE ?= cpu
 ARGS ?=
 LAUNCH_ARGS ?=
 
-RECIPES := sft sft_lora dpo mpo grpo clip_train vit_baseline blip_train
+RECIPES := sft sft_lora dpo mpo grpo rloo clip_train vit_baseline blip_train
 
 .PHONY: setup demo test test-fast test-slow docs lint format train push merge grounding clip_zero_shot blip_zero_shot tiny-models bench clean help preflight $(RECIPES)
 

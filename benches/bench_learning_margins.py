@@ -1,11 +1,12 @@
-"""How much the offline DPO, MPO and GRPO defaults improve, over several tiny bases (issue 11; LLaVA-1.5: issue 17).
+"""How much the offline DPO, MPO, GRPO and RLOO defaults improve, over several tiny bases (issue 11; LLaVA-1.5:
+issue 17).
 
 A learning test that passes on one tiny base can fail on another built elsewhere: each build seed
 (`VLM_RECIPES_TINY_SEED`) gives another, equally valid, tiny base (initialisation, pre-training data and order).
 This runs each default config on the bases of several seeds and prints, per recipe and family, the before/after of
 every held-out metric and the minimum and median improvement: the test margins are set from these minimums.
 
-    python benches/bench_learning_margins.py                       # seeds 0-4, every family, dpo mpo grpo
+    python benches/bench_learning_margins.py                       # seeds 0-4, every family, dpo mpo grpo rloo
     python benches/bench_learning_margins.py --seeds 0 1 2 --families llava
     python benches/bench_learning_margins.py --seeds 0 1 --methods grpo --families qwen2_vl
     python benches/bench_learning_margins.py --set learning_rate=2e-4 --set max_steps=200   # try other settings
@@ -29,6 +30,7 @@ METRICS = {
     "dpo": ["accuracy", "preference_accuracy"],
     "mpo": ["accuracy", "preference_accuracy"],
     "grpo": ["accuracy", "reward"],
+    "rloo": ["accuracy", "reward"],
 }
 
 
@@ -57,6 +59,8 @@ def main():
     rows = []
     for method in args.methods:
         for family in args.families:
+            if not (ROOT / "recipes" / "configs" / CONFIG_DIRS[family] / f"{method}.yaml").exists():
+                continue  # e.g. no tiny LLaVA RLOO config
             for seed in args.seeds:
                 r = run_one(method, family, seed, overrides)
                 # The bench's keys last: the results' own `method` (the loss, e.g. "sigmoid") must not replace them.
@@ -65,7 +69,7 @@ def main():
                 with args.out.open("a") as f:
                     f.write(json.dumps(row) + "\n")
                 figures = "  ".join(f"{m} {r[f'{m}_before']:.3f}->{r[f'{m}_after']:.3f}" for m in METRICS[method])
-                extra = f"  zero-std groups {r['frac_reward_zero_std']:.2f}" if method == "grpo" else ""
+                extra = f"  zero-std groups {r['frac_reward_zero_std']:.2f}" if method in ("grpo", "rloo") else ""
                 print(
                     f"{method:<5} {family:<9} seed {seed}: {figures}{extra}  ({r['bench_seconds']:.0f} s)", flush=True
                 )
@@ -75,6 +79,8 @@ def main():
     for method in args.methods:
         for family in args.families:
             group = [r for r in rows if r["method"] == method and r["family"] == family]
+            if not group:
+                continue
             for metric in METRICS[method]:
                 gains = [r[f"{metric}_after"] - r[f"{metric}_before"] for r in group]
                 before = statistics.median(r[f"{metric}_before"] for r in group)
@@ -82,7 +88,7 @@ def main():
                     f"{method:<6} {family:<9} {metric:<20} {before:>15.3f} {min(gains):>+9.3f} "
                     f"{statistics.median(gains):>+12.3f}"
                 )
-            if method == "grpo":
+            if method in ("grpo", "rloo"):
                 zero = [r["frac_reward_zero_std"] for r in group]
                 print(
                     f"{'':<6} {family:<9} {'zero-std groups':<20} {'':>15} {min(zero):>9.2f} {max(zero):>12.2f}"

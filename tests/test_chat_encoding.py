@@ -225,18 +225,20 @@ def test_role_text_and_non_text_parts_are_refused_not_rendered(processors, famil
 # The tiny models the default run builds anyway: the -sft stages of the pre-trained SmolVLM and Qwen2-VL bases; LLaVA's
 # base is pre-trained only by slow tests, its random model generates as well for this.
 @pytest.mark.learning
+@pytest.mark.parametrize("method", ["grpo", "rloo"])
 @pytest.mark.parametrize("model_name", ["tiny:smolvlm-sft", "tiny:qwen2_vl-sft", "tiny:llava-random"])
-def test_grpo_prompts_with_control_strings_generate_and_score(model_name, red_image):
-    """TRL's GRPOTrainer renders and tokenizes prompts itself, twice (to generate, then with the images for the loss);
-    both go through ChatEncoder, so the text stays text and the two agree token for token."""
+def test_grpo_prompts_with_control_strings_generate_and_score(model_name, method, red_image):
+    """TRL's GRPOTrainer (and RLOOTrainer, the same two passes) renders and tokenizes prompts itself, twice (to
+    generate, then with the images for the loss); both go through ChatEncoder, so the text stays text and the two agree
+    token for token."""
     from datasets import Dataset
     from transformers import AutoModelForImageTextToText
 
     from vlm_recipes import tiny
     from vlm_recipes.models.modeling import load_processor
-    from vlm_recipes.settings import GRPOConfig, VLMModelConfig
+    from vlm_recipes.settings import VLMModelConfig
+    from vlm_recipes.training.methods import get_method
     from vlm_recipes.training.rewards import get_reward_funcs
-    from vlm_recipes.training.trainers import VLMGRPOTrainer
 
     processor = load_processor(VLMModelConfig(model_name_or_path=model_name))
     model = AutoModelForImageTextToText.from_pretrained(tiny.resolve(model_name))
@@ -246,11 +248,11 @@ def test_grpo_prompts_with_control_strings_generate_and_score(model_name, red_im
         for k in range(2)
     ]
     ds = Dataset.from_list([{"images": [red_image], "prompt": p, "answer": "red"} for p in prompts])
-    args = GRPOConfig(
+    args = get_method(method).config_class(
         output_dir="unused", use_cpu=True, bf16=False, per_device_train_batch_size=2, num_generations=2,
         max_completion_length=3, report_to="none", max_steps=1, remove_unused_columns=False,
     )  # fmt: skip
-    trainer = VLMGRPOTrainer(
+    trainer = get_method(method).trainer_class(
         model=model,
         args=args,
         train_dataset=ds,

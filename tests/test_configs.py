@@ -154,7 +154,7 @@ AUDITED = [
     "precompute_ref_log_probs", "prediction_loss_only", "remove_unused_columns", "shuffle_dataset",
     "train_sampling_strategy", "truncation_mode",
 ]  # fmt: skip
-TINY = {m: REPO_ROOT / f"recipes/configs/tiny-smolvlm/{m}.yaml" for m in ("sft_lora", "dpo", "mpo", "grpo")}
+TINY = {m: REPO_ROOT / f"recipes/configs/tiny-smolvlm/{m}.yaml" for m in ("sft_lora", "dpo", "mpo", "grpo", "rloo")}
 
 
 def audited_cases():

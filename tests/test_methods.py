@@ -23,7 +23,7 @@ PACKAGE = REPO_ROOT / "vlm_recipes"
 
 def test_every_method_has_its_recipe_script_and_every_config_a_known_recipe():
     variants = {"grpo_dapo", "grpo_dr_grpo", "grpo_gspo", "grpo_cispo", "grpo_plain", "grpo_bnpo"}
-    assert set(METHODS) == {"sft", "dpo", "mpo", "grpo"} | variants
+    assert set(METHODS) == {"sft", "dpo", "mpo", "grpo", "rloo"} | variants
     for name, method in METHODS.items():
         assert isinstance(method, Method) and method.name == name
         module = recipe_module(name)  # recipes/<name>.py; a variant's: its method's script

@@ -128,7 +128,7 @@ def test_real_config_runs_its_code_path_on_the_tiny_model(tmp_path, path, standi
         overrides += ["--video_root", str(standins[config["dataset_name"]] / "videos")]
     if "flash_attention" in text:  # the packed configs: FlashAttention-2 needs a GPU and flash-attn
         overrides += ["--attn_implementation", "sdpa"]
-    if recipe_of(path) == "grpo":  # a generation batch of 2 must hold whole groups
+    if recipe_of(path) in ("grpo", "rloo"):  # a generation batch of 2 must hold whole groups
         overrides += ["--num_generations", "2", "--max_completion_length", "4"]
     module = recipe_module(recipe_of(path))
     results = module.main(["--config", str(path), *overrides])
@@ -137,7 +137,8 @@ def test_real_config_runs_its_code_path_on_the_tiny_model(tmp_path, path, standi
         assert 0.0 <= results[f"{name}_after"] <= 1.0
     # How generations are scored follows the data: final answers for GRPO's reasoning traces, ROUGE-L for
     # RLAIF-V's free-form answers, exact match for short VQA answers.
-    expected = {"grpo": "answer_match", "dpo": "rouge", "mpo": "rouge"}.get(recipe_of(path), "exact_match")
+    expected = {"grpo": "answer_match", "rloo": "answer_match", "dpo": "rouge", "mpo": "rouge"}
+    expected = expected.get(recipe_of(path), "exact_match")
     expected = "exact_match" if config.get("box_format") else expected  # box answers: exact match, plus the IoUs
     assert results["generation_metric"] == expected
     if path.stem.endswith("_full"):  # full fine-tuning: the model itself, nothing frozen but what the config says

@@ -14,7 +14,9 @@ default for a few steps (run from the repository root; `tmp_dir` is any empty di
 >>> sorted(k for k in results if k.endswith("_after")), results["train_steps"]
 (['accuracy_after'], 5)
 >>> sorted(METHODS)  # grpo_*: GRPO's loss variants, launched with recipes/grpo.py
-['dpo', 'grpo', 'grpo_bnpo', 'grpo_cispo', 'grpo_dapo', 'grpo_dr_grpo', 'grpo_gspo', 'grpo_plain', 'mpo', 'sft']
+... # doctest: +NORMALIZE_WHITESPACE
+['dpo', 'grpo', 'grpo_bnpo', 'grpo_cispo', 'grpo_dapo', 'grpo_dr_grpo', 'grpo_gspo', 'grpo_plain', 'mpo', 'rloo',
+ 'sft']
 >>> get_method("mpo").config_class.__name__
 'DPOConfig'
 

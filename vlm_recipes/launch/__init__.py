@@ -30,7 +30,7 @@ from ..settings import (
     BenchmarkArguments,
     DataArguments,
     EvaluateArguments,
-    GRPOConfig,
+    RewardFields,
     VLMTrainingFields,
     settings_of,
 )
@@ -61,7 +61,7 @@ def validate(*parsed) -> None:
         if isinstance(args, VLMTrainingFields):
             check_benchmark_names(args.benchmarks)
             check_data_source(args.benchmark_data, "benchmark_data")
-        if isinstance(args, GRPOConfig):
+        if isinstance(args, RewardFields):  # GRPO, RLOO
             get_reward_funcs(args.reward_funcs)  # unknown names first, then their weights
             args.check_reward_weights()
         if isinstance(args, EvaluateArguments):
@@ -76,7 +76,7 @@ def _refusals(dataclass_types: tuple, recipe: str | None):
     training-arguments classes."""
 
     def check(settings: dict, where: str) -> None:
-        if "reward_funcs" in settings:  # a misspelt reward is named before TRL's own GRPOConfig checks speak
+        if "reward_funcs" in settings:  # a misspelt reward is named before TRL's own config checks speak
             names = settings["reward_funcs"]
             get_reward_funcs(names if isinstance(names, list) else [names])
         name = recipe or settings.get("recipe")

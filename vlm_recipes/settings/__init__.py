@@ -7,7 +7,7 @@ training argument). We add only what VLM recipes need, one module per concern:
 - `data`: where the data comes from and how columns become conversations (`DataArguments`);
 - `model`: image resolution, freezing and QLoRA controls (`VLMModelConfig`);
 - `training`: per-part learning rates, the output-dir guard, benchmarks during training (`SFTConfig`, `DPOConfig`,
-  `GRPOConfig`);
+  `GRPOConfig`, `RLOOConfig`; `RewardFields`: the reward functions of GRPO and RLOO);
 - `inference`: generation, evaluation and benchmark recipes; `blip`: the BLIP recipes; `baselines`: CLIP / SigLIP,
   ViT and their image data;
 - `parsing`: `parse`, with the recipe check and named unknown keys.
@@ -22,7 +22,7 @@ from .data import GROUNDING_TASKS, IMAGE_PROCESSING, DataArguments
 from .inference import BenchmarkArguments, EvaluateArguments, GenerateArguments
 from .model import VLMModelConfig
 from .parsing import parse, settings_of
-from .training import DPOConfig, GRPOConfig, SFTConfig, VLMTrainingFields
+from .training import DPOConfig, GRPOConfig, RewardFields, RLOOConfig, SFTConfig, VLMTrainingFields
 
 __all__ = [
     "BenchmarkArguments",
@@ -33,7 +33,9 @@ __all__ = [
     "GROUNDING_TASKS",
     "GenerateArguments",
     "IMAGE_PROCESSING",
+    "RLOOConfig",
     "RecipeField",
+    "RewardFields",
     "SFTConfig",
     "VLMModelConfig",
     "VLMTrainingFields",

@@ -20,7 +20,7 @@ class RecipeField:
     recipe: str | None = field(
         default=None,
         metadata={
-            "help": "The recipe this config is for (sft, dpo, mpo, grpo, generate, evaluate_models, benchmark, "
+            "help": "The recipe this config is for (sft, dpo, mpo, grpo, rloo, generate, evaluate_models, benchmark, "
             "clip_zero_shot, clip_train, vit_baseline, blip_zero_shot, blip_train, or a variant of a training method "
             "such as grpo_dapo, launched with its method's script); checked against the recipe launched. Every YAML "
             "of the repository declares it."

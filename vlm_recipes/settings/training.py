@@ -1,6 +1,6 @@
 """Training arguments of the VLM recipes: TRL's configs plus what every recipe adds (`SFTConfig`, `DPOConfig`,
-`GRPOConfig`). Names checked against a registry (benchmarks, rewards) and the fields a method does not honour are
-checked when a recipe parses its config (vlm_recipes.launch), not here."""
+`GRPOConfig`, `RLOOConfig`). Names checked against a registry (benchmarks, rewards) and the fields a method does not
+honour are checked when a recipe parses its config (vlm_recipes.launch), not here."""
 
 from __future__ import annotations
 
@@ -92,14 +92,10 @@ class DPOConfig(VLMTrainingFields, trl.DPOConfig):
 
 
 @dataclass
-class GRPOConfig(VLMTrainingFields, trl.GRPOConfig):
-    """GRPO and its loss variants (TRL's `loss_type`, `importance_sampling_level`, clipping and reward scaling; the
-    variant recipes that pin them: vlm_recipes.training.methods)."""
+class RewardFields:
+    """What the reinforcement-learning configs (GRPO, RLOO) add to TRL's: reward functions by name. TRL's own
+    `reward_weights` weighs them."""
 
-    loss_type: GRPOLossType = field(default="dapo", metadata=trl.GRPOConfig.__dataclass_fields__["loss_type"].metadata)
-    importance_sampling_level: ImportanceSamplingLevel = field(
-        default="token", metadata=trl.GRPOConfig.__dataclass_fields__["importance_sampling_level"].metadata
-    )
     reward_funcs: list[str] = field(
         default_factory=lambda: ["accuracy"],
         metadata={"help": "Reward functions by name (see vlm_recipes.rewards.REWARDS); weights in reward_weights."},
@@ -112,6 +108,24 @@ class GRPOConfig(VLMTrainingFields, trl.GRPOConfig):
                 f"reward_weights has {len(self.reward_weights)} values for {len(self.reward_funcs)} reward_funcs."
             )
 
+
+@dataclass
+class GRPOConfig(VLMTrainingFields, RewardFields, trl.GRPOConfig):
+    """GRPO and its loss variants (TRL's `loss_type`, `importance_sampling_level`, clipping and reward scaling; the
+    variant recipes that pin them: vlm_recipes.training.methods)."""
+
+    loss_type: GRPOLossType = field(default="dapo", metadata=trl.GRPOConfig.__dataclass_fields__["loss_type"].metadata)
+    importance_sampling_level: ImportanceSamplingLevel = field(
+        default="token", metadata=trl.GRPOConfig.__dataclass_fields__["importance_sampling_level"].metadata
+    )
+
     def __post_init__(self):
         check_choices(self)
         super().__post_init__()
+
+
+@dataclass
+class RLOOConfig(VLMTrainingFields, RewardFields, trl.RLOOConfig):
+    """RLOO (TRL's `RLOOConfig`): each completion's advantage is its reward minus the mean reward of the other
+    completions of its prompt; the KL penalty (`beta`) is taken from the reward, per sequence. GRPO's loss settings
+    (`loss_type`, `scale_rewards`, ...) are not fields of it: a config that sets one is refused as an unknown key."""

@@ -14,7 +14,7 @@ settings it pins (`fixed`) are refused when a config sets them otherwise.
 >>> get_method("mpo").config_class.__name__, get_method("mpo").trainer_class.__name__
 ('DPOConfig', 'VLMDPOTrainer')
 >>> sorted(name for name, method in METHODS.items() if method.script_name == name)  # the recipe scripts
-['dpo', 'grpo', 'mpo', 'sft']
+['dpo', 'grpo', 'mpo', 'rloo', 'sft']
 >>> get_method("grpo_gspo").script_name, get_method("grpo_gspo").fixed["importance_sampling_level"]
 ('grpo', 'sequence')
 """
@@ -29,10 +29,10 @@ from dataclasses import field as dc_field
 from ..data.collators import PreferenceCollator, VisionChatCollator
 from ..data.loading import final_answer, load_preference_splits, load_prompt_splits, load_splits
 from ..evaluation.generation import preference_accuracy
-from ..settings import DataArguments, DPOConfig, GRPOConfig, SFTConfig, VLMModelConfig
+from ..settings import DataArguments, DPOConfig, GRPOConfig, RLOOConfig, SFTConfig, VLMModelConfig
 from .bypassed import COMMON, refuse_bypassed
 from .rewards import get_reward_funcs, weighted_rewards
-from .trainers import VLMDPOTrainer, VLMGRPOTrainer, VLMSFTTrainer
+from .trainers import VLMDPOTrainer, VLMGRPOTrainer, VLMRLOOTrainer, VLMSFTTrainer
 
 
 @dataclass(frozen=True)
@@ -109,8 +109,9 @@ class Method:
         trainer_class: the Trainer (a TRL trainer with our mixins).
         collator_class: builds training batches from rows (through vlm_recipes.data.collation.build_collator); None
             when the trainer renders its own prompts.
-        renders_prompts: the trainer renders and processes its prompts itself, for generation (GRPO): no collator of
-            ours, so only the processor's own image processing, no packing, no videos (TRL's GRPO takes none).
+        renders_prompts: the trainer renders and processes its prompts itself, for generation (GRPO, RLOO): no
+            collator of ours, so only the processor's own image processing, no packing, no videos (TRL's GRPO and
+            RLOO take none).
         packs: rows can be trained padding-free or packed (`padding_free`, `packing`), exactly.
         refuses: the TRL / Trainer fields this method's flow does not honour (vlm_recipes.training.bypassed), refused
             when set to anything but what the flow does.
@@ -123,7 +124,7 @@ class Method:
             (default: exact match as `accuracy`).
         extra_metrics: held-out metrics beyond generation,
             `(model, processor, eval_ds, generated, training_args, batch_size, when) -> dict`.
-        trainer_kwargs: further Trainer arguments from the training arguments (GRPO: its reward functions).
+        trainer_kwargs: further Trainer arguments from the training arguments (GRPO, RLOO: the reward functions).
         prepare_args: adjusts the training arguments before the Trainer is built.
         check_args: refuses training arguments this method cannot run with (raises ValueError).
         label: the method as the model card names it, from the training arguments.
@@ -244,6 +245,56 @@ def _grpo_loss_settings(training_args) -> None:
         )
 
 
+def _rloo_label(training_args) -> str:
+    """RLOO as the model card must name it: "RLOO (4 samples per prompt, leave-one-out baseline, KL 0.04)"."""
+    kl = f", KL {training_args.beta:g}" if training_args.beta else ""
+    normalized = ", advantages normalised" if training_args.normalize_advantages else ""
+    return f"RLOO ({training_args.num_generations} samples per prompt, leave-one-out baseline{kl}{normalized})"
+
+
+def _rloo_generation(training_args) -> None:
+    # TRL 1.16's RLOOTrainer hands other generation back ends the prompt token ids without our checks: its
+    # continuous-batching path passes no image inputs at all (a VLM would answer without its image), and its vLLM path
+    # is not verified for multimodal prompts here. Generation with transformers is what the recipe runs and tests.
+    for name, fix in (
+        ("use_transformers_continuous_batching", "TRL passes it the prompt ids without the images"),
+        ("use_transformers_paged", "TRL passes it the prompt ids without the images"),
+        ("use_vllm", "its vLLM path is not verified for image prompts in this project"),
+    ):
+        if getattr(training_args, name, False):
+            raise ValueError(
+                f"{name}: true is not supported by the vlm-recipes rloo recipe ({fix}); remove it: RLOO generates "
+                "with transformers' generate (model.generate, with the images)."
+            )
+
+
+def _reward_method(name: str, summary: str, config_class: type, trainer_class: type, check_args, label) -> Method:
+    """An RL method on TRL's generate-and-score trainers (GRPO, RLOO): prompt rows, the named reward functions,
+    held-out final answers plus the weighted reward of the greedy generations."""
+    return Method(
+        name=name,
+        summary=summary,
+        config_class=config_class,
+        load_splits=load_prompt_splits,
+        trainer_class=trainer_class,
+        collator_class=None,
+        renders_prompts=True,  # TRL's GRPOTrainer / RLOOTrainer render and process prompts themselves, to generate
+        prompt_key="prompt",
+        # References may be whole reasoning traces (multimodal-open-r1's solutions): compare final answers. Box answers
+        # are compared exactly: math-verify would read "[3, 28, 22, 47]" as a set (a wrong box scored 0.78).
+        generation_metric=lambda eval_ds: BOX_EXACT_MATCH if "box_frame" in eval_ds.column_names else ANSWER_MATCH,
+        extra_metrics=_reward_metrics,
+        trainer_kwargs=lambda args: {"reward_funcs": get_reward_funcs(args.reward_funcs)},
+        check_args=check_args,
+        label=label,
+        result_name=lambda args: name,
+        tags=(name,),
+        refuses=COMMON + ("label_smoothing_factor",),
+        # TRL's GRPOTrainer and RLOOTrainer sample prompts with their own sampler
+        honours={"train_sampling_strategy": ("random",)},
+    )
+
+
 def _skip_dataset_preparation(training_args) -> None:
     # Our collator tokenises on the fly, so TRL must leave the dataset columns as they are.
     training_args.dataset_kwargs = {**(training_args.dataset_kwargs or {}), "skip_prepare_dataset": True}
@@ -306,26 +357,21 @@ METHODS: dict[str, Method] = {
     "mpo": _preference_method(
         "mpo", "mixed preference optimisation: DPO + BCO pair + SFT losses", ("mpo",), check_args=_mixed_losses_only
     ),
-    "grpo": Method(
+    "grpo": _reward_method(
         name="grpo",
         summary="group relative policy optimisation with named reward functions",
         config_class=GRPOConfig,
-        load_splits=load_prompt_splits,
         trainer_class=VLMGRPOTrainer,
-        collator_class=None,
-        renders_prompts=True,  # TRL's GRPOTrainer renders and processes prompts itself, for generation
-        prompt_key="prompt",
-        # References may be whole reasoning traces (multimodal-open-r1's solutions): compare final answers. Box answers
-        # are compared exactly: math-verify would read "[3, 28, 22, 47]" as a set (a wrong box scored 0.78).
-        generation_metric=lambda eval_ds: BOX_EXACT_MATCH if "box_frame" in eval_ds.column_names else ANSWER_MATCH,
-        extra_metrics=_reward_metrics,
-        trainer_kwargs=lambda args: {"reward_funcs": get_reward_funcs(args.reward_funcs)},
         check_args=_grpo_loss_settings,
         label=_grpo_label,
-        result_name=lambda args: "grpo",
-        tags=("grpo",),
-        refuses=COMMON + ("label_smoothing_factor",),
-        honours={"train_sampling_strategy": ("random",)},  # TRL's GRPOTrainer samples prompts with its own sampler
+    ),
+    "rloo": _reward_method(
+        name="rloo",
+        summary="REINFORCE leave-one-out: each completion's reward against the mean of its group's others",
+        config_class=RLOOConfig,
+        trainer_class=VLMRLOOTrainer,
+        check_args=_rloo_generation,
+        label=_rloo_label,
     ),
 }
 

@@ -1,4 +1,4 @@
-"""The one train -> evaluate -> save flow every VLM training recipe shares (SFT, DPO, MPO, GRPO).
+"""The one train -> evaluate -> save flow every VLM training recipe shares (SFT, DPO, MPO, GRPO, RLOO).
 
 TRL's trainers train; this module wires them to our data, collators and model loading, measures held-out metrics
 before and after training with the same code (generations scored by the metric the method record chooses for the
@@ -229,7 +229,7 @@ def collect_results(r: Run, before: dict, after: dict, trainer, train_output, pa
         from ..evaluation.benchmarks.runner import before_after
 
         results["benchmarks"] = before_after(r.benchmarks["before"], r.benchmarks["after"])
-    # Groups whose completions all get the same reward have zero advantage: they teach nothing (GRPO logs this).
+    # Groups whose completions all get the same reward have zero advantage: they teach nothing (GRPO, RLOO log this).
     logged = [e["frac_reward_zero_std"] for e in trainer.state.log_history if "frac_reward_zero_std" in e]
     if logged:
         results["frac_reward_zero_std"] = sum(logged) / len(logged)

@@ -1,7 +1,7 @@
 """The Trainer classes of the VLM recipes: TRL's trainers plus the mixins VLM training needs, and the ZeRO-3 gather.
 
-TRL's `SFTTrainer`, `DPOTrainer` and `GRPOTrainer` train; transformers' Trainer checkpoints and distributes. What the
-mixins add (outermost first, so each wraps the ones after it):
+TRL's `SFTTrainer`, `DPOTrainer`, `GRPOTrainer` and `RLOOTrainer` train; transformers' Trainer checkpoints and
+distributes. What the mixins add (outermost first, so each wraps the ones after it):
 
 - `CompleteCheckpoints` (vlm_recipes.outputs.checkpoints): a checkpoint is marked complete once fully written.
 - `DeviceImageStage` (vlm_recipes.data.pipeline): with `image_processing: device`, images the workers decoded and
@@ -10,7 +10,8 @@ mixins add (outermost first, so each wraps the ones after it):
   to gather the same modules in the same order).
 - `PartLearningRates`: optimizer groups with their own learning rates for the vision tower and projector.
 - `PaddingFreeTokenCount` (SFT): the logged `num_tokens` of padding-free Qwen2-VL batches counts every position.
-- `ControlTextPrompts` (GRPO): prompts are rendered and tokenized by `ChatEncoder`, so their text stays text.
+- `ControlTextPrompts` (GRPO, RLOO): prompts are rendered and tokenized by `ChatEncoder`, so their text stays text,
+  and the second prompt pass pads left like the prompt ids (Qwen2-VL's `mm_token_type_ids`).
 
 `full_weights` gathers ZeRO-3 shards for the evaluation before training.
 """
@@ -21,7 +22,7 @@ from contextlib import contextmanager
 
 import torch
 from PIL import Image
-from trl import DPOTrainer, GRPOTrainer, SFTTrainer
+from trl import DPOTrainer, GRPOTrainer, RLOOTrainer, SFTTrainer
 
 from ..data.chat_encoding import ChatEncoder
 from ..data.pipeline import DeviceImageStage
@@ -168,8 +169,10 @@ class ControlTextView:
 
 
 class ControlTextPrompts:
-    """GRPO trainer mixin: while completions are generated and scored, the trainer's processor is a `ControlTextView`
-    (TRL's GRPOTrainer renders and tokenizes the prompts itself, not through our collators)."""
+    """GRPO / RLOO trainer mixin: while completions are generated and scored, the trainer's processor is a
+    `ControlTextView` (TRL's GRPOTrainer and RLOOTrainer render and tokenize the prompts themselves, not through our
+    collators, in the same two passes: `_tokenize_prompts` to generate, then the processor on the rendered text plus
+    images for the loss's image inputs)."""
 
     def _generate_and_score_completions(self, inputs):
         processor = self.processing_class
@@ -212,6 +215,10 @@ class VLMDPOTrainer(CompleteCheckpoints, DeviceImageStage, VisionOnEveryRank, Pa
 
 
 class VLMGRPOTrainer(CompleteCheckpoints, ControlTextPrompts, VisionOnEveryRank, PartLearningRates, GRPOTrainer):
+    pass
+
+
+class VLMRLOOTrainer(CompleteCheckpoints, ControlTextPrompts, VisionOnEveryRank, PartLearningRates, RLOOTrainer):
     pass
 
 
