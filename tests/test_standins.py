@@ -49,7 +49,7 @@ def copy_of(standins, hub_id, tmp_path):
 
 
 def test_loading_the_evaluation_split_reads_only_that_splits_files(standins, tmp_path):
-    folder = copy_of(standins, "lmms-lab/textvqa", tmp_path)
+    folder = copy_of(standins, "lmms-lab-encoder/textvqa", tmp_path)
     (folder / "data/train-00000-of-00001.parquet").write_bytes(b"not parquet: must never be read")
     args = DataArguments(
         dataset_name=str(folder),
@@ -60,7 +60,7 @@ def test_loading_the_evaluation_split_reads_only_that_splits_files(standins, tmp
         answer_column="answers",
     )
     held_out = load_eval_split(args)  # evaluate_models.py's path
-    assert len(held_out) == 4 and held_out.features == STANDINS["lmms-lab/textvqa"].features["default"]
+    assert len(held_out) == 4 and held_out.features == STANDINS["lmms-lab-encoder/textvqa"].features["default"]
     with pytest.raises(ValueError, match="magic bytes"):  # training reads the train split: the damage shows
         load_splits(args)
     # The baselines' zero-shot path reads the test split alone too.
@@ -113,7 +113,9 @@ def test_a_misspelled_split_column_or_configuration_fails_naming_it(standins, tm
 
 def test_a_misspelled_caption_column_of_a_baseline_config_is_named(standins, tmp_path):
     path = REAL["clip-vit-base-patch32/clip_train.yaml"]
-    bad = misspelled(path, tmp_path, dataset_name=str(standins["lmms-lab/flickr30k"]), caption_column="captions")
+    bad = misspelled(
+        path, tmp_path, dataset_name=str(standins["lmms-lab-encoder/flickr30k"]), caption_column="captions"
+    )
     data_args, _, _ = parse_config(bad, "--use_cpu", "true")
     with pytest.raises(ValueError, match=r"no column \['captions'\]"):
         load_captions(data_args)
@@ -149,7 +151,7 @@ def test_caption_pairs_are_capped_before_any_image_is_decoded(standins, monkeypa
     decoded = []
     original = Image.decode_example
     monkeypatch.setattr(Image, "decode_example", lambda self, value, **kw: decoded.append(1) or original(self, value))
-    folder = str(standins["lmms-lab/flickr30k"])
+    folder = str(standins["lmms-lab-encoder/flickr30k"])
     args = ImageDataArguments(dataset_name=folder, max_eval_samples=3)
     _, pairs = load_captions(args, seed=0, with_train=False)
     assert decoded == [] and len(pairs) == 3

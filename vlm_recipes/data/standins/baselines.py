@@ -1,4 +1,4 @@
-"""Stand-ins of the CLIP and ViT baselines' datasets: lmms-lab/flickr30k, ylecun/mnist,
+"""Stand-ins of the CLIP and ViT baselines' datasets: lmms-lab-encoder/flickr30k, ylecun/mnist,
 zalando-datasets/fashion_mnist, AI-Lab-Makerere/beans."""
 
 from __future__ import annotations
@@ -106,8 +106,8 @@ FASHION = [
 
 RECORDS = (
     StandIn(
-        hub_id="lmms-lab/flickr30k",
-        card="https://huggingface.co/datasets/lmms-lab/flickr30k/blob/main/README.md",
+        hub_id="lmms-lab-encoder/flickr30k",
+        card="https://huggingface.co/datasets/lmms-lab-encoder/flickr30k/blob/main/README.md",
         features={
             "default": Features(
                 {"image": Image(), "caption": STRINGS, "sentids": STRINGS, "img_id": STRING, "filename": STRING}

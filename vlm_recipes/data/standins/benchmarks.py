@@ -1,5 +1,5 @@
-"""Stand-ins of the benchmarks' datasets (vlm_recipes/evaluation/benchmarks): lmms-lab/MMMU, lmms-lab/MMBench,
-Lin-Chen/MMStar, lmms-lab/ai2d, lmms-lab/ScienceQA, AI4Math/MathVista, echo840/OCRBench. ChartQA, DocVQA and
+"""Stand-ins of the benchmarks' datasets (vlm_recipes/evaluation/benchmarks): lmms-lab-encoder/MMMU, lmms-lab-encoder/MMBench,
+Lin-Chen/MMStar, lmms-lab-encoder/ai2d, lmms-lab-encoder/ScienceQA, AI4Math/MathVista, echo840/OCRBench. ChartQA, DocVQA and
 TextVQA are in vqa.py.
 
 The images are real where a package ships them: scikit-learn's two photos (a Chinese temple, a flower) and its
@@ -63,7 +63,7 @@ def digit_string(text: str, fmt: str = "PNG") -> dict:
     return encoded(strip.convert("RGB"), fmt)
 
 
-# -- MMMU (lmms-lab/MMMU: MMMU/MMMU's 30 subject configurations concatenated) ---------------------------------------
+# -- MMMU (lmms-lab-encoder/MMMU: MMMU/MMMU's 30 subject configurations concatenated) ---------------------------------------
 
 MMMU_ROWS = [
     # (subject, question, options or None (open), answer, images)
@@ -125,7 +125,7 @@ MMMU_FEATURES = Features(
 )
 
 
-# -- MMBench (lmms-lab/MMBench, en): circular copies stored with index + k * 1,000,000 -----------------------------
+# -- MMBench (lmms-lab-encoder/MMBench, en): circular copies stored with index + k * 1,000,000 -----------------------------
 
 MMBENCH_ROWS = [
     # (question, hint, options, answer letter, category, L2-category, image)
@@ -228,7 +228,7 @@ def _mmstar_rows(config, split, n, rng):
     return rows
 
 
-# -- AI2D (lmms-lab/ai2d) and ScienceQA (lmms-lab/ScienceQA) -----------------------------------------------------
+# -- AI2D (lmms-lab-encoder/ai2d) and ScienceQA (lmms-lab-encoder/ScienceQA) -----------------------------------------------------
 
 DIAGRAMS = [
     ("Which shape has the most corners?", ["triangle", "square", "pentagon", "hexagon"], 3, 6),
@@ -441,15 +441,15 @@ def _ocrbench_rows(config, split, n, rng):
 
 RECORDS = (
     StandIn(
-        hub_id="lmms-lab/MMMU",
-        card="https://huggingface.co/datasets/lmms-lab/MMMU/blob/main/README.md",
+        hub_id="lmms-lab-encoder/MMMU",
+        card="https://huggingface.co/datasets/lmms-lab-encoder/MMMU/blob/main/README.md",
         features={"default": MMMU_FEATURES},
         splits={"default": {"dev": 2, "validation": 6, "test": 2}},
         rows=_mmmu_rows,
     ),
     StandIn(
-        hub_id="lmms-lab/MMBench",
-        card="https://huggingface.co/datasets/lmms-lab/MMBench/blob/main/README.md (configuration en; the card's cc "
+        hub_id="lmms-lab-encoder/MMBench",
+        card="https://huggingface.co/datasets/lmms-lab-encoder/MMBench/blob/main/README.md (configuration en; the card's cc "
         "and cn configurations are not reproduced)",
         features={"en": MMBENCH_FEATURES},
         # Rows: 4 questions stored with 4, 4, 2 and 3 rotations; 1 question of 4 in test (answers withheld).
@@ -478,15 +478,15 @@ RECORDS = (
         files="mmstar.parquet",  # one file at the repository root
     ),
     StandIn(
-        hub_id="lmms-lab/ai2d",
-        card="https://huggingface.co/datasets/lmms-lab/ai2d/blob/main/README.md",
+        hub_id="lmms-lab-encoder/ai2d",
+        card="https://huggingface.co/datasets/lmms-lab-encoder/ai2d/blob/main/README.md",
         features={"default": Features({"question": STRING, "options": STRINGS, "answer": STRING, "image": Image()})},
         splits={"default": {"test": 3}},
         rows=_ai2d_rows,
     ),
     StandIn(
-        hub_id="lmms-lab/ScienceQA",
-        card="https://huggingface.co/datasets/lmms-lab/ScienceQA/blob/main/README.md",
+        hub_id="lmms-lab-encoder/ScienceQA",
+        card="https://huggingface.co/datasets/lmms-lab-encoder/ScienceQA/blob/main/README.md",
         features={"ScienceQA-FULL": SCIENCE_FEATURES, "ScienceQA-IMG": SCIENCE_FEATURES},
         splits={"ScienceQA-FULL": {"validation": 4, "test": 4}, "ScienceQA-IMG": {"validation": 3, "test": 3}},
         rows=_science_rows,

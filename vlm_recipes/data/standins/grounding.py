@@ -1,4 +1,4 @@
-"""Stand-in of the grounding dataset the real grounding configs name: lmms-lab/RefCOCO (lmms-eval's RefCOCO)."""
+"""Stand-in of the grounding dataset the real grounding configs name: lmms-lab-encoder/RefCOCO (lmms-eval's RefCOCO)."""
 
 from __future__ import annotations
 
@@ -54,8 +54,8 @@ def _refcoco_rows(config, split, n, rng):
 
 RECORDS = (
     StandIn(
-        hub_id="lmms-lab/RefCOCO",
-        card="https://huggingface.co/datasets/lmms-lab/RefCOCO/blob/main/README.md",
+        hub_id="lmms-lab-encoder/RefCOCO",
+        card="https://huggingface.co/datasets/lmms-lab-encoder/RefCOCO/blob/main/README.md",
         features={
             "default": Features(
                 {

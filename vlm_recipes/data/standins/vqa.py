@@ -1,4 +1,4 @@
-"""Stand-ins of the VQA datasets: merve/vqav2-small, HuggingFaceM4/ChartQA, lmms-lab/DocVQA, lmms-lab/textvqa."""
+"""Stand-ins of the VQA datasets: merve/vqav2-small, HuggingFaceM4/ChartQA, lmms-lab-encoder/DocVQA, lmms-lab-encoder/textvqa."""
 
 from __future__ import annotations
 
@@ -188,8 +188,8 @@ RECORDS = (
         rows=_chartqa_rows,
     ),
     StandIn(
-        hub_id="lmms-lab/DocVQA",
-        card="https://huggingface.co/datasets/lmms-lab/DocVQA/blob/main/README.md",
+        hub_id="lmms-lab-encoder/DocVQA",
+        card="https://huggingface.co/datasets/lmms-lab-encoder/DocVQA/blob/main/README.md",
         features={"DocVQA": DOCVQA_FEATURES, "InfographicVQA": INFOGRAPHICVQA_FEATURES},
         # The card lists validation and test only (its train files are commented out of `configs:`).
         splits={"DocVQA": {"validation": 10, "test": 3}, "InfographicVQA": {"validation": 2, "test": 2}},
@@ -197,8 +197,8 @@ RECORDS = (
         files="{config}/{split}-00000-of-00001.parquet",
     ),
     StandIn(
-        hub_id="lmms-lab/textvqa",
-        card="https://huggingface.co/datasets/lmms-lab/textvqa/blob/main/README.md",
+        hub_id="lmms-lab-encoder/textvqa",
+        card="https://huggingface.co/datasets/lmms-lab-encoder/textvqa/blob/main/README.md",
         features={
             "default": Features(
                 {
