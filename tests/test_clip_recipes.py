@@ -200,7 +200,8 @@ def test_real_zero_shot_config_runs_on_the_dataset_standins(tmp_path, standins, 
 
 
 def test_real_contrastive_training_config_runs_on_the_flickr30k_standin(tmp_path, standins):
-    """clip_train on lmms-lab-encoder/flickr30k's layout: its one split (`test`) is trained on, test_fraction held out."""
+    """clip_train on lmms-lab-encoder/flickr30k's layout: its one split (`test`) is trained on, test_fraction held
+    out."""
     config = REPO_ROOT / "recipes/configs/clip-vit-base-patch32/clip_train.yaml"
     results = run_recipe(
         "clip_train", config, tmp_path / "run", "--model_name_or_path", "tiny:clip", "--use_cpu", "true",

@@ -86,8 +86,8 @@ def test_image_loader_zero_shot_scores_only_the_rows_training_held_out(standins)
 
 
 def test_blip_loader_zero_shot_scores_only_the_rows_training_held_out(standins):
-    """itm_retrieval_flickr30k / caption_zero_shot_flickr30k name `test` as both splits, and blip_zero_shot.py takes the
-    adapter a blip_train.py run on that data wrote (adapter_path)."""
+    """itm_retrieval_flickr30k / caption_zero_shot_flickr30k name `test` as both splits, and blip_zero_shot.py takes
+    the adapter a blip_train.py run on that data wrote (adapter_path)."""
     args = BlipDataArguments(
         dataset_name=str(standins["lmms-lab-encoder/flickr30k"]),
         dataset_train_split="test",

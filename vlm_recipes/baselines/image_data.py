@@ -47,6 +47,7 @@ def _plan(args: ImageDataArguments, splits: list[str], with_train: bool) -> tupl
         args.dataset_test_split,
         "test_fraction",
         args.test_fraction,
+        needs_train=with_train,
     )
     return (args.dataset_train_split if with_train or test is None else None), test
 

@@ -73,7 +73,13 @@ def load_hub_splits(name: str, config: str | None, splits: list[str], files=None
 
 
 def held_out_plan(
-    name: str, splits: list[str], train: str, test: str | None, fraction_field: str, fraction: float
+    name: str,
+    splits: list[str],
+    train: str,
+    test: str | None,
+    fraction_field: str,
+    fraction: float,
+    needs_train: bool = True,
 ) -> str | None:
     """The one rule by which every loader (VLM recipes, CLIP/ViT baselines, BLIP) picks its held-out rows: the split
     to score on, or None to hold out `fraction` of the train split (`hold_out`, seeded).
@@ -81,9 +87,11 @@ def held_out_plan(
     - a held-out split that is the train split is never scored as it stands (its rows are the training rows): part
       of it is held out instead, and an evaluation-only run scores those same rows;
     - a null held-out split, or a dataset whose only split is the train split, holds out part of it too;
-    - a split name the dataset does not have is an error naming the splits it has (never a silent fallback).
+    - a split name the dataset does not have is an error naming the splits it has (never a silent fallback); the
+      train split may be absent only when nothing is trained and the held-out split is another one (`needs_train`
+      False: a zero-shot run of the baselines).
     """
-    if train not in splits:
+    if train not in splits and (needs_train or test is None or test == train or test not in splits):
         raise ValueError(f"{name}: no split {train!r} (splits: {splits}); set dataset_train_split to one of them.")
     if test == train:
         logger.warning(

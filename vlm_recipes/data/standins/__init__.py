@@ -26,8 +26,8 @@ from pathlib import Path
 import yaml
 from datasets import Dataset
 
-from . import alignment, baselines, benchmarks, captions, grounding, video, vqa
 from ...settings.common import current_dataset_id
+from . import alignment, baselines, benchmarks, captions, grounding, video, vqa
 from .schema import StandIn
 
 STANDINS: dict[str, StandIn] = {

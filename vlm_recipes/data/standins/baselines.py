@@ -115,6 +115,14 @@ RECORDS = (
         },
         splits={"default": {"test": 12}},  # all 31,783 images in one split named test
         rows=_flickr_rows,
+        # lmms-lab/flickr30k's card at 0d6d9049be2e08261be315e731e0d8054c1d1c03.
+        card_features="""
+            - {name: image, dtype: image}
+            - {name: caption, sequence: string}
+            - {name: sentids, sequence: string}
+            - {name: img_id, dtype: string}
+            - {name: filename, dtype: string}
+        """,
     ),
     StandIn(
         hub_id="ylecun/mnist",

@@ -1,6 +1,6 @@
-"""Stand-ins of the benchmarks' datasets (vlm_recipes/evaluation/benchmarks): lmms-lab-encoder/MMMU, lmms-lab-encoder/MMBench,
-Lin-Chen/MMStar, lmms-lab-encoder/ai2d, lmms-lab-encoder/ScienceQA, AI4Math/MathVista, echo840/OCRBench. ChartQA, DocVQA and
-TextVQA are in vqa.py.
+"""Stand-ins of the benchmarks' datasets (vlm_recipes/evaluation/benchmarks): lmms-lab-encoder/MMMU,
+lmms-lab-encoder/MMBench, Lin-Chen/MMStar, lmms-lab-encoder/ai2d, lmms-lab-encoder/ScienceQA, AI4Math/MathVista,
+echo840/OCRBench. ChartQA, DocVQA and TextVQA are in vqa.py.
 
 The images are real where a package ships them: scikit-learn's two photos (a Chinese temple, a flower) and its
 handwritten 8x8 digits (strings of them for OCRBench's digit and handwriting questions, options made of them for
@@ -63,7 +63,7 @@ def digit_string(text: str, fmt: str = "PNG") -> dict:
     return encoded(strip.convert("RGB"), fmt)
 
 
-# -- MMMU (lmms-lab-encoder/MMMU: MMMU/MMMU's 30 subject configurations concatenated) ---------------------------------------
+# -- MMMU (lmms-lab-encoder/MMMU: MMMU/MMMU's 30 subject configurations concatenated) ---------------------------------
 
 MMMU_ROWS = [
     # (subject, question, options or None (open), answer, images)
@@ -125,7 +125,7 @@ MMMU_FEATURES = Features(
 )
 
 
-# -- MMBench (lmms-lab-encoder/MMBench, en): circular copies stored with index + k * 1,000,000 -----------------------------
+# -- MMBench (lmms-lab-encoder/MMBench, en): circular copies stored with index + k * 1,000,000 ------------------------
 
 MMBENCH_ROWS = [
     # (question, hint, options, answer letter, category, L2-category, image)
@@ -198,7 +198,7 @@ MMBENCH_FEATURES = Features(
 )
 
 
-# -- MMStar (Lin-Chen/MMStar): options written into the question ---------------------------------------------------
+# -- MMStar (Lin-Chen/MMStar): options written into the question ------------------------------------------------------
 
 MMSTAR_ROWS = [
     ("What is the main object in the image?", ["A building", "A flower", "A boat", "A cat"], "B",
@@ -228,7 +228,7 @@ def _mmstar_rows(config, split, n, rng):
     return rows
 
 
-# -- AI2D (lmms-lab-encoder/ai2d) and ScienceQA (lmms-lab-encoder/ScienceQA) -----------------------------------------------------
+# -- AI2D (lmms-lab-encoder/ai2d) and ScienceQA (lmms-lab-encoder/ScienceQA) ------------------------------------------
 
 DIAGRAMS = [
     ("Which shape has the most corners?", ["triangle", "square", "pentagon", "hexagon"], 3, 6),
@@ -303,7 +303,7 @@ SCIENCE_FEATURES = Features(
 )
 
 
-# -- MathVista (AI4Math/MathVista) --------------------------------------------------------------------------------
+# -- MathVista (AI4Math/MathVista) ------------------------------------------------------------------------------------
 
 HINTS = {
     "integer": "Please answer the question requiring an integer answer and provide the final value, e.g., 1, 2, 3, "
@@ -399,7 +399,7 @@ MATHVISTA_FEATURES = Features(
 )
 
 
-# -- OCRBench (echo840/OCRBench) -----------------------------------------------------------------------------------
+# -- OCRBench (echo840/OCRBench) --------------------------------------------------------------------------------------
 
 OCR_ROWS = [
     # (source dataset, question, question type, answers, image)
@@ -449,8 +449,8 @@ RECORDS = (
     ),
     StandIn(
         hub_id="lmms-lab-encoder/MMBench",
-        card="https://huggingface.co/datasets/lmms-lab-encoder/MMBench/blob/main/README.md (configuration en; the card's cc "
-        "and cn configurations are not reproduced)",
+        card="https://huggingface.co/datasets/lmms-lab-encoder/MMBench/blob/main/README.md (configuration en; the "
+        "card's cc and cn configurations are not reproduced)",
         features={"en": MMBENCH_FEATURES},
         # Rows: 4 questions stored with 4, 4, 2 and 3 rotations; 1 question of 4 in test (answers withheld).
         splits={"en": {"dev": 13, "test": 4}},
@@ -483,6 +483,13 @@ RECORDS = (
         features={"default": Features({"question": STRING, "options": STRINGS, "answer": STRING, "image": Image()})},
         splits={"default": {"test": 3}},
         rows=_ai2d_rows,
+        # lmms-lab/ai2d's card at c83a9b9 (its dataset_info unchanged since 7f7fbf8edcc628605d9e48da01c50b3cc5b3d02d).
+        card_features="""
+            - {name: question, dtype: string}
+            - {name: options, sequence: string}
+            - {name: answer, dtype: string}
+            - {name: image, dtype: image}
+        """,
     ),
     StandIn(
         hub_id="lmms-lab-encoder/ScienceQA",

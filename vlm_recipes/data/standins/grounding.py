@@ -1,4 +1,5 @@
-"""Stand-in of the grounding dataset the real grounding configs name: lmms-lab-encoder/RefCOCO (lmms-eval's RefCOCO)."""
+"""Stand-in of the grounding dataset the real grounding configs name: lmms-lab-encoder/RefCOCO (lmms-eval's
+RefCOCO)."""
 
 from __future__ import annotations
 

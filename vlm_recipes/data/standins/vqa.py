@@ -1,4 +1,5 @@
-"""Stand-ins of the VQA datasets: merve/vqav2-small, HuggingFaceM4/ChartQA, lmms-lab-encoder/DocVQA, lmms-lab-encoder/textvqa."""
+"""Stand-ins of the VQA datasets: merve/vqav2-small, HuggingFaceM4/ChartQA, lmms-lab-encoder/DocVQA,
+lmms-lab-encoder/textvqa."""
 
 from __future__ import annotations
 
@@ -220,5 +221,21 @@ RECORDS = (
         },
         splits={"default": {"train": 6, "validation": 4, "test": 2}},
         rows=_textvqa_rows,
+        # lmms-lab/textvqa's card at 9c0699c (as duplicated, byte for byte, in pppop7/textvqa at 21253e8).
+        card_features="""
+            - {name: image_id, dtype: string}
+            - {name: question_id, dtype: int32}
+            - {name: question, dtype: string}
+            - {name: question_tokens, sequence: string}
+            - {name: image, dtype: image}
+            - {name: image_width, dtype: int32}
+            - {name: image_height, dtype: int32}
+            - {name: flickr_original_url, dtype: string}
+            - {name: flickr_300k_url, dtype: string}
+            - {name: answers, sequence: string}
+            - {name: image_classes, sequence: string}
+            - {name: set_name, dtype: string}
+            - {name: ocr_tokens, sequence: string}
+        """,
     ),
 )
