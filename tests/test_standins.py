@@ -203,7 +203,14 @@ def test_moved_datasets_are_named_by_their_new_ids_and_old_ids_still_read(tmp_pa
 # The stand-ins whose card's `dataset_info.features` is copied into their record (`card_features`); the others name
 # the card they were read from in `card` and have not been re-read against a copied text yet.
 CHECKED_AGAINST_CARD = ["lmms-eval/ActivityNetQA", "lmms-lab-encoder/ai2d", "lmms-lab-encoder/flickr30k",
-                        "lmms-lab-encoder/textvqa"]  # fmt: skip
+                        "lmms-lab-encoder/textvqa", "lmms-lab-encoder/DocVQA", "HuggingFaceM4/ChartQA",
+                        "merve/vqav2-small", "lmms-lab-encoder/ScienceQA", "lmms-lab-encoder/RefCOCO",
+                        "lmms-lab-encoder/MMMU", "AI4Math/MathVista", "echo840/OCRBench", "AI-Lab-Makerere/beans",
+                        "HuggingFaceH4/rlaif-v_formatted"]  # fmt: skip
+
+
+def test_the_checked_list_is_every_standin_with_a_copied_card():
+    assert sorted(h for h, s in STANDINS.items() if s.card_features) == sorted(CHECKED_AGAINST_CARD)
 
 
 @pytest.mark.parametrize("hub_id", CHECKED_AGAINST_CARD)

@@ -149,5 +149,12 @@ RECORDS = (
         },
         splits={"default": {"train": 6, "validation": 3, "test": 3}},
         rows=_beans_rows,
+        # The card on main (Parquet; its dataset_info as read for this check, revision not recorded).
+        card_features="""
+            - {name: image_file_path, dtype: string}
+            - {name: image, dtype: image}
+            - name: labels
+              dtype: {class_label: {names: {'0': angular_leaf_spot, '1': bean_rust, '2': healthy}}}
+        """,
     ),
 )

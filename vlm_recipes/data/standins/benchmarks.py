@@ -284,6 +284,21 @@ def _science_rows(config, split, n, rng):
     return rows
 
 
+SCIENCE_CARD = """
+            - {name: image, dtype: image}
+            - {name: question, dtype: string}
+            - {name: choices, sequence: string}
+            - {name: answer, dtype: int8}
+            - {name: hint, dtype: string}
+            - {name: task, dtype: string}
+            - {name: grade, dtype: string}
+            - {name: subject, dtype: string}
+            - {name: topic, dtype: string}
+            - {name: category, dtype: string}
+            - {name: skill, dtype: string}
+            - {name: lecture, dtype: string}
+            - {name: solution, dtype: string}
+        """
 SCIENCE_FEATURES = Features(
     {
         "image": Image(),
@@ -446,11 +461,32 @@ RECORDS = (
         features={"default": MMMU_FEATURES},
         splits={"default": {"dev": 2, "validation": 6, "test": 2}},
         rows=_mmmu_rows,
+        # lmms-lab/MMMU's card at 5f93af86377c18552077e1ffdb193d9f8d2b1343 (now lmms-lab-encoder/MMMU).
+        card_features="""
+            - {name: id, dtype: string}
+            - {name: question, dtype: string}
+            - {name: options, dtype: string}
+            - {name: explanation, dtype: string}
+            - {name: image_1, dtype: image}
+            - {name: image_2, dtype: image}
+            - {name: image_3, dtype: image}
+            - {name: image_4, dtype: image}
+            - {name: image_5, dtype: image}
+            - {name: image_6, dtype: image}
+            - {name: image_7, dtype: image}
+            - {name: img_type, dtype: string}
+            - {name: answer, dtype: string}
+            - {name: topic_difficulty, dtype: string}
+            - {name: question_type, dtype: string}
+            - {name: subfield, dtype: string}
+        """,
     ),
     StandIn(
         hub_id="lmms-lab-encoder/MMBench",
         card="https://huggingface.co/datasets/lmms-lab-encoder/MMBench/blob/main/README.md (configuration en; the "
         "card's cc and cn configurations are not reproduced)",
+        # Not compared with a copied card text: the `en` section of the card on main (56ba1af) could not be read for
+        # this check; at ac155b9 `en`'s index was a string (int64 in cn and cc), and en was re-uploaded at 2678eaa.
         features={"en": MMBENCH_FEATURES},
         # Rows: 4 questions stored with 4, 4, 2 and 3 rotations; 1 question of 4 in test (answers withheld).
         splits={"en": {"dev": 13, "test": 4}},
@@ -498,6 +534,8 @@ RECORDS = (
         splits={"ScienceQA-FULL": {"validation": 4, "test": 4}, "ScienceQA-IMG": {"validation": 3, "test": 3}},
         rows=_science_rows,
         files="{config}/{split}-00000-of-00001.parquet",
+        # lmms-lab/ScienceQA's card on main (its two configurations share these features; splits validation, test).
+        card_features={"ScienceQA-FULL": SCIENCE_CARD, "ScienceQA-IMG": SCIENCE_CARD},
     ),
     StandIn(
         hub_id="AI4Math/MathVista",
@@ -505,6 +543,32 @@ RECORDS = (
         features={"default": MATHVISTA_FEATURES},
         splits={"default": {"testmini": 5, "test": 2}},
         rows=_mathvista_rows,
+        # The card at d32e834bdd9442cf2a0f72e3b2b7a74151c2a2d1.
+        card_features="""
+            - {name: pid, dtype: string}
+            - {name: question, dtype: string}
+            - {name: image, dtype: string}
+            - {name: decoded_image, dtype: image}
+            - {name: choices, sequence: string}
+            - {name: unit, dtype: string}
+            - {name: precision, dtype: float64}
+            - {name: answer, dtype: string}
+            - {name: question_type, dtype: string}
+            - {name: answer_type, dtype: string}
+            - name: metadata
+              struct:
+                - {name: category, dtype: string}
+                - {name: context, dtype: string}
+                - {name: grade, dtype: string}
+                - {name: img_height, dtype: int64}
+                - {name: img_width, dtype: int64}
+                - {name: language, dtype: string}
+                - {name: skills, sequence: string}
+                - {name: source, dtype: string}
+                - {name: split, dtype: string}
+                - {name: task, dtype: string}
+            - {name: query, dtype: string}
+        """,
     ),
     StandIn(
         hub_id="echo840/OCRBench",
@@ -516,5 +580,13 @@ RECORDS = (
         },
         splits={"default": {"test": 6}},
         rows=_ocrbench_rows,
+        # The card at 276bd0b72b4eb57bc78d80df6d182cb21d7e926d.
+        card_features="""
+            - {name: dataset, dtype: string}
+            - {name: question, dtype: string}
+            - {name: question_type, dtype: string}
+            - {name: answer, sequence: string}
+            - {name: image, dtype: image}
+        """,
     ),
 )

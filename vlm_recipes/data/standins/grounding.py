@@ -74,5 +74,16 @@ RECORDS = (
         # The card's splits: val 8,811, test 5,000, testA 1,975, testB 1,810 (no train split: configs train on val).
         splits={"default": {"val": 10, "test": 3, "testA": 4, "testB": 3}},
         rows=_refcoco_rows,
+        # lmms-lab/RefCOCO's card at e15256ece129a21d62e216f95f98ba2e808f96a0 (now lmms-lab-encoder/RefCOCO).
+        card_features="""
+            - {name: question_id, dtype: string}
+            - {name: image, dtype: image}
+            - {name: question, dtype: string}
+            - {name: answer, sequence: string}
+            - {name: segmentation, sequence: float32}
+            - {name: bbox, sequence: float32}
+            - {name: iscrowd, dtype: int8}
+            - {name: file_name, dtype: string}
+        """,
     ),
 )

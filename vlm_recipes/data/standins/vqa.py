@@ -171,6 +171,12 @@ RECORDS = (
         features={"default": Features({"multiple_choice_answer": STRING, "question": STRING, "image": Image()})},
         splits={"default": {"validation": 12}},  # the card's only split (21,435 rows)
         rows=_vqav2_rows,
+        # The card at 4b070c6.
+        card_features="""
+            - {name: multiple_choice_answer, dtype: string}
+            - {name: question, dtype: string}
+            - {name: image, dtype: image}
+        """,
     ),
     StandIn(
         hub_id="HuggingFaceM4/ChartQA",
@@ -187,6 +193,14 @@ RECORDS = (
         },
         splits={"default": {"train": 6, "val": 2, "test": 4}},  # "val", not "validation"
         rows=_chartqa_rows,
+        # The card at b605b6e08b57faf4359aeb2fe6a3ca595f99b6c5.
+        card_features="""
+            - {name: image, dtype: image}
+            - {name: query, dtype: string}
+            - {name: label, list: string}
+            - name: human_or_machine
+              dtype: {class_label: {names: {'0': human, '1': machine}}}
+        """,
     ),
     StandIn(
         hub_id="lmms-lab-encoder/DocVQA",
@@ -196,6 +210,31 @@ RECORDS = (
         splits={"DocVQA": {"validation": 10, "test": 3}, "InfographicVQA": {"validation": 2, "test": 2}},
         rows=_docvqa_rows,
         files="{config}/{split}-00000-of-00001.parquet",
+        # lmms-lab/DocVQA's card at 539088e (now lmms-lab-encoder/DocVQA).
+        card_features={
+            "DocVQA": """
+                - {name: questionId, dtype: string}
+                - {name: question, dtype: string}
+                - {name: question_types, sequence: string}
+                - {name: image, dtype: image}
+                - {name: docId, dtype: int64}
+                - {name: ucsf_document_id, dtype: string}
+                - {name: ucsf_document_page_no, dtype: string}
+                - {name: answers, sequence: string}
+                - {name: data_split, dtype: string}
+            """,
+            "InfographicVQA": """
+                - {name: questionId, dtype: string}
+                - {name: question, dtype: string}
+                - {name: answers, sequence: string}
+                - {name: answer_type, sequence: string}
+                - {name: image, dtype: image}
+                - {name: image_url, dtype: string}
+                - {name: operation/reasoning, sequence: string}
+                - {name: ocr, dtype: string}
+                - {name: data_split, dtype: string}
+            """,
+        },
     ),
     StandIn(
         hub_id="lmms-lab-encoder/textvqa",
