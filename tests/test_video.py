@@ -301,7 +301,7 @@ def test_evaluation_rows_of_a_video_dataset_carry_their_videos(standins):
         dataset_name=str(folder),
         dataset_train_split="test",
         video_column="video_name",
-        video_root=str(folder / "videos"),
+        video_root=str(folder / "all_test"),
         question_column="question",
         answer_column="answer",
         max_eval_samples=2,
