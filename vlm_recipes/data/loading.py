@@ -263,15 +263,13 @@ def videos_as_list_column(ds: Dataset, args: DataArguments) -> Dataset:
             videos = [value]  # one video: a path or a frame list
         return {"videos": [join(v) for v in videos]}
 
-    drop = [column] if column != "videos" else []
-    if template is not None:
-        drop = [
-            c for c in drop if c not in named
-        ]  # a column the template reads stays (e.g. video_name, for the report)
-        return ds.map(
-            lambda *v: from_template(*v[:-1], index=v[-1]), input_columns=named, with_indices=True, remove_columns=drop
-        )
-    return ds.map(as_list, input_columns=[column], remove_columns=drop)
+    if template is None:
+        return ds.map(as_list, input_columns=[column], remove_columns=[column] if column != "videos" else [])
+    # The columns the template reads stay (ActivityNet's video_name names the video in reports).
+    drop = [column] if column not in (*named, "videos") else []
+    return ds.map(
+        lambda *v: from_template(*v[:-1], index=v[-1]), input_columns=named, with_indices=True, remove_columns=drop
+    )
 
 
 def to_conversations(ds: Dataset, args: DataArguments) -> Dataset:

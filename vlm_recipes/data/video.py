@@ -148,7 +148,7 @@ def load_video(value, fps: float | None = None, max_frames: int | None = None, f
         if not Path(path).is_file():
             raise VideoError(
                 f"video file {path} does not exist; fix the path (relative paths are read from the dataset's "
-                "folder) or remove the row.",
+                "folder, or from video_root as video_path_template names them) or remove the row.",
                 "missing video",
             )
         frames, source_fps, total, keep = decode_frames(
