@@ -202,7 +202,7 @@ def test_bad_benchmark_settings_fail_before_any_model_is_loaded(tmp_path):
     with pytest.raises(ValueError, match="benchmarks lists a benchmark twice"):
         benchmark(tmp_path, "--benchmarks", "ai2d", "ai2d")
     with pytest.raises(ValueError, match="unknown key"):  # a data field of evaluate_models is no benchmark setting
-        benchmark(tmp_path, "--dataset_name", "lmms-lab/ai2d")
+        benchmark(tmp_path, "--dataset_name", "lmms-lab-encoder/ai2d")
     assert not (tmp_path / "bench").exists()
 
 
@@ -245,6 +245,6 @@ def test_benchmarks_before_and_after_training_go_to_the_results_and_the_model_ca
     card = (run / "README.md").read_text()
     assert (
         "## Benchmarks" in card
-        and "| MMBench-EN (dev, circular) (`lmms-lab/MMBench`) | circular accuracy | 2 |" in card
+        and "| MMBench-EN (dev, circular) (`lmms-lab-encoder/MMBench`) | circular accuracy | 2 |" in card
     )
     assert "offline stand-ins" in card

@@ -111,7 +111,7 @@ def test_circular_evaluation_two_questions_four_rotations():
 
 def test_stored_rotations_are_grouped_and_a_split_without_them_is_refused(standins):
     mmbench = load_task("mmbench_en_dev")
-    data = prepare(mmbench, standins["lmms-lab/MMBench"].parent.parent)
+    data = prepare(mmbench, standins["lmms-lab-encoder/MMBench"].parent.parent)
     assert data.num_questions == 4 and len(data.samples) == 13  # questions with 4, 4, 2 and 3 options
     oracle = [s.answer for s in data.samples]
     assert summarize(mmbench, data.samples, score_answers(mmbench, oracle, data.samples))["score"] == 1.0
@@ -120,7 +120,7 @@ def test_stored_rotations_are_grouped_and_a_split_without_them_is_refused(standi
     assert data.samples[0].prompt.startswith("What is the main object in the image? There are several options:\nA. ")
     assert data.samples[4].prompt.startswith("The photo was taken in a city in China. Which kind of place")
     # --limit keeps whole questions: every stored rotation of the first 2.
-    assert len(prepare(mmbench, standins["lmms-lab/MMBench"].parent.parent, limit=2).samples) == 8
+    assert len(prepare(mmbench, standins["lmms-lab-encoder/MMBench"].parent.parent, limit=2).samples) == 8
     # A dataset whose rows are all distinct questions is not circular: saying "stored" is an error naming the fix.
     stored = task(circular="stored", id_column="question")
     ds = toy_dataset([{"question": "1", "options": ["a", "b"], "answer": "0"}])
@@ -233,17 +233,17 @@ def test_a_bad_task_file_is_refused_naming_the_file_and_field(tmp_path):
 def test_a_misspelled_column_or_split_fails_before_any_model_is_loaded(standins, tmp_path):
     import dataclasses
 
-    root = standins["lmms-lab/ai2d"].parent.parent
+    root = standins["lmms-lab-encoder/ai2d"].parent.parent
     with pytest.raises(ValueError, match=r"has no column\(s\) \['option'\]"):
         prepare(dataclasses.replace(load_task("ai2d"), options_column="option"), root)
     with pytest.raises(ValueError, match=r"has no split 'validation' \(splits: \['test'\]\); fix `split`"):
         prepare(dataclasses.replace(load_task("ai2d"), split="validation"), root)
-    with pytest.raises(FileNotFoundError, match="no local copy of lmms-lab/ai2d"):
+    with pytest.raises(FileNotFoundError, match="no local copy of lmms-lab-encoder/ai2d"):
         prepare(load_task("ai2d"), tmp_path)
 
 
 def test_mmmu_images_go_where_the_text_names_them(standins):
-    data = prepare(load_task("mmmu_val"), standins["lmms-lab/MMMU"].parent.parent)
+    data = prepare(load_task("mmmu_val"), standins["lmms-lab-encoder/MMMU"].parent.parent)
     by_question = {s.prompt.split("\n")[0]: s for s in data.samples}
     two = by_question["Which of the two photographs, <image 1> or <image 2>, shows a building?"]
     assert [p["type"] for p in two.messages[0]["content"]] == ["text", "image", "text", "image", "text"]

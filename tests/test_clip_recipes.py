@@ -164,8 +164,11 @@ def test_zero_shot_classification_from_a_metadata_file_with_label_names(tmp_path
         synthetic.render_scene(rng, 64, [(color, shape)]).save(folder / f"{i}.png")
         lines.append(json.dumps({"file_name": f"{i}.png", "label": f"{color} {shape}"}))
     (folder / "metadata.jsonl").write_text("\n".join(lines) + "\n")
-    results = zero_shot(tmp_path / "out", "--tasks", "classify", "--dataset_name", str(folder))
-    assert results["classify"]["num_images"] == 12  # zero-shot: a folder without splits is evaluated whole
+    results = zero_shot(
+        tmp_path / "out", "--tasks", "classify", "--dataset_name", str(folder), "--test_fraction", "0.5"
+    )
+    # A folder without splits: zero-shot scores the half a clip_train run on it would hold out, not its training rows.
+    assert results["classify"]["num_images"] == 6
     assert results["classify"]["ensemble"]["top1"] > 0.9
     assert sorted(results["classify"]["ensemble"]["per_class_recall"]) == ["green circle", "yellow triangle"]
 
@@ -200,11 +203,12 @@ def test_real_zero_shot_config_runs_on_the_dataset_standins(tmp_path, standins, 
 
 
 def test_real_contrastive_training_config_runs_on_the_flickr30k_standin(tmp_path, standins):
-    """clip_train on lmms-lab/flickr30k's layout: its one split (`test`) is trained on, test_fraction held out."""
+    """clip_train on lmms-lab-encoder/flickr30k's layout: its one split (`test`) is trained on, test_fraction held
+    out."""
     config = REPO_ROOT / "recipes/configs/clip-vit-base-patch32/clip_train.yaml"
     results = run_recipe(
         "clip_train", config, tmp_path / "run", "--model_name_or_path", "tiny:clip", "--use_cpu", "true",
-        "--dataset_name", str(standins["lmms-lab/flickr30k"]), "--max_steps", "2",
+        "--dataset_name", str(standins["lmms-lab-encoder/flickr30k"]), "--max_steps", "2",
         "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "4", "--dataloader_num_workers", "0",
     )  # fmt: skip
     assert results["train_steps"] == 2

@@ -124,8 +124,8 @@ def test_real_config_runs_its_code_path_on_the_tiny_model(tmp_path, path, standi
     ).split() + ["--dataset_name", str(standins[config["dataset_name"]]), "--output_dir", str(tmp_path / "run")]
     if family == "smolvlm":
         overrides += ["--longest_edge", "128"]
-    if config.get("video_root"):  # the stand-in holds the dataset's extracted video archive under videos/
-        overrides += ["--video_root", str(standins[config["dataset_name"]] / "videos")]
+    if config.get("video_root"):  # the stand-in holds the dataset's extracted video archives under all_test/
+        overrides += ["--video_root", str(standins[config["dataset_name"]] / "all_test")]
     if "flash_attention" in text:  # the packed configs: FlashAttention-2 needs a GPU and flash-attn
         overrides += ["--attn_implementation", "sdpa"]
     if recipe_of(path) in ("grpo", "rloo"):  # a generation batch of 2 must hold whole groups

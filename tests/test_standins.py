@@ -5,6 +5,7 @@ Every real config runs on its stand-in in test_sft_e2e.py (training), test_infer
 test_clip_recipes.py / test_vit.py (the baselines).
 """
 
+import re
 import shutil
 
 import pytest
@@ -49,7 +50,7 @@ def copy_of(standins, hub_id, tmp_path):
 
 
 def test_loading_the_evaluation_split_reads_only_that_splits_files(standins, tmp_path):
-    folder = copy_of(standins, "lmms-lab/textvqa", tmp_path)
+    folder = copy_of(standins, "lmms-lab-encoder/textvqa", tmp_path)
     (folder / "data/train-00000-of-00001.parquet").write_bytes(b"not parquet: must never be read")
     args = DataArguments(
         dataset_name=str(folder),
@@ -60,7 +61,7 @@ def test_loading_the_evaluation_split_reads_only_that_splits_files(standins, tmp
         answer_column="answers",
     )
     held_out = load_eval_split(args)  # evaluate_models.py's path
-    assert len(held_out) == 4 and held_out.features == STANDINS["lmms-lab/textvqa"].features["default"]
+    assert len(held_out) == 4 and held_out.features == STANDINS["lmms-lab-encoder/textvqa"].features["default"]
     with pytest.raises(ValueError, match="magic bytes"):  # training reads the train split: the damage shows
         load_splits(args)
     # The baselines' zero-shot path reads the test split alone too.
@@ -113,7 +114,9 @@ def test_a_misspelled_split_column_or_configuration_fails_naming_it(standins, tm
 
 def test_a_misspelled_caption_column_of_a_baseline_config_is_named(standins, tmp_path):
     path = REAL["clip-vit-base-patch32/clip_train.yaml"]
-    bad = misspelled(path, tmp_path, dataset_name=str(standins["lmms-lab/flickr30k"]), caption_column="captions")
+    bad = misspelled(
+        path, tmp_path, dataset_name=str(standins["lmms-lab-encoder/flickr30k"]), caption_column="captions"
+    )
     data_args, _, _ = parse_config(bad, "--use_cpu", "true")
     with pytest.raises(ValueError, match=r"no column \['captions'\]"):
         load_captions(data_args)
@@ -149,7 +152,7 @@ def test_caption_pairs_are_capped_before_any_image_is_decoded(standins, monkeypa
     decoded = []
     original = Image.decode_example
     monkeypatch.setattr(Image, "decode_example", lambda self, value, **kw: decoded.append(1) or original(self, value))
-    folder = str(standins["lmms-lab/flickr30k"])
+    folder = str(standins["lmms-lab-encoder/flickr30k"])
     args = ImageDataArguments(dataset_name=folder, max_eval_samples=3)
     _, pairs = load_captions(args, seed=0, with_train=False)
     assert decoded == [] and len(pairs) == 3
@@ -158,3 +161,76 @@ def test_caption_pairs_are_capped_before_any_image_is_decoded(standins, monkeypa
     raw = pairs.cast_column("image", Image(decode=False))
     assert {im["bytes"] for im in raw["image"]} <= {im["bytes"] for im in stored["image"]}  # not re-encoded
     assert set(pairs["caption"]) <= first_captions and pairs["canonical"] == pairs["caption"]
+
+
+def test_moved_datasets_are_named_by_their_new_ids_and_old_ids_still_read(tmp_path, caplog):
+    """lmms-lab's datasets moved on 2026-07-30 (lmms-eval pull request #1416): every shipped config, benchmark task and
+    stand-in names the new id; an old id is read as the new one, with a one-line notice."""
+    from helpers import REPO_ROOT
+
+    from vlm_recipes.data.standins import write_standin
+    from vlm_recipes.evaluation.benchmarks.tasks import BenchmarkTask
+    from vlm_recipes.settings.baselines import ZeroShotArguments
+    from vlm_recipes.settings.blip import BlipDataArguments
+    from vlm_recipes.settings.common import MOVED_DATASETS
+
+    assert len(MOVED_DATASETS) == 9
+    shipped = [*CONFIGS, *(REPO_ROOT / "vlm_recipes/evaluation/benchmarks/tasks").glob("*.yaml")]
+    for path in shipped:
+        named = [old for old in MOVED_DATASETS if re.search(rf"\b{re.escape(old)}\b", path.read_text())]
+        assert not named, (path, named)
+    assert not set(MOVED_DATASETS) & set(STANDINS) and set(MOVED_DATASETS.values()) <= set(STANDINS)
+
+    caplog.set_level("WARNING")
+    assert DataArguments(dataset_name="lmms-lab/textvqa").dataset_name == "lmms-lab-encoder/textvqa"
+    notices = [r.getMessage() for r in caplog.records if "moved" in r.getMessage()]
+    assert notices == [
+        "dataset_name lmms-lab/textvqa moved to lmms-lab-encoder/textvqa on the Hub (2026-07-30): reading "
+        "lmms-lab-encoder/textvqa; use the new id."
+    ]
+    assert ImageDataArguments(dataset_name="lmms-lab/flickr30k").dataset_name == "lmms-lab-encoder/flickr30k"
+    assert BlipDataArguments(dataset_name="lmms-lab/flickr30k").dataset_name == "lmms-lab-encoder/flickr30k"
+    zero_shot = ZeroShotArguments(caption_dataset_name="lmms-lab/flickr30k")
+    assert zero_shot.caption_dataset_name == "lmms-lab-encoder/flickr30k"
+    task = BenchmarkTask(
+        name="t", title="T", dataset_name="lmms-lab/ai2d", split="test", metric="exact_match", prompt="{question}"
+    )
+    assert task.dataset_name == "lmms-lab-encoder/ai2d"
+    assert write_standin("lmms-lab/ActivityNetQA", tmp_path) == tmp_path / "lmms-eval/ActivityNetQA"
+    assert DataArguments(dataset_name="synthetic").dataset_name == "synthetic"  # anything else is left alone
+
+
+# The stand-ins whose card's `dataset_info.features` is copied into their record (`card_features`); the others name
+# the card they were read from in `card` and have not been re-read against a copied text yet.
+CHECKED_AGAINST_CARD = ["lmms-eval/ActivityNetQA", "lmms-lab-encoder/ai2d", "lmms-lab-encoder/flickr30k",
+                        "lmms-lab-encoder/textvqa", "lmms-lab-encoder/DocVQA", "HuggingFaceM4/ChartQA",
+                        "merve/vqav2-small", "lmms-lab-encoder/ScienceQA", "lmms-lab-encoder/RefCOCO",
+                        "lmms-lab-encoder/MMMU", "AI4Math/MathVista", "echo840/OCRBench", "AI-Lab-Makerere/beans",
+                        "HuggingFaceH4/rlaif-v_formatted"]  # fmt: skip
+
+
+def test_the_checked_list_is_every_standin_with_a_copied_card():
+    assert sorted(h for h, s in STANDINS.items() if s.card_features) == sorted(CHECKED_AGAINST_CARD)
+
+
+@pytest.mark.parametrize("hub_id", CHECKED_AGAINST_CARD)
+def test_standin_schema_is_the_one_its_card_publishes(hub_id):
+    """Column names, order and types equal the card's (ActivityNet-QA's `type` is a string, as the card says)."""
+    standin = STANDINS[hub_id]
+    published = standin.published_features()
+    assert published and set(published) == set(standin.features)
+    for config, features in published.items():
+        assert list(standin.features[config]) == list(features)
+        assert standin.features[config] == features, config
+
+
+def test_activitynet_standin_rows_look_like_the_real_ones(standins):
+    """Bare YouTube ids in video_name, question ids v_<id>_<n>, type numbers as text, files all_test/v_<id>.<ext>."""
+    folder = standins["lmms-eval/ActivityNetQA"]
+    ds = load_dataset(str(folder), split="test")
+    for row in ds:
+        assert re.fullmatch(r"[A-Za-z0-9_-]{11}", row["video_name"])
+        assert re.fullmatch(rf"v_{re.escape(row['video_name'])}_\d", row["question_id"])
+        assert row["type"] in [str(t) for t in range(9)]
+        assert len(list((folder / "all_test").glob(f"v_{row['video_name']}.*"))) == 1
+    assert len(set(ds["video_name"])) < len(ds)  # several questions per video, as in the real data

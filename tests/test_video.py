@@ -296,18 +296,18 @@ def test_evaluation_rows_of_a_video_dataset_carry_their_videos(standins):
     synthetic = DataArguments(dataset_name="synthetic_video", synthetic_task="first_color", max_eval_samples=2)
     rows = dataset_rows(synthetic, GenerateArguments())
     assert len(rows[0]["videos"]) == 1 and rows[0]["reference"] in ("red", "green", "blue", "yellow")
-    folder = standins["lmms-lab/ActivityNetQA"]
+    folder = standins["lmms-eval/ActivityNetQA"]
     qa = DataArguments(
         dataset_name=str(folder),
         dataset_train_split="test",
         video_column="video_name",
-        video_root=str(folder / "videos"),
+        video_root=str(folder / "all_test"),
         question_column="question",
         answer_column="answer",
         max_eval_samples=2,
     )
     rows = dataset_rows(qa, GenerateArguments())
-    assert rows[0]["videos"][0].startswith(str(folder / "videos" / "v_")) and rows[0]["images"] == []
+    assert rows[0]["videos"][0].startswith(str(folder / "all_test" / "v_")) and rows[0]["images"] == []
     assert [p["type"] for p in rows[0]["messages"][-1]["content"]] == ["video", "text"]
     path = build("tiny:qwen2_vl")
     model, processor = AutoModelForImageTextToText.from_pretrained(path), AutoProcessor.from_pretrained(path)
@@ -355,3 +355,62 @@ def test_worker_image_processing_gives_the_same_video_batches(processors, family
 def test_a_family_without_video_input_refuses_videos_naming_the_row(processors, clip):
     with pytest.raises(SampleError, match=r"row row_id=5: LlavaProcessor takes no videos; give the frames as images"):
         VisionChatCollator(processors["llava"])([video_row(clip, row_id=5)])
+
+
+@pytest.mark.parametrize("config", ["smolvlm2-2.2b-instruct", "qwen2.5-vl-3b-instruct"])
+def test_activitynet_configs_find_every_video_of_the_real_layout(standins, config):
+    """The real sft_video configs on the ActivityNet-QA stand-in, laid out as the real data is (bare YouTube ids in
+    `video_name`, files `all_test/v_<id>.mp4`, one `.mkv`): every row of both splits finds and decodes its video."""
+    from helpers import REPO_ROOT, parse_config
+
+    from vlm_recipes.data.loading import load_splits
+
+    folder = standins["lmms-eval/ActivityNetQA"]
+    path = REPO_ROOT / "recipes" / "configs" / config / "sft_video.yaml"
+    data_args = next(
+        a
+        for a in parse_config(
+            path, "--dataset_name", str(folder), "--video_root", str(folder / "all_test"), "--use_cpu", "true"
+        )
+        if type(a).__name__ == "DataArguments"
+    )
+    train, held_out = load_splits(data_args)
+    assert len(train) + len(held_out) == 12 and not set(train["question_id"]) & set(held_out["question_id"])
+    for row in [*train, *held_out]:
+        assert not row["video_name"].startswith("v_")  # the real column: the bare id
+        video = load_video(row["videos"][0], max_frames=2)
+        assert len(video) == 2 and f"v_{row['video_name']}." in video.source
+    # Every path is named .mp4 by the template; the one .mkv file is found under its own extension when read.
+    assert any(load_video(r["videos"][0], max_frames=1).source.endswith(".mkv") for r in [*train, *held_out])
+
+
+def test_video_path_template_reads_any_layout_and_names_a_missing_column(tmp_path):
+    from datasets import Dataset
+
+    from vlm_recipes.data.loading import videos_as_list_column
+    from vlm_recipes.settings import DataArguments
+
+    (tmp_path / "val").mkdir()
+    write_video(numbered_frames(4), tmp_path / "val" / "clip-7.mkv")
+    ds = Dataset.from_list([{"split": "val", "clip_id": 7, "question": "q", "answer": "a"}])
+    args = DataArguments(
+        video_column="clip_id",
+        video_root=str(tmp_path),
+        video_path_template="{split}/clip-{clip_id}.mp4",
+        question_column="question",
+        answer_column="answer",
+    )
+    videos = videos_as_list_column(ds, args)["videos"]
+    assert videos == [[str(tmp_path / "val" / "clip-7.mp4")]]
+    assert load_video(videos[0][0], max_frames=1).source == str(tmp_path / "val" / "clip-7.mkv")
+    paths = Dataset.from_list([{"video": "val/clip-7.mkv", "question": "q", "answer": "a"}])
+    as_is = DataArguments(video_column="video", video_root=str(tmp_path), video_path_template="{video}",
+                          question_column="question", answer_column="answer")  # fmt: skip
+    assert videos_as_list_column(paths, as_is)["videos"] == [[str(tmp_path / "val" / "clip-7.mkv")]]
+    default = DataArguments(video_column="video", question_column="question", answer_column="answer")
+    with pytest.raises(ValueError, match=r"names column\(s\) \['video_name'\].*'\{video\}'.*null"):
+        videos_as_list_column(paths, default)
+    with pytest.raises(ValueError, match="must name row columns"):
+        DataArguments(video_column="video", video_path_template="clips/{}.mp4")
+    with pytest.raises(ValueError, match="applies to video_column only"):
+        DataArguments(video_path_template="{video}.mp4")

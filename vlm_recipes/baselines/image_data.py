@@ -17,7 +17,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, Value, l
 from PIL import Image as PILImage
 
 from ..data import synthetic
-from ..data.loading import hub_split_files, load_hub_splits
+from ..data.loading import held_out_plan, hold_out, hub_split_files, load_hub_splits
 from ..settings.baselines import ImageDataArguments
 
 OFFLINE_SOURCES = ("synthetic", "digits")
@@ -37,22 +37,19 @@ def digits_dataset() -> Dataset:
 
 
 def _plan(args: ImageDataArguments, splits: list[str], with_train: bool) -> tuple[str | None, str | None]:
-    """(train split or None, held-out split or None: hold out test_fraction of train). Zero-shot runs (no train)
-    evaluate the test split, or the whole dataset when it has only its train split; a split name the dataset does
-    not have is an error naming it."""
-    train, test = args.dataset_train_split, args.dataset_test_split
-    listed = f"(it has {splits})"
-    if test in splits and (test != train or not with_train):
-        return (train if with_train else None), test
-    # A test split that is the train split would measure on training data: hold out a fraction instead.
-    if test is None or test == train or splits == [train]:
-        if train not in splits:
-            raise ValueError(f"{args.dataset_name} has no split {train!r} {listed}; set dataset_train_split.")
-        return (train, None) if with_train else (None, train)
-    raise ValueError(
-        f"{args.dataset_name} has no split {test!r} {listed}; set dataset_test_split to one of them, or to null "
-        f"to hold out test_fraction={args.test_fraction} of {train!r}."
+    """(train split or None, held-out split or None: hold out test_fraction of train), by the loaders' one rule
+    (`vlm_recipes.data.loading.held_out_plan`): a zero-shot run (no training) given the train split, or no held-out
+    split, scores the rows a training run of the same settings holds out, never the rows it trains on."""
+    test = held_out_plan(
+        args.dataset_name,
+        splits,
+        args.dataset_train_split,
+        args.dataset_test_split,
+        "test_fraction",
+        args.test_fraction,
+        needs_train=with_train,
     )
+    return (args.dataset_train_split if with_train or test is None else None), test
 
 
 def _load(args: ImageDataArguments, with_train: bool) -> tuple[Dataset | None, Dataset | None]:
@@ -79,8 +76,7 @@ def _split(
     train, test = _load(args, with_train)
     if test is None:
         stratify = stratify if stratify and isinstance(train.features.get(stratify), ClassLabel) else None
-        parts = train.train_test_split(test_size=args.test_fraction, seed=seed, stratify_by_column=stratify)
-        train, test = parts["train"], parts["test"]
+        train, test = hold_out(train, args.test_fraction, seed, args.dataset_train_split, stratify)
     return train, test
 
 

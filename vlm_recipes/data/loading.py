@@ -72,22 +72,52 @@ def load_hub_splits(name: str, config: str | None, splits: list[str], files=None
     return dict(zip(splits, loaded))
 
 
-def _held_out_plan(args: DataArguments, splits: list[str]) -> str | None:
-    """The split to evaluate on, or None to hold out `eval_fraction` of the train split; a split name the dataset
-    does not have is an error naming it (never a silent fallback), unless the dataset has no other split at all."""
-    train, test = args.dataset_train_split, args.dataset_test_split
-    if train not in splits:
-        raise ValueError(
-            f"{args.dataset_name}: no split {train!r} (splits: {splits}); set dataset_train_split to one of them."
+def held_out_plan(
+    name: str,
+    splits: list[str],
+    train: str,
+    test: str | None,
+    fraction_field: str,
+    fraction: float,
+    needs_train: bool = True,
+) -> str | None:
+    """The one rule by which every loader (VLM recipes, CLIP/ViT baselines, BLIP) picks its held-out rows: the split
+    to score on, or None to hold out `fraction` of the train split (`hold_out`, seeded).
+
+    - a held-out split that is the train split is never scored as it stands (its rows are the training rows): part
+      of it is held out instead, and an evaluation-only run scores those same rows;
+    - a null held-out split, or a dataset whose only split is the train split, holds out part of it too;
+    - a split name the dataset does not have is an error naming the splits it has (never a silent fallback); the
+      train split may be absent only when nothing is trained and the held-out split is another one (`needs_train`
+      False: a zero-shot run of the baselines).
+    """
+    if train not in splits and (needs_train or test is None or test == train or test not in splits):
+        raise ValueError(f"{name}: no split {train!r} (splits: {splits}); set dataset_train_split to one of them.")
+    if test == train:
+        logger.warning(
+            "%s: dataset_test_split %r is the train split: %s=%s of it is held out (and never trained on) instead.",
+            name,
+            test,
+            fraction_field,
+            fraction,
         )
+        return None
     if test is None or test in splits:
         return test
     if splits == [train]:  # a dataset with one split (a .jsonl, merve/vqav2-small): hold out part of it
         return None
     raise ValueError(
-        f"{args.dataset_name}: no split {test!r} (splits: {splits}); set dataset_test_split to one of them, or to "
-        f"null to hold out eval_fraction={args.eval_fraction} of {train!r}."
+        f"{name}: no split {test!r} (splits: {splits}); set dataset_test_split to one of them, or to null to hold out "
+        f"{fraction_field}={fraction} of {train!r}."
     )
+
+
+def hold_out(train: Dataset, fraction: float, seed: int, split: str, stratify_by_column: str | None = None):
+    """(rest, held-out): `fraction` of `train` drawn with `seed` (stratified by a class column when given), the same
+    rows for a training run and an evaluation-only run of the same settings."""
+    parts = train.train_test_split(test_size=fraction, seed=seed, stratify_by_column=stratify_by_column)
+    logger.info("No held-out split: held out %d of %d rows of %r.", len(parts["test"]), len(train), split)
+    return parts["train"], parts["test"]
 
 
 def _raw_splits(args: DataArguments, with_train: bool = True) -> tuple[Dataset | None, Dataset | None]:
@@ -95,7 +125,15 @@ def _raw_splits(args: DataArguments, with_train: bool = True) -> tuple[Dataset |
     `with_train` is False and the dataset has one."""
     local = _load_local(args)
     files = None if local is not None else hub_split_files(args.dataset_name, args.dataset_config)
-    test = _held_out_plan(args, list(local if local is not None else files))
+    splits = list(local if local is not None else files)
+    test = held_out_plan(
+        args.dataset_name,
+        splits,
+        args.dataset_train_split,
+        args.dataset_test_split,
+        "eval_fraction",
+        args.eval_fraction,
+    )
     wanted = [args.dataset_train_split] if with_train or test is None else []
     wanted += [test] if test is not None and test not in wanted else []
     loaded = local if local is not None else load_hub_splits(args.dataset_name, args.dataset_config, wanted, files)
@@ -189,23 +227,49 @@ def images_as_list_column(ds: Dataset, column: str) -> Dataset:
 
 
 def videos_as_list_column(ds: Dataset, args: DataArguments) -> Dataset:
-    """`video_column` as the `videos` column the collators read: a list of videos per row, each a path (relative
-    paths and bare names joined to `video_root`) or a frame list, decoded only when a batch is collated."""
+    """`video_column` as the `videos` column the collators read: a list of videos per row, decoded only when a batch
+    is collated. With `video_path_template` each row's one video file is the template filled from the row's columns
+    (ActivityNet-QA's default: `v_{video_name}.mp4`); without it, the column's paths (or frame lists) as they are.
+    Relative paths are joined to `video_root`."""
     column = args.video_column
     if column not in ds.column_names:
         raise ValueError(f"Dataset has no video column {column!r} (columns: {ds.column_names}); set video_column.")
-    root = args.video_root
+    root, template = args.video_root, args.video_path_template
+    named = args.video_template_columns
+    missing = [name for name in named if name not in ds.column_names]
+    if missing:
+        raise ValueError(
+            f"video_path_template {template!r} names column(s) {missing} that the dataset lacks (columns: "
+            f"{ds.column_names}); write the file layout with its columns (e.g. '{{{column}}}' to read {column!r} as "
+            "the path), or set video_path_template: null."
+        )
+
+    def join(v):
+        return str(Path(root) / v) if root and isinstance(v, str) else v
+
+    def from_template(*values, index):
+        if not all(isinstance(v, (str, int)) for v in values):
+            bad = next(v for v in values if not isinstance(v, (str, int)))
+            raise ValueError(
+                f"row {index}: video_path_template {template!r} fills a file name from column values, got "
+                f"{type(bad).__name__} {bad!r}; set video_path_template: null for a column of paths or frame lists."
+            )
+        return {"videos": [join(template.format(**dict(zip(named, values))))]}
 
     def as_list(value):
         if isinstance(value, list) and value and isinstance(value[0], (str, list)):
             videos = value  # several videos: paths or frame lists
         else:
             videos = [value]  # one video: a path or a frame list
-        if root:
-            videos = [str(Path(root) / v) if isinstance(v, str) else v for v in videos]
-        return {"videos": videos}
+        return {"videos": [join(v) for v in videos]}
 
-    return ds.map(as_list, input_columns=[column], remove_columns=[column] if column != "videos" else [])
+    if template is None:
+        return ds.map(as_list, input_columns=[column], remove_columns=[column] if column != "videos" else [])
+    # The columns the template reads stay (ActivityNet's video_name names the video in reports).
+    drop = [column] if column not in (*named, "videos") else []
+    return ds.map(
+        lambda *v: from_template(*v[:-1], index=v[-1]), input_columns=named, with_indices=True, remove_columns=drop
+    )
 
 
 def to_conversations(ds: Dataset, args: DataArguments) -> Dataset:
@@ -295,11 +359,7 @@ def reference_answer(row: dict, column: str | None = None):
 
 
 def _hold_out(train: Dataset, args: DataArguments, seed: int) -> tuple[Dataset, Dataset]:
-    parts = train.train_test_split(test_size=args.eval_fraction, seed=seed)
-    logger.info(
-        "No held-out split: held out %d of %d rows of %r.", len(parts["test"]), len(train), args.dataset_train_split
-    )
-    return parts["train"], parts["test"]
+    return hold_out(train, args.eval_fraction, seed, args.dataset_train_split)
 
 
 def _user_splits(args: DataArguments, seed: int) -> tuple[Dataset, Dataset]:

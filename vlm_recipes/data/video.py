@@ -121,6 +121,18 @@ def _decode_all(path: str) -> list:
         return [frame.to_image().convert("RGB") for frame in container.decode(container.streams.video[0])]
 
 
+def find_video_file(path: str) -> str:
+    """`path`, or, when no such file exists, the one file that has the same name under another video extension (or
+    that extension added to a name without one): an extracted archive mixes .mp4, .webm and .mkv files, which
+    lmms-eval's ActivityNet-QA loader tries in turn. Otherwise `path` unchanged (the caller reports it missing)."""
+    p = Path(path)
+    if p.is_file() or (p.suffix and p.suffix.lower() not in VIDEO_EXTENSIONS):
+        return path
+    stem = p.with_suffix("") if p.suffix else p
+    found = [str(stem) + ext for ext in VIDEO_EXTENSIONS if Path(str(stem) + ext).is_file()]
+    return found[0] if len(found) == 1 else path
+
+
 def load_video(value, fps: float | None = None, max_frames: int | None = None, frame_list_fps: float = 1.0) -> Video:
     """A row's video (a path, a `{"path": ...}` dict or a list of frames) sampled to frames (see `sample_indices`).
 
@@ -132,14 +144,11 @@ def load_video(value, fps: float | None = None, max_frames: int | None = None, f
         value = value["path"]
     if isinstance(value, (str, os.PathLike)):
         path = str(value)
-        if not Path(path).is_file() and not Path(path).suffix:  # a bare name (ActivityNet's `v_<id>`): its one file
-            found = [str(Path(path).with_suffix(ext)) for ext in VIDEO_EXTENSIONS]
-            found = [p for p in found if Path(p).is_file()]
-            path = found[0] if len(found) == 1 else path
+        path = find_video_file(path)
         if not Path(path).is_file():
             raise VideoError(
                 f"video file {path} does not exist; fix the path (relative paths are read from the dataset's "
-                "folder) or remove the row.",
+                "folder, or from video_root as video_path_template names them) or remove the row.",
                 "missing video",
             )
         frames, source_fps, total, keep = decode_frames(

@@ -8,7 +8,14 @@ from typing import Literal
 
 from transformers import TrainingArguments
 
-from .common import RecipeField, check_choices, dataset_config_field, test_split_field, train_split_field
+from .common import (
+    RecipeField,
+    check_choices,
+    current_dataset_id,
+    dataset_config_field,
+    test_split_field,
+    train_split_field,
+)
 
 CLIP_TASKS = ("classify", "retrieval", "search", "ood", "failures")
 ContrastiveLoss = Literal["clip", "siglip"]  # vlm_recipes.baselines.contrastive.LOSSES implements each
@@ -42,6 +49,7 @@ class ImageDataArguments:
     max_eval_samples: int | None = field(default=500, metadata={"help": "Cap on held-out rows (None: all)."})
 
     def __post_init__(self):
+        self.dataset_name = current_dataset_id(self.dataset_name)
         if not 0.0 < self.test_fraction < 1.0:
             raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}.")
 
@@ -95,6 +103,8 @@ class ZeroShotArguments(RecipeField):
     use_cpu: bool = field(default=False, metadata={"help": "Run on the CPU even if a GPU is available."})
 
     def __post_init__(self):
+        self.caption_dataset_name = current_dataset_id(self.caption_dataset_name, "caption_dataset_name")
+        self.ood_dataset_name = current_dataset_id(self.ood_dataset_name, "ood_dataset_name")
         unknown = sorted(set(self.tasks) - set(CLIP_TASKS))
         if unknown:
             raise ValueError(f"Unknown zero-shot task(s) {unknown}; choose from {list(CLIP_TASKS)}.")

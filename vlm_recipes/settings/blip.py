@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
-from .common import RecipeField, dataset_config_field, test_split_field, train_split_field
+from .common import RecipeField, current_dataset_id, dataset_config_field, test_split_field, train_split_field
 
 TASKS = ("caption", "vqa", "retrieval")
 TRAINABLE_TASKS = ("caption", "vqa")
@@ -78,6 +78,7 @@ class BlipDataArguments:
     max_eval_samples: int | None = field(default=200, metadata={"help": "Cap on held-out rows (None: all)."})
 
     def __post_init__(self):
+        self.dataset_name = current_dataset_id(self.dataset_name)
         if not 0.0 < self.test_fraction < 1.0:
             raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}.")
         known = sorted({t for tasks in SYNTHETIC_TASKS.values() for t in tasks})

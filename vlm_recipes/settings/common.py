@@ -8,9 +8,12 @@ so each set of allowed values is written once, in the type.
 from __future__ import annotations
 
 import functools
+import logging
 import sys
 import typing
 from dataclasses import dataclass, field, fields
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -83,3 +86,30 @@ def test_split_field(fraction_field: str, missing_is_error: bool = True):
         when, rest = "null, or a split the dataset does not have,", ""
     text = f"Held-out split; {when} holds out {fraction_field} of train.{rest}"
     return field(default="test", metadata={"help": text})
+
+
+# Hub datasets that moved: lmms-lab's image/text evaluation sets went to lmms-lab-encoder/ and its video sets to
+# lmms-eval/ on 2026-07-30 (EvolvingLMMs-Lab/lmms-eval pull request #1416, "chore: migrate dataset paths to new orgs":
+# the old ids resolve through a Hub redirect that the maintainers say not to rely on). Each old id a config of ours
+# ever named is read as its new id, with a one-line notice. lmms-lab/multimodal-open-r1-8k-verified is no lmms-eval
+# task's dataset and did not move.
+MOVED_DATASETS = {
+    "lmms-lab/ActivityNetQA": "lmms-eval/ActivityNetQA",
+    "lmms-lab/ai2d": "lmms-lab-encoder/ai2d",
+    "lmms-lab/DocVQA": "lmms-lab-encoder/DocVQA",
+    "lmms-lab/flickr30k": "lmms-lab-encoder/flickr30k",
+    "lmms-lab/MMBench": "lmms-lab-encoder/MMBench",
+    "lmms-lab/MMMU": "lmms-lab-encoder/MMMU",
+    "lmms-lab/RefCOCO": "lmms-lab-encoder/RefCOCO",
+    "lmms-lab/ScienceQA": "lmms-lab-encoder/ScienceQA",
+    "lmms-lab/textvqa": "lmms-lab-encoder/textvqa",
+}
+
+
+def current_dataset_id(name: str, setting: str = "dataset_name") -> str:
+    """`name`, or the id a moved Hub dataset has now (`MOVED_DATASETS`), with a one-line notice naming the setting."""
+    new = MOVED_DATASETS.get(name)
+    if new is None:
+        return name
+    logger.warning("%s %s moved to %s on the Hub (2026-07-30): reading %s; use the new id.", setting, name, new, new)
+    return new

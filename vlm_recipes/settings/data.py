@@ -6,14 +6,18 @@ Names checked against a registry (metrics, box conventions) are checked when a r
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass, field, fields
 from typing import Literal
 
-from .common import check_choices, dataset_config_field, test_split_field, train_split_field
+from .common import check_choices, current_dataset_id, dataset_config_field, test_split_field, train_split_field
 
 GROUNDING_TASKS = ("grounding", "grounding_free")  # synthetic tasks answered with a box (box_format)
 # The box conventions by name: vlm_recipes/grounding/boxes.py defines one per name (and checks that it does).
 BOX_FORMATS = ("qwen2.5-vl", "smolvlm")
+# ActivityNet-QA's files: `video_name` holds the bare YouTube id, the extracted archive `v_<id>.mp4` (lmms-eval's
+# lmms_eval/tasks/activitynetqa/utils.py reads f"v_{video_name}.mp4", trying .webm and .mkv as well).
+ACTIVITYNET_VIDEO_PATH = "v_{video_name}.mp4"
 # Where training images are processed (vlm_recipes/data/pipeline.py); the one list of the modes.
 ImageProcessing = Literal["processor", "worker", "device"]
 IMAGE_PROCESSING = ImageProcessing.__args__
@@ -121,8 +125,19 @@ class DataArguments:
     video_root: str | None = field(
         default=None,
         metadata={
-            "help": "Folder that relative video paths (or bare video names) of video_column are read from, e.g. "
-            "where the dataset's video archive was extracted. A name without extension matches <name>.mp4/.mkv/..."
+            "help": "Folder that relative video paths (video_path_template) are read from, e.g. where the dataset's "
+            "video archive was extracted (ActivityNet-QA: the all_test/ folder of its archives)."
+        },
+    )
+    video_path_template: str | None = field(
+        default=ACTIVITYNET_VIDEO_PATH,
+        metadata={
+            "help": "With video_column: each row's video file, as a Python format string over the row's columns, "
+            "relative to video_root. The default is ActivityNet-QA's layout (video_name is the bare YouTube id, the "
+            "file v_<id>.mp4, as lmms-eval reads it); '{video}' reads a column `video` of paths as they are, "
+            "'{split}/{clip_id}.mkv' any other layout. A file that is missing under one video extension is found "
+            "under another (.mp4, .webm, .mkv, ...) when exactly one exists. null: video_column's values are the "
+            "paths (or frame lists) themselves."
         },
     )
     video_fps: float | None = field(
@@ -175,6 +190,7 @@ class DataArguments:
 
     def __post_init__(self):
         check_choices(self)
+        self.dataset_name = current_dataset_id(self.dataset_name)
         if (self.question_column is None) != (self.answer_column is None):
             raise ValueError("Set both question_column and answer_column, or neither.")
         if not 0.0 <= self.synthetic_mirrored_boxes < 1.0:
@@ -187,9 +203,35 @@ class DataArguments:
             raise ValueError("video_fps and video_frame_list_fps must be positive (video_fps null: every frame).")
         if self.video_max_frames is not None and self.video_max_frames < 1:
             raise ValueError(f"video_max_frames must be >= 1 (or null), got {self.video_max_frames}.")
+        self._check_video_path_template()
         if self.preflight_rows != "all" and not (self.preflight_rows.isdigit() and int(self.preflight_rows) > 0):
             raise ValueError(f"preflight_rows must be a positive number or 'all', got {self.preflight_rows!r}.")
         self._check_grounding()
+
+    def _check_video_path_template(self) -> None:
+        """A template names row columns only ({column}), and is refused where nothing reads it (no video_column)."""
+        template = self.video_path_template
+        if template is None:
+            return
+        if self.video_column is None and template != ACTIVITYNET_VIDEO_PATH:
+            raise ValueError("video_path_template applies to video_column only: set video_column, or remove it.")
+        try:
+            parts = list(string.Formatter().parse(template))
+        except ValueError as err:
+            raise ValueError(f"video_path_template {template!r} is not a format string ({err}).") from err
+        names = [name for _, name, _, _ in parts if name is not None]
+        if not names or any(not name.isidentifier() for name in names):
+            raise ValueError(
+                f"video_path_template {template!r} must name row columns in braces, e.g. 'v_{{video_name}}.mp4' or "
+                "'{video}' (or be null: video_column's values are the paths)."
+            )
+
+    @property
+    def video_template_columns(self) -> list[str]:
+        """The columns video_path_template reads (empty when it is null)."""
+        if self.video_path_template is None:
+            return []
+        return [name for _, name, _, _ in string.Formatter().parse(self.video_path_template) if name is not None]
 
     def _check_grounding(self) -> None:
         """Grounding settings that would be ignored, or contradict each other, are refused here."""

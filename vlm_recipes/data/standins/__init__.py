@@ -26,6 +26,7 @@ from pathlib import Path
 import yaml
 from datasets import Dataset
 
+from ...settings.common import current_dataset_id
 from . import alignment, baselines, benchmarks, captions, grounding, video, vqa
 from .schema import StandIn
 
@@ -66,7 +67,8 @@ def _card(standin: StandIn, sizes: dict[str, dict[str, tuple[int, int]]]) -> str
 
 def write_standin(hub_id: str, root: str | Path) -> Path:
     """Write the stand-in of `hub_id` to `<root>/<hub_id>` (replacing its files) and return that folder, which
-    `load_dataset` reads like the Hub repository."""
+    `load_dataset` reads like the Hub repository. A moved dataset's old id writes it under its new id."""
+    hub_id = current_dataset_id(hub_id, "stand-in")
     if hub_id not in STANDINS:
         raise ValueError(f"No stand-in for {hub_id!r}; stand-ins exist for {sorted(STANDINS)}.")
     standin = STANDINS[hub_id]
@@ -89,4 +91,4 @@ def write_standin(hub_id: str, root: str | Path) -> Path:
 
 def write_standins(root: str | Path, hub_ids=None) -> dict[str, Path]:
     """Write the stand-ins of `hub_ids` (default: all) under `root`; {hub id: folder}."""
-    return {hub_id: write_standin(hub_id, root) for hub_id in (hub_ids or STANDINS)}
+    return {current_dataset_id(h, "stand-in"): write_standin(h, root) for h in (hub_ids or STANDINS)}

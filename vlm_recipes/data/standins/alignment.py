@@ -157,6 +157,25 @@ RECORDS = (
         },
         splits={"default": {"train": 6, "test": 3}},
         rows=_rlaif_rows,
+        # The card at 37f63921ed9cce65f0f841be196ae19967252765 (data of 329bef5).
+        card_features="""
+            - name: chosen
+              list:
+                - name: content
+                  list: [{name: text, dtype: string}, {name: type, dtype: string}]
+                - {name: role, dtype: string}
+            - name: rejected
+              list:
+                - name: content
+                  list: [{name: text, dtype: string}, {name: type, dtype: string}]
+                - {name: role, dtype: string}
+            - {name: images, sequence: image}
+            - name: prompt
+              list:
+                - name: content
+                  list: [{name: text, dtype: string}, {name: type, dtype: string}]
+                - {name: role, dtype: string}
+        """,
     ),
     StandIn(
         hub_id="lmms-lab/multimodal-open-r1-8k-verified",

@@ -1,4 +1,4 @@
-"""Stand-ins of the CLIP and ViT baselines' datasets: lmms-lab/flickr30k, ylecun/mnist,
+"""Stand-ins of the CLIP and ViT baselines' datasets: lmms-lab-encoder/flickr30k, ylecun/mnist,
 zalando-datasets/fashion_mnist, AI-Lab-Makerere/beans."""
 
 from __future__ import annotations
@@ -106,8 +106,8 @@ FASHION = [
 
 RECORDS = (
     StandIn(
-        hub_id="lmms-lab/flickr30k",
-        card="https://huggingface.co/datasets/lmms-lab/flickr30k/blob/main/README.md",
+        hub_id="lmms-lab-encoder/flickr30k",
+        card="https://huggingface.co/datasets/lmms-lab-encoder/flickr30k/blob/main/README.md",
         features={
             "default": Features(
                 {"image": Image(), "caption": STRINGS, "sentids": STRINGS, "img_id": STRING, "filename": STRING}
@@ -115,6 +115,14 @@ RECORDS = (
         },
         splits={"default": {"test": 12}},  # all 31,783 images in one split named test
         rows=_flickr_rows,
+        # lmms-lab/flickr30k's card at 0d6d9049be2e08261be315e731e0d8054c1d1c03.
+        card_features="""
+            - {name: image, dtype: image}
+            - {name: caption, sequence: string}
+            - {name: sentids, sequence: string}
+            - {name: img_id, dtype: string}
+            - {name: filename, dtype: string}
+        """,
     ),
     StandIn(
         hub_id="ylecun/mnist",
@@ -141,5 +149,12 @@ RECORDS = (
         },
         splits={"default": {"train": 6, "validation": 3, "test": 3}},
         rows=_beans_rows,
+        # The card on main (Parquet; its dataset_info as read for this check, revision not recorded).
+        card_features="""
+            - {name: image_file_path, dtype: string}
+            - {name: image, dtype: image}
+            - name: labels
+              dtype: {class_label: {names: {'0': angular_leaf_spot, '1': bean_rust, '2': healthy}}}
+        """,
     ),
 )

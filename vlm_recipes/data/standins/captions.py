@@ -1,5 +1,5 @@
 """Stand-in of the BLIP captioning configs' COCO dataset: AKCIT/coco2017-captioning (COCO 2017 captions, one row per
-image with all its human captions). Flickr30k's stand-in (lmms-lab/flickr30k) is in baselines.py."""
+image with all its human captions). Flickr30k's stand-in (lmms-lab-encoder/flickr30k) is in baselines.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Stand-in of the grounding dataset the real grounding configs name: lmms-lab/RefCOCO (lmms-eval's RefCOCO)."""
+"""Stand-in of the grounding dataset the real grounding configs name: lmms-lab-encoder/RefCOCO (lmms-eval's
+RefCOCO)."""
 
 from __future__ import annotations
 
@@ -54,8 +55,8 @@ def _refcoco_rows(config, split, n, rng):
 
 RECORDS = (
     StandIn(
-        hub_id="lmms-lab/RefCOCO",
-        card="https://huggingface.co/datasets/lmms-lab/RefCOCO/blob/main/README.md",
+        hub_id="lmms-lab-encoder/RefCOCO",
+        card="https://huggingface.co/datasets/lmms-lab-encoder/RefCOCO/blob/main/README.md",
         features={
             "default": Features(
                 {
@@ -73,5 +74,16 @@ RECORDS = (
         # The card's splits: val 8,811, test 5,000, testA 1,975, testB 1,810 (no train split: configs train on val).
         splits={"default": {"val": 10, "test": 3, "testA": 4, "testB": 3}},
         rows=_refcoco_rows,
+        # lmms-lab/RefCOCO's card at e15256ece129a21d62e216f95f98ba2e808f96a0 (now lmms-lab-encoder/RefCOCO).
+        card_features="""
+            - {name: question_id, dtype: string}
+            - {name: image, dtype: image}
+            - {name: question, dtype: string}
+            - {name: answer, sequence: string}
+            - {name: segmentation, sequence: float32}
+            - {name: bbox, sequence: float32}
+            - {name: iscrowd, dtype: int8}
+            - {name: file_name, dtype: string}
+        """,
     ),
 )

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import random
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import yaml
 from datasets import Features, List, Value
 
 STRING = Value("string")
@@ -26,6 +28,9 @@ class StandIn:
         rows: `(config, split, n, rng) -> list of rows`.
         files: where a split's Parquet file lives in the repository, formatted with `config` and `split`.
         extra: `(folder, rows) -> None`, writing files the rows point to (a video dataset's extracted archive).
+        card_features: the `dataset_info.features` YAML of the card named in `card`, copied as published (one text,
+            or {configuration: text}); tests/test_standins.py compares `features` with it. Empty where the card has
+            no `dataset_info` to copy (the record's docstring says what the schema was read from instead).
 
     A card without `config_name`s has one configuration, which `datasets` calls "default".
     """
@@ -37,3 +42,14 @@ class StandIn:
     rows: Callable[[str, str, int, random.Random], list[dict]]
     files: str = "data/{split}-00000-of-00001.parquet"
     extra: Callable[[object, list[dict]], None] | None = None
+    card_features: str | dict[str, str] = ""
+
+    def published_features(self) -> dict[str, Features]:
+        """{configuration: the card's features}, parsed from `card_features` ({} when the record has none)."""
+        texts = self.card_features
+        if not texts:
+            return {}
+        texts = texts if isinstance(texts, dict) else {next(iter(self.features)): texts}
+        return {
+            config: Features._from_yaml_list(yaml.safe_load(textwrap.dedent(text))) for config, text in texts.items()
+        }

@@ -1,4 +1,5 @@
-"""Stand-ins of the VQA datasets: merve/vqav2-small, HuggingFaceM4/ChartQA, lmms-lab/DocVQA, lmms-lab/textvqa."""
+"""Stand-ins of the VQA datasets: merve/vqav2-small, HuggingFaceM4/ChartQA, lmms-lab-encoder/DocVQA,
+lmms-lab-encoder/textvqa."""
 
 from __future__ import annotations
 
@@ -170,6 +171,12 @@ RECORDS = (
         features={"default": Features({"multiple_choice_answer": STRING, "question": STRING, "image": Image()})},
         splits={"default": {"validation": 12}},  # the card's only split (21,435 rows)
         rows=_vqav2_rows,
+        # The card at 4b070c6.
+        card_features="""
+            - {name: multiple_choice_answer, dtype: string}
+            - {name: question, dtype: string}
+            - {name: image, dtype: image}
+        """,
     ),
     StandIn(
         hub_id="HuggingFaceM4/ChartQA",
@@ -186,19 +193,52 @@ RECORDS = (
         },
         splits={"default": {"train": 6, "val": 2, "test": 4}},  # "val", not "validation"
         rows=_chartqa_rows,
+        # The card at b605b6e08b57faf4359aeb2fe6a3ca595f99b6c5.
+        card_features="""
+            - {name: image, dtype: image}
+            - {name: query, dtype: string}
+            - {name: label, list: string}
+            - name: human_or_machine
+              dtype: {class_label: {names: {'0': human, '1': machine}}}
+        """,
     ),
     StandIn(
-        hub_id="lmms-lab/DocVQA",
-        card="https://huggingface.co/datasets/lmms-lab/DocVQA/blob/main/README.md",
+        hub_id="lmms-lab-encoder/DocVQA",
+        card="https://huggingface.co/datasets/lmms-lab-encoder/DocVQA/blob/main/README.md",
         features={"DocVQA": DOCVQA_FEATURES, "InfographicVQA": INFOGRAPHICVQA_FEATURES},
         # The card lists validation and test only (its train files are commented out of `configs:`).
         splits={"DocVQA": {"validation": 10, "test": 3}, "InfographicVQA": {"validation": 2, "test": 2}},
         rows=_docvqa_rows,
         files="{config}/{split}-00000-of-00001.parquet",
+        # lmms-lab/DocVQA's card at 539088e (now lmms-lab-encoder/DocVQA).
+        card_features={
+            "DocVQA": """
+                - {name: questionId, dtype: string}
+                - {name: question, dtype: string}
+                - {name: question_types, sequence: string}
+                - {name: image, dtype: image}
+                - {name: docId, dtype: int64}
+                - {name: ucsf_document_id, dtype: string}
+                - {name: ucsf_document_page_no, dtype: string}
+                - {name: answers, sequence: string}
+                - {name: data_split, dtype: string}
+            """,
+            "InfographicVQA": """
+                - {name: questionId, dtype: string}
+                - {name: question, dtype: string}
+                - {name: answers, sequence: string}
+                - {name: answer_type, sequence: string}
+                - {name: image, dtype: image}
+                - {name: image_url, dtype: string}
+                - {name: operation/reasoning, sequence: string}
+                - {name: ocr, dtype: string}
+                - {name: data_split, dtype: string}
+            """,
+        },
     ),
     StandIn(
-        hub_id="lmms-lab/textvqa",
-        card="https://huggingface.co/datasets/lmms-lab/textvqa/blob/main/README.md",
+        hub_id="lmms-lab-encoder/textvqa",
+        card="https://huggingface.co/datasets/lmms-lab-encoder/textvqa/blob/main/README.md",
         features={
             "default": Features(
                 {
@@ -220,5 +260,21 @@ RECORDS = (
         },
         splits={"default": {"train": 6, "validation": 4, "test": 2}},
         rows=_textvqa_rows,
+        # lmms-lab/textvqa's card at 9c0699c (as duplicated, byte for byte, in pppop7/textvqa at 21253e8).
+        card_features="""
+            - {name: image_id, dtype: string}
+            - {name: question_id, dtype: int32}
+            - {name: question, dtype: string}
+            - {name: question_tokens, sequence: string}
+            - {name: image, dtype: image}
+            - {name: image_width, dtype: int32}
+            - {name: image_height, dtype: int32}
+            - {name: flickr_original_url, dtype: string}
+            - {name: flickr_300k_url, dtype: string}
+            - {name: answers, sequence: string}
+            - {name: image_classes, sequence: string}
+            - {name: set_name, dtype: string}
+            - {name: ocr_tokens, sequence: string}
+        """,
     ),
 )

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from ...settings.common import current_dataset_id
 from .scorers import CHOICE_METRICS, SCORERS
 
 TASKS_DIR = Path(__file__).resolve().parent / "tasks"
@@ -97,6 +98,7 @@ class BenchmarkTask:
 
     def __post_init__(self):
         where = f"benchmark {self.name!r} ({self.path or 'in code'})"
+        object.__setattr__(self, "dataset_name", current_dataset_id(self.dataset_name, f"{where}: dataset_name"))
         if self.metric not in SCORERS:
             raise ValueError(f"{where}: unknown metric {self.metric!r}; choose from {sorted(SCORERS)}.")
         needs = SCORERS[self.metric].needs
