@@ -245,3 +245,106 @@ def test_the_recipe_refuses_use_vllm_here_before_loading_anything_and_leaves_no_
     with pytest.raises(ValueError, match="use_cpu is true"):
         run_recipe("grpo", config, out, "--use_vllm", "true")
     assert not out.exists()
+
+
+class ProcessorEngine:
+    """Stands in for vLLM in TRL's `VLLMGeneration.generate`: it does what vLLM does with a prompt (the model's
+    processor, here with the checkpoint's own settings, expands the placeholders of the ids it is given against the
+    images it is given) and samples greedily from the model, returning each token's log-probability."""
+
+    def __init__(self, model, processor, max_new_tokens=3):
+        self.model, self.processor, self.max_new_tokens = model, processor, max_new_tokens
+        self.received = []
+
+    @torch.no_grad()
+    def generate(self, prompts, images, num_generations, profiler=None):
+        self.received.append((prompts, images))
+        completions, logprobs = [], []
+        for ids, imgs in zip(prompts, images or [None] * len(prompts)):
+            text = self.processor.tokenizer.decode(ids)
+            inputs = self.processor(text=[text], images=[imgs] if imgs else None, return_tensors="pt")
+            out = self.model.generate(
+                **inputs, max_new_tokens=self.max_new_tokens, do_sample=False, output_logits=True,
+                return_dict_in_generate=True,
+            )  # fmt: skip
+            tokens = out.sequences[0, inputs["input_ids"].shape[1] :].tolist()
+            steps = [torch.log_softmax(logit[0].float(), -1)[t].item() for logit, t in zip(out.logits, tokens)]
+            completions.append(tokens)
+            logprobs.append([[lp] for lp in steps])
+        return prompts, completions, logprobs, None
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("mode", ["colocate", "server"])
+@pytest.mark.parametrize("family", ["smolvlm", "qwen2_vl"])
+def test_grpo_scores_vllm_completions_on_the_prompt_vllm_sampled_them_from(family, mode):
+    """Through our GRPO trainer with `use_vllm`: vLLM gets our prompt (colocate: one placeholder per image; server: the
+    expanded ids), and the loss's log-probabilities of its completions equal the sampler's (TRL's importance-sampling
+    ratio between them is 1), for one-image, two-image and text-only rows in one batch."""
+    from datasets import Dataset
+    from transformers import AutoModelForImageTextToText
+
+    from vlm_recipes import tiny
+    from vlm_recipes.models.modeling import load_processor
+    from vlm_recipes.settings import GRPOConfig, VLMModelConfig
+    from vlm_recipes.training.rewards import get_reward_funcs
+    from vlm_recipes.training.trainers import VLMGRPOTrainer
+
+    if family == "smolvlm" and mode == "server":
+        pytest.skip("refused: a tiled SmolVLM image is several runs of image tokens (tested above)")
+    name = f"tiny:{family}-random"
+    processor = load_processor(VLMModelConfig(model_name_or_path=name))
+    model = AutoModelForImageTextToText.from_pretrained(tiny.resolve(name)).eval()
+    engine_processor = copy.deepcopy(processor)
+    if family == "qwen2_vl":  # vLLM's processor has the checkpoint's (wider) pixel bounds, not the config's
+        engine_processor.image_processor.size = {"shortest_edge": 3136, "longest_edge": 12845056}
+    rows = []
+    for conv in _conversations():
+        images = _images(conv)
+        prompt = [
+            {**m, "content": [{"type": "image"} if p["type"] == "image" else p for p in m["content"]]} for m in conv
+        ]
+        rows.append({"images": images, "prompt": prompt, "answer": "red"})
+    ds = Dataset.from_list(rows[:2] + rows[2:] * 2)  # 4 prompts: one image, two images, text only (twice)
+    args = GRPOConfig(
+        output_dir="unused", use_cpu=True, bf16=False, per_device_train_batch_size=4, num_generations=2,
+        max_completion_length=3, report_to="none", max_steps=1, remove_unused_columns=False,
+    )  # fmt: skip
+    trainer = VLMGRPOTrainer(
+        model=model, args=args, train_dataset=ds, processing_class=processor, reward_funcs=get_reward_funcs(["accuracy"])
+    )
+    engine = ProcessorEngine(model, engine_processor)
+    trainer.use_vllm, trainer.vllm_mode, trainer.vllm_generation = True, mode, engine  # TRL's vLLM path, our engine
+    trainer._last_loaded_step = trainer.state.global_step  # nothing to sync into the stand-in
+    batch = [ds[0], ds[0], ds[1], ds[1]]
+    out = trainer._generate_and_score_completions(batch)
+
+    (prompts, images), = engine.received
+    image_id = _image_token_id(processor)
+    for r, ids in enumerate(prompts):
+        loss_prompt = out["prompt_ids"][r][out["prompt_mask"][r].bool()].tolist()
+        n_images = len(batch[r]["images"])
+        assert len(images[r]) == n_images
+        if mode == "colocate":
+            assert ids.count(image_id) == n_images
+        else:
+            assert ids == loss_prompt
+        # what the engine expanded is exactly the prompt the loss scores the completion on
+        again = engine_processor(text=[processor.tokenizer.decode(ids)], images=[images[r]])["input_ids"][0]
+        assert list(again) == loss_prompt
+    ratio = out["importance_sampling_ratio"]
+    assert torch.allclose(ratio, torch.ones_like(ratio), atol=1e-3), ratio
+
+
+def test_the_vllm_bench_exits_saying_what_is_missing_on_a_machine_without_a_gpu(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "benches"))
+    spec = importlib.util.spec_from_file_location("bench_grpo_vllm", REPO_ROOT / "benches" / "bench_grpo_vllm.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    out = tmp_path / "runs.jsonl"
+    assert bench.main(["--out", str(out), "--runs_dir", str(tmp_path / "runs")]) == 2
+    assert "no CUDA GPU on this machine" in capsys.readouterr().out
+    assert not out.exists() and not (tmp_path / "runs").exists()
