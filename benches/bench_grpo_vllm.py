@@ -1,10 +1,10 @@
-"""GRPO generation with vLLM (colocate) against model.generate, on one GPU (issue 31; docs/recipes.md, "vLLM generation").
+"""GRPO generation with vLLM (colocate) against model.generate on one GPU (issue 31; docs/recipes.md, vLLM generation).
 
 Runs one GRPO config twice through recipes/grpo.py's entry point, a few optimizer steps each, the same seed: once with
 `use_vllm: false` (TRL generates with model.generate) and once with `use_vllm: true, vllm_mode: colocate`, and prints
 per run the generation throughput (completion tokens per second of generation, summed over the run's generation calls),
 the mean generation time per call and the mean optimizer-step time (generation included), after the first step
-(vLLM's start-up and CUDA warm-up fall in it). Held-out evaluation is cut to a few prompts so that it does not dominate.
+(vLLM's start-up and CUDA warm-up fall in it). Held-out evaluation is cut to a few prompts, so it does not dominate.
 Each run appends one JSON line to --out; `--table` prints the table of the file.
 
     accelerate launch --config_file accelerate_configs/single_gpu.yaml benches/bench_grpo_vllm.py --steps 10

@@ -248,21 +248,38 @@ def test_the_recipe_refuses_use_vllm_here_before_loading_anything_and_leaves_no_
 
 
 class ProcessorEngine:
-    """Stands in for vLLM in TRL's `VLLMGeneration.generate`: it does what vLLM does with a prompt (the model's
-    processor, here with the checkpoint's own settings, expands the placeholders of the ids it is given against the
-    images it is given) and samples greedily from the model, returning each token's log-probability."""
+    """Stands in for vLLM in TRL's `VLLMGeneration.generate`: it does what vLLM does with a prompt and samples greedily
+    from the model, returning each token's log-probability. Colocate: the model's processor (with the checkpoint's
+    own settings) expands the placeholders of the ids it is given against the images it is given. Server: the images
+    are processed on their own and their features placed on the runs of image tokens of the ids, one run per image of
+    the features' length (what TRL's `_place_features` and the server do)."""
 
-    def __init__(self, model, processor, max_new_tokens=3):
-        self.model, self.processor, self.max_new_tokens = model, processor, max_new_tokens
+    def __init__(self, model, processor, mode, max_new_tokens=3):
+        self.model, self.processor, self.mode, self.max_new_tokens = model, processor, mode, max_new_tokens
         self.received = []
+
+    def inputs(self, ids, images):
+        if self.mode == "colocate":
+            text = self.processor.tokenizer.decode(ids)
+            return self.processor(text=[text], images=[images] if images else None, return_tensors="pt")
+        features = self.processor.image_processor(images=images, return_tensors="pt")
+        merge = self.processor.image_processor.merge_size**2
+        token_id = _image_token_id(self.processor)
+        runs = [len(run) for run in "".join("x" if t == token_id else " " for t in ids).split()]
+        assert runs == [int(n) // merge for n in features["image_grid_thw"].prod(-1)]  # features fit their runs
+        return {
+            "input_ids": torch.tensor([ids]),
+            "attention_mask": torch.ones(1, len(ids), dtype=torch.long),
+            "mm_token_type_ids": torch.tensor(self.processor.create_mm_token_type_ids([ids])),
+            **features,
+        }
 
     @torch.no_grad()
     def generate(self, prompts, images, num_generations, profiler=None):
         self.received.append((prompts, images))
         completions, logprobs = [], []
         for ids, imgs in zip(prompts, images or [None] * len(prompts)):
-            text = self.processor.tokenizer.decode(ids)
-            inputs = self.processor(text=[text], images=[imgs] if imgs else None, return_tensors="pt")
+            inputs = self.inputs(ids, imgs)
             out = self.model.generate(
                 **inputs, max_new_tokens=self.max_new_tokens, do_sample=False, output_logits=True,
                 return_dict_in_generate=True,
@@ -280,7 +297,7 @@ class ProcessorEngine:
 def test_grpo_scores_vllm_completions_on_the_prompt_vllm_sampled_them_from(family, mode):
     """Through our GRPO trainer with `use_vllm`: vLLM gets our prompt (colocate: one placeholder per image; server: the
     expanded ids), and the loss's log-probabilities of its completions equal the sampler's (TRL's importance-sampling
-    ratio between them is 1), for one-image, two-image and text-only rows in one batch."""
+    ratio between them is 1), for a one-image and a two-image row."""
     from datasets import Dataset
     from transformers import AutoModelForImageTextToText
 
@@ -305,21 +322,20 @@ def test_grpo_scores_vllm_completions_on_the_prompt_vllm_sampled_them_from(famil
             {**m, "content": [{"type": "image"} if p["type"] == "image" else p for p in m["content"]]} for m in conv
         ]
         rows.append({"images": images, "prompt": prompt, "answer": "red"})
-    ds = Dataset.from_list(rows[:2] + rows[2:] * 2)  # 4 prompts: one image, two images, text only (twice)
+    ds = Dataset.from_list(rows[:2])  # one image; two images of other sizes
     args = GRPOConfig(
         output_dir="unused", use_cpu=True, bf16=False, per_device_train_batch_size=4, num_generations=2,
         max_completion_length=3, report_to="none", max_steps=1, remove_unused_columns=False,
     )  # fmt: skip
-    trainer = VLMGRPOTrainer(
-        model=model, args=args, train_dataset=ds, processing_class=processor, reward_funcs=get_reward_funcs(["accuracy"])
-    )
-    engine = ProcessorEngine(model, engine_processor)
+    rewards = get_reward_funcs(["accuracy"])
+    trainer = VLMGRPOTrainer(model, args=args, train_dataset=ds, processing_class=processor, reward_funcs=rewards)
+    engine = ProcessorEngine(model, engine_processor, mode)
     trainer.use_vllm, trainer.vllm_mode, trainer.vllm_generation = True, mode, engine  # TRL's vLLM path, our engine
     trainer._last_loaded_step = trainer.state.global_step  # nothing to sync into the stand-in
     batch = [ds[0], ds[0], ds[1], ds[1]]
     out = trainer._generate_and_score_completions(batch)
 
-    (prompts, images), = engine.received
+    ((prompts, images),) = engine.received
     image_id = _image_token_id(processor)
     for r, ids in enumerate(prompts):
         loss_prompt = out["prompt_ids"][r][out["prompt_mask"][r].bool()].tolist()
@@ -329,9 +345,8 @@ def test_grpo_scores_vllm_completions_on_the_prompt_vllm_sampled_them_from(famil
             assert ids.count(image_id) == n_images
         else:
             assert ids == loss_prompt
-        # what the engine expanded is exactly the prompt the loss scores the completion on
-        again = engine_processor(text=[processor.tokenizer.decode(ids)], images=[images[r]])["input_ids"][0]
-        assert list(again) == loss_prompt
+        # what the engine generated from is exactly the prompt the loss scores the completion on
+        assert engine.inputs(ids, images[r])["input_ids"][0].tolist() == loss_prompt
     ratio = out["importance_sampling_ratio"]
     assert torch.allclose(ratio, torch.ones_like(ratio), atol=1e-3), ratio
 

@@ -84,7 +84,7 @@ def _check_vllm(parsed) -> None:
     if training is None or model is None or not training.use_vllm:
         return
     family = family_of_name(model.model_name_or_path)
-    if family is not None:
+    if family:  # None: not told from the name
         check_vllm_settings(family, training, model)
 
 

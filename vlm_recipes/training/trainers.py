@@ -193,9 +193,9 @@ class VLLMPrompts:
     _vllm_inputs = None
 
     def __init__(self, *args, **kwargs):
-        processor = kwargs.get("processing_class")
-        if processor is not None:  # before TRL starts vLLM (seconds to minutes on a GPU)
-            check_vllm_settings(family_of(processor), kwargs["args"], None)
+        processor, training_args = kwargs.get("processing_class"), kwargs.get("args")
+        if processor is not None and training_args is not None:  # before TRL starts vLLM (seconds to minutes)
+            check_vllm_settings(family_of(processor), training_args, None)
         super().__init__(*args, **kwargs)
 
     def _tokenize_prompts(self, prompts):

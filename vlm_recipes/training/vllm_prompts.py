@@ -56,8 +56,6 @@ def check_vllm_environment(training_args) -> None:
     called before anything is loaded or written (vlm_recipes.launch)."""
     if not getattr(training_args, "use_vllm", False):
         return
-    import torch
-
     fix = "set use_vllm: false (generation with model.generate), or run on a machine with a CUDA GPU"
     if training_args.use_cpu:
         raise ValueError(f"use_vllm: true generates with vLLM on a CUDA GPU, but use_cpu is true: {fix}.")
