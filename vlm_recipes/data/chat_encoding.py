@@ -318,12 +318,19 @@ class ChatEncoder:
         spans: list[list[tuple[int, int]]] | None = None,
         padding_side: str | None = "right",
         videos: list[list] | None = None,
+        expand_media: bool = True,
     ) -> dict:
         """Tokenize marked, rendered `texts` with their `images` and `videos` (`Video`s; a list per row).
-        `padding_side=None` returns unpadded lists of ids (and no tensors for token-aligned keys)."""
+        `padding_side=None` returns unpadded lists of ids (and no tensors for token-aligned keys). `expand_media=False`
+        leaves each image / video placeholder as the template wrote it (one placeholder per image, nothing processed:
+        the prompt an engine that runs the processor itself takes, e.g. vLLM; vlm_recipes.training.vllm_prompts)."""
         spans = spans or [[] for _ in texts]
         rows = [self.pieces(text, s) for text, s in zip(texts, spans)]
-        image_inputs, expansions = self._media_inputs(rows, images, videos or [[] for _ in texts])
+        if expand_media:
+            image_inputs, expansions = self._media_inputs(rows, images, videos or [[] for _ in texts])
+        else:
+            self._check_counts(rows, images, "image")
+            image_inputs, expansions = {}, [[string for kind, string, _ in row if kind in MEDIA] for row in rows]
         # Every 'text' and 'image' piece of the batch, tokenized in two calls: the pieces that begin a text, the rest.
         plain: dict[bool, list[str]] = {True: [], False: []}
         for i, row in enumerate(rows):

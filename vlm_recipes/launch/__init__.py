@@ -6,7 +6,9 @@ Every recipe script (recipes/*.py) parses its YAML plus overrides through `parse
    method record's `refuses`, vlm_recipes.training.methods);
 3. parses the dataclasses (vlm_recipes.settings.parse: allowed values, the recipe check, named unknown keys);
 4. validates every name that needs a registry, in one step (`validate`): metrics, benchmarks and their data source,
-   reward functions, box conventions.
+   reward functions, box conventions; GRPO's `use_vllm` against the model family (training.vllm_prompts).
+Then, before the run flow loads or writes anything, `check_environment` refuses what this machine cannot run
+(`use_vllm` without a CUDA GPU or the vllm package): a config stays valid, and parses, on a machine without one.
 The settings types import nothing above them, so these checks live here, above every registry.
 
 The training recipes share one flow (vlm_recipes.training.run); `training_recipe` gives a script its `main`, and
@@ -38,8 +40,10 @@ from ..settings import parse as parse_settings
 from ..training.methods import METHODS, Method, get_method
 from ..training.rewards import get_reward_funcs
 from ..training.run import run
+from ..training.vllm_prompts import check_vllm_environment, check_vllm_settings, family_of_name
 
 __all__ = [
+    "check_environment",
     "load_config",
     "parse",
     "recipe_script_module",
@@ -69,6 +73,25 @@ def validate(*parsed) -> None:
         if isinstance(args, BenchmarkArguments):
             check_benchmark_names(args.benchmarks)
             check_data_source(args.dataset_source, "dataset_source")
+    _check_vllm(parsed)
+
+
+def _check_vllm(parsed) -> None:
+    """GRPO's `use_vllm` against the model family and its image settings, when the family can be told from the model
+    name without loading anything (the trainer checks again with the processor)."""
+    training = next((a for a in parsed if isinstance(a, GRPOConfig)), None)
+    model = next((a for a in parsed if hasattr(a, "model_name_or_path")), None)
+    if training is None or model is None or not training.use_vllm:
+        return
+    family = family_of_name(model.model_name_or_path)
+    if family:  # None: not told from the name
+        check_vllm_settings(family, training, model)
+
+
+def check_environment(training_args) -> None:
+    """Refuse, before anything is loaded or written, settings this machine cannot run: `use_vllm` without a CUDA GPU
+    or without the vllm package (vlm_recipes.training.vllm_prompts.check_vllm_environment)."""
+    check_vllm_environment(training_args)
 
 
 def _refusals(dataclass_types: tuple, recipe: str | None):
@@ -118,6 +141,7 @@ def train(method: str | Method, data_args, training_args, model_args) -> dict:
     """Validate arguments built in Python (as `parse` validates parsed ones) and run the training flow
     (vlm_recipes.training.run.run): train, evaluate before/after, save."""
     validate(data_args, training_args, model_args)
+    check_environment(training_args)
     return run(method, data_args, training_args, model_args)
 
 
@@ -147,6 +171,7 @@ def main(method: str, default_config: str | Path, argv: list[str] | None = None)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     record = method_of_config(get_method(method), default_config, argv)
     data_args, training_args, model_args = parse(record.parser_types, default_config, argv, recipe=record.name)
+    check_environment(training_args)
     return run(record, data_args, training_args, model_args)
 
 

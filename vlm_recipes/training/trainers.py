@@ -12,6 +12,7 @@ distributes. What the mixins add (outermost first, so each wraps the ones after 
 - `PaddingFreeTokenCount` (SFT): the logged `num_tokens` of padding-free Qwen2-VL batches counts every position.
 - `ControlTextPrompts` (GRPO, RLOO): prompts are rendered and tokenized by `ChatEncoder`, so their text stays text,
   and the second prompt pass pads left like the prompt ids (Qwen2-VL's `mm_token_type_ids`).
+- `VLLMPrompts` (GRPO with `use_vllm`): vLLM gets the prompt it can expand itself (vlm_recipes.training.vllm_prompts).
 
 `full_weights` gathers ZeRO-3 shards for the evaluation before training.
 """
@@ -23,12 +24,14 @@ from contextlib import contextmanager
 import torch
 from PIL import Image
 from trl import DPOTrainer, GRPOTrainer, RLOOTrainer, SFTTrainer
+from trl.data_utils import prepare_multimodal_messages
 
 from ..data.chat_encoding import ChatEncoder
 from ..data.pipeline import DeviceImageStage
 from ..models.families import family_of
 from ..models.modeling import parameter_groups
 from ..outputs.checkpoints import CompleteCheckpoints
+from .vllm_prompts import check_vllm_settings, vllm_prompts
 
 
 class PartLearningRates:
@@ -183,6 +186,39 @@ class ControlTextPrompts:
             self.processing_class = processor
 
 
+class VLLMPrompts:
+    """GRPO trainer mixin, with `use_vllm: true`: vLLM generates from the prompt it can expand itself (colocate: one
+    unexpanded placeholder per image; server: the expanded ids), with the images alongside (Qwen2-VL's already
+    resized by our processor's resize, so vLLM makes the loss's patch grid). Everything else (the
+    expanded prompt ids of the loss, the second pass with its left-padded `mm_token_type_ids`, Qwen2-VL's M-RoPE
+    positions computed by the model from them) is TRL's path as without vLLM. vlm_recipes.training.vllm_prompts."""
+
+    _vllm_inputs = None
+
+    def __init__(self, *args, **kwargs):
+        processor, training_args = kwargs.get("processing_class"), kwargs.get("args")
+        if processor is not None and training_args is not None:  # before TRL starts vLLM (seconds to minutes)
+            check_vllm_settings(family_of(processor), training_args, None)
+        super().__init__(*args, **kwargs)
+
+    def _tokenize_prompts(self, prompts):
+        if not (self.use_vllm and self._is_vlm and isinstance(prompts[0], list)):
+            return super()._tokenize_prompts(prompts)
+        view = self.processing_class  # the ControlTextView while completions are generated
+        processor = getattr(view, "_processor", view)
+        conversations = [prepare_multimodal_messages(p) for p in prompts]
+        encoder = view._encoder(self.chat_template) if isinstance(view, ControlTextView) else None
+        encoder = encoder or ChatEncoder(processor, self.chat_template)
+        self._vllm_inputs = vllm_prompts(encoder, conversations, self.vllm_mode, **self.chat_template_kwargs)
+        return super()._tokenize_prompts(prompts)
+
+    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+        inputs, self._vllm_inputs = self._vllm_inputs, None
+        if self.use_vllm and inputs is not None and images is not None:
+            prompt_ids, images = inputs.prompt_ids, inputs.images
+        return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations, has_tool_images)
+
+
 class PaddingFreeTokenCount:
     """SFT trainer mixin: TRL 1.16 counts the tokens of a batch without attention mask (padding-free) as
     `position_ids.size(1)`, which for Qwen2-VL's (4, 1, L) position ids is 1 instead of L; add the L - 1 it missed,
@@ -214,7 +250,9 @@ class VLMDPOTrainer(CompleteCheckpoints, DeviceImageStage, VisionOnEveryRank, Pa
     pass
 
 
-class VLMGRPOTrainer(CompleteCheckpoints, ControlTextPrompts, VisionOnEveryRank, PartLearningRates, GRPOTrainer):
+class VLMGRPOTrainer(
+    CompleteCheckpoints, ControlTextPrompts, VLLMPrompts, VisionOnEveryRank, PartLearningRates, GRPOTrainer
+):
     pass
 
 
