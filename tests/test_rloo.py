@@ -24,9 +24,12 @@ def test_rloo_is_grpo_with_trls_rloo_trainer_and_config():
     # The same flow as GRPO: prompt rows, the trainer renders them, the same held-out figures and refusals.
     for field in ("load_splits", "collator_class", "prompt_key", "extra_metrics", "renders_prompts", "refuses"):
         assert getattr(rloo, field) == getattr(grpo, field), field
-    # GRPO's trainer fixes (prompts through ChatEncoder, left-padded second pass) are the same mixins.
+    # GRPO's trainer fixes (prompts through ChatEncoder, left-padded second pass) are the same mixins, less GRPO's
+    # vLLM prompts (RLOO refuses use_vllm).
+    from vlm_recipes.training.trainers import VLLMPrompts
+
     assert [c for c in rloo.trainer_class.__mro__ if c.__module__.startswith("vlm_recipes")][1:] == [
-        c for c in grpo.trainer_class.__mro__ if c.__module__.startswith("vlm_recipes")
+        c for c in grpo.trainer_class.__mro__ if c.__module__.startswith("vlm_recipes") and c is not VLLMPrompts
     ][1:]
     data_args, args, _ = parse_config(CONFIG)
     assert args.reward_funcs == ["accuracy", "length_penalty"] and data_args.dataset_name == "synthetic"

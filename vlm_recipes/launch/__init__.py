@@ -32,6 +32,7 @@ from ..settings import (
     BenchmarkArguments,
     DataArguments,
     EvaluateArguments,
+    GRPOConfig,
     RewardFields,
     VLMTrainingFields,
     settings_of,
@@ -88,9 +89,12 @@ def _check_vllm(parsed) -> None:
         check_vllm_settings(family, training, model)
 
 
-def check_environment(training_args) -> None:
-    """Refuse, before anything is loaded or written, settings this machine cannot run: `use_vllm` without a CUDA GPU
+def check_environment(method: Method, training_args) -> None:
+    """Refuse, before anything is loaded or written, settings the method cannot run (its `check_args`, so that
+    RLOO's own refusal of `use_vllm` speaks first), then what this machine cannot run: `use_vllm` without a CUDA GPU
     or without the vllm package (vlm_recipes.training.vllm_prompts.check_vllm_environment)."""
+    if method.check_args is not None:
+        method.check_args(training_args)
     check_vllm_environment(training_args)
 
 
@@ -141,7 +145,8 @@ def train(method: str | Method, data_args, training_args, model_args) -> dict:
     """Validate arguments built in Python (as `parse` validates parsed ones) and run the training flow
     (vlm_recipes.training.run.run): train, evaluate before/after, save."""
     validate(data_args, training_args, model_args)
-    check_environment(training_args)
+    method = get_method(method) if isinstance(method, str) else method
+    check_environment(method, training_args)
     return run(method, data_args, training_args, model_args)
 
 
@@ -171,7 +176,7 @@ def main(method: str, default_config: str | Path, argv: list[str] | None = None)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     record = method_of_config(get_method(method), default_config, argv)
     data_args, training_args, model_args = parse(record.parser_types, default_config, argv, recipe=record.name)
-    check_environment(training_args)
+    check_environment(record, training_args)
     return run(record, data_args, training_args, model_args)
 
 
