@@ -6,7 +6,8 @@ conversation the recipes train on. Every row gets:
 
 - `question` (`grounding_prompt` with `{query}` filled) and `answer` (the box in `box_format`,
   vlm_recipes/grounding/boxes.py), which vlm_recipes.data.loading turns into `messages` as for any question/answer
-  data;
+  data, with `answer_message` (the answer with the control tokens the convention writes on purpose wrapped, so that
+  they and only they become control tokens: Qwen2-VL's box markers) as the assistant's text;
 - `bbox` (xyxy pixels of the stored image, floats), `image_size` ([width, height]) and `box_frame` ([width,
   height] of the frame the answer's coordinates are in: the resized input for qwen2.5-vl, 100 x 100 for smolvlm),
   so that rewards, metrics and the gallery convert answers back to pixels (`BoxConvention.from_frame`);
@@ -25,7 +26,8 @@ from datasets import Dataset, Image, List
 from PIL import Image as PILImage
 
 from ..settings import DataArguments
-from .boxes import as_box, get_convention, xywh_to_xyxy
+from ..settings.data import BOX_FORMAT_AUTO
+from .boxes import as_box, get_convention, reserved_in, xywh_to_xyxy
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +48,11 @@ def _row_name(i: int, row_ids) -> str:
 def _query_text(value, i: int, row_ids, column: str) -> str:
     if isinstance(value, (list, tuple)):  # several referring expressions (RefCOCO's `answer`): the first
         value = value[0] if value else None
+    if reserved_in(value):
+        raise ValueError(
+            f"{_row_name(i, row_ids)}: column {column!r} holds a private-use character U+F0000-U+F0003, which "
+            "vlm_recipes reserves to mark control tokens in message text; remove it from the row."
+        )
     if not isinstance(value, str) or not value.strip():
         raise ValueError(
             f"{_row_name(i, row_ids)}: column {column!r} must hold the object's name or referring expression (text, "
@@ -58,6 +65,11 @@ def add_box_answers(ds: Dataset, args: DataArguments, processor=None) -> Dataset
     """`ds` (with an `images` list column) plus the grounding columns listed in the module docstring, and `question`
     (`grounding_prompt` with its `{query}` filled); vlm_recipes.data.loading then builds `messages` from `question`
     and `answer` as for any question/answer data."""
+    if args.box_format == BOX_FORMAT_AUTO:
+        raise ValueError(
+            "box_format auto is resolved from the model when the recipe validates its config "
+            "(vlm_recipes.launch.validate); outside a recipe, name the convention (qwen2-vl, qwen2.5-vl, smolvlm)."
+        )
     convention = get_convention(args.box_format)
     if convention.needs_processor and processor is None:
         raise ValueError(
@@ -82,6 +94,7 @@ def add_box_answers(ds: Dataset, args: DataArguments, processor=None) -> Dataset
     queries = ds[query_column] if query_column is not None else [None] * len(ds)
     built = {
         "answer": [],
+        "answer_message": [],
         "bbox": [],
         "image_size": [],
         "box_frame": [],
@@ -109,6 +122,7 @@ def add_box_answers(ds: Dataset, args: DataArguments, processor=None) -> Dataset
         label = _query_text(query, i, row_ids, query_column) if query_column is not None else None
         answer, frame = convention.answer(box, size, processor, label=label)
         built["answer"].append(answer)
+        built["answer_message"].append(convention.answer_message(box, size, processor, label=label))
         built["bbox"].append(list(box))
         built["image_size"].append(list(size))
         built["box_frame"].append(list(frame))

@@ -65,6 +65,12 @@ class Family:
             `<video>` branch SmolVLM's template lacks).
         checkpoints: prefixes of the Hub ids of the family's real checkpoints our configs name (the longest
             matching prefix of any family wins): which tiny model stands in for a real config offline.
+        box_formats: (model_type, box convention) pairs: the grounding answer format each model type of the family
+            was pre-trained on (vlm_recipes/grounding/boxes.py), its default (`box_format: auto`); another convention
+            is refused before the model loads unless the config sets box_format_override. A model type not listed
+            has no native box format: every convention needs the override.
+        checkpoint_types: (Hub id prefix, model_type) pairs: the model type of a real checkpoint, known without
+            downloading its config (the longest matching prefix wins), so that its box format is checked offline.
     """
 
     name: str
@@ -92,6 +98,12 @@ class Family:
     packing_refusal: str = ""
     template_patches: tuple[tuple[str, str], ...] = ()
     checkpoints: tuple[str, ...] = ()
+    box_formats: tuple[tuple[str, str], ...] = ()
+    checkpoint_types: tuple[tuple[str, str], ...] = ()
+
+    def box_format_for(self, model_type: str) -> str | None:
+        """The box convention `model_type` was pre-trained on, or None when it has none."""
+        return dict(self.box_formats).get(model_type)
 
     def patch_template(self, template):
         """`template` (text) with this family's `template_patches` applied (each only where it is not applied yet)."""
@@ -205,6 +217,9 @@ SMOLVLM = Family(
     # SmolVLMImageProcessor is generated from Idefics3's (transformers' modular files): the same processing.
     image_processor_classes=("Idefics3ImageProcessor", "SmolVLMImageProcessor"),
     checkpoints=("HuggingFaceTB/SmolVLM",),
+    # SmolVLM has no documented grounding format: ours (0-100 grid, vlm_recipes/grounding/boxes.py) is its default.
+    box_formats=(("smolvlm", "smolvlm"), ("idefics3", "smolvlm")),
+    checkpoint_types=(("HuggingFaceTB/SmolVLM2", "smolvlm"), ("HuggingFaceTB/SmolVLM", "idefics3")),
     packing_exact=True,
     # TRL's SmolVLM template (and its training variant) writes no video placeholder; transformers'
     # `SmolVLMProcessor.apply_chat_template` swaps in a template with a `<video>` branch when a conversation holds a
@@ -237,6 +252,10 @@ QWEN2_VL = Family(
     pixel_layout="patches",
     image_processor_classes=("Qwen2VLImageProcessor",),
     checkpoints=("Qwen/Qwen2-VL", "Qwen/Qwen2.5-VL"),
+    # Qwen2-VL: <|box_start|>(x1,y1),(x2,y2)<|box_end|> on a 0-1000 grid; Qwen2.5-VL: JSON bbox_2d in pixels of its
+    # resized input (the two model cards / technical reports; vlm_recipes/grounding/boxes.py).
+    box_formats=(("qwen2_vl", "qwen2-vl"), ("qwen2_5_vl", "qwen2.5-vl")),
+    checkpoint_types=(("Qwen/Qwen2-VL", "qwen2_vl"), ("Qwen/Qwen2.5-VL", "qwen2_5_vl")),
     packed_positions=mrope_positions,
     packing_exact=True,
 )
@@ -318,6 +337,13 @@ def family_of_checkpoint(hub_id: str) -> Family:
         known = sorted(p for f in FAMILIES for p in f.checkpoints)
         raise ValueError(f"No model family lists checkpoint {hub_id!r}; known prefixes: {known}.")
     return max(matches, key=lambda m: m[0])[1]
+
+
+def model_type_of_checkpoint(hub_id: str) -> str | None:
+    """The model_type of a real checkpoint by its Hub id (`Family.checkpoint_types`, longest matching prefix), or
+    None when no family lists it."""
+    matches = [(len(p), t) for f in FAMILIES for p, t in f.checkpoint_types if hub_id.startswith(p)]
+    return max(matches)[1] if matches else None
 
 
 def family_of(processor_or_model) -> Family:
