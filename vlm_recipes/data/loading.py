@@ -371,7 +371,7 @@ def load_splits(args: DataArguments, seed: int = 42, processor=None) -> tuple[Da
 
 def _grounding_splits(args: DataArguments, seed: int, processor) -> tuple[Dataset, Dataset]:
     """Grounding rows (the synthetic task, or data with a box column): boxes become answers in `box_format`."""
-    from ..grounding.data import add_box_answers
+    from ..grounding.data import add_box_answers, describe_scoring, image_overlap
 
     if args.dataset_name == "synthetic":
         size = args.synthetic_image_size
@@ -383,18 +383,33 @@ def _grounding_splits(args: DataArguments, seed: int, processor) -> tuple[Datase
     else:
         train, test = _user_splits(args, seed)
     splits = []
-    for ds in _cap(train, test, args):
+    for scored, ds in enumerate(_cap(train, test, args)):
         if args.image_column not in ds.column_names:
             raise ValueError(
                 f"Dataset has no image column {args.image_column!r} (columns: {ds.column_names}); set image_column."
             )
-        ds = add_box_answers(images_as_list_column(ds, args.image_column), args, processor)
+        # The scored split: one row per referring expression (RefCOCO's Acc@0.5 scores every one); training: one
+        # row per object.
+        ds = add_box_answers(images_as_list_column(ds, args.image_column), args, processor, every_expression=scored)
         # The assistant message holds the convention's control tokens wrapped (written on purpose, `answer_message`).
         pairs = zip(ds["question"], ds["answer_message"])
         messages = [question_messages(q, a, args.system_prompt) for q, a in pairs]
         ds = ds.remove_columns([c for c in ("messages",) if c in ds.column_names])
         splits.append(ds.add_column("messages", messages))
+    overlap = image_overlap(*splits)
+    log = logger.warning if overlap["shared_images"] else logger.info
+    log(describe_scoring(splits[1], scored_split_name(args), overlap))
     return tuple(splits)
+
+
+def scored_split_name(args: DataArguments) -> str:
+    """The split the held-out figures are on, as reports name it."""
+    if args.dataset_name == "synthetic":
+        return "synthetic held-out scenes"
+    test = args.dataset_test_split
+    if test is not None and test != args.dataset_train_split:
+        return test
+    return f"{args.dataset_train_split} (held-out {args.eval_fraction:g})"
 
 
 def load_preference_splits(args: DataArguments, seed: int = 42, processor=None) -> tuple[Dataset, Dataset]:

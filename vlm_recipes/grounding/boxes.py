@@ -5,9 +5,11 @@ origin top left), with the image's size. What the model reads and writes is the 
 
 | convention | answer | coordinates |
 |---|---|---|
-| `qwen2-vl` | `<|object_ref_start|>red circle<|object_ref_end|><|box_start|>(x1,y1),(x2,y2)<|box_end|>` | integers on a 0-1000 grid of the image's sides (0-999: [0, 1000)) |
+| `qwen2-vl` | `<|object_ref_start|>red circle<|object_ref_end|><|box_start|>(x1,y1),(x2,y2)<|box_end|>` | 0-999 grid |
 | `qwen2.5-vl` | `[{"bbox_2d": [x1, y1, x2, y2], "label": "red circle"}]` | integer pixels of the resized input image |
 | `smolvlm` | `[x1, y1, x2, y2]` | integers on a 0-100 grid: percent of the image's width / height |
+
+The `qwen2-vl` grid: integers in [0, 1000) of the image's width / height (an edge on the border is 999).
 
 The resized input image of `qwen2.5-vl` is the one the processor feeds the model: transformers' smart_resize to
 multiples of patch_size x merge_size (28) within the processor's min/max pixels.
@@ -15,7 +17,8 @@ multiples of patch_size x merge_size (28) within the processor's min/max pixels.
 Why these frames. Qwen2-VL was pre-trained on boxes "normalized within [0, 1000)" of the image, written
 "(x_top_left,y_top_left),(x_bottom_right,y_bottom_right)" between `<|box_start|>` and `<|box_end|>`, with the
 object's text between `<|object_ref_start|>` and `<|object_ref_end|>` (Qwen2-VL technical report, arXiv 2409.12191,
-section 2.3; the four are special tokens of its tokenizer, ids 151646-151649). Qwen2.5-VL was trained on absolute coordinates of its input image, and its input image is the
+section 2.3; the four are special tokens of its tokenizer, ids 151646-151649).
+Qwen2.5-VL was trained on absolute coordinates of its input image, and its input image is the
 resized one (the Qwen2.5-VL cookbooks scale predictions back with the input width/height the processor chose), so
 the same answer means the same place only in that frame; the frame depends on min_pixels/max_pixels, so it is
 computed from the processor the run uses (`frame_size`). SmolVLM has no documented grounding format and splits
@@ -236,7 +239,12 @@ class BoxConvention:
         sx, sy = frame[0] / image_size[0], frame[1] / image_size[1]
         box = (_round(box[0] * sx), _round(box[1] * sy), _round(box[2] * sx), _round(box[3] * sy))
         if self.half_open:  # [0, grid): the last cell is grid - 1
-            box = (min(box[0], frame[0] - 1), min(box[1], frame[1] - 1), min(box[2], frame[0] - 1), min(box[3], frame[1] - 1))
+            box = (
+                min(box[0], frame[0] - 1),
+                min(box[1], frame[1] - 1),
+                min(box[2], frame[0] - 1),
+                min(box[3], frame[1] - 1),
+            )
         return box
 
     @staticmethod

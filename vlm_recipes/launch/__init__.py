@@ -16,15 +16,14 @@ The training recipes share one flow (vlm_recipes.training.run); `training_recipe
 from __future__ import annotations
 
 import importlib.util
-import json
 import logging
 import sys
 from pathlib import Path
 
-from .. import tiny  # registers the tiny: model source
+from .. import tiny  # noqa: F401  (registers the tiny: model source)
 from ..evaluation.benchmarks.tasks import check_benchmark_names, check_data_source
 from ..evaluation.metrics import check_metric_names
-from ..models.families import FAMILIES, family_for_model_type, model_type_of_checkpoint
+from ..models.families import check_box_format
 from ..models.sources import resolve
 from ..paths import REPO_ROOT
 from ..processes import ends_process_group
@@ -37,15 +36,13 @@ from ..settings import (
     VLMTrainingFields,
     settings_of,
 )
-from ..settings.data import BOX_FORMAT_AUTO
 from ..settings import parse as parse_settings
 from ..training.methods import METHODS, Method, get_method
 from ..training.rewards import get_reward_funcs
 from ..training.run import run
 
-logger = logging.getLogger(__name__)
-
 __all__ = [
+    "check_box_format",
     "load_config",
     "parse",
     "recipe_script_module",
@@ -55,68 +52,6 @@ __all__ = [
     "training_recipe",
     "validate",
 ]
-
-
-def model_type_of(name_or_path: str) -> str | None:
-    """The model_type of a model without loading it: a tiny model's family (`tiny:<family>...`), a local checkpoint's
-    config.json, or a real checkpoint's Hub id (`Family.checkpoint_types`); None when it cannot be told offline."""
-    if name_or_path.startswith(tiny.TINY_PREFIX):
-        name = name_or_path.removeprefix(tiny.TINY_PREFIX).partition("-")[0]
-        family = next((f for f in FAMILIES if f.name == name), None)
-        return family.model_types[0] if family else None
-    config = Path(name_or_path) / "config.json"
-    if config.is_file():
-        return json.loads(config.read_text()).get("model_type")
-    return model_type_of_checkpoint(name_or_path)
-
-
-def check_box_format(data_args: DataArguments, model_args: VLMModelConfig) -> None:
-    """Grounding answers in the convention the model family was pre-trained on (`Family.box_formats`), before the
-    model loads: `box_format: auto` becomes it (in place); another convention is refused unless
-    `box_format_override: true`, which in turn is refused when the convention is the family's own."""
-    if data_args.box_format is None or model_args.model_name_or_path is None:
-        return
-    name = model_args.model_name_or_path
-    model_type = model_type_of(name)
-    family = family_for_model_type(model_type) if model_type else None
-    native = family.box_format_for(model_type) if family else None
-    if data_args.box_format == BOX_FORMAT_AUTO:
-        if native is None:
-            what = f"{family.label} ({model_type})" if family else f"{name!r} (model type unknown offline)"
-            raise ValueError(
-                f"box_format auto: {what} has no box format of its own; set box_format to a convention "
-                "(qwen2-vl, qwen2.5-vl, smolvlm) and box_format_override: true."
-            )
-        data_args.box_format = native
-        return
-    if data_args.box_format == native:
-        if data_args.box_format_override:
-            raise ValueError(
-                f"box_format_override: true, but box_format {native} is {family.label}'s own ({model_type}): remove "
-                "box_format_override."
-            )
-        return
-    if data_args.box_format_override:
-        logger.warning(
-            "box_format %s is not the format %s was pre-trained on (%s); trained anyway (box_format_override).",
-            data_args.box_format,
-            name,
-            native or "none known",
-        )
-        return
-    if native is None:
-        what = f"{family.label} ({model_type}) has no native box format" if family else (
-            f"the model type of {name!r} cannot be told before loading it"
-        )
-        raise ValueError(
-            f"box_format {data_args.box_format}: {what}; set box_format_override: true to train this convention "
-            "anyway."
-        )
-    raise ValueError(
-        f"box_format {data_args.box_format} is not the format {name} ({family.label}, {model_type}) was pre-trained "
-        f"on: use box_format {native} (or auto), or set box_format_override: true to train {data_args.box_format} "
-        "anyway (the model then learns a new format)."
-    )
 
 
 def validate(*parsed) -> None:

@@ -15,11 +15,18 @@ vlm_recipes/models/chat_templates).
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+from ..settings.data import BOX_FORMAT_AUTO
 from .positions import mrope_positions
+from .sources import resolve
+
+logger = logging.getLogger(__name__)
 
 # The fields of VLMModelConfig that set image resolution; each family accepts the ones it lists.
 RESOLUTION_CONTROLS = ("min_pixels", "max_pixels", "longest_edge", "image_splitting", "max_image_tiles")
@@ -414,3 +421,84 @@ def set_image_resolution(processor, **controls) -> None:
         )
     if given:
         family.set_resolution(processor, **given)
+
+
+def model_type_of(name_or_path: str, load: bool = False) -> str | None:
+    """The model_type of a model without loading its weights: a tiny model's family (`tiny:<family>...`), a local
+    checkpoint's config.json, or a real checkpoint's Hub id (`Family.checkpoint_types`); with `load`, anything else
+    by its config (transformers' AutoConfig: a Hub download, or a directory written since). None when it cannot be
+    told."""
+    tiny = "tiny:"  # the offline tiny models' prefix (sources.KNOWN_PREFIXES): `tiny:<family>[-<stage>]`
+    if name_or_path.startswith(tiny):
+        name = name_or_path.removeprefix(tiny).partition("-")[0]
+        family = next((f for f in FAMILIES if f.name == name), None)
+        return family.model_types[0] if family else None
+    config = Path(name_or_path) / "config.json"
+    if config.is_file():
+        return json.loads(config.read_text()).get("model_type")
+    known = model_type_of_checkpoint(name_or_path)
+    if known or not load:
+        return known
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(resolve(name_or_path)).model_type
+    except (OSError, ValueError):
+        return None
+
+
+def check_box_format(data_args, model_args, load: bool = False) -> None:
+    """Grounding answers in the convention the model family was pre-trained on (`Family.box_formats`), checked before
+    the model loads: `box_format: auto` becomes it (in place); another convention is refused unless
+    `box_format_override: true`, which in turn is refused when the convention is the family's own.
+
+    When a recipe parses its config (`load` False) a model whose type cannot be told offline (a directory an earlier
+    recipe has not written yet, a Hub id no family lists) is left to the run, which checks again with `load` True
+    before the weights load, and refuses it then if its config cannot be read."""
+    if data_args.box_format is None or model_args.model_name_or_path is None:
+        return
+    name = model_args.model_name_or_path
+    model_type = model_type_of(name, load=load)
+    if model_type is None and not load:
+        logger.info("box_format %s: the model type of %s is checked when the run starts.", data_args.box_format, name)
+        return
+    family = next((f for f in FAMILIES if model_type in f.model_types), None) if model_type else None
+    native = family.box_format_for(model_type) if family else None
+    known = ", ".join(sorted({n for f in FAMILIES for _, n in f.box_formats}))
+    if family is None:
+        what = f"the model type of {name!r} cannot be told ({model_type or 'no readable config'})"
+    else:
+        what = f"{name} ({family.label}, {model_type})"
+    if data_args.box_format == BOX_FORMAT_AUTO:
+        if native is None:
+            raise ValueError(
+                f"box_format auto: {what} has no box format of its own; set box_format to a convention ({known}) "
+                "and box_format_override: true."
+            )
+        data_args.box_format = native
+        return
+    if data_args.box_format == native:
+        if data_args.box_format_override:
+            raise ValueError(
+                f"box_format_override: true, but box_format {native} is {family.label}'s own ({model_type}): remove "
+                "box_format_override."
+            )
+        return
+    if data_args.box_format_override:
+        logger.warning(
+            "box_format %s is not the format %s was pre-trained on (%s); trained anyway (box_format_override).",
+            data_args.box_format,
+            name,
+            native or "none known",
+        )
+        return
+    if native is None:
+        raise ValueError(
+            f"box_format {data_args.box_format}: {what} has no box format of its own; set box_format_override: true "
+            "to train this convention anyway."
+        )
+    raise ValueError(
+        f"box_format {data_args.box_format} is not the format {what} was pre-trained on: use box_format {native} "
+        f"(or auto), or set box_format_override: true to train {data_args.box_format} anyway (the model then learns "
+        "a new format)."
+    )
