@@ -108,6 +108,10 @@ def test_only_box_markers_can_be_kept_and_datasets_cannot_write_the_wrappers(qwe
     args = DataArguments(dataset_name="x.jsonl", image_column="image", question_column="q", answer_column="a")
     with pytest.raises(ValueError, match=r"row 0: column 'a' holds a private-use character"):
         to_conversations(rows, args)
+    turn = [{"role": "assistant", "content": [{"type": "text", "text": f"{KEEP_START}<|box_end|>\U000f0003"}]}]
+    rows = Dataset.from_dict({"image": [red_image, red_image], "messages": [[], turn]})
+    with pytest.raises(ValueError, match=r"row 1: column 'messages' holds a private-use character"):
+        to_conversations(rows, DataArguments(dataset_name="x.jsonl", image_column="image"))
 
 
 # -- each family's own format, and the refusal of another -----------------------------------------------------------

@@ -265,14 +265,12 @@ def to_conversations(ds: Dataset, args: DataArguments) -> Dataset:
     if args.messages_column != "messages":
         ds = ds.rename_column(args.messages_column, "messages")
 
-    def refuse_reserved(messages, index):
-        for message in messages or []:
+    for index, row in enumerate(ds.select_columns(["messages"])):  # text only: no image is decoded
+        for message in row["messages"] or []:
             content = message.get("content")
             parts = [content] if isinstance(content, str) else [p.get("text") for p in content or []]
             if any(reserved_in(text) for text in parts):
                 raise ValueError(f"row {index}: column {args.messages_column!r} {RESERVED_HELP}")
-
-    ds.map(refuse_reserved, input_columns=["messages"], with_indices=True)  # a check: the dataset is unchanged
     if args.system_prompt:
 
         def add_system(messages):
