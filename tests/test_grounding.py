@@ -330,8 +330,9 @@ def test_sft_grounding_default_learns_to_find_the_red_circle(tmp_path):
 @pytest.mark.learning
 @pytest.mark.slow
 def test_sft_grounding_default_learns_on_qwen2_vl(tmp_path):
-    """The tiny Qwen2-VL default (answers in Qwen2.5-VL's JSON, pixels of the 112x112 input): 1000 steps, ~3.5 min
-    on the shared 2 cores (600 steps reached 0.51), so behind slow; the SmolVLM run above is the default proof."""
+    """The tiny Qwen2-VL default (answers in Qwen2-VL's own format, <|box_start|>(x1,y1),(x2,y2)<|box_end|> on a
+    [0, 1000) grid, the markers spelled out by the tiny tokenizer): 1000 steps, several minutes on the shared 2 cores,
+    so behind slow; the SmolVLM run above is the default proof."""
     results = run_recipe("sft", CONFIGS / "tiny-qwen2-vl" / "sft_grounding.yaml", tmp_path / "sft")
     assert results["iou_accuracy_before"] <= 0.05, results
     assert results["iou_accuracy_after"] >= 0.8 and results["mean_iou_after"] >= 0.8, results

@@ -11,7 +11,11 @@ not together with the assistant mask training needs. What this module does inste
 
 1. mark: every control-token string (each added token of the tokenizer: `<image>`, `<end_of_utterance>`,
    `<|im_end|>`, `<|vision_start|>`, `<row_1_col_1>`, ...) inside message text is wrapped in two private-use
-   characters (the ones transformers' own `sanitize_control_tokens` uses); text that already holds them is refused;
+   characters (the ones transformers' own `sanitize_control_tokens` uses); text that already holds them is refused.
+   The one exception is a control token a box convention writes on purpose (Qwen2-VL's `<|box_start|>`, ...):
+   vlm_recipes.grounding.boxes wraps it in two other private-use characters (`keep_control`), and it is left
+   unmarked, a control token of the template text (plain text for a tokenizer that lacks it). Data loading refuses
+   those characters in a dataset's own text, so only our formatter can write them;
 2. render with the chat template (transformers' `render_jinja_template`, which also returns the character spans of
    `{% generation %}` blocks);
 3. split the rendered text into pieces: template text, marked strings, the template's own image placeholders and the
@@ -49,6 +53,7 @@ from functools import cached_property
 import torch
 from transformers.utils.chat_template_utils import render_jinja_template
 
+from ..grounding.boxes import CONVENTIONS, KEEP_END, KEEP_START
 from ..models.families import family_of
 from .video import videos_of
 
@@ -60,6 +65,8 @@ MARK_START, MARK_END = "\U000f0000", "\U000f0001"
 # Keys of a processor's output that are laid out like input_ids: recomputed here for the pieces we tokenize.
 _TOKEN_KEYS = ("input_ids", "attention_mask", "token_type_ids", "mm_token_type_ids", "text_replacement_offsets")
 MEDIA = ("image", "video")  # the placeholder pieces a processor expands
+# The control tokens a box convention may write on purpose (vlm_recipes.grounding.boxes.keep_control); no other.
+_KEPT_TOKENS = frozenset(token for convention in CONVENTIONS.values() for token in convention.control_tokens)
 
 
 class ContentError(ValueError):
@@ -95,6 +102,8 @@ class ChatEncoder:
         self.control_ids = frozenset(added.values())
         longest_first = sorted(added, key=len, reverse=True)
         self.control_re = re.compile("|".join(map(re.escape, longest_first)) or "(?!)")
+        # A wrapped string must hold no marker and no other control string but itself (one token written on purpose).
+        self.keep_re = re.compile(f"{KEEP_START}([^{KEEP_START}{KEEP_END}{MARK_START}{MARK_END}]+){KEEP_END}")
         self.image_token = getattr(processor, "image_token", None)
         # Only a processor with a video processor expands video placeholders (LLaVA-1.5 has a `<video>`-less one).
         self.video_token = getattr(processor, "video_token", None) if hasattr(processor, "video_processor") else None
@@ -116,6 +125,29 @@ class ChatEncoder:
                 index,
                 "message text contains the private-use character U+F0000 or U+F0001, which marks control-token "
                 "strings as text; remove it from the text",
+                "reserved character",
+            )
+        out, position = [], 0
+        for kept in self.keep_re.finditer(text):  # control tokens a box convention wrote on purpose stay control
+            if kept.group(1) not in _KEPT_TOKENS:
+                raise ContentError(
+                    index,
+                    f"{kept.group(1)!r} is wrapped as a control token written on purpose, but no box convention "
+                    f"writes it (they write {sorted(_KEPT_TOKENS)}); remove the private-use characters around it",
+                    "reserved character",
+                )
+            out.append(self._mark_plain(text[position : kept.start()], index))
+            out.append(kept.group(1))
+            position = kept.end()
+        out.append(self._mark_plain(text[position:], index))
+        return "".join(out)
+
+    def _mark_plain(self, text: str, index: int) -> str:
+        if KEEP_START in text or KEEP_END in text:
+            raise ContentError(
+                index,
+                "message text contains a lone private-use character U+F0002 or U+F0003, which vlm_recipes.grounding "
+                "wraps around the control tokens a box convention writes; remove it from the text",
                 "reserved character",
             )
         return self.control_re.sub(lambda m: f"{MARK_START}{m.group()}{MARK_END}", text)

@@ -15,10 +15,16 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetDict, Image, List, load_dataset, load_dataset_builder
 
+from ..grounding.boxes import reserved_in
 from ..settings import DataArguments
 from . import synthetic
 
 logger = logging.getLogger(__name__)
+
+RESERVED_HELP = (
+    "holds a private-use character U+F0000-U+F0003, which vlm_recipes reserves to mark control tokens in message "
+    "text (vlm_recipes/data/chat_encoding.py); remove it from the row."
+)
 
 # Seeds of the synthetic splits: different seeds, so held-out scenes are fresh random draws.
 SYNTHETIC_TRAIN_SEED, SYNTHETIC_EVAL_SEED = 0, 1
@@ -300,6 +306,10 @@ def to_conversations(ds: Dataset, args: DataArguments) -> Dataset:
                 # Several accepted answers (ChartQA's label, DocVQA's / TextVQA's answers): train on the most common
                 # one (the first among ties); eval_references_column can still score against all of them.
                 answer = Counter(answer).most_common(1)[0][0]
+            for column, text in ((args.question_column, question), (args.answer_column, answer)):
+                if reserved_in(text):
+                    row = f"row_id={row_id[0]!r}" if row_id else f"row {index}"
+                    raise ValueError(f"{row}: column {column!r} {RESERVED_HELP}")
             if not isinstance(answer, str):
                 row = f"row_id={row_id[0]!r}" if row_id else f"row {index}"
                 raise ValueError(
@@ -318,6 +328,13 @@ def to_conversations(ds: Dataset, args: DataArguments) -> Dataset:
         )
     if args.messages_column != "messages":
         ds = ds.rename_column(args.messages_column, "messages")
+
+    for index, row in enumerate(ds.select_columns(["messages"])):  # text only: no image is decoded
+        for message in row["messages"] or []:
+            content = message.get("content")
+            parts = [content] if isinstance(content, str) else [p.get("text") for p in content or []]
+            if any(reserved_in(text) for text in parts):
+                raise ValueError(f"row {index}: column {args.messages_column!r} {RESERVED_HELP}")
     if args.system_prompt:
 
         def add_system(messages):
@@ -412,7 +429,7 @@ def load_splits(args: DataArguments, seed: int = 42, processor=None) -> tuple[Da
 
 def _grounding_splits(args: DataArguments, seed: int, processor) -> tuple[Dataset, Dataset]:
     """Grounding rows (the synthetic task, or data with a box column): boxes become answers in `box_format`."""
-    from ..grounding.data import add_box_answers
+    from ..grounding.data import add_box_answers, describe_scoring, image_overlap
 
     if args.dataset_name == "synthetic":
         size = args.synthetic_image_size
@@ -424,16 +441,33 @@ def _grounding_splits(args: DataArguments, seed: int, processor) -> tuple[Datase
     else:
         train, test = _user_splits(args, seed)
     splits = []
-    for ds in _cap(train, test, args):
+    for scored, ds in enumerate(_cap(train, test, args)):
         if args.image_column not in ds.column_names:
             raise ValueError(
                 f"Dataset has no image column {args.image_column!r} (columns: {ds.column_names}); set image_column."
             )
-        ds = add_box_answers(images_as_list_column(ds, args.image_column), args, processor)
-        messages = [question_messages(q, a, args.system_prompt) for q, a in zip(ds["question"], ds["answer"])]
+        # The scored split: one row per referring expression (RefCOCO's Acc@0.5 scores every one); training: one
+        # row per object.
+        ds = add_box_answers(images_as_list_column(ds, args.image_column), args, processor, every_expression=scored)
+        # The assistant message holds the convention's control tokens wrapped (written on purpose, `answer_message`).
+        pairs = zip(ds["question"], ds["answer_message"])
+        messages = [question_messages(q, a, args.system_prompt) for q, a in pairs]
         ds = ds.remove_columns([c for c in ("messages",) if c in ds.column_names])
         splits.append(ds.add_column("messages", messages))
+    overlap = image_overlap(*splits)
+    log = logger.warning if overlap["shared_images"] else logger.info
+    log(describe_scoring(splits[1], scored_split_name(args), overlap))
     return tuple(splits)
+
+
+def scored_split_name(args: DataArguments) -> str:
+    """The split the held-out figures are on, as reports name it."""
+    if args.dataset_name == "synthetic":
+        return "synthetic held-out scenes"
+    test = args.dataset_test_split
+    if test is not None and test != args.dataset_train_split:
+        return test
+    return f"{args.dataset_train_split} (held-out {args.eval_fraction:g})"
 
 
 def load_preference_splits(args: DataArguments, seed: int = 42, processor=None) -> tuple[Dataset, Dataset]:

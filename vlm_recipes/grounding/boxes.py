@@ -5,13 +5,20 @@ origin top left), with the image's size. What the model reads and writes is the 
 
 | convention | answer | coordinates |
 |---|---|---|
+| `qwen2-vl` | `<|object_ref_start|>red circle<|object_ref_end|><|box_start|>(x1,y1),(x2,y2)<|box_end|>` | 0-999 grid |
 | `qwen2.5-vl` | `[{"bbox_2d": [x1, y1, x2, y2], "label": "red circle"}]` | integer pixels of the resized input image |
 | `smolvlm` | `[x1, y1, x2, y2]` | integers on a 0-100 grid: percent of the image's width / height |
+
+The `qwen2-vl` grid: integers in [0, 1000) of the image's width / height (an edge on the border is 999).
 
 The resized input image of `qwen2.5-vl` is the one the processor feeds the model: transformers' smart_resize to
 multiples of patch_size x merge_size (28) within the processor's min/max pixels.
 
-Why these frames. Qwen2.5-VL was trained on absolute coordinates of its input image, and its input image is the
+Why these frames. Qwen2-VL was pre-trained on boxes "normalized within [0, 1000)" of the image, written
+"(x_top_left,y_top_left),(x_bottom_right,y_bottom_right)" between `<|box_start|>` and `<|box_end|>`, with the
+object's text between `<|object_ref_start|>` and `<|object_ref_end|>` (Qwen2-VL technical report, arXiv 2409.12191,
+section 2.3; the four are special tokens of its tokenizer, ids 151646-151649).
+Qwen2.5-VL was trained on absolute coordinates of its input image, and its input image is the
 resized one (the Qwen2.5-VL cookbooks scale predictions back with the input width/height the processor chose), so
 the same answer means the same place only in that frame; the frame depends on min_pixels/max_pixels, so it is
 computed from the processor the run uses (`frame_size`). SmolVLM has no documented grounding format and splits
@@ -29,6 +36,13 @@ What the libraries already do: transformers' `smart_resize` (Qwen2-VL's image pr
 unknown name is refused), conversions both ways, and a lenient parser that finds a box in a model's answer (JSON
 with or without ```json fences, a bare list of four numbers, "(x1,y1),(x2,y2)") and returns None, never a guess,
 when there is no proper box.
+
+Control tokens written on purpose. The four Qwen2-VL markers are control tokens of the real tokenizer, and
+vlm_recipes.data.chat_encoding keeps every control-token string found in message text as plain text. So the answer
+comes in two forms: `answer` (the text, as the model writes it and as it is scored) and `answer_message` (the same
+text with each marker the convention writes wrapped in KEEP_START / KEEP_END, `keep_control`): the chat encoder
+turns a wrapped marker into the control token (when the tokenizer has it) and everything else, the label included,
+stays text. Only this module writes the wrappers; data loading refuses them in a dataset's own text.
 """
 
 from __future__ import annotations
@@ -47,6 +61,37 @@ _NUMBER = r"-?\d+(?:\.\d+)?"
 _FOUR = re.compile(rf"[\[(]\s*({_NUMBER})\s*,\s*({_NUMBER})\s*,\s*({_NUMBER})\s*,\s*({_NUMBER})\s*[\])]")
 _PAIRS = re.compile(rf"\(\s*({_NUMBER})\s*,\s*({_NUMBER})\s*\)\s*,\s*\(\s*({_NUMBER})\s*,\s*({_NUMBER})\s*\)")
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)\s*(?:```|$)", re.DOTALL)
+
+# Private-use characters around a control token a box convention writes on purpose (see the module docstring);
+# U+F0000 / U+F0001 are chat_encoding's marks for control strings kept as text, so these are the next two.
+KEEP_START, KEEP_END = "\U000f0002", "\U000f0003"
+RESERVED_CHARACTERS = ("\U000f0000", "\U000f0001", KEEP_START, KEEP_END)
+OBJECT_REF_START, OBJECT_REF_END = "<|object_ref_start|>", "<|object_ref_end|>"
+BOX_START, BOX_END = "<|box_start|>", "<|box_end|>"
+QWEN2_VL_MARKERS = (OBJECT_REF_START, OBJECT_REF_END, BOX_START, BOX_END)
+_QWEN2_VL_ANSWER = re.compile(
+    rf"{re.escape(OBJECT_REF_START)}(?P<label>.*?){re.escape(OBJECT_REF_END)}{re.escape(BOX_START)}"
+    rf"\((\d+),(\d+)\),\((\d+),(\d+)\){re.escape(BOX_END)}",
+    re.DOTALL,
+)
+# The same answer decoded with skip_special_tokens=True by a tokenizer in which the markers are special tokens (the
+# real Qwen2-VL's): the label followed directly by the two points.
+_QWEN2_VL_DECODED = re.compile(r"(?P<label>.*?)\((\d+),(\d+)\),\((\d+),(\d+)\)", re.DOTALL)
+
+
+def keep_control(token: str) -> str:
+    """`token` marked as a control token written on purpose (vlm_recipes.data.chat_encoding keeps it one)."""
+    return f"{KEEP_START}{token}{KEEP_END}"
+
+
+def unkept(text: str) -> str:
+    """`text` without the KEEP_START / KEEP_END wrappers (the answer as the model writes it)."""
+    return text.replace(KEEP_START, "").replace(KEEP_END, "")
+
+
+def reserved_in(text) -> bool:
+    """Whether `text` holds a private-use character this package reserves for marking control tokens."""
+    return isinstance(text, str) and any(c in text for c in RESERVED_CHARACTERS)
 
 
 def _round(value: float) -> int:
@@ -134,6 +179,9 @@ def parse_boxes(text) -> list[Box]:
         box = as_box(text)
         return [box] if box else []
     text = str(text)
+    if BOX_START in text:  # Qwen2-VL's markers: the boxes are between them (a label may hold numbers of its own)
+        inside = re.findall(rf"{re.escape(BOX_START)}(.*?){re.escape(BOX_END)}", text, re.DOTALL)
+        return [b for part in inside for b in parse_boxes(part)]
     fenced = _FENCE.search(text)
     body = fenced.group(1) if fenced else text
     try:
@@ -164,7 +212,11 @@ class BoxConvention:
         needs_processor: whether the frame depends on the processor's resize settings.
         grid: the side of the fixed grid the coordinates are on (e.g. 100: a 0-100 grid of each image side); None:
             pixels of the image as the processor resizes it.
-        syntax: how a box is written: "list" (`[x1, y1, x2, y2]`) or "json" (`[{"bbox_2d": [...], "label": ...}]`).
+        syntax: how a box is written: "list" (`[x1, y1, x2, y2]`), "json" (`[{"bbox_2d": [...], "label": ...}]`) or
+            "qwen2-vl" (`<|object_ref_start|>label<|object_ref_end|><|box_start|>(x1,y1),(x2,y2)<|box_end|>`).
+        half_open: coordinates lie in [0, grid) rather than [0, grid]: a box edge on the image's right or bottom
+            border is written as grid - 1 (Qwen2-VL's "[0, 1000)").
+        control_tokens: the control tokens an answer holds on purpose (`answer_message` wraps them, `keep_control`).
     """
 
     name: str
@@ -172,6 +224,8 @@ class BoxConvention:
     needs_processor: bool
     grid: int | None = None
     syntax: str = "list"
+    half_open: bool = False
+    control_tokens: tuple[str, ...] = ()
 
     def frame_size(self, image_size: tuple[int, int], processor=None) -> tuple[int, int]:
         """(width, height) of the frame the answer's coordinates are in, for an image of `image_size` (w, h)."""
@@ -183,7 +237,15 @@ class BoxConvention:
         """A pixel box of an image of `image_size` in this convention's frame of size `frame`, rounded to integers
         (the answer's grid)."""
         sx, sy = frame[0] / image_size[0], frame[1] / image_size[1]
-        return (_round(box[0] * sx), _round(box[1] * sy), _round(box[2] * sx), _round(box[3] * sy))
+        box = (_round(box[0] * sx), _round(box[1] * sy), _round(box[2] * sx), _round(box[3] * sy))
+        if self.half_open:  # [0, grid): the last cell is grid - 1
+            box = (
+                min(box[0], frame[0] - 1),
+                min(box[1], frame[1] - 1),
+                min(box[2], frame[0] - 1),
+                min(box[3], frame[1] - 1),
+            )
+        return box
 
     @staticmethod
     def from_frame(box, image_size, frame) -> Box:
@@ -191,9 +253,17 @@ class BoxConvention:
         sx, sy = image_size[0] / frame[0], image_size[1] / frame[1]
         return (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy)
 
-    def format(self, frame_box, label: str | None = None) -> str:
-        """The answer text for a box already in the frame (`to_frame`)."""
+    def format(self, frame_box, label: str | None = None, keep=None) -> str:
+        """The answer text for a box already in the frame (`to_frame`). `keep` wraps each control token the
+        convention writes (`keep_control` for the assistant message; default: the token as is)."""
         coords = [int(v) for v in frame_box]
+        if self.syntax == "qwen2-vl":
+            keep = keep or (lambda token: token)
+            x1, y1, x2, y2 = coords
+            return (
+                f"{keep(OBJECT_REF_START)}{label or ''}{keep(OBJECT_REF_END)}"
+                f"{keep(BOX_START)}({x1},{y1}),({x2},{y2}){keep(BOX_END)}"
+            )
         if self.syntax == "list":
             return json.dumps(coords)
         # json.dumps escapes the label: text of the dataset stays text inside the answer.
@@ -204,11 +274,19 @@ class BoxConvention:
         frame = self.frame_size(image_size, processor)
         return self.format(self.to_frame(box, image_size, frame), label), frame
 
+    def answer_message(self, box, image_size, processor=None, label: str | None = None) -> str:
+        """The answer as the assistant message holds it: `answer`'s text with the convention's control tokens wrapped
+        (`keep_control`), so that they, and only they, are encoded as control tokens."""
+        frame = self.frame_size(image_size, processor)
+        return self.format(self.to_frame(box, image_size, frame), label, keep=keep_control)
+
     def is_answer(self, text: str, frame=None) -> bool:
         """Whether `text` is, as a whole, an answer in this convention for a frame of size `frame` (width, height;
         a grid convention's own grid when it has one): what `format` writes, up to spacing. "list": a JSON list of
         four integers on the frame with x1 < x2, y1 < y2; "json": a JSON list of one or more objects, each with
-        `bbox_2d` (four such integers) and a text `label`, optionally in ```json fences (as Qwen2.5-VL answers).
+        `bbox_2d` (four such integers) and a text `label`, optionally in ```json fences (as Qwen2.5-VL answers);
+        "qwen2-vl": the object-ref label and the two points between the box markers, the points on [0, grid), also
+        without the four markers (what decode(skip_special_tokens=True) leaves when they are special tokens).
         Anything else, e.g. a box in prose or in another convention's syntax, is not: this is the strict check of a
         format reward, where `parse_box` is the lenient reader of the IoU rewards."""
         if self.grid is not None:
@@ -216,6 +294,13 @@ class BoxConvention:
         elif frame is None:
             raise ValueError(f"box_format {self.name} answers in the processor's frame: pass the row's box_frame.")
         body = text.strip()
+        if self.syntax == "qwen2-vl":
+            # As written, or as decode(skip_special_tokens=True) leaves it where the markers are special tokens.
+            match = _QWEN2_VL_ANSWER.fullmatch(body) or _QWEN2_VL_DECODED.fullmatch(body)
+            if match is None or any(marker in match.group("label") for marker in QWEN2_VL_MARKERS):
+                return False
+            coords = [int(v) for v in match.groups()[1:]]
+            return _on_grid(coords, frame[0] - self.half_open, frame[1] - self.half_open)
         if self.syntax == "json":
             fenced = re.fullmatch(r"```(?:json)?\s*(.*?)\s*```", body, re.DOTALL)
             body = fenced.group(1) if fenced else body
@@ -246,6 +331,16 @@ class BoxConvention:
 CONVENTIONS: dict[str, BoxConvention] = {
     c.name: c
     for c in (
+        BoxConvention(
+            "qwen2-vl",
+            "<|object_ref_start|>label<|object_ref_end|><|box_start|>(x1,y1),(x2,y2)<|box_end|> as integers on a "
+            "0-1000 grid of the image's sides",
+            needs_processor=False,
+            grid=1000,
+            syntax="qwen2-vl",
+            half_open=True,
+            control_tokens=QWEN2_VL_MARKERS,
+        ),
         BoxConvention(
             "qwen2.5-vl",
             'JSON [{"bbox_2d": [x1, y1, x2, y2], "label": ...}] in integer pixels of the resized input image',

@@ -6,7 +6,8 @@ conversation the recipes train on. Every row gets:
 
 - `question` (`grounding_prompt` with `{query}` filled) and `answer` (the box in `box_format`,
   vlm_recipes/grounding/boxes.py), which vlm_recipes.data.loading turns into `messages` as for any question/answer
-  data;
+  data, with `answer_message` (the answer with the control tokens the convention writes on purpose wrapped, so that
+  they and only they become control tokens: Qwen2-VL's box markers) as the assistant's text;
 - `bbox` (xyxy pixels of the stored image, floats), `image_size` ([width, height]) and `box_frame` ([width,
   height] of the frame the answer's coordinates are in: the resized input for qwen2.5-vl, 100 x 100 for smolvlm),
   so that rewards, metrics and the gallery convert answers back to pixels (`BoxConvention.from_frame`);
@@ -14,18 +15,32 @@ conversation the recipes train on. Every row gets:
 
 A row whose box is not a box (not 4 numbers, x2 <= x1, outside the image) fails here, naming the row and the field,
 before any model is loaded.
+
+Scoring every referring expression. In RefCOCO a row is one object with a list of referring expressions (about three;
+lmms-lab/RefCOCO's `answer`), and the published Acc@0.5 (and lmms-eval's refcoco_bbox_rec tasks, which explode each
+row into one per expression) scores every expression. `add_box_answers(..., every_expression=True)`, used for the
+scored split, does the same: one row per expression, each with `object_index` (the object's row in the split as
+loaded) and `expression_index`; training rows keep one row per object (the first expression).
+
+Image overlap. A training split and a scored split that share images (RefCOCO holds several objects per image, so a
+held-out fraction of one split does; lmms-lab's RefCOCO `val` has 8,811 rows, 3,811 + 5,000, where RefCOCO-UNC val
+has 3,811 objects) score a model on photos it was trained on. `image_overlap` counts the shared images, by COCO image
+id when a `file_name` column names one, else by the image file's bytes; the grounding loader prints it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
+import re
 
 from datasets import Dataset, Image, List
 from PIL import Image as PILImage
 
 from ..settings import DataArguments
-from .boxes import as_box, get_convention, xywh_to_xyxy
+from ..settings.data import BOX_FORMAT_AUTO
+from .boxes import as_box, get_convention, reserved_in, xywh_to_xyxy
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +61,11 @@ def _row_name(i: int, row_ids) -> str:
 def _query_text(value, i: int, row_ids, column: str) -> str:
     if isinstance(value, (list, tuple)):  # several referring expressions (RefCOCO's `answer`): the first
         value = value[0] if value else None
+    if reserved_in(value):
+        raise ValueError(
+            f"{_row_name(i, row_ids)}: column {column!r} holds a private-use character U+F0000-U+F0003, which "
+            "vlm_recipes reserves to mark control tokens in message text; remove it from the row."
+        )
     if not isinstance(value, str) or not value.strip():
         raise ValueError(
             f"{_row_name(i, row_ids)}: column {column!r} must hold the object's name or referring expression (text, "
@@ -54,10 +74,32 @@ def _query_text(value, i: int, row_ids, column: str) -> str:
     return value.strip()
 
 
-def add_box_answers(ds: Dataset, args: DataArguments, processor=None) -> Dataset:
+def every_expression_rows(ds: Dataset, column: str) -> Dataset:
+    """One row per referring expression: a row whose `column` holds a list of expressions becomes one row per
+    expression (`column` then holds that one expression), with `object_index` (the row in `ds`) and
+    `expression_index` (its position in the list). A row with one expression (text) stays one row."""
+    order, chosen, positions = [], [], []
+    for i, value in enumerate(ds[column]):
+        expressions = list(value) if isinstance(value, (list, tuple)) and value else [value]
+        for k, expression in enumerate(expressions):
+            order.append(i)
+            chosen.append(expression)
+            positions.append(k)
+    out = ds.select(order).remove_columns([column]).flatten_indices()
+    out = out.add_column(column, chosen).add_column("object_index", order)
+    return out.add_column("expression_index", positions)
+
+
+def add_box_answers(ds: Dataset, args: DataArguments, processor=None, every_expression: bool = False) -> Dataset:
     """`ds` (with an `images` list column) plus the grounding columns listed in the module docstring, and `question`
     (`grounding_prompt` with its `{query}` filled); vlm_recipes.data.loading then builds `messages` from `question`
-    and `answer` as for any question/answer data."""
+    and `answer` as for any question/answer data. `every_expression`: one row per referring expression of each object
+    (`every_expression_rows`; the scored split), else one row per object, asking for its first expression."""
+    if args.box_format == BOX_FORMAT_AUTO:
+        raise ValueError(
+            "box_format auto is resolved from the model when the recipe validates its config "
+            "(vlm_recipes.launch.validate); outside a recipe, name the convention (qwen2-vl, qwen2.5-vl, smolvlm)."
+        )
     convention = get_convention(args.box_format)
     if convention.needs_processor and processor is None:
         raise ValueError(
@@ -76,12 +118,15 @@ def add_box_answers(ds: Dataset, args: DataArguments, processor=None) -> Dataset
             f"grounding_prompt {args.grounding_prompt!r} names {{query}} but grounding_query_column is not set; set "
             "it to the column naming the object, or write a prompt without {query}."
         )
+    if every_expression and query_column is not None:
+        ds = every_expression_rows(ds, query_column)
     raw = ds.cast_column("images", List(Image(decode=False)))
     row_ids = ds["row_id"] if "row_id" in ds.column_names else None
     images, boxes = raw["images"], ds[args.bbox_column]
     queries = ds[query_column] if query_column is not None else [None] * len(ds)
     built = {
         "answer": [],
+        "answer_message": [],
         "bbox": [],
         "image_size": [],
         "box_frame": [],
@@ -109,6 +154,7 @@ def add_box_answers(ds: Dataset, args: DataArguments, processor=None) -> Dataset
         label = _query_text(query, i, row_ids, query_column) if query_column is not None else None
         answer, frame = convention.answer(box, size, processor, label=label)
         built["answer"].append(answer)
+        built["answer_message"].append(convention.answer_message(box, size, processor, label=label))
         built["bbox"].append(list(box))
         built["image_size"].append(list(size))
         built["box_frame"].append(list(frame))
@@ -119,3 +165,52 @@ def add_box_answers(ds: Dataset, args: DataArguments, processor=None) -> Dataset
     for name, values in built.items():
         ds = ds.add_column(name, values)
     return ds
+
+
+_COCO_IMAGE = re.compile(r"COCO_[A-Za-z]+\d{4}_(\d+)")
+
+
+def image_keys(ds: Dataset) -> list[str]:
+    """A key per row naming its image: the COCO image id of a `file_name` column that names one (RefCOCO's), else a
+    hash of the first image's file bytes (its path when it has no bytes)."""
+    if "file_name" in ds.column_names:
+        names = [str(name) for name in ds["file_name"]]
+        ids = [_COCO_IMAGE.search(name) for name in names]
+        if all(ids):
+            return [f"coco:{int(m.group(1))}" for m in ids]
+    column = "images" if "images" in ds.column_names else "image"
+    if column not in ds.column_names:
+        raise ValueError(f"No image column to compare images by (columns: {ds.column_names}).")
+    feature = List(Image(decode=False)) if column == "images" else Image(decode=False)
+    keys = []
+    for value in ds.cast_column(column, feature)[column]:
+        value = value[0] if isinstance(value, list) else value
+        data = value.get("bytes") or str(value.get("path")).encode()
+        keys.append("sha1:" + hashlib.sha1(data).hexdigest())
+    return keys
+
+
+def image_overlap(train: Dataset, scored: Dataset) -> dict:
+    """How many of the scored split's images the training split holds too: {"train_images", "scored_images",
+    "shared_images", "shared_fraction" (of the scored images), "scored_rows_on_shared_images"}."""
+    train_keys, scored_keys = set(image_keys(train)), image_keys(scored)
+    shared = train_keys & set(scored_keys)
+    return {
+        "train_images": len(train_keys),
+        "scored_images": len(set(scored_keys)),
+        "shared_images": len(shared),
+        "shared_fraction": len(shared) / max(1, len(set(scored_keys))),
+        "scored_rows_on_shared_images": sum(key in shared for key in scored_keys),
+    }
+
+
+def describe_scoring(scored: Dataset, split: str, overlap: dict) -> str:
+    """One line on what is scored and what it shares with the training split (printed by the grounding loader)."""
+    objects = len(set(scored["object_index"])) if "object_index" in scored.column_names else len(scored)
+    line = (
+        f"Grounding: scoring {len(scored)} referring expressions of {objects} objects on {overlap['scored_images']} "
+        f"images of split {split!r}; image overlap with the training split: {overlap['shared_images']} of "
+        f"{overlap['scored_images']} scored images ({overlap['shared_fraction']:.1%}, "
+        f"{overlap['scored_rows_on_shared_images']} scored rows) are training images too."
+    )
+    return line + (" Scores on them are not held-out figures." if overlap["shared_images"] else "")

@@ -6,7 +6,8 @@ Every recipe script (recipes/*.py) parses its YAML plus overrides through `parse
    method record's `refuses`, vlm_recipes.training.methods);
 3. parses the dataclasses (vlm_recipes.settings.parse: allowed values, the recipe check, named unknown keys);
 4. validates every name that needs a registry, in one step (`validate`): metrics, benchmarks and their data source,
-   reward functions, box conventions; GRPO's `use_vllm` against the model family (training.vllm_prompts).
+   reward functions, box conventions, and that the box convention is the model family's own (`check_box_format`);
+   GRPO's `use_vllm` against the model family (training.vllm_prompts).
 Then, before the run flow loads or writes anything, `check_environment` refuses what this machine cannot run
 (`use_vllm` without a CUDA GPU or the vllm package): a config stays valid, and parses, on a machine without one.
 The settings types import nothing above them, so these checks live here, above every registry.
@@ -25,6 +26,7 @@ from pathlib import Path
 from .. import tiny  # noqa: F401  (registers the tiny: model source)
 from ..evaluation.benchmarks.tasks import check_benchmark_names, check_data_source
 from ..evaluation.metrics import check_metric_names
+from ..models.families import check_box_format
 from ..models.sources import resolve
 from ..paths import REPO_ROOT
 from ..processes import ends_process_group
@@ -34,6 +36,7 @@ from ..settings import (
     EvaluateArguments,
     GRPOConfig,
     RewardFields,
+    VLMModelConfig,
     VLMTrainingFields,
     settings_of,
 )
@@ -44,6 +47,7 @@ from ..training.run import run
 from ..training.vllm_prompts import check_vllm_environment, check_vllm_settings, family_of_name
 
 __all__ = [
+    "check_box_format",
     "check_environment",
     "load_config",
     "parse",
@@ -59,7 +63,12 @@ __all__ = [
 def validate(*parsed) -> None:
     """Check every registry-backed name of parsed settings objects (any mix of the recipes' dataclasses), before
     any model is loaded: an unknown metric, benchmark, benchmark data source, reward function or box convention is
-    refused, naming the known ones (box conventions: by the data settings)."""
+    refused, naming the known ones (box conventions: by the data settings), and so is a box convention that is not the
+    model family's own (`check_box_format`)."""
+    data = next((a for a in parsed if isinstance(a, DataArguments)), None)
+    model = next((a for a in parsed if isinstance(a, VLMModelConfig)), None)
+    if data is not None and model is not None:
+        check_box_format(data, model)
     for args in parsed:
         if isinstance(args, DataArguments):
             check_metric_names(args.eval_metrics)

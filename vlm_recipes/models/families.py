@@ -15,11 +15,18 @@ vlm_recipes/models/chat_templates).
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+from ..settings.data import BOX_FORMAT_AUTO
 from .positions import mrope_positions
+from .sources import resolve
+
+logger = logging.getLogger(__name__)
 
 # The fields of VLMModelConfig that set image resolution; each family accepts the ones it lists.
 RESOLUTION_CONTROLS = ("min_pixels", "max_pixels", "longest_edge", "image_splitting", "max_image_tiles")
@@ -65,6 +72,12 @@ class Family:
             `<video>` branch SmolVLM's template lacks).
         checkpoints: prefixes of the Hub ids of the family's real checkpoints our configs name (the longest
             matching prefix of any family wins): which tiny model stands in for a real config offline.
+        box_formats: (model_type, box convention) pairs: the grounding answer format each model type of the family
+            was pre-trained on (vlm_recipes/grounding/boxes.py), its default (`box_format: auto`); another convention
+            is refused before the model loads unless the config sets box_format_override. A model type not listed
+            has no native box format: every convention needs the override.
+        checkpoint_types: (Hub id prefix, model_type) pairs: the model type of a real checkpoint, known without
+            downloading its config (the longest matching prefix wins), so that its box format is checked offline.
     """
 
     name: str
@@ -92,6 +105,12 @@ class Family:
     packing_refusal: str = ""
     template_patches: tuple[tuple[str, str], ...] = ()
     checkpoints: tuple[str, ...] = ()
+    box_formats: tuple[tuple[str, str], ...] = ()
+    checkpoint_types: tuple[tuple[str, str], ...] = ()
+
+    def box_format_for(self, model_type: str) -> str | None:
+        """The box convention `model_type` was pre-trained on, or None when it has none."""
+        return dict(self.box_formats).get(model_type)
 
     def patch_template(self, template):
         """`template` (text) with this family's `template_patches` applied (each only where it is not applied yet)."""
@@ -205,6 +224,9 @@ SMOLVLM = Family(
     # SmolVLMImageProcessor is generated from Idefics3's (transformers' modular files): the same processing.
     image_processor_classes=("Idefics3ImageProcessor", "SmolVLMImageProcessor"),
     checkpoints=("HuggingFaceTB/SmolVLM",),
+    # SmolVLM has no documented grounding format: ours (0-100 grid, vlm_recipes/grounding/boxes.py) is its default.
+    box_formats=(("smolvlm", "smolvlm"), ("idefics3", "smolvlm")),
+    checkpoint_types=(("HuggingFaceTB/SmolVLM2", "smolvlm"), ("HuggingFaceTB/SmolVLM", "idefics3")),
     packing_exact=True,
     # TRL's SmolVLM template (and its training variant) writes no video placeholder; transformers'
     # `SmolVLMProcessor.apply_chat_template` swaps in a template with a `<video>` branch when a conversation holds a
@@ -237,6 +259,10 @@ QWEN2_VL = Family(
     pixel_layout="patches",
     image_processor_classes=("Qwen2VLImageProcessor",),
     checkpoints=("Qwen/Qwen2-VL", "Qwen/Qwen2.5-VL"),
+    # Qwen2-VL: <|box_start|>(x1,y1),(x2,y2)<|box_end|> on a 0-1000 grid; Qwen2.5-VL: JSON bbox_2d in pixels of its
+    # resized input (the two model cards / technical reports; vlm_recipes/grounding/boxes.py).
+    box_formats=(("qwen2_vl", "qwen2-vl"), ("qwen2_5_vl", "qwen2.5-vl")),
+    checkpoint_types=(("Qwen/Qwen2-VL", "qwen2_vl"), ("Qwen/Qwen2.5-VL", "qwen2_5_vl")),
     packed_positions=mrope_positions,
     packing_exact=True,
 )
@@ -320,6 +346,13 @@ def family_of_checkpoint(hub_id: str) -> Family:
     return max(matches, key=lambda m: m[0])[1]
 
 
+def model_type_of_checkpoint(hub_id: str) -> str | None:
+    """The model_type of a real checkpoint by its Hub id (`Family.checkpoint_types`, longest matching prefix), or
+    None when no family lists it."""
+    matches = [(len(p), t) for f in FAMILIES for p, t in f.checkpoint_types if hub_id.startswith(p)]
+    return max(matches)[1] if matches else None
+
+
 def family_of(processor_or_model) -> Family:
     """The family of a processor (by class name) or a model/config (by model_type)."""
     config = getattr(processor_or_model, "config", processor_or_model)
@@ -388,3 +421,84 @@ def set_image_resolution(processor, **controls) -> None:
         )
     if given:
         family.set_resolution(processor, **given)
+
+
+def model_type_of(name_or_path: str, load: bool = False) -> str | None:
+    """The model_type of a model without loading its weights: a tiny model's family (`tiny:<family>...`), a local
+    checkpoint's config.json, or a real checkpoint's Hub id (`Family.checkpoint_types`); with `load`, anything else
+    by its config (transformers' AutoConfig: a Hub download, or a directory written since). None when it cannot be
+    told."""
+    tiny = "tiny:"  # the offline tiny models' prefix (sources.KNOWN_PREFIXES): `tiny:<family>[-<stage>]`
+    if name_or_path.startswith(tiny):
+        name = name_or_path.removeprefix(tiny).partition("-")[0]
+        family = next((f for f in FAMILIES if f.name == name), None)
+        return family.model_types[0] if family else None
+    config = Path(name_or_path) / "config.json"
+    if config.is_file():
+        return json.loads(config.read_text()).get("model_type")
+    known = model_type_of_checkpoint(name_or_path)
+    if known or not load:
+        return known
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(resolve(name_or_path)).model_type
+    except (OSError, ValueError):
+        return None
+
+
+def check_box_format(data_args, model_args, load: bool = False) -> None:
+    """Grounding answers in the convention the model family was pre-trained on (`Family.box_formats`), checked before
+    the model loads: `box_format: auto` becomes it (in place); another convention is refused unless
+    `box_format_override: true`, which in turn is refused when the convention is the family's own.
+
+    When a recipe parses its config (`load` False) a model whose type cannot be told offline (a directory an earlier
+    recipe has not written yet, a Hub id no family lists) is left to the run, which checks again with `load` True
+    before the weights load, and refuses it then if its config cannot be read."""
+    if data_args.box_format is None or model_args.model_name_or_path is None:
+        return
+    name = model_args.model_name_or_path
+    model_type = model_type_of(name, load=load)
+    if model_type is None and not load:
+        logger.info("box_format %s: the model type of %s is checked when the run starts.", data_args.box_format, name)
+        return
+    family = next((f for f in FAMILIES if model_type in f.model_types), None) if model_type else None
+    native = family.box_format_for(model_type) if family else None
+    known = ", ".join(sorted({n for f in FAMILIES for _, n in f.box_formats}))
+    if family is None:
+        what = f"the model type of {name!r} cannot be told ({model_type or 'no readable config'})"
+    else:
+        what = f"{name} ({family.label}, {model_type})"
+    if data_args.box_format == BOX_FORMAT_AUTO:
+        if native is None:
+            raise ValueError(
+                f"box_format auto: {what} has no box format of its own; set box_format to a convention ({known}) "
+                "and box_format_override: true."
+            )
+        data_args.box_format = native
+        return
+    if data_args.box_format == native:
+        if data_args.box_format_override:
+            raise ValueError(
+                f"box_format_override: true, but box_format {native} is {family.label}'s own ({model_type}): remove "
+                "box_format_override."
+            )
+        return
+    if data_args.box_format_override:
+        logger.warning(
+            "box_format %s is not the format %s was pre-trained on (%s); trained anyway (box_format_override).",
+            data_args.box_format,
+            name,
+            native or "none known",
+        )
+        return
+    if native is None:
+        raise ValueError(
+            f"box_format {data_args.box_format}: {what} has no box format of its own; set box_format_override: true "
+            "to train this convention anyway."
+        )
+    raise ValueError(
+        f"box_format {data_args.box_format} is not the format {what} was pre-trained on: use box_format {native} "
+        f"(or auto), or set box_format_override: true to train {data_args.box_format} anyway (the model then learns "
+        "a new format)."
+    )

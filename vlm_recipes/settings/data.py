@@ -14,10 +14,13 @@ from .common import check_choices, current_dataset_id, dataset_config_field, tes
 
 GROUNDING_TASKS = ("grounding", "grounding_free")  # synthetic tasks answered with a box (box_format)
 # The box conventions by name: vlm_recipes/grounding/boxes.py defines one per name (and checks that it does).
-BOX_FORMATS = ("qwen2.5-vl", "smolvlm")
+BOX_FORMATS = ("qwen2-vl", "qwen2.5-vl", "smolvlm")
 # ActivityNet-QA's files: `video_name` holds the bare YouTube id, the extracted archive `v_<id>.mp4` (lmms-eval's
 # lmms_eval/tasks/activitynetqa/utils.py reads f"v_{video_name}.mp4", trying .webm and .mkv as well).
 ACTIVITYNET_VIDEO_PATH = "v_{video_name}.mp4"
+# `box_format: auto`: the model family's own convention (vlm_recipes.models.families, `Family.box_formats`), resolved
+# when the recipe validates its config, before the model loads.
+BOX_FORMAT_AUTO = "auto"
 # Where training images are processed (vlm_recipes/data/pipeline.py); the one list of the modes.
 ImageProcessing = Literal["processor", "worker", "device"]
 IMAGE_PROCESSING = ImageProcessing.__args__
@@ -157,9 +160,18 @@ class DataArguments:
     box_format: str | None = field(
         default=None,
         metadata={
-            "help": "Grounding: the box convention of the answers, qwen2.5-vl (JSON bbox_2d in pixels of the resized "
-            "input image) or smolvlm (integers on a 0-100 grid); see vlm_recipes/grounding/boxes.py. When set, each "
-            "row's bbox_column becomes the answer in this convention."
+            "help": "Grounding: the box convention of the answers, qwen2-vl (Qwen2-VL's <|box_start|>(x1,y1),(x2,y2)"
+            "<|box_end|> on a 0-1000 grid), qwen2.5-vl (JSON bbox_2d in pixels of the resized input image), smolvlm "
+            "(integers on a 0-100 grid), or auto (the model family's own); see vlm_recipes/grounding/boxes.py. When "
+            "set, each row's bbox_column becomes the answer in this convention. A convention that is not the model "
+            "family's own is refused unless box_format_override is true."
+        },
+    )
+    box_format_override: bool = field(
+        default=False,
+        metadata={
+            "help": "Grounding: train box_format although it is not the convention the model family was pre-trained "
+            "on (e.g. qwen2.5-vl on a Qwen2-VL model). Refused when box_format is the family's own."
         },
     )
     bbox_column: str = field(
@@ -239,15 +251,21 @@ class DataArguments:
             self.dataset_name == "synthetic" and self.synthetic_task == "grounding"
         ):
             raise ValueError("synthetic_mirrored_boxes applies to synthetic_task grounding only: remove it.")
-        if self.box_format is not None and self.box_format not in BOX_FORMATS:
+        if self.box_format is not None and self.box_format not in (*BOX_FORMATS, BOX_FORMAT_AUTO):
             raise ValueError(
-                f"Unknown box_format {self.box_format!r}; known box conventions: {', '.join(BOX_FORMATS)} "
-                "(vlm_recipes/grounding/boxes.py describes each)."
+                f"Unknown box_format {self.box_format!r}; known box conventions: {', '.join(BOX_FORMATS)}, or "
+                f"{BOX_FORMAT_AUTO} (the model family's own; vlm_recipes/grounding/boxes.py describes each)."
+            )
+        if self.box_format_override and self.box_format in (None, BOX_FORMAT_AUTO):
+            raise ValueError(
+                f"box_format_override is for a box_format that is not the model family's own, but box_format is "
+                f"{self.box_format}: remove box_format_override."
             )
         if self.box_format is None:
             if self.synthetic_task in GROUNDING_TASKS and self.dataset_name == "synthetic":
                 raise ValueError(
-                    "synthetic_task grounding answers with boxes: set box_format (qwen2.5-vl or smolvlm)."
+                    "synthetic_task grounding answers with boxes: set box_format (auto, qwen2-vl, qwen2.5-vl or "
+                    "smolvlm)."
                 )
             defaults = {f.name: f.default for f in fields(self)}
             unused = [

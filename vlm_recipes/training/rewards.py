@@ -158,8 +158,9 @@ def giou_reward(
 
 def box_format_reward(completions, box_format=None, box_frame=None, **kwargs) -> list[float | None]:
     """1.0 when the whole completion is a box answer in its row's convention (`box_format`, e.g. SmolVLM's
-    `[x1, y1, x2, y2]` on a 0-100 grid, Qwen2.5-VL's JSON `bbox_2d` list inside the row's `box_frame`;
-    `BoxConvention.is_answer`), else 0.0; None for rows without a convention (not grounding rows)."""
+    `[x1, y1, x2, y2]` on a 0-100 grid, Qwen2.5-VL's JSON `bbox_2d` list inside the row's `box_frame`, Qwen2-VL's
+    `<|box_start|>(x1,y1),(x2,y2)<|box_end|>` on [0, 1000); `BoxConvention.is_answer`), else 0.0; None for rows
+    without a convention (not grounding rows)."""
     formats = box_format if box_format is not None else [None] * len(completions)
     frames = box_frame if box_frame is not None else [None] * len(completions)
     return [

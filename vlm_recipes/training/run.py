@@ -22,6 +22,7 @@ from .. import hub
 from ..data.packing import check_family
 from ..data.pipeline import ImageStage
 from ..evaluation.generation import held_out_metrics
+from ..models.families import check_box_format
 from ..models.modeling import apply_freezing, build_peft_config, count_parameters, load_model, load_processor
 from ..outputs import RESULTS_FILE, run_directory, save_training_config
 from ..settings import DataArguments, VLMModelConfig
@@ -101,6 +102,9 @@ def load_inputs(r: Run) -> None:
     """Processor and splits; bad rows fail here, named, before the model is loaded (preflight on a random sample,
     `preflight_rows: all` for every row)."""
     r.processor = load_processor(r.model_args, trust_remote_code=r.training_args.trust_remote_code)
+    # The box convention against the model family's own, again: a model the config's parse could not tell (a
+    # directory an earlier recipe wrote, a Hub id no family lists) is told by its config now.
+    check_box_format(r.data_args, r.model_args, load=True)
     r.train_ds, r.eval_ds = r.method.load_splits(r.data_args, seed=r.training_args.seed, processor=r.processor)
     column = r.data_args.eval_references_column
     if r.data_args.eval_metrics and column is not None and column not in r.eval_ds.column_names:
@@ -225,6 +229,22 @@ def collect_results(r: Run, before: dict, after: dict, trainer, train_output, pa
             "generation_metric_reason": r.generation.reason,
         }
     )
+    if r.data_args.box_format is not None:  # grounding: what was scored, per split, and its image overlap
+        from ..data.loading import scored_split_name
+        from ..grounding.data import image_overlap
+
+        objects = r.eval_ds["object_index"] if "object_index" in r.eval_ds.column_names else range(len(r.eval_ds))
+        results["grounding_scored"] = {
+            "split": scored_split_name(r.data_args),
+            "expressions": len(r.eval_ds),
+            "objects": len(set(objects)),
+            **{
+                f"{name}_{when}": results[f"{name}_{when}"]
+                for name in r.data_args.eval_metrics
+                for when in ("before", "after")
+            },
+            "image_overlap": image_overlap(r.train_ds, r.eval_ds),
+        }
     if r.benchmarks:
         from ..evaluation.benchmarks.runner import before_after
 
@@ -260,6 +280,13 @@ def save_outputs(r: Run, trainer, results: dict, after: dict) -> None:
     )
     for name in r.data_args.eval_metrics:
         print(f"Held-out {name}: before {results[name + '_before']:.3f} -> after {results[name + '_after']:.3f}")
+    scored = results.get("grounding_scored")
+    if scored:
+        shared = scored["image_overlap"]
+        print(
+            f"Scored split {scored['split']!r}: {scored['expressions']} referring expressions of {scored['objects']} "
+            f"objects; {shared['shared_images']} of its {shared['scored_images']} images are training images too."
+        )
     adapter = r.peft_config is not None
     card = hub.model_card(
         repo_id=args.hub_model_id or out.name,
