@@ -197,7 +197,7 @@ def test_every_shipped_grounding_config_trains_its_familys_own_format(config):
 
 def refcoco_args(standins, **changes):
     settings = dict(
-        dataset_name=str(standins["lmms-lab/RefCOCO"]),
+        dataset_name=str(standins["lmms-lab-encoder/RefCOCO"]),
         dataset_train_split="val",
         dataset_test_split="testA",
         image_column="image",
@@ -213,7 +213,7 @@ def refcoco_args(standins, **changes):
 def test_refcoco_scores_every_referring_expression(standins):
     from datasets import load_dataset
 
-    raw = load_dataset(str(standins["lmms-lab/RefCOCO"]), split="testA")
+    raw = load_dataset(str(standins["lmms-lab-encoder/RefCOCO"]), split="testA")
     train, scored = load_splits(refcoco_args(standins))
     expressions = [e for row in raw["answer"] for e in row]
     assert len(train) == 10  # one training row per object (its first expression)
