@@ -16,7 +16,7 @@ rows) the model was trained on, by image content and by question text.
 Question overlap alone is shown, never refused: short questions ("What is the title?") recur across images by
 design. Data drawn from our generators (`synthetic`) is shown, never refused: its held-out split is an independent
 draw, and its 64 px scenes are too plain for the hash to tell apart (image_hashes's docstring). Videos are not
-compared.
+compared, nor plain one-colour images (they have no layout to hash: image_hashes.FEATURELESS).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .image_hashes import HashCache, HashStats, hash_images
+from .image_hashes import FEATURELESS, HashCache, HashStats, hash_images
 
 MAX_DISTANCE = 8  # bits of 64: a JPEG/resized copy of a photo or page is 0-2 bits away, different pages 12+
 DEFAULT_MAX_OVERLAP = 0.01
@@ -132,7 +132,7 @@ def fingerprint_rows(
     stats = HashStats()
     flat = [(r, value) for r, values in enumerate(images) for value in values if value is not None]
     hashes = hash_images([value for _, value in flat], cache, stats)
-    kept = [(r, h) for (r, _), h in zip(flat, hashes) if h is not None]
+    kept = [(r, h) for (r, _), h in zip(flat, hashes) if h is not None and h != FEATURELESS]
     return Fingerprint(
         name=name,
         row_ids=list(row_ids),
@@ -306,6 +306,7 @@ class Overlap:
     allowed: bool = False
     generated: bool = False
     images_unread: int = 0
+    images_plain: int = 0  # scored images too plain to compare (one colour): left out
     examples: list = field(default_factory=list)  # (scored row id, training row id, bits apart)
 
     @property
@@ -337,6 +338,8 @@ class Overlap:
         )
         if self.images_unread:
             text += f"; {self.images_unread} image(s) could not be read"
+        if self.images_plain:
+            text += f"; {self.images_plain} plain (one-colour) image(s) not compared"
         mark = self.mark()
         return f"{text}  [{mark}]" if mark else text
 
@@ -349,6 +352,7 @@ class Overlap:
             "question_overlap": self.question_rows,
             "same_item_overlap": self.same_rows,
             "image_overlap_fraction": round(self.fraction, 6),
+            "images_not_compared": {"unreadable": self.images_unread, "plain": self.images_plain},
             "max_overlap": self.max_overlap,
             "above_threshold": self.above,
             "allowed": self.allowed,
@@ -388,6 +392,7 @@ def measure(
         allowed=allowed,
         generated=training.generated,
         images_unread=scored.stats.failed,
+        images_plain=scored.stats.featureless,
         examples=examples,
     )
 

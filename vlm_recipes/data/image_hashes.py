@@ -30,9 +30,14 @@ from PIL import Image
 
 from ..paths import cache_root
 
-HASH_VERSION = 1  # bump when the hash changes: the cache table is named by it, so old entries are not reused
+HASH_VERSION = 2  # bump when the hash changes: the cache table is named by it, so old entries are not reused
 SIDE = 32  # the thumbnail the DCT is taken of
 LOW = 8  # the LOW x LOW lowest frequencies give the 64 bits
+# A plain image (one colour, or nearly: thumbnail std under FLAT_STD grey levels) has no layout to hash: its bits
+# would be noise, and every blank image would match every other. It gets FEATURELESS (no pHash can be all ones:
+# at most 32 coefficients lie strictly above the median) and is left out of comparisons, counted.
+FLAT_STD = 2.0
+FEATURELESS = (1 << 64) - 1
 
 
 def _dct_matrix(n: int) -> np.ndarray:
@@ -79,12 +84,15 @@ def _thumbnail(value) -> np.ndarray:
 
 
 def phash_thumbnails(thumbnails: np.ndarray) -> np.ndarray:
-    """The 64-bit pHash of each (SIDE x SIDE) thumbnail of a stack (n, SIDE, SIDE), as uint64."""
+    """The 64-bit pHash of each (SIDE x SIDE) thumbnail of a stack (n, SIDE, SIDE), as uint64 (FEATURELESS for a
+    plain one)."""
     if len(thumbnails) == 0:
         return np.zeros(0, dtype=np.uint64)
     coefficients = (_DCT @ thumbnails.astype(np.float64) @ _DCT.T)[:, :LOW, :LOW].reshape(len(thumbnails), LOW * LOW)
     bits = coefficients > np.median(coefficients, axis=1, keepdims=True)
-    return np.packbits(bits, axis=1, bitorder="little").view("<u8").ravel().astype(np.uint64)
+    hashes = np.packbits(bits, axis=1, bitorder="little").view("<u8").ravel().astype(np.uint64)
+    hashes[thumbnails.reshape(len(thumbnails), -1).std(axis=1) < FLAT_STD] = np.uint64(FEATURELESS)
+    return hashes
 
 
 def phash(value) -> int:
@@ -123,18 +131,18 @@ class HashCache:
 
 @dataclass
 class HashStats:
-    """How a batch of images was hashed: from the cache, newly, or not at all (undecodable)."""
+    """How a batch of images was hashed: from the cache, newly, or not at all (undecodable); how many were plain."""
 
     cached: int = 0
     hashed: int = 0
     failed: int = 0
+    featureless: int = 0
 
     def add(self, other: HashStats) -> None:
-        self.cached, self.hashed, self.failed = (
-            self.cached + other.cached,
-            self.hashed + other.hashed,
-            self.failed + other.failed,
-        )
+        self.cached += other.cached
+        self.hashed += other.hashed
+        self.failed += other.failed
+        self.featureless += other.featureless
 
 
 def hash_images(values: Iterable, cache: HashCache | None, stats: HashStats | None = None) -> list[int | None]:
@@ -165,4 +173,5 @@ def hash_images(values: Iterable, cache: HashCache | None, stats: HashStats | No
     stats.hashed += len(new)
     stats.cached += sum(1 for k in keys if k is not None and k not in new and k in known)
     stats.failed += sum(1 for h in out if h is None)
+    stats.featureless += sum(1 for h in out if h == FEATURELESS)
     return out
