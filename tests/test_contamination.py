@@ -6,6 +6,7 @@ cached by content."""
 import io
 import json
 import random
+import re
 
 import numpy as np
 import pytest
@@ -179,3 +180,99 @@ def test_a_fingerprint_round_trips_through_its_file(tmp_path):
     assert back.row_ids == ["train[0]", "train[1]", "train[2]"]
     assert back.image_hash.tolist() == fp.image_hash.tolist() and back.question_key.tolist() == fp.question_key.tolist()
     assert json.loads(json.dumps(measure(back, fp).as_dict()))["image_overlap"] == 3
+
+
+# -- through the recipes: a local data file whose held-out rows share images with its training rows -----------------
+
+SFT_CONFIG = "recipes/configs/tiny-smolvlm/sft_lora.yaml"
+EVALUATE_CONFIG = "recipes/configs/tiny-smolvlm/evaluate.yaml"
+TINY = ["--model_name_or_path", "tiny:smolvlm-random"]
+
+
+def shared_page_data(tmp_path):
+    """12 rows on 4 scenes (three questions per scene, as DocVQA asks several questions per page): holding out half
+    of the rows by row leaves their scenes in training."""
+    (tmp_path / "imgs").mkdir()
+    for i in range(4):
+        scene(500 + i, 96).save(tmp_path / "imgs" / f"{i}.png")
+    rows = [
+        {"image": f"imgs/{i % 4}.png", "question": f"Question {i}: what is in the picture?", "answer": "shapes"}
+        for i in range(12)
+    ]
+    path = tmp_path / "data.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return ["--dataset_name", str(path), "--image_column", "image", "--question_column", "question",
+            "--answer_column", "answer", "--eval_fraction", "0.5"]  # fmt: skip
+
+
+def split_folder(tmp_path, copies: int):
+    """A local dataset laid out like a Hub repository: a train split of 8 scenes and a test split of 4 others, the
+    first `copies` of which are replaced by JPEG q70, 60%-size copies of training scenes."""
+    from datasets import Dataset, Image
+
+    def split(seeds, name, copied=()):
+        rows = []
+        for n, seed in enumerate(seeds):
+            image = jpeg_copy(scene(seed, 96)) if n in copied else png(scene(seed, 96))
+            rows.append({"image": image, "question": f"{name} question {n}?", "answer": "shapes"})
+        ds = Dataset.from_list(rows).cast_column("image", Image())
+        (tmp_path / "repo" / "data").mkdir(parents=True, exist_ok=True)
+        ds.to_parquet(tmp_path / "repo" / "data" / f"{name}-00000-of-00001.parquet")
+
+    split(range(600, 608), "train")
+    split([600 + k for k in range(copies)] + list(range(700, 704 - copies)), "test", copied=range(copies))
+    return ["--dataset_name", str(tmp_path / "repo"), "--image_column", "image", "--question_column", "question",
+            "--answer_column", "answer", "--dataset_test_split", "test"]  # fmt: skip
+
+
+SMALL = ["--max_steps", "1", "--per_device_train_batch_size", "2", "--max_eval_samples", "6",
+         "--per_device_eval_batch_size", "6", "--eval_max_new_tokens", "2"]  # fmt: skip
+
+
+@pytest.mark.integration
+def test_training_refuses_a_test_split_with_copies_of_training_images_and_allow_overlap_runs_and_marks_it(tmp_path):
+    from helpers import run_recipe
+
+    data = split_folder(tmp_path, copies=1)
+    out = tmp_path / "run"
+    with pytest.raises(ContaminationError) as info:
+        run_recipe("sft", SFT_CONFIG, out, *TINY, *data, *SMALL)
+    message = str(info.value)
+    assert "Contamination check: " in message and "held-out: 1 of 4 rows (25.0%) have an image seen in training" in message
+    assert "over max_overlap 1%" in message and "allow_overlap: true" in message and "\n" not in message
+    assert not out.exists()  # refused before the model loaded and before anything was written
+
+    results = run_recipe("sft", SFT_CONFIG, out, *TINY, *data, *SMALL, "--allow_overlap", "true")
+    (held_out,) = results["contamination"]
+    assert (held_out["rows"], held_out["image_overlap"], held_out["question_overlap"]) == (4, 1, 0)
+    assert held_out["mark"] == "ABOVE 1% (allowed by allow_overlap: true)"
+    assert json.loads((out / "eval_results.json").read_text())["contamination"] == results["contamination"]
+    assert (out / "training_data_hashes.npz").is_file()  # evaluations of this adapter check against it
+
+
+@pytest.mark.integration
+def test_a_held_out_split_carved_from_train_is_shown_and_evaluating_the_adapter_on_it_is_refused(tmp_path):
+    """DocVQA's case: several questions per page, 50% of the rows held out: training shows (and marks) the shared
+    pages; evaluate_models of the adapter on those rows refuses unless allow_overlap, and then marks the figure."""
+    from helpers import recipe_module, run_recipe
+
+    data = shared_page_data(tmp_path)
+    out = tmp_path / "run"
+    results = run_recipe("sft", SFT_CONFIG, out, *TINY, *data, *SMALL)  # not refused: rows disjoint by construction
+    (held_out,) = results["contamination"]
+    seen = held_out["image_overlap"]
+    assert held_out["rows"] == 6 and seen >= 1 and not held_out["enforced"]
+    assert held_out["mark"] == "ABOVE 1% (held out of the training split: shown, not enforced)"
+
+    evaluate = ["--evaluate_base", "false", "--other_models", "", "--adapter_paths", str(out), "--batch_size", "6",
+                "--max_new_tokens", "2", "--metrics", "exact_match", "--max_eval_samples", "6"]  # fmt: skip
+    report_dir = tmp_path / "evaluate"
+    evaluate += ["--config", EVALUATE_CONFIG, "--output_dir", str(report_dir), *TINY, *data]
+    evaluate_models = recipe_module("evaluate_models").main
+    with pytest.raises(ContaminationError, match=rf"evaluate_models: .*: {seen} of 6 rows .*allow_overlap: true"):
+        evaluate_models(evaluate)
+    assert not report_dir.exists()
+    report = evaluate_models([*evaluate, "--allow_overlap", "true"])
+    (figures,) = report["contamination"]["run"]
+    assert figures["image_overlap"] == seen and figures["allowed"] and figures["enforced"]
+    assert "ABOVE 1% (allowed by allow_overlap: true)" in (report_dir / "report.md").read_text()

@@ -115,8 +115,4 @@ def markdown_lines(figures: dict) -> list[str]:
 
 
 def _mark(o: dict) -> str:
-    if not o["above_threshold"]:
-        return ""
-    if o["generated"]:
-        return f" **ABOVE {o['max_overlap']:.0%} (generated data: shown, not enforced)**"
-    return f" **ABOVE {o['max_overlap']:.0%} (allowed by allow_overlap: true)**" if o["allowed"] else " **ABOVE**"
+    return f" **{o['mark']}**" if o["mark"] else ""

@@ -2,7 +2,8 @@
 overlap of the training split with each set the run scores, the held-out split (disjoint by rows, but carved from the
 same data it may share images: several questions per document page) and every benchmark the config names
 (`benchmarks:`), by image content and question text (vlm_recipes/data/contamination.py). Above `max_overlap` the run
-refuses unless `allow_overlap: true`; the figures go to eval_results.json (`contamination`), and the training data's
+refuses unless `allow_overlap: true` (a held-out split carved from the training split by eval_fraction is shown and
+marked, not refused: its rows are disjoint, its images may repeat); the figures go to eval_results.json (`contamination`), and the training data's
 fingerprint to output_dir (`training_data_hashes.npz`), where evaluations and benchmarks of the adapter find it."""
 
 from __future__ import annotations
@@ -16,6 +17,23 @@ from ...data.image_hashes import HashCache
 logger = logging.getLogger(__name__)
 
 GENERATED = ("synthetic", "synthetic_video")  # our generators: their held-out split is an independent draw
+CARVED = "held out of the training split"
+
+
+def held_out_is_carved(data_args) -> bool:
+    """Whether the held-out split is `eval_fraction` of the training split (rows disjoint by construction): no test
+    split named, or one the dataset does not have (a local file has one split)."""
+    test = data_args.dataset_test_split
+    if data_args.dataset_name in GENERATED or test == data_args.dataset_train_split:
+        return False
+    if test is None:
+        return True
+    path = Path(data_args.dataset_name)
+    if path.is_file() or (path.is_dir() and any((path / n).exists() for n in ("metadata.jsonl", "metadata.csv"))):
+        return True
+    from ...data.loading import hub_split_files
+
+    return test not in hub_split_files(data_args.dataset_name, data_args.dataset_config)
 
 
 def measure_run(train_ds, eval_ds, data_args, training_args, cache: HashCache | None = None):
@@ -37,7 +55,10 @@ def measure_run(train_ds, eval_ds, data_args, training_args, cache: HashCache | 
         with dataset_root(training_args.benchmark_data, tasks) as root:
             for task in tasks:
                 scored.append(benchmark_fingerprint(prepare(task, root, training_args.benchmark_limit), cache))
-    overlaps = [measure(training, s, data_args.max_overlap, data_args.allow_overlap) for s in scored]
+    limits = (data_args.max_overlap, data_args.allow_overlap)
+    carved = held_out_is_carved(data_args)
+    overlaps = [measure(training, held_out, *limits, enforced=not carved, note=CARVED if carved else "")]
+    overlaps += [measure(training, s, *limits) for s in scored[1:]]
     stats = training.stats
     logger.info(
         "Contamination check: %d training images (%d hashed, %d from the cache)", len(training.image_hash),
