@@ -82,9 +82,7 @@ def main():
     started = time.perf_counter()
     train = dataset(range(args.train), args.side, lambda n: f"What is shown in picture {n}?", {})
     planted = {k * 100: k * 997 % args.train for k in range(args.scored // 100)}  # 1% copies of training images
-    copies = {
-        n: encoded(scene(t, args.side, args.side), quality=70, scale=0.6) for n, t in planted.items()
-    }
+    copies = {n: encoded(scene(t, args.side, args.side), quality=70, scale=0.6) for n, t in planted.items()}
     scored = dataset(range(args.train, args.train + args.scored), args.side,
                      lambda n: f"What is shown in picture {n + 3 * args.train}?", copies)  # fmt: skip
     print(f"made {args.train:,} training and {args.scored:,} scored rows of {args.side} px JPEGs in "
@@ -99,10 +97,14 @@ def main():
             hashed = time.perf_counter() - started
             overlap = measure(training, held_out)
             total = time.perf_counter() - started
-            print(f"check, {run}: {total:.1f} s ({hashed:.1f} s fingerprints: {training.stats.hashed + held_out.stats.hashed:,} "
-                  f"hashed, {training.stats.cached + held_out.stats.cached:,} from the cache; {total - hashed:.1f} s "
-                  f"search and counts); found {overlap.image_rows} of {len(planted)} planted copies, "
-                  f"{overlap.question_rows} question overlaps")  # fmt: skip
+            hashed_now = training.stats.hashed + held_out.stats.hashed
+            cached_now = training.stats.cached + held_out.stats.cached
+            print(
+                f"check, {run}: {total:.1f} s ({hashed:.1f} s fingerprints: {hashed_now:,} hashed, {cached_now:,} "
+                f"from the cache; {total - hashed:.1f} s search and counts); found {overlap.image_rows} of "
+                f"{len(planted)} planted copies, {overlap.question_rows} question overlaps",
+                flush=True,
+            )
 
     for method in ("index", "all"):
         started = time.perf_counter()

@@ -6,7 +6,6 @@ cached by content."""
 import io
 import json
 import random
-import re
 
 import numpy as np
 import pytest
@@ -161,7 +160,9 @@ def test_hashes_are_cached_by_content_and_a_changed_image_is_hashed_again(tmp_pa
     cache = HashCache(tmp_path / "hashes.sqlite")
     first = fingerprint_rows("t", [[p] for p in paths], [None] * 5, list("abcde"), cache)
     assert len(calls) == 5 and first.stats.hashed == 5
-    again = fingerprint_rows("t", [[p] for p in paths], [None] * 5, list("abcde"), HashCache(tmp_path / "hashes.sqlite"))
+    again = fingerprint_rows(
+        "t", [[p] for p in paths], [None] * 5, list("abcde"), HashCache(tmp_path / "hashes.sqlite")
+    )
     assert len(calls) == 5 and again.stats.cached == 5  # nothing rehashed
     assert again.image_hash.tolist() == first.image_hash.tolist()
     scene(99, 96).save(paths[2])  # the same path, another content
@@ -178,7 +179,9 @@ def test_a_fingerprint_round_trips_through_its_file(tmp_path):
     fp.save(tmp_path / "fp.npz")
     back = Fingerprint.load(tmp_path / "fp.npz")
     assert back.row_ids == ["train[0]", "train[1]", "train[2]"]
-    assert back.image_hash.tolist() == fp.image_hash.tolist() and back.question_key.tolist() == fp.question_key.tolist()
+    assert (
+        back.image_hash.tolist() == fp.image_hash.tolist() and back.question_key.tolist() == fp.question_key.tolist()
+    )
     assert json.loads(json.dumps(measure(back, fp).as_dict()))["image_overlap"] == 3
 
 
@@ -238,7 +241,10 @@ def test_training_refuses_a_test_split_with_copies_of_training_images_and_allow_
     with pytest.raises(ContaminationError) as info:
         run_recipe("sft", SFT_CONFIG, out, *TINY, *data, *SMALL)
     message = str(info.value)
-    assert "Contamination check: " in message and "held-out: 1 of 4 rows (25.0%) have an image seen in training" in message
+    assert (
+        "Contamination check: " in message
+        and "held-out: 1 of 4 rows (25.0%) have an image seen in training" in message
+    )
     assert "over max_overlap 1%" in message and "allow_overlap: true" in message and "\n" not in message
     assert not out.exists()  # refused before the model loaded and before anything was written
 

@@ -185,7 +185,9 @@ def fingerprint_dataset(
             ids.append(str(given) if given is not None else f"{id_prefix or name}[{i}]")
         images = [_images_of(row.get(image_column)) for row in rows] if image_column else [[] for _ in rows]
         if question_column:
-            questions = [row.get(question_column) if isinstance(row.get(question_column), str) else None for row in rows]
+            questions = [
+                row.get(question_column) if isinstance(row.get(question_column), str) else None for row in rows
+            ]
         else:
             questions = [question_of(row) for row in rows]
         parts.append(fingerprint_rows(name, images, questions, ids, cache, generated))

@@ -165,7 +165,9 @@ def hash_images(values: Iterable, cache: HashCache | None, stats: HashStats | No
             done.append(key)
         except (OSError, ValueError, Image.DecompressionBombError):
             pass
-    new = dict(zip(done, (int(h) for h in phash_thumbnails(np.asarray(thumbnails, dtype=np.uint8).reshape(-1, SIDE, SIDE)))))
+    new = dict(
+        zip(done, (int(h) for h in phash_thumbnails(np.asarray(thumbnails, dtype=np.uint8).reshape(-1, SIDE, SIDE))))
+    )
     if cache is not None and new:
         cache.put_many(new)
     known.update(new)

@@ -25,8 +25,8 @@ from pathlib import Path
 
 from ..data.image_hashes import HashCache
 from ..outputs import run_directory
-from .contamination import as_json, check_entries, evaluation_fingerprint, markdown_lines
 from ..settings import DataArguments, EvaluateArguments, GenerateArguments, VLMModelConfig
+from .contamination import as_json, check_entries, evaluation_fingerprint, markdown_lines
 from .inference import check_adapter_dir, load_for_inference, predict, rows_for, write_jsonl
 from .metrics import score
 

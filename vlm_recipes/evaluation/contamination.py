@@ -48,7 +48,9 @@ def benchmark_fingerprint(data, cache: HashCache | None) -> Fingerprint:
         [v for c in task.image_columns for v in (table[c][i] if isinstance(table[c][i], list) else [table[c][i]])]
         for i in range(len(ds))
     ]
-    ids = [f"{task.name}:{table[task.id_column][i]}" if task.id_column else f"{task.name}[{i}]" for i in range(len(ds))]
+    ids = [
+        f"{task.name}:{table[task.id_column][i]}" if task.id_column else f"{task.name}[{i}]" for i in range(len(ds))
+    ]
     questions = [q if isinstance(q, str) else None for q in table[task.question_column]]
     return fingerprint_rows(f"{task.name} ({task.split})", images, questions, ids, cache)
 
@@ -98,7 +100,10 @@ def as_json(found: dict[str, list[Overlap]]) -> dict:
 def markdown_lines(figures: dict) -> list[str]:
     """The reports' "Training-data overlap" section, from `as_json`'s figures: one line per model and scored set; a
     figure above the threshold is marked."""
-    lines = ["", "Training-data overlap (scored rows whose image, question, or both were in the model's training data):"]
+    lines = [
+        "",
+        "Training-data overlap (scored rows whose image, question, or both were in the model's training data):",
+    ]
     lines.append("")
     for label, overlaps in figures.items():
         if isinstance(overlaps, str):

@@ -107,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(errors)} row(s) with errors: {defect_summary(errors)}" if errors else "OK: no errors")
     refused = [o.scored for o in overlaps if o.refused]
     if refused:
-        print(f"Overlap with the training data above max_overlap (training refuses; allow_overlap: true runs): {refused}")
+        print(
+            f"Overlap with the training data above max_overlap (training refuses; allow_overlap: true runs): {refused}"
+        )
     if source is not None:
         try:
             print(write_clean(source, args.write_clean, reports, data_args.image_column))

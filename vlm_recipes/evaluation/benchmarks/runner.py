@@ -23,8 +23,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ...outputs import run_directory
 from ...data.image_hashes import HashCache
+from ...outputs import run_directory
 from ..compare import Entry, entries_of
 from ..contamination import as_json, benchmark_fingerprint, check_entries
 from ..generation import generate_answers

@@ -3,8 +3,9 @@ overlap of the training split with each set the run scores, the held-out split (
 same data it may share images: several questions per document page) and every benchmark the config names
 (`benchmarks:`), by image content and question text (vlm_recipes/data/contamination.py). Above `max_overlap` the run
 refuses unless `allow_overlap: true` (a held-out split carved from the training split by eval_fraction is shown and
-marked, not refused: its rows are disjoint, its images may repeat); the figures go to eval_results.json (`contamination`), and the training data's
-fingerprint to output_dir (`training_data_hashes.npz`), where evaluations and benchmarks of the adapter find it."""
+marked, not refused: its rows are disjoint, its images may repeat); the figures go to eval_results.json
+(`contamination`), and the training data's fingerprint to output_dir (`training_data_hashes.npz`), where evaluations
+and benchmarks of the adapter find it."""
 
 from __future__ import annotations
 
