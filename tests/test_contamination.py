@@ -282,3 +282,43 @@ def test_a_held_out_split_carved_from_train_is_shown_and_evaluating_the_adapter_
     (figures,) = report["contamination"]["run"]
     assert figures["image_overlap"] == seen and figures["allowed"] and figures["enforced"]
     assert "ABOVE 1% (allowed by allow_overlap: true)" in (report_dir / "report.md").read_text()
+
+
+@pytest.mark.integration
+def test_a_benchmark_of_an_adapter_trained_on_its_rows_is_refused_before_anything_is_written(tmp_path):
+    from helpers import recipe_module
+
+    from vlm_recipes.data.contamination import RECORD_FILE
+    from vlm_recipes.evaluation.benchmarks.runner import dataset_root
+    from vlm_recipes.evaluation.benchmarks.samples import prepare
+    from vlm_recipes.evaluation.benchmarks.tasks import load_task
+    from vlm_recipes.evaluation.contamination import benchmark_fingerprint
+
+    # An adapter folder whose training record holds AI2D's stand-in rows (the model is never loaded: refused first).
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    with dataset_root("standins", [load_task("ai2d")]) as root:
+        benchmark_fingerprint(prepare(load_task("ai2d"), root), None).save(adapter / RECORD_FILE)
+    out = tmp_path / "bench"
+    argv = ["--config", "recipes/configs/tiny-smolvlm/benchmark.yaml", "--model_name_or_path", "tiny:smolvlm-random",
+            "--adapter_paths", str(adapter), "--other_models", "", "--evaluate_base", "false", "--benchmarks", "ai2d",
+            "--dataset_source", "standins", "--output_dir", str(out)]  # fmt: skip
+    with pytest.raises(
+        ContaminationError, match=r"benchmark: .*ai2d \(test\): 3 of 3 rows \(100.0%\) .*allow_overlap"
+    ):
+        recipe_module("benchmark").main(argv)
+    assert not out.exists()
+
+
+def test_the_reports_mark_a_figure_above_the_threshold_and_name_models_without_a_record():
+    from vlm_recipes.evaluation.contamination import as_json, markdown_lines
+
+    page = scene(1)
+    training = fingerprint_rows("train", [[png(page)]], ["q"], ["t0"], None)
+    images = [[jpeg_copy(page)], [png(scene(2))]]
+    scored = fingerprint_rows("docvqa_val (validation)", images, ["a", "b"], ["s0", "s1"], None)
+    found = {"base": [], "run": [measure(training, scored, allowed=True)]}
+    lines = "\n".join(markdown_lines(as_json(found)))
+    assert "- base: training data unknown" in lines
+    assert "- run on docvqa_val (validation): image 1/2 (50.0%) **ABOVE 1% (allowed by allow_overlap: true)**" in lines
