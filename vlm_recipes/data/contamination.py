@@ -176,8 +176,8 @@ def fingerprint_dataset(
     wanted = [c for c in (image_column, *texts, *ID_COLUMNS) if c and c in ds.column_names]
     parts = []
     for start in range(0, len(ds), batch_size):
-        batch = ds.select_columns(wanted)[start : start + batch_size]
-        size = len(next(iter(batch.values()))) if batch else 0
+        batch = ds.select_columns(wanted)[start : start + batch_size] if wanted else {}
+        size = min(batch_size, len(ds) - start)
         rows = [{c: batch[c][i] for c in wanted} for i in range(size)]
         ids = []
         for i, row in enumerate(rows, start=start):

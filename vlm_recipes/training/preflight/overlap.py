@@ -30,8 +30,10 @@ def held_out_is_carved(data_args) -> bool:
     if test is None:
         return True
     path = Path(data_args.dataset_name)
-    if path.is_file() or (path.is_dir() and any((path / n).exists() for n in ("metadata.jsonl", "metadata.csv"))):
-        return True
+    if path.is_file():
+        return True  # a .jsonl / .json file: one split
+    if path.is_dir() and any((path / n).exists() for n in ("metadata.jsonl", "metadata.csv")):
+        return not (path / test).is_dir()  # an image folder: split folders, or one split
     from ...data.loading import hub_split_files
 
     return test not in hub_split_files(data_args.dataset_name, data_args.dataset_config)
