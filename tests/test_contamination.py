@@ -322,3 +322,14 @@ def test_the_reports_mark_a_figure_above_the_threshold_and_name_models_without_a
     lines = "\n".join(markdown_lines(as_json(found)))
     assert "- base: training data unknown" in lines
     assert "- run on docvqa_val (validation): image 1/2 (50.0%) **ABOVE 1% (allowed by allow_overlap: true)**" in lines
+
+
+def test_worker_processes_give_the_same_hashes(monkeypatch):
+    from datasets import Dataset, Image, List
+
+    monkeypatch.setattr(image_hashes, "PARALLEL_FROM", 10)  # a pool for 80 images
+    rows = [{"images": [jpeg_copy(scene(i, 80), scale=1.0)], "messages": []} for i in range(80)]
+    ds = Dataset.from_list(rows).cast_column("images", List(Image()))
+    serial = fingerprint_dataset(ds, "t", None, workers=1)
+    parallel = fingerprint_dataset(ds, "t", None, workers=2)
+    assert parallel.image_hash.tolist() == serial.image_hash.tolist() and parallel.stats.hashed == 80

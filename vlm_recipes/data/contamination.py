@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .image_hashes import FEATURELESS, HashCache, HashStats, hash_images
+from .image_hashes import FEATURELESS, HashCache, HashStats, hash_images, hashing_pool
 
 MAX_DISTANCE = 8  # bits of 64: a JPEG/resized copy of a photo or page is 0-2 bits away, different pages 12+
 DEFAULT_MAX_OVERLAP = 0.01
@@ -128,12 +128,13 @@ def fingerprint_rows(
     row_ids: list[str],
     cache: HashCache | None,
     generated: bool = False,
+    pool=None,
 ) -> Fingerprint:
     """The fingerprint of rows given as their images (a list per row: PIL images, `{bytes, path}` values or paths),
-    questions and ids."""
+    questions and ids; `pool`: worker processes for the images not in the cache (`image_hashes.hashing_pool`)."""
     stats = HashStats()
     flat = [(r, value) for r, values in enumerate(images) for value in values if value is not None]
-    hashes = hash_images([value for _, value in flat], cache, stats)
+    hashes = hash_images([value for _, value in flat], cache, stats, pool)
     kept = [(r, h) for (r, _), h in zip(flat, hashes) if h is not None and h != FEATURELESS]
     return Fingerprint(
         name=name,
@@ -161,10 +162,12 @@ def fingerprint_dataset(
     image_column: str | None = None,
     question_column: str | None = None,
     batch_size: int = 1000,
+    workers: int | None = None,
 ) -> Fingerprint:
     """The fingerprint of a split, read in batches with its images undecoded. Images: `image_column`, else `images`
     or `image`; questions: `question_column`, else the first user turn of `messages` / `prompt`, else `question`.
-    Rows without an id column are named `<id_prefix or name>[<index>]`."""
+    Rows without an id column are named `<id_prefix or name>[<index>]`. Images not in the cache are hashed in
+    `workers` processes (default: up to 4 for 4,000 rows or more; `image_hashes.hashing_pool`)."""
     from .images import undecoded
 
     image_column = image_column or next((c for c in ("images", "image") if c in ds.column_names), None)
@@ -174,24 +177,31 @@ def fingerprint_dataset(
         image_column = None
     texts = [question_column] if question_column else ["messages", "prompt", "question"]
     wanted = [c for c in (image_column, *texts, *ID_COLUMNS) if c and c in ds.column_names]
-    parts = []
-    for start in range(0, len(ds), batch_size):
-        batch = ds.select_columns(wanted)[start : start + batch_size] if wanted else {}
-        size = min(batch_size, len(ds) - start)
-        rows = [{c: batch[c][i] for c in wanted} for i in range(size)]
-        ids = []
-        for i, row in enumerate(rows, start=start):
-            given = next((row[c] for c in ID_COLUMNS if row.get(c) is not None), None)
-            ids.append(str(given) if given is not None else f"{id_prefix or name}[{i}]")
-        images = [_images_of(row.get(image_column)) for row in rows] if image_column else [[] for _ in rows]
-        if question_column:
-            questions = [
-                row.get(question_column) if isinstance(row.get(question_column), str) else None for row in rows
-            ]
-        else:
-            questions = [question_of(row) for row in rows]
-        parts.append(fingerprint_rows(name, images, questions, ids, cache, generated))
+    columns = dict(name=name, id_prefix=id_prefix, image_column=image_column, question_column=question_column)
+    with hashing_pool(len(ds) if image_column else 0, workers) as pool:
+        parts = [
+            _fingerprint_batch(ds.select_columns(wanted), start, batch_size, cache, generated, pool, **columns)
+            for start in range(0, len(ds), batch_size)
+        ]
     return _concat(name, parts, generated)
+
+
+def _fingerprint_batch(
+    ds, start, batch_size, cache, generated, pool, *, name, id_prefix, image_column, question_column
+):
+    """The fingerprint of rows start .. start + batch_size of `ds` (its compared columns only)."""
+    batch = ds[start : start + batch_size] if ds.column_names else {}
+    rows = [{c: batch[c][i] for c in ds.column_names} for i in range(min(batch_size, len(ds) - start))]
+    ids = []
+    for i, row in enumerate(rows, start=start):
+        given = next((row[c] for c in ID_COLUMNS if row.get(c) is not None), None)
+        ids.append(str(given) if given is not None else f"{id_prefix or name}[{i}]")
+    images = [_images_of(row.get(image_column)) for row in rows] if image_column else [[] for _ in rows]
+    if question_column:
+        questions = [row.get(question_column) if isinstance(row.get(question_column), str) else None for row in rows]
+    else:
+        questions = [question_of(row) for row in rows]
+    return fingerprint_rows(name, images, questions, ids, cache, generated, pool)
 
 
 def _undecoded_column(ds, column: str):

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import sqlite3
 from collections.abc import Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,6 +83,39 @@ def _thumbnail(value) -> np.ndarray:
         image.draft("L", (2 * SIDE, 2 * SIDE))  # decode at 1/2 .. 1/8 scale: the hash needs 32 x 32 only
     grey = image.convert("L").resize((SIDE, SIDE), Image.Resampling.BILINEAR)  # PIL antialiases when shrinking
     return np.asarray(grey, dtype=np.uint8)
+
+
+def _thumbnail_or_none(value) -> np.ndarray | None:
+    try:
+        return _thumbnail(value)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+PARALLEL_FROM = 4000  # images from which a set is hashed in worker processes (`hashing_pool`)
+
+
+@contextmanager
+def hashing_pool(num_images: int, workers: int | None = None):
+    """Worker processes for hashing a set of `num_images` images (None below PARALLEL_FROM, or with one core):
+    `workers` (default: up to 4, one per core). The processes start on the first image that is not in the cache, so a
+    cached set costs nothing."""
+    workers = workers if workers is not None else min(4, os.cpu_count() or 1)
+    if workers <= 1 or num_images < PARALLEL_FROM:
+        yield None
+        return
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        yield pool
+
+
+def _thumbnails(values: list, pool) -> list[np.ndarray | None]:
+    """The thumbnails of `values` (None where unreadable), in `pool`'s processes when given."""
+    if pool is None or len(values) < 64:
+        return [_thumbnail_or_none(v) for v in values]
+    return list(pool.map(_thumbnail_or_none, values, chunksize=max(1, min(64, len(values) // 16))))
 
 
 def phash_thumbnails(thumbnails: np.ndarray) -> np.ndarray:
@@ -145,9 +180,12 @@ class HashStats:
         self.featureless += other.featureless
 
 
-def hash_images(values: Iterable, cache: HashCache | None, stats: HashStats | None = None) -> list[int | None]:
+def hash_images(
+    values: Iterable, cache: HashCache | None, stats: HashStats | None = None, pool=None
+) -> list[int | None]:
     """The pHash of each image (None for one that cannot be read: preflight names those rows); hashes come from
-    `cache` when its content was hashed before, and new ones are stored there (no cache: `cache=None`)."""
+    `cache` when its content was hashed before, and new ones are stored there (no cache: `cache=None`); new images
+    are decoded in the processes of `pool` (`hashing_pool`) when given."""
     values = list(values)
     stats = stats if stats is not None else HashStats()
     keys: list[bytes | None] = []
@@ -158,16 +196,10 @@ def hash_images(values: Iterable, cache: HashCache | None, stats: HashStats | No
             keys.append(None)
     known = cache.get_many(sorted({k for k in keys if k is not None})) if cache is not None else {}
     todo = {k: v for k, v in zip(keys, values) if k is not None and k not in known}
-    thumbnails, done = [], []
-    for key, value in todo.items():
-        try:
-            thumbnails.append(_thumbnail(value))
-            done.append(key)
-        except (OSError, ValueError, Image.DecompressionBombError):
-            pass
-    new = dict(
-        zip(done, (int(h) for h in phash_thumbnails(np.asarray(thumbnails, dtype=np.uint8).reshape(-1, SIDE, SIDE))))
-    )
+    made = _thumbnails(list(todo.values()), pool)
+    done = [k for k, t in zip(todo, made) if t is not None]
+    stack = np.asarray([t for t in made if t is not None], dtype=np.uint8).reshape(-1, SIDE, SIDE)
+    new = dict(zip(done, (int(h) for h in phash_thumbnails(stack))))
     if cache is not None and new:
         cache.put_many(new)
     known.update(new)

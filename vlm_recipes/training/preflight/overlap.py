@@ -75,7 +75,8 @@ def guard_overlap(train_ds, eval_ds, data_args, training_args, out: Path | None)
     training data's fingerprint to `out` (output_dir: the main process writes it; None: nowhere)."""
     from accelerate import PartialState
 
-    training, overlaps = measure_run(train_ds, eval_ds, data_args, training_args)
+    with PartialState().main_process_first():  # one process hashes; the others read its hashes from the cache
+        training, overlaps = measure_run(train_ds, eval_ds, data_args, training_args)
     logger.info("%s", report_text(overlaps))
     refuse_above(overlaps, "Contamination check")
     if out is not None and PartialState().is_main_process:
