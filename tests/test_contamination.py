@@ -254,6 +254,8 @@ def test_training_refuses_a_test_split_with_copies_of_training_images_and_allow_
     assert held_out["mark"] == "ABOVE 1% (allowed by allow_overlap: true)"
     assert json.loads((out / "eval_results.json").read_text())["contamination"] == results["contamination"]
     assert (out / "training_data_hashes.npz").is_file()  # evaluations of this adapter check against it
+    card = (out / "README.md").read_text()
+    assert "## Training-data overlap" in card and "image 1/4 **ABOVE 1% (allowed by allow_overlap: true)**" in card
 
 
 @pytest.mark.integration

@@ -196,6 +196,7 @@ processor = AutoProcessor.from_pretrained("{repo_id}")
         ),
         "",
         *benchmark_section(results.get("benchmarks")),
+        *overlap_section(results.get("contamination")),
         "## Training",
         "",
         "| hyperparameter | value |",
@@ -208,6 +209,21 @@ processor = AutoProcessor.from_pretrained("{repo_id}")
         "",
     ]
     return "\n".join(header + [""] + body)
+
+
+def overlap_section(overlaps: list | None) -> list[str]:
+    """The card's "Training-data overlap" section: the contamination check's figures (eval_results.json's
+    `contamination`, vlm_recipes/data/contamination.py), a figure above the threshold marked."""
+    if not overlaps:
+        return []
+    lines = ["## Training-data overlap", "", "Scored rows whose image, question or both were trained on:", ""]
+    for o in overlaps:
+        mark = f" **{o['mark']}**" if o.get("mark") else ""
+        lines.append(
+            f"- {o['scored']}: image {o['image_overlap']}/{o['rows']}{mark}, question {o['question_overlap']}/"
+            f"{o['rows']}, both {o['same_item_overlap']}/{o['rows']}"
+        )
+    return [*lines, ""]
 
 
 def benchmark_section(benchmarks: dict | None) -> list[str]:
