@@ -3,7 +3,8 @@
 huggingface_hub does the transfer (`HfApi.create_repo`, `create_commit`) and reads the token from `HF_TOKEN` or
 `huggingface-cli login` (or `--hub_token`), never from us: the token is not written anywhere. What we add is the
 choice of files (the adapter or model as safetensors, its config, the processor files, eval_results.json, the
-token-redacted training_config.json; never checkpoints' optimizer state, pickles or TensorBoard logs), a model
+token-redacted training_config.json, training_data_hashes.npz: the contamination check's record of the training data,
+image hashes and question keys only; never checkpoints' optimizer state, pickles or TensorBoard logs), a model
 card that states the base model, data, method, key hyperparameters and held-out figures, and a push after every
 save when asked (`hub_strategy: every_save`). Trainer's own pushing is turned off so that only this card is
 published.
