@@ -335,3 +335,17 @@ def test_worker_processes_give_the_same_hashes(monkeypatch):
     serial = fingerprint_dataset(ds, "t", None, workers=1)
     parallel = fingerprint_dataset(ds, "t", None, workers=2)
     assert parallel.image_hash.tolist() == serial.image_hash.tolist() and parallel.stats.hashed == 80
+
+
+@pytest.mark.integration
+def test_make_preflight_prints_the_figures_and_exits_1_above_the_threshold(tmp_path, capsys):
+    from vlm_recipes.launch import preflight as preflight_cli
+
+    data = split_folder(tmp_path, copies=1)
+    argv = ["--config", SFT_CONFIG, *TINY, *data, "--pipeline_rows", "0"]
+    assert preflight_cli.main(argv) == 1
+    printed = capsys.readouterr().out
+    assert "Training-data overlap" in printed and "held-out: 1 of 4 scored rows (25.0%) have an image seen" in printed
+    assert "allow_overlap: true runs" in printed
+    assert preflight_cli.main([*argv, "--allow_overlap", "true"]) == 0
+    assert "[ABOVE 1% (allowed by allow_overlap: true)]" in capsys.readouterr().out
