@@ -22,7 +22,7 @@ from datasets import Dataset, Image, List, disable_progress_bars
 from PIL import Image as PILImage
 from PIL import ImageDraw
 
-from vlm_recipes.data.contamination import fingerprint_dataset, measure, near_pairs
+from vlm_recipes.data.contamination import MAX_DISTANCE, fingerprint_dataset, measure, near_pairs
 from vlm_recipes.data.image_hashes import HashCache, HashStats, hash_images
 
 
@@ -99,13 +99,24 @@ def main():
             total = time.perf_counter() - started
             hashed_now = training.stats.hashed + held_out.stats.hashed
             cached_now = training.stats.cached + held_out.stats.cached
+            qi, _ = near_pairs(held_out.image_hash, training.image_hash)
+            flagged = set(held_out.image_row[qi].tolist())
             print(
                 f"check, {run}: {total:.1f} s ({hashed:.1f} s fingerprints: {hashed_now:,} hashed, {cached_now:,} "
-                f"from the cache; {total - hashed:.1f} s search and counts); found {overlap.image_rows} of "
-                f"{len(planted)} planted copies, {overlap.question_rows} question overlaps",
+                f"from the cache; {total - hashed:.1f} s search and counts); {overlap.image_rows} rows flagged: "
+                f"{len(flagged & set(planted))} of {len(planted)} planted copies, {len(flagged - set(planted))} "
+                f"others; "
+                f"{overlap.question_rows} question overlaps",
                 flush=True,
             )
 
+    nearest = np.bitwise_count(held_out.image_hash[:1000, None] ^ training.image_hash[None, :]).min(axis=1)
+    others = [d for n, d in enumerate(nearest.tolist()) if n not in planted]
+    copies = [d for n, d in enumerate(nearest.tolist()) if n in planted]
+    print(
+        f"bits to the nearest training image (first 1,000 scored rows; threshold {MAX_DISTANCE}): planted copies "
+        f"{sorted(copies)}; others: min {min(others)}, counts at 0..12: {np.bincount(others, minlength=13)[:13]}"
+    )
     for method in ("index", "all"):
         started = time.perf_counter()
         qi, _ = near_pairs(held_out.image_hash, training.image_hash, method=method)

@@ -6,10 +6,10 @@ the 8 x 8 lowest frequencies, one bit per coefficient (above the block's median 
 coarse layout of light and dark, and so survive re-encoding (JPEG at quality 70), resizing and mild colour changes.
 Written here with numpy and PIL (a few lines); no package on our lists is needed for it.
 
-Measured (benches/bench_contamination.py, docs/data.md#contamination-check): a JPEG copy at quality 70 and half the
-size of a photo or a document page is 0-2 bits away, different pages 12 or more. Flat, low-detail images (the 64 px
-synthetic scenes: one shape on grey) sit at the method's limit: many DCT coefficients are near the median, so a
-re-encoded copy can move up to ~24 bits, and two different scenes can hash alike.
+Measured (benches/bench_contamination.py, docs/data.md#contamination-check): a JPEG copy at quality 70 and 60% of the
+size of a photo-like scene is 0-4 bits away; other scenes are 10 or more bits from their nearest of 10,000. Flat,
+low-detail images (the 64 px synthetic scenes: one shape on grey) sit at the method's limit: many DCT coefficients
+are near the median, so a re-encoded copy can move up to ~24 bits, and two different scenes can hash alike.
 
 The cache is one SQLite file under the project cache (`vlm_recipes.paths.cache_root() / image_hashes`), keyed by a
 BLAKE2b digest of the image's bytes (encoded file, or mode + size + pixels for an in-memory image): a changed image

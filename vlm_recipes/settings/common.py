@@ -98,7 +98,7 @@ def allow_overlap_field():
 def max_overlap_field():
     text = (
         "The contamination check's threshold: the share of a scored set's rows whose image was seen in training "
-        "(a pHash within 8 of 64 bits) above which the run refuses (unless allow_overlap)."
+        "(a pHash within 6 of 64 bits) above which the run refuses (unless allow_overlap)."
     )
     return field(default=0.01, metadata={"help": text})
 
