@@ -38,6 +38,7 @@ PUBLISHED = {
     "tokenizer.json",
     "tokenizer_config.json",
     "training_config.json",
+    "training_data_hashes.npz",  # the contamination check's record of the training data (hashes, no images or text)
 }
 
 

@@ -3,7 +3,8 @@
 huggingface_hub does the transfer (`HfApi.create_repo`, `create_commit`) and reads the token from `HF_TOKEN` or
 `huggingface-cli login` (or `--hub_token`), never from us: the token is not written anywhere. What we add is the
 choice of files (the adapter or model as safetensors, its config, the processor files, eval_results.json, the
-token-redacted training_config.json; never checkpoints' optimizer state, pickles or TensorBoard logs), a model
+token-redacted training_config.json, training_data_hashes.npz: the contamination check's record of the training data,
+image hashes and question keys only; never checkpoints' optimizer state, pickles or TensorBoard logs), a model
 card that states the base model, data, method, key hyperparameters and held-out figures, and a push after every
 save when asked (`hub_strategy: every_save`). Trainer's own pushing is turned off so that only this card is
 published.
@@ -196,6 +197,7 @@ processor = AutoProcessor.from_pretrained("{repo_id}")
         ),
         "",
         *benchmark_section(results.get("benchmarks")),
+        *overlap_section(results.get("contamination")),
         "## Training",
         "",
         "| hyperparameter | value |",
@@ -208,6 +210,21 @@ processor = AutoProcessor.from_pretrained("{repo_id}")
         "",
     ]
     return "\n".join(header + [""] + body)
+
+
+def overlap_section(overlaps: list | None) -> list[str]:
+    """The card's "Training-data overlap" section: the contamination check's figures (eval_results.json's
+    `contamination`, vlm_recipes/data/contamination.py), a figure above the threshold marked."""
+    if not overlaps:
+        return []
+    lines = ["## Training-data overlap", "", "Scored rows whose image, question or both were trained on:", ""]
+    for o in overlaps:
+        mark = f" **{o['mark']}**" if o.get("mark") else ""
+        lines.append(
+            f"- {o['scored']}: image {o['image_overlap']}/{o['rows']}{mark}, question {o['question_overlap']}/"
+            f"{o['rows']}, both {o['same_item_overlap']}/{o['rows']}"
+        )
+    return [*lines, ""]
 
 
 def benchmark_section(benchmarks: dict | None) -> list[str]:

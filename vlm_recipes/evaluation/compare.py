@@ -23,8 +23,10 @@ import re
 import time
 from pathlib import Path
 
+from ..data.image_hashes import HashCache
 from ..outputs import run_directory
 from ..settings import DataArguments, EvaluateArguments, GenerateArguments, VLMModelConfig
+from .contamination import as_json, check_entries, evaluation_fingerprint, markdown_lines
 from .inference import check_adapter_dir, load_for_inference, predict, rows_for, write_jsonl
 from .metrics import score
 
@@ -89,17 +91,20 @@ def run_evaluate(data_args: DataArguments, eval_args: EvaluateArguments, model_a
             f"{data_args.dataset_name}: row {missing[0]} has no reference answer to score against; set "
             "answer_column / references_column (or use a messages column that ends with the answer)."
         )
+    scored = lambda: [evaluation_fingerprint(rows, data_args, HashCache())]  # noqa: E731
+    # The contamination check, before any output is written (refuses above max_overlap unless allow_overlap).
+    overlaps = check_entries(entries, scored, data_args.max_overlap, data_args.allow_overlap, "evaluate_models")
     # A failed run removes the directory it created; a rerun replaces the previous report and predictions.
     with run_directory(eval_args.output_dir, overwrite=True) as (out, _):
         for stale in out.glob("predictions-*.jsonl"):
             stale.unlink()
-        report = _compare(entries, rows, data_args, eval_args, out)
+        report = _compare(entries, rows, data_args, eval_args, out, as_json(overlaps))
     print("\n" + markdown_table(report))
     print(f"Wrote {out / 'report.md'}, {out / 'report.json'} and {out / 'gallery.html'}")
     return report
 
 
-def _compare(entries, rows, data_args, eval_args, out: Path) -> dict:
+def _compare(entries, rows, data_args, eval_args, out: Path, contamination: dict | None = None) -> dict:
     results = []
     for n, entry in enumerate(entries):
         started = time.time()
@@ -147,6 +152,7 @@ def _compare(entries, rows, data_args, eval_args, out: Path) -> dict:
         "metrics": list(eval_args.metrics),
         "max_new_tokens": eval_args.max_new_tokens,
         "models": [{k: v for k, v in r.items() if k != "records"} for r in results],
+        "contamination": contamination or {},
     }
     (out / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     (out / "report.md").write_text(markdown_table(report))
@@ -169,6 +175,8 @@ def markdown_table(report: dict) -> str:
         cells = " | ".join(f"{m['metrics'][name]:.3f}" for name in metrics)
         label = m["label"].replace("|", "\\|")
         lines.append(f"| {label} | {cells} | {delta:+.3f} | {m['seconds']} |")
+    if report.get("contamination"):
+        lines += markdown_lines(report["contamination"])
     return "\n".join(lines) + "\n"
 
 

@@ -6,8 +6,9 @@
 
 Reads the config exactly as the recipe does (vlm_recipes.launch.parse), runs the checks of
 vlm_recipes.training.preflight on every row (or `--num_rows` sampled per split), prints the report and the data
-pipeline's throughput, and with `--write_clean` writes the clean copy. Exits 1 when a row has an error, 2 when the
-config or the data cannot be loaded.
+pipeline's throughput and the contamination check's figures (the training data's overlap with the held-out split and
+the named benchmarks), and with `--write_clean` writes the clean copy. Exits 1 when a row has an error or an overlap
+is above max_overlap (unless allow_overlap), 2 when the config or the data cannot be loaded.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from pathlib import Path
 
 from PIL import Image
 
+from ..data.contamination import report_text
 from ..data.loading import keep_rows_with_missing_images
 from ..models.modeling import load_processor
 from ..training.methods import METHODS, get_method
-from ..training.preflight import check_recipe_data, clean_source, defect_summary, write_clean
+from ..training.preflight import check_recipe_data, clean_source, defect_summary, measure_run, write_clean
 from ..training.throughput import pipeline_text
 from . import parse
 
@@ -99,15 +101,22 @@ def main(argv: list[str] | None = None) -> int:
         print(report.text(max_length))
     if args.pipeline_rows > 0:
         print(pipeline_text(method, train_ds, processor, data_args, training_args, model_args, args.pipeline_rows))
+    _, overlaps = measure_run(train_ds, eval_ds, data_args, training_args)  # the contamination check
+    print(report_text(overlaps))
     errors = [e for r in reports for e in r.errors]
     print(f"{len(errors)} row(s) with errors: {defect_summary(errors)}" if errors else "OK: no errors")
+    refused = [o.scored for o in overlaps if o.refused]
+    if refused:
+        print(
+            f"Overlap with the training data above max_overlap (training refuses; allow_overlap: true runs): {refused}"
+        )
     if source is not None:
         try:
             print(write_clean(source, args.write_clean, reports, data_args.image_column))
         except (ValueError, OSError) as err:
             print(f"preflight: --write_clean {args.write_clean}: {err}", file=sys.stderr)
             return 2
-    return 1 if errors else 0
+    return 1 if errors or refused else 0
 
 
 if __name__ == "__main__":

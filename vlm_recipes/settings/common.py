@@ -113,3 +113,26 @@ def current_dataset_id(name: str, setting: str = "dataset_name") -> str:
         return name
     logger.warning("%s %s moved to %s on the Hub (2026-07-30): reading %s; use the new id.", setting, name, new, new)
     return new
+
+
+# The contamination check's two settings (vlm_recipes/data/contamination.py): data settings of the training and
+# evaluation recipes, and settings of the benchmark recipe, written once here.
+def allow_overlap_field():
+    text = (
+        "Run even when a scored set (the held-out split, the evaluated dataset, a benchmark) shares more than "
+        "max_overlap of its rows' images with the training data; the reports mark the figure. Default: refuse."
+    )
+    return field(default=False, metadata={"help": text})
+
+
+def max_overlap_field():
+    text = (
+        "The contamination check's threshold: the share of a scored set's rows whose image was seen in training "
+        "(a pHash within 6 of 64 bits) above which the run refuses (unless allow_overlap)."
+    )
+    return field(default=0.01, metadata={"help": text})
+
+
+def check_overlap_settings(obj) -> None:
+    if not 0.0 <= obj.max_overlap <= 1.0:
+        raise ValueError(f"max_overlap must be a fraction in [0, 1], got {obj.max_overlap}.")

@@ -10,7 +10,16 @@ import string
 from dataclasses import dataclass, field, fields
 from typing import Literal
 
-from .common import check_choices, current_dataset_id, dataset_config_field, test_split_field, train_split_field
+from .common import (
+    allow_overlap_field,
+    check_choices,
+    check_overlap_settings,
+    current_dataset_id,
+    dataset_config_field,
+    max_overlap_field,
+    test_split_field,
+    train_split_field,
+)
 
 GROUNDING_TASKS = ("grounding", "grounding_free")  # synthetic tasks answered with a box (box_format)
 # The box conventions by name: vlm_recipes/grounding/boxes.py defines one per name (and checks that it does).
@@ -199,10 +208,13 @@ class DataArguments:
         default="64",
         metadata={"help": "How many rows (a random sample) of each split the start-up check reads, or 'all'."},
     )
+    allow_overlap: bool = allow_overlap_field()
+    max_overlap: float = max_overlap_field()
 
     def __post_init__(self):
         check_choices(self)
         self.dataset_name = current_dataset_id(self.dataset_name)
+        check_overlap_settings(self)
         if (self.question_column is None) != (self.answer_column is None):
             raise ValueError("Set both question_column and answer_column, or neither.")
         if not 0.0 <= self.synthetic_mirrored_boxes < 1.0:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .common import RecipeField, check_choices
+from .common import RecipeField, allow_overlap_field, check_choices, check_overlap_settings, max_overlap_field
 
 Device = Literal["auto", "cpu", "cuda"]
 
@@ -187,6 +187,8 @@ class BenchmarkArguments(RecipeField):
     gallery_samples: int = field(
         default=8, metadata={"help": "Failed prompts shown per benchmark in leaderboard.html."}
     )
+    allow_overlap: bool = allow_overlap_field()
+    max_overlap: float = max_overlap_field()
     output_dir: str = field(
         default="outputs/benchmark",
         metadata={"help": "Where leaderboard.md/.json/.html and <benchmark>/<model>.jsonl predictions go."},
@@ -203,3 +205,4 @@ class BenchmarkArguments(RecipeField):
         if self.batch_size < 1 or (self.max_new_tokens is not None and self.max_new_tokens < 1):
             raise ValueError("batch_size and max_new_tokens must be >= 1.")
         check_choices(self)
+        check_overlap_settings(self)

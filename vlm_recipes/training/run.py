@@ -51,6 +51,7 @@ class Run:
     push: bool = False
     benchmarks: dict = field(default_factory=dict)  # {"before": {benchmark: figures}, "after": ...} when asked
     batching: dict | None = None  # how the training batches were formed (batching.BatchPlan.results)
+    overlaps: list = field(default_factory=list)  # the contamination check's figures (preflight.overlap)
 
 
 def run(method: str | Method, data_args: DataArguments, training_args, model_args: VLMModelConfig) -> dict:
@@ -118,6 +119,7 @@ def load_inputs(r: Run) -> None:
     if batching.mode_of(r.training_args) in ("packed", "padding-free"):
         check_family(r.processor)  # refuses a family whose padding-free batches are not proven exact, ditto
     preflight.guard(r.method, r.train_ds, r.eval_ds, r.processor, r.data_args, r.training_args)
+    r.overlaps = preflight.guard_overlap(r.train_ds, r.eval_ds, r.data_args, r.training_args, r.out)
     r.generation = r.method.generation_metric(r.eval_ds)
 
 
@@ -227,6 +229,7 @@ def collect_results(r: Run, before: dict, after: dict, trainer, train_output, pa
             "dataset_name": r.data_args.dataset_name,
             "generation_metric": r.generation.metric,
             "generation_metric_reason": r.generation.reason,
+            "contamination": [o.as_dict() for o in r.overlaps],
         }
     )
     if r.data_args.box_format is not None:  # grounding: what was scored, per split, and its image overlap
@@ -287,6 +290,7 @@ def save_outputs(r: Run, trainer, results: dict, after: dict) -> None:
             f"Scored split {scored['split']!r}: {scored['expressions']} referring expressions of {scored['objects']} "
             f"objects; {shared['shared_images']} of its {shared['scored_images']} images are training images too."
         )
+    print("\n".join(f"Overlap with training data: {o.line()}" for o in r.overlaps))
     adapter = r.peft_config is not None
     card = hub.model_card(
         repo_id=args.hub_model_id or out.name,

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from ..compare import _slug, _thumbnail
+from ..contamination import markdown_lines
 from .extraction import LETTERS
 
 REPORT_FILES = ("leaderboard.md", "leaderboard.json", "leaderboard.html")
@@ -90,6 +91,8 @@ def markdown(board: dict) -> str:
         lines.append(
             f"| {b['title']} | {dataset} | {b['split']} | {b['metric']} | {b['num_questions']} | {b['num_prompts']} |"
         )
+    if board.get("contamination"):  # the contamination check's figures (evaluation/contamination.py)
+        lines += markdown_lines(board["contamination"])
     return "\n".join(lines) + "\n"
 
 

@@ -23,8 +23,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ...data.image_hashes import HashCache
 from ...outputs import run_directory
 from ..compare import Entry, entries_of
+from ..contamination import as_json, benchmark_fingerprint, check_entries
 from ..generation import generate_answers
 from .report import REPORT_FILES, leaderboard, result_paths, write_reports
 from .samples import BenchmarkData, prepare
@@ -174,6 +176,8 @@ def run_benchmarks(args, model_args) -> dict:
     entries = entries_of(args, model_args)
     with dataset_root(args.dataset_source, tasks) as root:
         data = {task.name: prepare(task, root, args.limit) for task in tasks}
+        scored = lambda: [benchmark_fingerprint(d, HashCache()) for d in data.values()]  # noqa: E731
+        found = check_entries(entries, scored, args.max_overlap, args.allow_overlap, "benchmark")  # before any output
         with run_directory(args.output_dir, keep_if=has_finished_results) as (out, _):
             for name in REPORT_FILES:  # a leaderboard describes the run that wrote it: an older one goes first
                 (out / name).unlink(missing_ok=True)
@@ -187,6 +191,7 @@ def run_benchmarks(args, model_args) -> dict:
                 for entry in entries
             }
             board = leaderboard(tasks, entries, data, results, args)
+            board["contamination"] = as_json(found)
             text = write_reports(out, board, data, args.gallery_samples)
     print("\n" + text)
     print(f"Wrote {', '.join(str(out / n) for n in REPORT_FILES)} and the predictions under {out}/<benchmark>/")

@@ -15,6 +15,9 @@ estimate of tokens per epoch.
   random sample of `preflight_rows` rows per split; `all` for every row, `--preflight false` to skip), after the
   processor and data load and before the model does;
 - `report`: what was found (`Report`, `RowProblem`) and how it reads;
+- `overlap`: the contamination check (`guard_overlap`, `measure_run`): the training data's overlap with the held-out
+  split and the named benchmarks, by image content and question text; refused above `max_overlap` unless
+  `allow_overlap: true`;
 - `clean`: `--write_clean`, a copy of a local data file without the bad rows and a manifest of kept / dropped ids;
 - the command line is `python -m vlm_recipes.launch.preflight` (`make preflight CONFIG=...`): it parses the config
   exactly as the recipe does, so an unknown YAML key or reward name fails there too.
@@ -22,6 +25,7 @@ estimate of tokens per epoch.
 
 from .checks import check_recipe_data, check_split, guard
 from .clean import clean_source, write_clean
+from .overlap import guard_overlap, measure_run
 from .report import ID_COLUMNS, PreflightError, Report, RowProblem, defect_summary
 
 __all__ = [
@@ -34,5 +38,7 @@ __all__ = [
     "clean_source",
     "defect_summary",
     "guard",
+    "guard_overlap",
+    "measure_run",
     "write_clean",
 ]
