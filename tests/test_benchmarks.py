@@ -119,8 +119,11 @@ def test_stored_rotations_are_grouped_and_a_split_without_them_is_refused(standi
     assert always_a["score"] == 0.0 and always_a["first_prompt_score"] == 0.75  # 3 of 4 first prompts are "A"
     assert data.samples[0].prompt.startswith("What is the main object in the image? There are several options:\nA. ")
     assert data.samples[4].prompt.startswith("The photo was taken in a city in China. Which kind of place")
-    # --limit keeps whole questions: every stored rotation of the first 2.
-    assert len(prepare(mmbench, standins["lmms-lab/MMBench"].parent.parent, limit=2).samples) == 8
+    # --limit samples whole questions: every stored rotation of 2 of them.
+    rotations = {q: sum(s.question_id == q for s in data.samples) for q in {s.question_id for s in data.samples}}
+    limited = prepare(mmbench, standins["lmms-lab/MMBench"].parent.parent, limit=2)
+    kept = {q: sum(s.question_id == q for s in limited.samples) for q in {s.question_id for s in limited.samples}}
+    assert len(kept) == 2 and all(kept[q] == rotations[q] for q in kept)
     # A dataset whose rows are all distinct questions is not circular: saying "stored" is an error naming the fix.
     stored = task(circular="stored", id_column="question")
     ds = toy_dataset([{"question": "1", "options": ["a", "b"], "answer": "0"}])

@@ -6,6 +6,8 @@ Each entry (the base model, each adapter on top of it, other full models) genera
 
 - `report.md`: the before/after table (one row per entry, the first row is the reference for the deltas);
 - `report.json`: the same figures, machine-readable, with the run's settings;
+- `eval_rows.json`: which rows of the held-out split were scored (a seeded random sample when `max_eval_samples`
+  caps it: `vlm_recipes.data.sampling`);
 - `predictions-<n>-<label>.jsonl`: every prediction with its reference and per-sample headline score;
 - `gallery.html`: a self-contained page (thumbnails embedded as base64 PNG) with each row's image, prompt,
   reference and every entry's prediction, so a person can see what changed. All text is HTML-escaped.
@@ -23,7 +25,10 @@ import re
 import time
 from pathlib import Path
 
-from ..outputs import run_directory
+from datasets import Dataset
+
+from ..data.sampling import rows_of
+from ..outputs import EVAL_ROWS_FILE, run_directory
 from ..settings import DataArguments, EvaluateArguments, GenerateArguments, VLMModelConfig
 from .inference import check_adapter_dir, load_for_inference, predict, rows_for, write_jsonl
 from .metrics import score
@@ -148,6 +153,10 @@ def _compare(entries, rows, data_args, eval_args, out: Path) -> dict:
         "max_new_tokens": eval_args.max_new_tokens,
         "models": [{k: v for k, v in r.items() if k != "records"} for r in results],
     }
+    sample = rows_of(rows.source) if isinstance(rows.source, Dataset) else None
+    if sample is not None:  # which rows of the held-out split were scored (a seeded sample, not the first N)
+        (out / EVAL_ROWS_FILE).write_text(json.dumps(sample, indent=2, ensure_ascii=False) + "\n")
+        report["rows_file"] = EVAL_ROWS_FILE
     (out / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     (out / "report.md").write_text(markdown_table(report))
     (out / "gallery.html").write_text(gallery_html(report, rows, results, eval_args.gallery_samples))
