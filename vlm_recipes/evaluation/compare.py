@@ -153,7 +153,8 @@ def _compare(entries, rows, data_args, eval_args, out: Path) -> dict:
         "max_new_tokens": eval_args.max_new_tokens,
         "models": [{k: v for k, v in r.items() if k != "records"} for r in results],
     }
-    sample = rows_of(rows.source) if isinstance(rows.source, Dataset) else None
+    source = getattr(rows, "source", None)  # inference.Rows over a dataset split (else images, a folder, ...)
+    sample = rows_of(source) if isinstance(source, Dataset) else None
     if sample is not None:  # which rows of the held-out split were scored (a seeded sample, not the first N)
         (out / EVAL_ROWS_FILE).write_text(json.dumps(sample, indent=2, ensure_ascii=False) + "\n")
         report["rows_file"] = EVAL_ROWS_FILE

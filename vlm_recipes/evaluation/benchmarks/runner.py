@@ -69,7 +69,12 @@ def evaluate_benchmark(model, processor, data: BenchmarkData, batch_size: int, m
         }
         for sample, prediction, s in zip(data.samples, predictions, scored)
     ]
-    return records, summarize(data.task, data.samples, scored, data.bad_rows)
+    figures = summarize(data.task, data.samples, scored, data.bad_rows)
+    split_rows = data.rows_used["indices"]
+    for listed in figures["bad_rows"]:  # rows by their index in the split (prepare did so for unreadable ones)
+        if listed["stage"] == "scoring":
+            listed["row"] = split_rows[listed["row"]]
+    return records, figures
 
 
 def _rows_json(*benchmarks: BenchmarkData) -> str:

@@ -13,6 +13,7 @@ benchmark, its task file, the row and the fix.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import logging
 import re
 from collections.abc import Sequence
@@ -63,7 +64,8 @@ class Sample:
 class BadRow:
     """A row of the benchmark that could not be turned into a prompt: it counts as a question answered wrong, and the
     report lists it with its `reason` (an MMStar row whose options do not parse, a MathVista answer that is not one
-    of its choices, ...). `stratum`: its value of the task's stratum_column."""
+    of its choices, ...). `row`: its index in the rows given to `build_samples`; `prepare` makes it the index in the
+    split. `stratum`: its value of the task's stratum_column."""
 
     id: str
     question_id: str
@@ -358,6 +360,8 @@ def prepare(
             f"benchmark {task.name!r} ({task.path}): none of its {len(ds)} rows could be turned into a prompt; "
             f"row {first.row} (id {first.id}): {first.reason}"
         )
+    split_rows = rows_of(ds)["indices"]  # a bad row is reported by its index in the split, not in the sample
+    bad_rows = [dataclasses.replace(bad, row=split_rows[bad.row]) for bad in bad_rows]
     for bad in bad_rows:
         logger.warning("%s: row %d (id %s) scored as wrong: %s", task.name, bad.row, bad.id, bad.reason)
     return BenchmarkData(task, ds, samples, dataset_location(task, root), bad_rows)
