@@ -43,7 +43,7 @@ def check_saved_predictions_rescore_to_the_board(board, out):
     for bench in board["benchmarks"]:
         task = load_task(bench["name"])
         with dataset_root("standins", [task]) as root:
-            data = prepare(task, root, board["limit"])
+            data = prepare(task, root, board["limit"], board["limit_seed"])
             for model in board["models"]:
                 records = [
                     json.loads(line)
@@ -51,7 +51,7 @@ def check_saved_predictions_rescore_to_the_board(board, out):
                 ]
                 assert [r["id"] for r in records] == [s.id for s in data.samples]
                 scored = score_answers(task, [r["prediction"] for r in records], data.samples)
-                figures = summarize(task, data.samples, scored)
+                figures = summarize(task, data.samples, scored, data.bad_rows)
                 saved = model["results"][task.name]
                 assert figures["score"] == pytest.approx(saved["score"]), task.name
                 assert figures["unparsable_rate"] == saved["unparsable_rate"], task.name

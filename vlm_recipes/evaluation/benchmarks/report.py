@@ -34,7 +34,7 @@ def leaderboard(tasks, entries, data: dict, results: dict, args) -> dict:
             "metric": results[(t.name, entries[0].label)]["figures"]["metric"],
             "num_questions": data[t.name].num_questions,
             "num_prompts": len(data[t.name].samples),
-            "num_bad_rows": results[(t.name, entries[0].label)]["figures"]["num_bad_rows"],
+            "num_bad_rows": results[(t.name, entries[0].label)]["figures"].get("num_bad_rows", 0),
             "reference": t.reference,
         }
         for t in tasks
