@@ -79,7 +79,9 @@ def check_the_run(board, out, labels, config):
     assert names == yaml.safe_load(config.read_text())["benchmarks"] and set(names) == set(shipped_tasks())
     counts = {b["name"]: (b["num_questions"], b["num_prompts"]) for b in board["benchmarks"]}
     assert all(questions == 2 for questions, _ in counts.values()), counts  # --limit 2
-    assert counts["mmbench_en_dev"] == (2, 8)  # every stored rotation of the 2 questions
+    rows = json.loads((out / "rows.json").read_text())  # the rows each benchmark drew (seed 0)
+    assert set(rows) == set(names) and all(r["cap"] == 2 and r["seed"] == 0 for r in rows.values())
+    assert counts["mmbench_en_dev"] == (2, len(rows["mmbench_en_dev"]["indices"]))  # every stored rotation of 2
     assert [m["label"] for m in board["models"]] == labels
     assert all(0 <= f["score"] <= 1 for m in board["models"] for f in m["results"].values())
     check_saved_predictions_rescore_to_the_board(board, out)
@@ -243,10 +245,13 @@ def test_benchmarks_before_and_after_training_go_to_the_results_and_the_model_ca
     assert 0 <= mmbench["before"] <= 1 and 0 <= mmbench["after"] <= 1 and mmbench["dataset_source"] == "standins"
     saved = json.loads((run / "eval_results.json").read_text())
     assert saved["benchmarks"] == results["benchmarks"]
+    held_out = json.loads((run / "eval_rows.json").read_text())  # the held-out rows the before/after figures scored
+    assert held_out["cap"] == 4 and held_out["indices"] == [0, 1, 2, 3]  # synthetic: 4 rows generated, all scored
     for name in ("ai2d", "mmbench_en_dev"):
         for when in ("before", "after"):
             records = (run / "benchmarks" / f"{name}-{when}.jsonl").read_text().splitlines()
-            assert len(records) == (8 if name == "mmbench_en_dev" else 2)
+            drawn = json.loads((run / "benchmarks" / f"{name}-rows.json").read_text())
+            assert len(records) == len(drawn["indices"]) and drawn["cap"] == 2  # a stored rotation is a row
     card = (run / "README.md").read_text()
     assert (
         "## Benchmarks" in card
