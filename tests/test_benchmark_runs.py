@@ -250,7 +250,7 @@ def test_benchmarks_before_and_after_training_go_to_the_results_and_the_model_ca
     for name in ("ai2d", "mmbench_en_dev"):
         for when in ("before", "after"):
             records = (run / "benchmarks" / f"{name}-{when}.jsonl").read_text().splitlines()
-            drawn = json.loads((run / "benchmarks" / f"{name}-rows.json").read_text())
+            drawn = json.loads((run / "benchmarks" / f"{name}-rows.json").read_text())[name]  # as rows.json
             assert len(records) == len(drawn["indices"]) and drawn["cap"] == 2  # a stored rotation is a row
     card = (run / "README.md").read_text()
     assert (
