@@ -278,6 +278,12 @@ def test_rows_that_cannot_be_read_are_counted_listed_and_scored_wrong_and_the_ru
     # Called without a list to collect them, a bad row still raises (the stand-ins' own checks rely on it).
     with pytest.raises(ValueError, match="is not one of its options"):
         build_samples(load_task("mathvista_testmini"), prepare(load_task("mathvista_testmini"), root).dataset)
+    # A --limit sample that draws only bad rows goes on: MMStar's bad row alone scores 0 and is listed.
+    mmstar = load_task("mmstar")
+    only_bad = next(seed for seed in range(50) if prepare(mmstar, root, limit=1, seed=seed).bad_rows)
+    data = prepare(mmstar, root, limit=1, seed=only_bad)
+    figures = summarize(mmstar, data.samples, score_answers(mmstar, [], data.samples), data.bad_rows)
+    assert data.samples == [] and figures["score"] == 0.0 and figures["num_bad_rows"] == 1
     # A split where no row can be read is an error naming the first reason, not a score of 0.
     from vlm_recipes.evaluation.benchmarks import samples as samples_module
 

@@ -350,17 +350,20 @@ def prepare(
 ) -> BenchmarkData:
     """Load `task`'s split (the Hub, or `<root>/<hub id>`), draw `limit` questions (seeded, stratified where the
     task names a stratum), build the prompts. Rows that cannot become prompts are kept as `bad_rows` (scored as
-    wrong); when no row at all can, that is an error naming the first reason."""
+    wrong); when no row of the whole split can (a task file that does not fit the data), that is an error naming the
+    first reason."""
     ds = limit_rows(task, load_split(task, root), limit, seed)
     bad_rows: list[BadRow] = []
     samples = build_samples(task, ds, bad_rows)
-    if bad_rows and not samples:
+    drawn = rows_of(ds)
+    whole_split = len(drawn["indices"]) == drawn["num_rows"]  # a --limit sample may draw only bad rows: it goes on
+    if bad_rows and not samples and whole_split:
         first = bad_rows[0]
         raise ValueError(
             f"benchmark {task.name!r} ({task.path}): none of its {len(ds)} rows could be turned into a prompt; "
             f"row {first.row} (id {first.id}): {first.reason}"
         )
-    split_rows = rows_of(ds)["indices"]  # a bad row is reported by its index in the split, not in the sample
+    split_rows = drawn["indices"]  # a bad row is reported by its index in the split, not in the sample
     bad_rows = [dataclasses.replace(bad, row=split_rows[bad.row]) for bad in bad_rows]
     for bad in bad_rows:
         logger.warning("%s: row %d (id %s) scored as wrong: %s", task.name, bad.row, bad.id, bad.reason)
