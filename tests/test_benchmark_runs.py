@@ -43,7 +43,7 @@ def check_saved_predictions_rescore_to_the_board(board, out):
     for bench in board["benchmarks"]:
         task = load_task(bench["name"])
         with dataset_root("standins", [task]) as root:
-            data = prepare(task, root, board["limit"])
+            data = prepare(task, root, board["limit"], board["limit_seed"])
             for model in board["models"]:
                 records = [
                     json.loads(line)
@@ -51,7 +51,7 @@ def check_saved_predictions_rescore_to_the_board(board, out):
                 ]
                 assert [r["id"] for r in records] == [s.id for s in data.samples]
                 scored = score_answers(task, [r["prediction"] for r in records], data.samples)
-                figures = summarize(task, data.samples, scored)
+                figures = summarize(task, data.samples, scored, data.bad_rows)
                 saved = model["results"][task.name]
                 assert figures["score"] == pytest.approx(saved["score"]), task.name
                 assert figures["unparsable_rate"] == saved["unparsable_rate"], task.name
@@ -79,7 +79,9 @@ def check_the_run(board, out, labels, config):
     assert names == yaml.safe_load(config.read_text())["benchmarks"] and set(names) == set(shipped_tasks())
     counts = {b["name"]: (b["num_questions"], b["num_prompts"]) for b in board["benchmarks"]}
     assert all(questions == 2 for questions, _ in counts.values()), counts  # --limit 2
-    assert counts["mmbench_en_dev"] == (2, 8)  # every stored rotation of the 2 questions
+    rows = json.loads((out / "rows.json").read_text())  # the rows each benchmark drew (seed 0)
+    assert set(rows) == set(names) and all(r["cap"] == 2 and r["seed"] == 0 for r in rows.values())
+    assert counts["mmbench_en_dev"] == (2, len(rows["mmbench_en_dev"]["indices"]))  # every stored rotation of 2
     assert [m["label"] for m in board["models"]] == labels
     assert all(0 <= f["score"] <= 1 for m in board["models"] for f in m["results"].values())
     check_saved_predictions_rescore_to_the_board(board, out)
@@ -147,8 +149,13 @@ def test_oracle_answers_score_one_and_guessing_earns_nothing_under_circular_eval
     answering(lambda s: s.answer if isinstance(s.answer, str) else s.answer[0])
     board = benchmark(tmp_path, "--limit", "3", "--other_models", "", name="oracle")
     for name, figures in board["models"][0]["results"].items():
-        assert figures["score"] == 1.0, (name, figures)
+        # Right on every question that could be read (MMStar's and MathVista's stand-ins hold a bad row each).
+        assert figures["score"] == pytest.approx(1 - figures["num_bad_rows"] / figures["num_questions"]), name
         assert figures["unparsable_rate"] in (0.0, None), (name, figures)
+    rows = json.loads((tmp_path / "oracle" / "rows.json").read_text())
+    assert set(rows) == {b["name"] for b in board["benchmarks"]}
+    assert all(r["cap"] == 3 and r["seed"] == 0 for r in rows.values())
+    assert rows["chartqa"]["stratum_column"] == "human_or_machine" and len(rows["chartqa"]["indices"]) == 3
     answering(lambda s: "A")
     board = benchmark(tmp_path, "--limit", "3", "--other_models", "", "--benchmarks", "mmbench_en_dev", name="guess")
     mmbench = board["models"][0]["results"]["mmbench_en_dev"]
@@ -238,13 +245,47 @@ def test_benchmarks_before_and_after_training_go_to_the_results_and_the_model_ca
     assert 0 <= mmbench["before"] <= 1 and 0 <= mmbench["after"] <= 1 and mmbench["dataset_source"] == "standins"
     saved = json.loads((run / "eval_results.json").read_text())
     assert saved["benchmarks"] == results["benchmarks"]
+    held_out = json.loads((run / "eval_rows.json").read_text())  # the held-out rows the before/after figures scored
+    assert held_out["cap"] == 4 and held_out["indices"] == [0, 1, 2, 3]  # synthetic: 4 rows generated, all scored
     for name in ("ai2d", "mmbench_en_dev"):
         for when in ("before", "after"):
             records = (run / "benchmarks" / f"{name}-{when}.jsonl").read_text().splitlines()
-            assert len(records) == (8 if name == "mmbench_en_dev" else 2)
+            drawn = json.loads((run / "benchmarks" / f"{name}-rows.json").read_text())[name]  # as rows.json
+            assert len(records) == len(drawn["indices"]) and drawn["cap"] == 2  # a stored rotation is a row
     card = (run / "README.md").read_text()
     assert (
         "## Benchmarks" in card
         and "| MMBench-EN (dev, circular) (`lmms-lab-encoder/MMBench`) | circular accuracy | 2 |" in card
     )
     assert "offline stand-ins" in card
+
+
+@pytest.mark.unit
+def test_a_bad_row_is_scored_wrong_listed_in_the_report_and_the_run_goes_on(tmp_path, monkeypatch):
+    """Every row of MMStar and MathVista (one bad row each in their stand-ins), the model replaced by the reference:
+    the run finishes, each bad row scores 0, the report's header counts them and its end lists them with reasons."""
+    from vlm_recipes.evaluation import inference
+
+    monkeypatch.setattr(inference, "load_for_inference", lambda *args, **kwargs: (None, None))
+    monkeypatch.setattr(
+        runner,
+        "generate_answers",
+        lambda m, p, rows, *a, **k: [
+            s.answer if isinstance(s.answer, str) else s.answer[0] for s in rows.data.samples
+        ],
+    )
+    board = benchmark(tmp_path, "--other_models", "", "--benchmarks", "mmstar", "mathvista_testmini", "--limit", "9")
+    results = board["models"][0]["results"]
+    assert results["mmstar"]["score"] == 3 / 4 and results["mathvista_testmini"]["score"] == 5 / 6
+    assert [b["num_bad_rows"] for b in board["benchmarks"]] == [1, 1]
+    table = (tmp_path / "bench" / "leaderboard.md").read_text()
+    header = table.split("\n\n")[1]
+    assert header == (
+        "Rows that could not be read or scored: 2 (mmstar 1, mathvista_testmini 1), each scored as wrong and listed "
+        "below."
+    )
+    assert "| mmstar | * | 3 | 3 | reading | no 'Options: A: ..., B: ...' in column 'question'. |" in table
+    assert "| mathvista_testmini | * | 5 | 6 | reading | answer '2021'" in table  # row 5 of the split, pid 6
+    assert "answer '2021' is not one of its options ['2018', '2019', '2020']" in table
+    rows = json.loads((tmp_path / "bench" / "rows.json").read_text())
+    assert rows["mmstar"]["indices"] == [0, 1, 2, 3] and rows["mathvista_testmini"]["ids"] == list("123456")

@@ -119,8 +119,11 @@ def test_stored_rotations_are_grouped_and_a_split_without_them_is_refused(standi
     assert always_a["score"] == 0.0 and always_a["first_prompt_score"] == 0.75  # 3 of 4 first prompts are "A"
     assert data.samples[0].prompt.startswith("What is the main object in the image? There are several options:\nA. ")
     assert data.samples[4].prompt.startswith("The photo was taken in a city in China. Which kind of place")
-    # --limit keeps whole questions: every stored rotation of the first 2.
-    assert len(prepare(mmbench, standins["lmms-lab-encoder/MMBench"].parent.parent, limit=2).samples) == 8
+    # --limit samples whole questions: every stored rotation of 2 of them.
+    rotations = {q: sum(s.question_id == q for s in data.samples) for q in {s.question_id for s in data.samples}}
+    limited = prepare(mmbench, standins["lmms-lab-encoder/MMBench"].parent.parent, limit=2)
+    kept = {q: sum(s.question_id == q for s in limited.samples) for q in {s.question_id for s in limited.samples}}
+    assert len(kept) == 2 and all(kept[q] == rotations[q] for q in kept)
     # A dataset whose rows are all distinct questions is not circular: saying "stored" is an error naming the fix.
     stored = task(circular="stored", id_column="question")
     ds = toy_dataset([{"question": "1", "options": ["a", "b"], "answer": "0"}])
@@ -253,3 +256,59 @@ def test_mmmu_images_go_where_the_text_names_them(standins):
     assert len(data.images(options)) == 3
     open_question = next(s for s in data.samples if not s.options)
     assert open_question.prompt.endswith("Answer the question using a single word or phrase.")
+
+
+def test_rows_that_cannot_be_read_are_counted_listed_and_scored_wrong_and_the_run_goes_on(standins, monkeypatch):
+    """MMStar's stand-in holds a row whose options do not parse, MathVista's one whose answer is not among its
+    choices: each benchmark still builds every other prompt, and the bad row counts as a question answered wrong."""
+    root = standins["Lin-Chen/MMStar"].parent.parent
+    for name, reason in (
+        ("mmstar", "no 'Options: A: ..., B: ...'"),
+        ("mathvista_testmini", "is not one of its options"),
+    ):
+        bench = load_task(name)
+        data = prepare(bench, root)
+        assert len(data.bad_rows) == 1 and reason in data.bad_rows[0].reason, (name, data.bad_rows)
+        assert data.num_questions == len(data.samples) + 1
+        oracle = [s.answer if isinstance(s.answer, str) else s.answer[0] for s in data.samples]
+        figures = summarize(bench, data.samples, score_answers(bench, oracle, data.samples), data.bad_rows)
+        assert figures["score"] == pytest.approx(1 - 1 / data.num_questions)  # every readable row right
+        assert figures["num_bad_rows"] == 1 and figures["bad_rows"][0]["stage"] == "reading"
+        assert reason in figures["bad_rows"][0]["reason"] and figures["bad_rows"][0]["id"] == data.bad_rows[0].id
+    # Called without a list to collect them, a bad row still raises (the stand-ins' own checks rely on it).
+    with pytest.raises(ValueError, match="is not one of its options"):
+        build_samples(load_task("mathvista_testmini"), prepare(load_task("mathvista_testmini"), root).dataset)
+    # A --limit sample that draws only bad rows goes on: MMStar's bad row alone scores 0 and is listed.
+    mmstar = load_task("mmstar")
+    only_bad = next(seed for seed in range(50) if prepare(mmstar, root, limit=1, seed=seed).bad_rows)
+    data = prepare(mmstar, root, limit=1, seed=only_bad)
+    figures = summarize(mmstar, data.samples, score_answers(mmstar, [], data.samples), data.bad_rows)
+    assert data.samples == [] and figures["score"] == 0.0 and figures["num_bad_rows"] == 1
+    # A split where no row can be read is an error naming the first reason, not a score of 0.
+    from vlm_recipes.evaluation.benchmarks import samples as samples_module
+
+    monkeypatch.setattr(
+        samples_module,
+        "load_split",
+        lambda *args: toy_dataset([{"question": "1", "options": ["a", "b"], "answer": "7"}]),
+    )
+    with pytest.raises(ValueError, match=r"none of its 1 rows .*answer '7' is not an index"):
+        prepare(task(), None)
+
+
+def test_a_prompt_that_cannot_be_scored_scores_zero_with_its_reason_and_the_others_are_scored():
+    textvqa = load_task("textvqa_val")
+    features = Features({"image": Image(), "question": Value("string"), "answers": List(Value("string")),
+                         "question_id": Value("int64")})  # fmt: skip
+    image = PILImage.new("RGB", (8, 8))
+    rows = [
+        {"image": image, "question": "q", "answers": ["stop"] * 10, "question_id": 1},
+        {"image": image, "question": "q", "answers": ["stop", "go"], "question_id": 2},  # too few human answers
+        {"image": image, "question": "q", "answers": ["go"] * 10, "question_id": 3},
+    ]
+    samples = build_samples(textvqa, Dataset.from_list(rows, features=features))
+    scored = score_answers(textvqa, ["stop", "stop", "go"], samples)
+    assert [s.score for s in scored] == [1.0, 0.0, 1.0] and "at least 4" in scored[1].error
+    figures = summarize(textvqa, samples, scored)
+    assert figures["num_bad_rows"] == 1 and figures["bad_rows"][0]["id"] == "2"
+    assert figures["bad_rows"][0]["stage"] == "scoring" and figures["score"] == pytest.approx(2 / 3)

@@ -34,6 +34,7 @@ PUBLISHED = {
     "chat_template.jinja",
     "eval_predictions.jsonl",
     "eval_results.json",
+    "eval_rows.json",  # which held-out rows the figures scored
     "processor_config.json",
     "tokenizer.json",
     "tokenizer_config.json",

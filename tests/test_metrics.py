@@ -3,13 +3,21 @@
 Every metric is loaded the way users load it, `evaluate.load(<local dir>)`, offline.
 """
 
+import inspect
 import math
 
 import evaluate
 import pytest
 
 from vlm_recipes.evaluation.metrics import METRICS, check_metric_names, metric_path, score
-from vlm_recipes.evaluation.metrics.scoring import bleu, levenshtein, normalize_answer, to_number
+from vlm_recipes.evaluation.metrics.scoring import (
+    bleu,
+    levenshtein,
+    normalize_answer,
+    to_number,
+    vqa_accuracy_score,
+    vqa_eval_normalize,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -35,7 +43,7 @@ def test_every_metric_is_a_local_evaluate_module():
         if name in ("iou_accuracy", "mean_iou"):  # grounding: answers and references are boxes
             assert name in module.compute(predictions=["[0, 0, 2, 2]"], references=[["[0, 0, 2, 2]", "[1, 1, 3, 3]"]])
             continue
-        assert name in module.compute(predictions=["red"], references=[["red", "red", "blue"]])
+        assert name in module.compute(predictions=["red"], references=[["red", "red", "blue", "red"]])
 
 
 def test_exact_match_normalises_case_punctuation_whitespace_and_unicode():
@@ -56,25 +64,43 @@ def test_exact_match_normalises_case_punctuation_whitespace_and_unicode():
     assert normalize_answer("A red, circle!") == "a red circle"
 
 
-def test_vqa_accuracy_counts_humans_up_to_three():
+def test_vqa_accuracy_is_the_official_leave_one_out_average():
+    """1, 2, 3 of 10 annotators: 0.3, 0.6, 0.9 (the official VQA evaluation, lmms-eval's textvqa/vqav2), not the
+    min(k/3, 1) shorthand's 1/3, 2/3, 1 that evaluate_textvqa, sft_lora_textvqa and BLIP VQA reported before."""
+    humans = [["x"] * k + ["y"] * (10 - k) for k in (0, 1, 2, 3, 4, 10)]
+    assert per_sample("vqa_accuracy", [("x", h) for h in humans]) == pytest.approx([0.0, 0.3, 0.6, 0.9, 1.0, 1.0])
+    assert "leave_one_out" not in inspect.signature(vqa_accuracy_score).parameters  # one variant, one name
     pairs = [
         ("two", ["2", "2", "two", "3", "3", "3", "3", "3", "3", "3"]),  # number words as digits: 3 humans
-        ("yes", ["yes"] + ["no"] * 9),  # one human
-        ("The dog", ["dog", "a dog", "cat"]),  # articles dropped: 2 humans
-        ("", ["", "x", "y"]),  # an empty answer matches an empty human answer
+        ("The dog.", ["dog", "a dog", "cat", "cat"]),  # articles and a final period dropped: 2 of 4 humans
         ("cat", ["dog"] * 10),
-        ("Ünïcode", ["ünïcode"] * 5),
+        ("dont", ["don't"] * 4),  # contractions get their apostrophe
     ]
-    assert per_sample("vqa_accuracy", pairs) == pytest.approx([1.0, 1 / 3, 2 / 3, 1 / 3, 0.0, 1.0])
-    # The official script's leave-one-out average over 10 humans: 1, 2, 3 and 4 matches give 0.3, 0.6, 0.9, 1.
-    humans = [["x"] * k + ["y"] * (10 - k) for k in (1, 2, 3, 4)]
-    assert per_sample("vqa_accuracy", [("x", h) for h in humans], leave_one_out=True) == pytest.approx(
-        [0.3, 0.6, 0.9, 1.0]
-    )
-    with pytest.raises(ValueError, match="non-empty list of human answers"):
+    # 3 of 10: 7 subsets keep 3 (1.0), 3 keep 2 (2/3) -> 0.9; 2 of 4: 2 subsets keep 2, 2 keep 1 -> (2/3 + 1/3) / 2.
+    assert per_sample("vqa_accuracy", pairs) == pytest.approx([0.9, 0.5, 0.0, 1.0])
+    with pytest.raises(ValueError, match="at least 4"):
         load("vqa_accuracy").compute(predictions=["a"], references=[[]])
-    with pytest.raises(ValueError, match="use exact_match"):  # one reference: a perfect answer would score 1/3
-        load("vqa_accuracy").compute(predictions=["red"], references=[["red"]])
+    with pytest.raises(ValueError, match="use exact_match"):  # three references: a perfect answer would score 2/3
+        load("vqa_accuracy").compute(predictions=["red"], references=[["red"] * 3])
+
+
+@pytest.mark.parametrize(
+    "answer, normalised",
+    [
+        ("The Two dogs.", "2 dogs"),
+        ("Yes!", "yes"),
+        ("new-york", "new york"),  # a mark inside a word becomes a space
+        ("x - y", "x y"),  # a mark next to a space is dropped
+        ("1,000", "1000"),
+        ("3.5", "3.5"),  # a decimal point stays
+        ("it's red", "it 's red"),
+        ("dont", "don't"),
+        ("None", "0"),
+        ("ＲＥＤ", "ｒｅｄ"),  # no Unicode normalisation in the VQA evaluation (exact_match has NFKC)
+    ],
+)
+def test_vqa_answer_normalisation_follows_the_vqa_evaluation(answer, normalised):
+    assert vqa_eval_normalize(answer) == normalised
 
 
 def test_anls_threshold_and_edge_cases():

@@ -4,7 +4,7 @@ Zero-shot, per task:
 - `caption`: captions for image files, a folder or a dataset's held-out split, conditional (`prompt`) or not;
   scored with CIDEr-D and BLEU-1..4 when the rows have references;
 - `vqa`: answers to a dataset's questions (or one `question` about image files / a folder); scored with VQA
-  accuracy when rows have 3 or more human answers, else exact match;
+  accuracy (the official leave-one-out average) when rows have 4 or more human answers, else exact match;
 - `retrieval`: ITC ranking, then the top_k re-ranked with the ITM head; recall@1/5/10 both ways, before and after.
 
 Fine-tuning (caption or vqa; LoRA or full, transformers' Trainer): the same held-out figures before and after
@@ -30,6 +30,7 @@ from ..evaluation.compare import gallery_html
 from ..evaluation.inference import write_jsonl
 from ..evaluation.metrics import score
 from ..evaluation.metrics.captions import caption_metrics
+from ..evaluation.metrics.scoring import VQA_MIN_HUMANS
 from ..outputs import RESULTS_FILE, run_directory, save_training_config
 from ..outputs.checkpoints import CompleteCheckpoints
 from ..settings.blip import (
@@ -45,9 +46,6 @@ from .modeling import base_model, load_blip, prepare_for_training
 from .retrieval import retrieval
 
 logger = logging.getLogger(__name__)
-
-# VQA with this many human answers per question is scored with VQA accuracy (min(#humans / 3, 1)).
-VQA_HUMANS = 3
 
 
 # -- held-out figures -------------------------------------------------------------------------------------------
@@ -65,10 +63,14 @@ def predict(model, processor, rows, args) -> list[str]:
 
 
 def vqa_metric(rows) -> tuple[str, str]:
-    """(metric, reason): VQA accuracy where every question has at least 3 human answers, else exact match."""
+    """(metric, reason): the official VQA accuracy where every question has at least `VQA_MIN_HUMANS` human answers
+    (VQAv2, TextVQA: 10), else exact match."""
     fewest = min((len(a) for a in rows["answers"]), default=0)
-    if fewest >= VQA_HUMANS:
-        return "vqa_accuracy", f"every question has {fewest}+ human answers: min(#humans who gave it / 3, 1)"
+    if fewest >= VQA_MIN_HUMANS:
+        return "vqa_accuracy", (
+            f"every question has {fewest}+ human answers: VQA accuracy, min(#humans who gave it / 3, 1) averaged "
+            "over the leave-one-out subsets (the official VQA evaluation)"
+        )
     return "exact_match", f"some questions have {fewest} reference answer(s): normalised exact match against any"
 
 

@@ -18,6 +18,7 @@ from datasets import Dataset, DatasetDict, Image, List, load_dataset, load_datas
 from ..grounding.boxes import reserved_in
 from ..settings import DataArguments
 from . import synthetic
+from .sampling import sample_rows
 
 logger = logging.getLogger(__name__)
 
@@ -384,9 +385,9 @@ def _user_splits(args: DataArguments, seed: int) -> tuple[Dataset, Dataset]:
     return (train, test) if test is not None else _hold_out(train, args, seed)
 
 
-def _cap(train: Dataset, test: Dataset, args: DataArguments) -> tuple[Dataset, Dataset]:
-    if len(test) > args.max_eval_samples:
-        test = test.select(range(args.max_eval_samples))
+def _cap(train: Dataset, test: Dataset, args: DataArguments, seed: int) -> tuple[Dataset, Dataset]:
+    # The held-out rows: a seeded random sample (stratified by eval_stratum_column), not the first ones of the file.
+    test = sample_rows(test, args.max_eval_samples, seed, args.eval_stratum_column)
     if args.max_train_samples is not None and len(train) > args.max_train_samples:
         train = train.select(range(args.max_train_samples))
     return train, test
@@ -411,7 +412,7 @@ def _synthetic_splits(make, args: DataArguments) -> tuple[Dataset, Dataset]:
     size = args.synthetic_image_size
     train = make(args.synthetic_task, args.synthetic_train_samples, SYNTHETIC_TRAIN_SEED, size)
     test = make(args.synthetic_task, args.max_eval_samples, SYNTHETIC_EVAL_SEED, size)
-    return _cap(train, test, args)
+    return _cap(train, test, args, SYNTHETIC_EVAL_SEED)
 
 
 def load_splits(args: DataArguments, seed: int = 42, processor=None) -> tuple[Dataset, Dataset]:
@@ -424,7 +425,7 @@ def load_splits(args: DataArguments, seed: int = 42, processor=None) -> tuple[Da
     if args.dataset_name == SYNTHETIC_VIDEO:
         return _synthetic_splits(synthetic_video_dataset, args)
     train, test = _user_splits(args, seed)
-    return _cap(to_conversations(train, args), to_conversations(test, args), args)
+    return _cap(to_conversations(train, args), to_conversations(test, args), args, seed)
 
 
 def _grounding_splits(args: DataArguments, seed: int, processor) -> tuple[Dataset, Dataset]:
@@ -441,7 +442,7 @@ def _grounding_splits(args: DataArguments, seed: int, processor) -> tuple[Datase
     else:
         train, test = _user_splits(args, seed)
     splits = []
-    for scored, ds in enumerate(_cap(train, test, args)):
+    for scored, ds in enumerate(_cap(train, test, args, seed)):
         if args.image_column not in ds.column_names:
             raise ValueError(
                 f"Dataset has no image column {args.image_column!r} (columns: {ds.column_names}); set image_column."
@@ -486,7 +487,7 @@ def load_preference_splits(args: DataArguments, seed: int = 42, processor=None) 
             )
     if args.image_column in train.column_names:
         train, test = (images_as_list_column(d, args.image_column) for d in (train, test))
-    return _cap(train, test, args)
+    return _cap(train, test, args, seed)
 
 
 def load_prompt_splits(args: DataArguments, seed: int = 42, processor=None) -> tuple[Dataset, Dataset]:
@@ -521,4 +522,4 @@ def load_eval_split(args: DataArguments, seed: int = 42) -> Dataset:
     train, test = _raw_splits(args, with_train=False)  # the held-out split alone when the dataset has one
     if test is None:
         _, test = _hold_out(train, args, seed)  # held out of the train split, as training does
-    return test.select(range(min(len(test), args.max_eval_samples)))
+    return sample_rows(test, args.max_eval_samples, seed, args.eval_stratum_column)  # as training draws them

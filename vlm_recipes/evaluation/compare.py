@@ -6,6 +6,8 @@ Each entry (the base model, each adapter on top of it, other full models) genera
 
 - `report.md`: the before/after table (one row per entry, the first row is the reference for the deltas);
 - `report.json`: the same figures, machine-readable, with the run's settings;
+- `eval_rows.json`: which rows of the held-out split were scored (a seeded random sample when `max_eval_samples`
+  caps it: `vlm_recipes.data.sampling`);
 - `predictions-<n>-<label>.jsonl`: every prediction with its reference and per-sample headline score;
 - `gallery.html`: a self-contained page (thumbnails embedded as base64 PNG) with each row's image, prompt,
   reference and every entry's prediction, so a person can see what changed. All text is HTML-escaped.
@@ -23,8 +25,11 @@ import re
 import time
 from pathlib import Path
 
+from datasets import Dataset
+
 from ..data.image_hashes import HashCache
-from ..outputs import run_directory
+from ..data.sampling import rows_of
+from ..outputs import EVAL_ROWS_FILE, run_directory
 from ..settings import DataArguments, EvaluateArguments, GenerateArguments, VLMModelConfig
 from .contamination import as_json, check_entries, evaluation_fingerprint, markdown_lines
 from .inference import check_adapter_dir, load_for_inference, predict, rows_for, write_jsonl
@@ -154,6 +159,11 @@ def _compare(entries, rows, data_args, eval_args, out: Path, contamination: dict
         "models": [{k: v for k, v in r.items() if k != "records"} for r in results],
         "contamination": contamination or {},
     }
+    source = getattr(rows, "source", None)  # inference.Rows over a dataset split (else images, a folder, ...)
+    sample = rows_of(source) if isinstance(source, Dataset) else None
+    if sample is not None:  # which rows of the held-out split were scored (a seeded sample, not the first N)
+        (out / EVAL_ROWS_FILE).write_text(json.dumps(sample, indent=2, ensure_ascii=False) + "\n")
+        report["rows_file"] = EVAL_ROWS_FILE
     (out / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     (out / "report.md").write_text(markdown_table(report))
     (out / "gallery.html").write_text(gallery_html(report, rows, results, eval_args.gallery_samples))

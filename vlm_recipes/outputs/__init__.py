@@ -23,6 +23,7 @@ from .checkpoints import COMPLETE_MARKER, checkpoints, complete_checkpoints, is_
 logger = logging.getLogger(__name__)
 
 RESULTS_FILE = "eval_results.json"
+EVAL_ROWS_FILE = "eval_rows.json"  # which held-out rows were scored (vlm_recipes.data.sampling)
 LATEST = ("latest", "true", "auto")
 
 
@@ -86,7 +87,7 @@ def resume_point(output_dir: str | Path, resume_from_checkpoint: str | None, ove
             for c in stale:
                 shutil.rmtree(c, ignore_errors=True)
         # The previous run's figures must not outlive it: a crashed rerun would otherwise look finished.
-        for name in (RESULTS_FILE, "eval_predictions.jsonl", "README.md"):
+        for name in (RESULTS_FILE, EVAL_ROWS_FILE, "eval_predictions.jsonl", "README.md"):
             (out / name).unlink(missing_ok=True)
         return None
     if (out / RESULTS_FILE).exists():

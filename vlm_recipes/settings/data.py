@@ -72,7 +72,18 @@ class DataArguments:
     )
     max_train_samples: int | None = field(default=None, metadata={"help": "Cap on training rows (None: all)."})
     max_eval_samples: int = field(
-        default=200, metadata={"help": "Held-out rows used for the before/after accuracy (synthetic: generated)."}
+        default=200,
+        metadata={
+            "help": "Held-out rows used for the before/after accuracy (synthetic: generated): a random sample drawn "
+            "with the run's seed (not the first rows), written to eval_rows.json."
+        },
+    )
+    eval_stratum_column: str | None = field(
+        default=None,
+        metadata={
+            "help": "Column whose values are strata of the held-out split (ChartQA: human_or_machine): the "
+            "max_eval_samples sample keeps each stratum's share. None: a plain random sample."
+        },
     )
     image_column: str = field(
         default="images", metadata={"help": "Column with a list of images (or one image, e.g. 'image')."}

@@ -143,7 +143,14 @@ class BenchmarkArguments(RecipeField):
         },
     )
     limit: int | None = field(
-        default=None, metadata={"help": "Evaluate only the first N questions of each benchmark (a quick look)."}
+        default=None,
+        metadata={
+            "help": "Evaluate N questions of each benchmark (a quick look): a random sample drawn with limit_seed, "
+            "stratified where the task names a stratum (ChartQA: human / augmented); <benchmark>/rows.json lists them."
+        },
+    )
+    limit_seed: int = field(
+        default=0, metadata={"help": "Seed of the --limit sample (the training runs' benchmark step uses 0)."}
     )
     dataset_source: str = field(
         default="hub",
@@ -180,8 +187,8 @@ class BenchmarkArguments(RecipeField):
         default=True,
         metadata={
             "help": "Keep the results of benchmarks that already finished in output_dir with the same settings "
-            "(model and its settings, adapter, the weights of local folders, task file, limit, budget); false: run "
-            "every benchmark again."
+            "(model and its settings, adapter, the weights of local folders, task file, limit and its seed, budget); "
+            "false: run every benchmark again."
         },
     )
     gallery_samples: int = field(

@@ -42,7 +42,11 @@ class VLMTrainingFields(RecipeField):
         },
     )
     benchmark_limit: int | None = field(
-        default=None, metadata={"help": "With benchmarks: only the first N questions of each benchmark."}
+        default=None,
+        metadata={
+            "help": "With benchmarks: N questions of each benchmark, the random sample recipes/benchmark.py draws "
+            "with --limit N (limit_seed 0)."
+        },
     )
     benchmark_data: str = field(
         default="hub",

@@ -21,10 +21,11 @@ from transformers import set_seed
 from .. import hub
 from ..data.packing import check_family
 from ..data.pipeline import ImageStage
+from ..data.sampling import rows_of
 from ..evaluation.generation import held_out_metrics
 from ..models.families import check_box_format
 from ..models.modeling import apply_freezing, build_peft_config, count_parameters, load_model, load_processor
-from ..outputs import RESULTS_FILE, run_directory, save_training_config
+from ..outputs import EVAL_ROWS_FILE, RESULTS_FILE, run_directory, save_training_config
 from ..settings import DataArguments, VLMModelConfig
 from . import batching, preflight
 from .bypassed import changed_settings
@@ -269,6 +270,9 @@ def save_outputs(r: Run, trainer, results: dict, after: dict) -> None:
     args.push_to_hub = r.push  # the saved config tells what was asked
     save_training_config(args, out)
     (out / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
+    sample = rows_of(r.eval_ds)
+    if sample is not None:  # which held-out rows the before/after figures scored
+        (out / EVAL_ROWS_FILE).write_text(json.dumps(sample, indent=2) + "\n")
     generated = after["generated"]
     samples = [{"reference": t, "prediction": p} for t, p in zip(generated["references"], generated["predictions"])]
     (out / "eval_predictions.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))

@@ -207,13 +207,16 @@ MMSTAR_ROWS = [
      "chart"),
     ("What kind of structure is shown?", ["A bridge", "A tower block", "A temple", "A tent"], "C",
      "coarse perception", "image scene and topic", "temple"),
+    # A row whose options cannot be parsed (not "A: ..., B: ..."): the benchmark scores it as wrong and goes on.
+    ("Which building is shown?", "(A) A temple (B) A tent", "A", "coarse perception", "image scene and topic",
+     "temple"),
 ]  # fmt: skip
 
 
 def _mmstar_rows(config, split, n, rng):
     rows = []
     for i, (question, options, answer, category, l2, image) in enumerate((MMSTAR_ROWS * 3)[:n]):
-        listed = ", ".join(f"{'ABCD'[j]}: {o}" for j, o in enumerate(options))
+        listed = options if isinstance(options, str) else ", ".join(f"{'ABCD'[j]}: {o}" for j, o in enumerate(options))
         rows.append(
             {
                 "index": i,
@@ -336,6 +339,8 @@ MATHVISTA_ROWS = [
     ("Which year has the lowest value?", ["2018", "2019", "2020"], "2020", "text", None, "chart:years3"),
     ("Which two years have the highest values?", None, "[2018, 2019]", "list", None, "chart:years3"),
     ("How many corners does the shape have?", ["3", "4", "5", "6"], "5", "integer", None, "figure:5"),
+    # A row whose answer is not among its choices: the benchmark scores it as wrong and goes on.
+    ("Which year has the highest value?", ["2018", "2019", "2020"], "2021", "text", None, "chart:years3"),
 ]  # fmt: skip
 
 
@@ -509,7 +514,7 @@ RECORDS = (
                 }
             )
         },
-        splits={"val": {"val": 3}},
+        splits={"val": {"val": 4}},
         rows=_mmstar_rows,
         files="mmstar.parquet",  # one file at the repository root
     ),
@@ -541,7 +546,7 @@ RECORDS = (
         hub_id="AI4Math/MathVista",
         card="https://huggingface.co/datasets/AI4Math/MathVista/blob/main/README.md",
         features={"default": MATHVISTA_FEATURES},
-        splits={"default": {"testmini": 5, "test": 2}},
+        splits={"default": {"testmini": 6, "test": 2}},
         rows=_mathvista_rows,
         # The card at d32e834bdd9442cf2a0f72e3b2b7a74151c2a2d1.
         card_features="""

@@ -1,6 +1,7 @@
 """The benchmark command's leaderboard: `leaderboard.json` (every figure and setting), `leaderboard.md` (scores and
-unparsable answers per model and benchmark) and `leaderboard.html` (the same tables, then per benchmark a gallery
-of the prompts some model got wrong: images, prompt, reference, each model's answer and what the rules read from it).
+unparsable answers per model and benchmark; its header counts the rows that could not be read or scored, listed at
+its end) and `leaderboard.html` (the same tables, then per benchmark a gallery of the prompts some model got wrong:
+images, prompt, reference, each model's answer and what the rules read from it).
 All text from data is HTML-escaped; images are embedded as base64 thumbnails, so the page is self-contained.
 """
 
@@ -15,6 +16,7 @@ from ..contamination import markdown_lines
 from .extraction import LETTERS
 
 REPORT_FILES = ("leaderboard.md", "leaderboard.json", "leaderboard.html")
+ROWS_FILE = "rows.json"  # per benchmark, the rows of its split that were scored (runner.py writes it)
 STANDIN_NOTE = (
     "Data: offline stand-ins (the real datasets' columns and types, a few synthetic rows): these figures check the "
     "pipeline, they are no benchmark results."
@@ -33,6 +35,7 @@ def leaderboard(tasks, entries, data: dict, results: dict, args) -> dict:
             "metric": results[(t.name, entries[0].label)]["figures"]["metric"],
             "num_questions": data[t.name].num_questions,
             "num_prompts": len(data[t.name].samples),
+            "num_bad_rows": results[(t.name, entries[0].label)]["figures"].get("num_bad_rows", 0),
             "reference": t.reference,
         }
         for t in tasks
@@ -52,6 +55,7 @@ def leaderboard(tasks, entries, data: dict, results: dict, args) -> dict:
     return {
         "dataset_source": args.dataset_source,
         "limit": args.limit,
+        "limit_seed": args.limit_seed,
         "max_new_tokens": args.max_new_tokens,
         "benchmarks": benchmarks,
         "models": models,
@@ -65,8 +69,13 @@ def _cell(text: str) -> str:
 def markdown(board: dict) -> str:
     """Scores (%) per model and benchmark with their average, then the share of unparsable answers."""
     names = [b["name"] for b in board["benchmarks"]]
-    limit = f", the first {board['limit']} questions of each" if board["limit"] else ""
+    limit = (
+        f", a random sample of {board['limit']} questions of each (seed {board['limit_seed']}; {ROWS_FILE} lists them)"
+        if board["limit"]
+        else ""
+    )
     lines = [f"Benchmarks (scores in %{limit}; circular: a question counts when every rotation is right).", ""]
+    lines += [bad_rows_line(board), ""]
     if board["dataset_source"] == "standins":
         lines += [STANDIN_NOTE, ""]
     lines += ["| model | " + " | ".join(names) + " | average |", "|---|" + "---|" * (len(names) + 1)]
@@ -93,7 +102,48 @@ def markdown(board: dict) -> str:
         )
     if board.get("contamination"):  # the contamination check's figures (evaluation/contamination.py)
         lines += markdown_lines(board["contamination"])
+    listed = bad_rows_listed(board)
+    if listed:
+        lines += [
+            "",
+            "Rows that could not be read or scored (each scored as wrong):",
+            "",
+            "| benchmark | model | row | id | stage | reason |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {b} | {_cell(label)} | {r['row']} | {_cell(r['id'])} | {r['stage']} | {_cell(r['reason'])} |"
+            for b, label, r in listed
+        ]
     return "\n".join(lines) + "\n"
+
+
+def bad_rows_line(board: dict) -> str:
+    """The header's count of rows that could not be read or scored, per benchmark (most over the models)."""
+    counts = {
+        b["name"]: max(m["results"][b["name"]].get("num_bad_rows", 0) for m in board["models"])
+        for b in board["benchmarks"]
+    }
+    total = sum(counts.values())
+    if not total:
+        return "Rows that could not be read or scored: none."
+    named = ", ".join(f"{name} {n}" for name, n in counts.items() if n)
+    return f"Rows that could not be read or scored: {total} ({named}), each scored as wrong and listed below."
+
+
+def bad_rows_listed(board: dict) -> list[tuple[str, str, dict]]:
+    """(benchmark, model, row) of every row that could not be read or scored; rows that could not be read are the
+    same for every model and listed once (model '*')."""
+    listed, seen = [], set()
+    for b in board["benchmarks"]:
+        for m in board["models"]:
+            for r in m["results"][b["name"]].get("bad_rows", []):
+                label = "*" if r["stage"] == "reading" else m["label"]
+                key = (b["name"], label, r["id"], r["reason"])
+                if key not in seen:
+                    seen.add(key)
+                    listed.append((b["name"], label, r))
+    return listed
 
 
 def result_paths(out: Path, benchmark: str, label: str) -> tuple[Path, Path]:
@@ -151,7 +201,8 @@ def gallery_html(out: Path, board: dict, data: dict, max_rows: int) -> str:
         sections.append(
             f"<h2>{esc(b['title'])}</h2><p>{esc(b['dataset_name'])} ({esc(b['split'])}), {esc(b['metric'])}, "
             f"{b['num_questions']} questions: {scores}. Failures: {len(failed)} of {len(bench.samples)} prompts"
-            f"{f', first {max_rows} shown' if len(failed) > max_rows else ''}.</p>{table}"
+            f"{f', first {max_rows} shown' if len(failed) > max_rows else ''}. Rows that could not be read or scored "
+            f"(scored as wrong): {b['num_bad_rows']}.</p>{table}"
         )
     note = f"<p>{esc(STANDIN_NOTE)}</p>" if board["dataset_source"] == "standins" else ""
     return f"""<!DOCTYPE html>

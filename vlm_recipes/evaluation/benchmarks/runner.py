@@ -5,9 +5,11 @@ Every benchmark is prepared first (its split read, its columns checked, its prom
 fails before any model is loaded. Then, entry by entry (one model load each), every benchmark not already finished
 generates its answers with `generation.generate_answers` (the batched greedy decoding of every recipe), is scored by
 its metric and written to `output_dir/<benchmark>/<model>.jsonl` (per prompt) and `.json` (the figures and the
-settings they were measured with). A rerun with the same settings skips what is finished (`resume`); a run that
-fails keeps the benchmarks it finished and leaves no half-written file. The leaderboard (`report.py`) is written
-last, from the finished results.
+settings they were measured with); `output_dir/rows.json` lists the rows of each split scored (a seeded sample,
+stratified where the task names a stratum, under `--limit`). A row that cannot become a prompt or be scored counts
+as a question answered wrong and is listed with its reason; the run goes on. A rerun with the same settings skips
+what is finished (`resume`); a run that fails keeps the benchmarks it finished and leaves no half-written file. The
+leaderboard (`report.py`) is written last, from the finished results.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from ...outputs import run_directory
 from ..compare import Entry, entries_of
 from ..contamination import as_json, benchmark_fingerprint, check_entries
 from ..generation import generate_answers
-from .report import REPORT_FILES, leaderboard, result_paths, write_reports
+from .report import REPORT_FILES, ROWS_FILE, leaderboard, result_paths, write_reports
 from .samples import BenchmarkData, prepare
 from .scorers import score_answers, summarize
 from .tasks import BenchmarkTask, load_task
@@ -69,7 +71,21 @@ def evaluate_benchmark(model, processor, data: BenchmarkData, batch_size: int, m
         }
         for sample, prediction, s in zip(data.samples, predictions, scored)
     ]
-    return records, summarize(data.task, data.samples, scored)
+    figures = summarize(data.task, data.samples, scored, data.bad_rows)
+    split_rows = data.rows_used["indices"]
+    for listed in figures["bad_rows"]:  # rows by their index in the split (prepare did so for unreadable ones)
+        if listed["stage"] == "scoring":
+            listed["row"] = split_rows[listed["row"]]
+    return records, figures
+
+
+def _rows_json(*benchmarks: BenchmarkData) -> str:
+    """rows.json: per benchmark, the rows of its split it scores (indices, ids, the sample's cap, seed and strata)."""
+    rows = {
+        data.task.name: {"dataset_name": data.task.dataset_name, "split": data.task.split, **data.rows_used}
+        for data in benchmarks
+    }
+    return json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -112,6 +128,7 @@ def _settings(task: BenchmarkTask, entry: Entry, args, data: BenchmarkData) -> d
         "weights": [_weights_fingerprint(p) for p in (entry.model_args.model_name_or_path, entry.adapter_path)],
         "model_args": dataclasses.asdict(entry.model_args),
         "limit": args.limit,
+        "limit_seed": args.limit_seed,
         "max_new_tokens": args.max_new_tokens or task.max_new_tokens,
         "dataset_source": args.dataset_source,
         "num_prompts": len(data.samples),
@@ -158,9 +175,12 @@ def _run_entry(entry: Entry, tasks: list[BenchmarkTask], data: dict, args, out: 
         figures["seconds"] = round(time.time() - started, 1)
         unparsable = figures["unparsable_rate"]
         logger.info(
-            "%s on %s: %s %.3f%s (%.1f s)",
+            "%s on %s: %s %.3f%s%s (%.1f s)",
             task.name, entry.label, figures["metric"], figures["score"],
-            "" if unparsable is None else f", unparsable answers {unparsable:.1%}", figures["seconds"],
+            "" if unparsable is None else f", unparsable answers {unparsable:.1%}",
+            f", {figures['num_bad_rows']} row(s) that could not be read or scored (scored as wrong)"
+            if figures["num_bad_rows"] else "",
+            figures["seconds"],
         )  # fmt: skip
         # Predictions first, the figures last: a .json exists only next to its complete .jsonl.
         _write_atomically(jsonl_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
@@ -175,7 +195,7 @@ def run_benchmarks(args, model_args) -> dict:
     tasks = [load_task(name) for name in args.benchmarks]
     entries = entries_of(args, model_args)
     with dataset_root(args.dataset_source, tasks) as root:
-        data = {task.name: prepare(task, root, args.limit) for task in tasks}
+        data = {task.name: prepare(task, root, args.limit, args.limit_seed) for task in tasks}
         scored = lambda: [benchmark_fingerprint(d, HashCache()) for d in data.values()]  # noqa: E731
         found = check_entries(entries, scored, args.max_overlap, args.allow_overlap, "benchmark")  # before any output
         with run_directory(args.output_dir, keep_if=has_finished_results) as (out, _):
@@ -183,6 +203,8 @@ def run_benchmarks(args, model_args) -> dict:
                 (out / name).unlink(missing_ok=True)
             for stale in out.glob("*/*.tmp"):
                 stale.unlink()
+            # Which rows each benchmark scores (a seeded sample under --limit).
+            _write_atomically(out / ROWS_FILE, _rows_json(*data.values()))
             for entry in entries:
                 _run_entry(entry, tasks, data, args, out)
             results = {
@@ -205,7 +227,7 @@ def evaluate_on_benchmarks(model, processor, names, limit, source, batch_size, o
     figures = {}
     with dataset_root(source, tasks) as root:
         for task in tasks:
-            data = prepare(task, root, limit)
+            data = prepare(task, root, limit)  # limit_seed 0: the sample benchmark.py draws by default
             records, figures[task.name] = evaluate_benchmark(
                 model, processor, data, batch_size, task.max_new_tokens, desc=f"{task.name} {when}"
             )
@@ -213,6 +235,7 @@ def evaluate_on_benchmarks(model, processor, names, limit, source, batch_size, o
             if out is not None:
                 lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
                 _write_atomically(out / f"{task.name}-{when}.jsonl", lines)
+                _write_atomically(out / f"{task.name}-rows.json", _rows_json(data))
     return figures
 
 
@@ -227,6 +250,7 @@ def before_after(before: dict, after: dict) -> dict:
             "after": after[name]["score"],
             "unparsable_before": figures["unparsable_rate"],
             "unparsable_after": after[name]["unparsable_rate"],
+            "bad_rows": figures["num_bad_rows"],
             "dataset_name": figures["dataset_name"],
             "dataset_source": figures["dataset_source"],
         }

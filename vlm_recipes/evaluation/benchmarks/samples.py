@@ -13,6 +13,8 @@ benchmark, its task file, the row and the fix.
 from __future__ import annotations
 
 import ast
+import dataclasses
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,8 +23,11 @@ from pathlib import Path
 from datasets import ClassLabel, Dataset
 
 from ...data.loading import hub_split_files, load_hub_splits
+from ...data.sampling import rows_of, rows_record, sample_indices, sample_rows, stamp_rows
 from .extraction import LETTERS, parse_inline_options
 from .tasks import CIRCULAR_MODULO, BenchmarkTask
+
+logger = logging.getLogger(__name__)
 
 _PLACEHOLDER = re.compile(r"<image (\d+)>")
 _EMPTY = (None, "", "nan", "NaN", "None")
@@ -53,6 +58,20 @@ class Sample:
     image_columns: list[str]
     messages: list[dict]
     info: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """A row of the benchmark that could not be turned into a prompt: it counts as a question answered wrong, and the
+    report lists it with its `reason` (an MMStar row whose options do not parse, a MathVista answer that is not one
+    of its choices, ...). `row`: its index in the rows given to `build_samples`; `prepare` makes it the index in the
+    split. `stratum`: its value of the task's stratum_column."""
+
+    id: str
+    question_id: str
+    row: int
+    reason: str
+    stratum: object = None
 
 
 def dataset_location(task: BenchmarkTask, root: str | Path | None) -> str:
@@ -86,22 +105,31 @@ def load_split(task: BenchmarkTask, root: str | Path | None = None) -> Dataset:
     return ds
 
 
-def limit_rows(task: BenchmarkTask, ds: Dataset, limit: int | None) -> Dataset:
-    """The first `limit` questions (all rows when None). A stored circular benchmark keeps every stored rotation of
-    the questions it keeps, and must hold some: otherwise it is not circular and saying so is the fix."""
+def limit_rows(task: BenchmarkTask, ds: Dataset, limit: int | None, seed: int = 0) -> Dataset:
+    """`limit` questions (all rows when None): a seeded random sample (vlm_recipes.data.sampling), stratified by the
+    task's `stratum_column`, in the split's order; the rows drawn are stamped into the result (`rows_of`). A stored
+    circular benchmark samples questions and keeps every stored rotation of each, and must hold some: otherwise it is
+    not circular and saying so is the fix."""
     if task.circular != "stored":
-        return ds if limit is None else ds.select(range(min(limit, len(ds))))
+        return sample_rows(ds, limit, seed, task.stratum_column)
     groups: dict[int, list[int]] = {}
     for i, value in enumerate(ds[task.id_column]):  # reads the id column only: no image is decoded
         groups.setdefault(int(value) % CIRCULAR_MODULO, []).append(i)
-    kept = list(groups.values())[: limit if limit is not None else len(groups)]
-    if kept and all(len(rows) == 1 for rows in kept):
+    questions = list(groups.values())
+    if questions and all(len(rows) == 1 for rows in questions):
         raise ValueError(
             f"benchmark {task.name!r} ({task.path}): circular: stored, but no question of {task.dataset_name} "
             f"({task.split}) is stored with its options rotated (rows whose {task.id_column} agree modulo "
             f"{CIRCULAR_MODULO:,}); use circular: rotate to rotate the options ourselves, or circular: none."
         )
-    return ds.select(sorted(i for rows in kept for i in rows))
+    strata = None
+    if task.stratum_column is not None and limit is not None and limit < len(questions):
+        values = ds[task.stratum_column]
+        strata = [values[rows[0]] for rows in questions]
+    kept = [questions[q] for q in sample_indices(len(questions), limit, seed, strata)]
+    indices = sorted(i for rows in kept for i in rows)
+    subset = ds.select(indices)
+    return stamp_rows(subset, rows_record(ds, indices, limit, seed, task.stratum_column))
 
 
 def _options(task: BenchmarkTask, row: dict, where: str) -> list[str]:
@@ -185,8 +213,10 @@ def _content(prompt: str, task: BenchmarkTask, row_images: dict, where: str) -> 
     return parts, columns
 
 
-def build_samples(task: BenchmarkTask, ds: Dataset) -> list[Sample]:
-    """The prompts of `ds`'s rows (see the module docstring); images are not decoded here."""
+def build_samples(task: BenchmarkTask, ds: Dataset, bad_rows: list | None = None) -> list[Sample]:
+    """The prompts of `ds`'s rows (see the module docstring); images are not decoded here. A row that cannot be
+    turned into a prompt (options that do not parse, an answer that is not among its options, ...) raises, or, given
+    a `bad_rows` list, is appended to it as a `BadRow` (scored as wrong, listed in the report) and the rest go on."""
     # Which rows have which images, from the Arrow validity bits: nothing is decoded.
     table = ds.select_columns(list(task.image_columns)).with_format("arrow")[:]
     present = {c: table.column(c).is_valid().to_pylist() for c in task.image_columns}
@@ -197,47 +227,66 @@ def build_samples(task: BenchmarkTask, ds: Dataset) -> list[Sample]:
     for i, row in enumerate(text_rows):
         row_id = str(row[task.id_column]) if task.id_column else str(i)
         where = f"benchmark {task.name!r} ({task.path}), row {i} (id {row_id})"
-        hint = row.get(task.hint_column) if task.hint_column else None
-        fields = {
-            **row,
-            "question": row[task.question_column],
-            "hint": task.hint_template.format(hint=hint) if hint not in _EMPTY else "",
-        }
-        info = {
-            "category": category_name(row[task.category_column]) if task.category_column else None,
-            "answer_type": row.get(task.answer_type_column) if task.answer_type_column else None,
-            "precision": row.get(task.precision_column) if task.precision_column else None,
-            "source": row.get(task.source_column) if task.source_column else None,
-        }
-        images = {c: present[c][i] for c in task.image_columns}
-        multiple_choice = _is_multiple_choice(task, row)
-        answer = row[task.answer_column]
-        if answer is None:
-            raise ValueError(f"{where}: no reference answer in column {task.answer_column!r} (a withheld split?).")
-        if not multiple_choice:
-            template = task.open_prompt if task.metric == "mmmu_accuracy" else task.prompt
-            prompt = _fill(template, {**fields, "options": ""}, where)
-            parts, columns = _content(prompt, task, images, where)
-            messages = [{"role": "user", "content": parts}]
-            question_id = row_id
-            samples.append(Sample(row_id, question_id, prompt, answer, [], i, columns, messages, info))
-            continue
-        options = _options(task, row, where)
-        gold = LETTERS.index(_gold_letter(task, answer, options, where))
-        if task.circular == "stored":
-            question_id = str(int(row[task.id_column]) % CIRCULAR_MODULO)
-        else:
-            question_id = row_id
-        turns = range(len(options)) if task.circular == "rotate" else range(1)
-        for k in turns:
-            shown = options[k:] + options[:k]
-            lines = "\n".join(f"{LETTERS[j]}. {text}" for j, text in enumerate(shown))
-            prompt = _fill(task.prompt, {**fields, "options": lines}, where)
-            parts, columns = _content(prompt, task, images, where)
-            sample_id = f"{row_id}/rot{k}" if task.circular == "rotate" else row_id
-            letter = LETTERS[(gold - k) % len(options)]
-            messages = [{"role": "user", "content": parts}]
-            samples.append(Sample(sample_id, question_id, prompt, letter, shown, i, columns, messages, info))
+        try:
+            samples += _row_samples(task, row, i, row_id, where, present, category_name)
+        except ValueError as err:
+            if bad_rows is None:
+                raise
+            stratum = row.get(task.stratum_column) if task.stratum_column else None
+            reason = str(err).removeprefix(f"{where}: ")
+            bad_rows.append(BadRow(row_id, _question_id(task, row, row_id), i, reason, stratum))
+    return samples
+
+
+def _question_id(task: BenchmarkTask, row: dict, row_id: str) -> str:
+    if task.circular == "stored":
+        try:
+            return str(int(row[task.id_column]) % CIRCULAR_MODULO)
+        except (TypeError, ValueError):
+            return row_id
+    return row_id
+
+
+def _row_samples(task: BenchmarkTask, row: dict, i: int, row_id: str, where: str, present, category_name):
+    """The prompt(s) of one row: one, or one per rotation of its options (circular: rotate)."""
+    hint = row.get(task.hint_column) if task.hint_column else None
+    fields = {
+        **row,
+        "question": row[task.question_column],
+        "hint": task.hint_template.format(hint=hint) if hint not in _EMPTY else "",
+    }
+    info = {
+        "category": category_name(row[task.category_column]) if task.category_column else None,
+        "answer_type": row.get(task.answer_type_column) if task.answer_type_column else None,
+        "precision": row.get(task.precision_column) if task.precision_column else None,
+        "source": row.get(task.source_column) if task.source_column else None,
+        "stratum": row.get(task.stratum_column) if task.stratum_column else None,
+    }
+    images = {c: present[c][i] for c in task.image_columns}
+    multiple_choice = _is_multiple_choice(task, row)
+    answer = row[task.answer_column]
+    if answer is None:
+        raise ValueError(f"{where}: no reference answer in column {task.answer_column!r} (a withheld split?).")
+    if not multiple_choice:
+        template = task.open_prompt if task.metric == "mmmu_accuracy" else task.prompt
+        prompt = _fill(template, {**fields, "options": ""}, where)
+        parts, columns = _content(prompt, task, images, where)
+        messages = [{"role": "user", "content": parts}]
+        return [Sample(row_id, row_id, prompt, answer, [], i, columns, messages, info)]
+    options = _options(task, row, where)
+    gold = LETTERS.index(_gold_letter(task, answer, options, where))
+    question_id = _question_id(task, row, row_id)
+    turns = range(len(options)) if task.circular == "rotate" else range(1)
+    samples = []
+    for k in turns:
+        shown = options[k:] + options[:k]
+        lines = "\n".join(f"{LETTERS[j]}. {text}" for j, text in enumerate(shown))
+        prompt = _fill(task.prompt, {**fields, "options": lines}, where)
+        parts, columns = _content(prompt, task, images, where)
+        sample_id = f"{row_id}/rot{k}" if task.circular == "rotate" else row_id
+        letter = LETTERS[(gold - k) % len(options)]
+        messages = [{"role": "user", "content": parts}]
+        samples.append(Sample(sample_id, question_id, prompt, letter, shown, i, columns, messages, info))
     return samples
 
 
@@ -258,10 +307,16 @@ class BenchmarkData:
     dataset: Dataset
     samples: list[Sample]
     location: str
+    bad_rows: list[BadRow] = field(default_factory=list)
 
     @property
     def num_questions(self) -> int:
-        return len({s.question_id for s in self.samples})
+        return len({s.question_id for s in self.samples} | {b.question_id for b in self.bad_rows})
+
+    @property
+    def rows_used(self) -> dict:
+        """Which rows of the split were drawn (`vlm_recipes.data.sampling.rows_record`): what rows.json holds."""
+        return rows_of(self.dataset)
 
     def images(self, sample: Sample) -> list:
         row = self.dataset[sample.row]
@@ -290,7 +345,26 @@ class _PromptRows(Sequence):
         return {"id": sample.id, "images": images, "messages": sample.messages}
 
 
-def prepare(task: BenchmarkTask, root: str | Path | None = None, limit: int | None = None) -> BenchmarkData:
-    """Load `task`'s split (the Hub, or `<root>/<hub id>`), keep its first `limit` questions, build the prompts."""
-    ds = limit_rows(task, load_split(task, root), limit)
-    return BenchmarkData(task, ds, build_samples(task, ds), dataset_location(task, root))
+def prepare(
+    task: BenchmarkTask, root: str | Path | None = None, limit: int | None = None, seed: int = 0
+) -> BenchmarkData:
+    """Load `task`'s split (the Hub, or `<root>/<hub id>`), draw `limit` questions (seeded, stratified where the
+    task names a stratum), build the prompts. Rows that cannot become prompts are kept as `bad_rows` (scored as
+    wrong); when no row of the whole split can (a task file that does not fit the data), that is an error naming the
+    first reason."""
+    ds = limit_rows(task, load_split(task, root), limit, seed)
+    bad_rows: list[BadRow] = []
+    samples = build_samples(task, ds, bad_rows)
+    drawn = rows_of(ds)
+    whole_split = len(drawn["indices"]) == drawn["num_rows"]  # a --limit sample may draw only bad rows: it goes on
+    if bad_rows and not samples and whole_split:
+        first = bad_rows[0]
+        raise ValueError(
+            f"benchmark {task.name!r} ({task.path}): none of its {len(ds)} rows could be turned into a prompt; "
+            f"row {first.row} (id {first.id}): {first.reason}"
+        )
+    split_rows = drawn["indices"]  # a bad row is reported by its index in the split, not in the sample
+    bad_rows = [dataclasses.replace(bad, row=split_rows[bad.row]) for bad in bad_rows]
+    for bad in bad_rows:
+        logger.warning("%s: row %d (id %s) scored as wrong: %s", task.name, bad.row, bad.id, bad.reason)
+    return BenchmarkData(task, ds, samples, dataset_location(task, root), bad_rows)

@@ -25,11 +25,13 @@ from .extraction import extract_choice, mathvista_hit, mmmu_open_hit, ocrbench_h
 
 @dataclass(frozen=True)
 class Scored:
-    """One prompt's score, what the rules read from the answer (`parsed`; None: nothing readable) and the rule."""
+    """One prompt's score, what the rules read from the answer (`parsed`; None: nothing readable) and the rule;
+    `error`: why the prompt could not be scored at all (it then scores 0 and the report lists it)."""
 
     score: float
     parsed: str | None
     rule: str
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -123,20 +125,45 @@ SCORERS: dict[str, Scorer] = {
 
 
 def score_answers(task, predictions: Sequence[str], samples: Sequence) -> list[Scored]:
-    """Every prompt of `task` scored by its metric."""
+    """Every prompt of `task` scored by its metric. A prompt whose reference the rule cannot score (a ValueError:
+    e.g. a VQA question with too few human answers, an answer type MathVista does not define) scores 0 with the
+    `error`, and the others are scored: one bad row does not lose the run."""
     if len(predictions) != len(samples):
         raise ValueError(f"{task.name}: {len(predictions)} predictions for {len(samples)} prompts.")
-    return SCORERS[task.metric].fn(list(predictions), list(samples), dict(task.metric_options))
+    fn, options = SCORERS[task.metric].fn, dict(task.metric_options)
+    try:
+        return fn(list(predictions), list(samples), options)
+    except (ValueError, TypeError, KeyError):
+        pass  # some prompt cannot be scored: score them one by one to find which
+    scored = []
+    for prediction, sample in zip(predictions, samples):
+        try:
+            scored += fn([prediction], [sample], options)
+        except (ValueError, TypeError, KeyError) as err:
+            scored.append(Scored(0.0, None, "unscorable", error=f"{type(err).__name__}: {err}"))
+    return scored
 
 
-def summarize(task, samples: Sequence, scored: Sequence[Scored]) -> dict:
-    """The benchmark's figures from its per-prompt scores (see the module docstring)."""
+def summarize(task, samples: Sequence, scored: Sequence[Scored], bad_rows: Sequence = ()) -> dict:
+    """The benchmark's figures from its per-prompt scores (see the module docstring). `bad_rows` (rows that could not
+    become prompts, `samples.BadRow`) count as questions scored 0; they and the prompts that could not be scored are
+    counted (`num_bad_rows`) and listed with their reasons (`bad_rows`). With a `stratum_column` the score is the mean
+    of the strata's scores (`strata`)."""
     by_question: dict[str, list[float]] = defaultdict(list)
     category: dict[str, str] = {}
+    stratum: dict[str, object] = {}
+    listed = []
     for sample, s in zip(samples, scored):
         by_question[sample.question_id].append(s.score)
         if sample.info.get("category") is not None:
             category[sample.question_id] = str(sample.info["category"])
+        stratum[sample.question_id] = sample.info.get("stratum")
+        if s.error is not None:
+            listed.append({"id": sample.id, "row": sample.row, "stage": "scoring", "reason": s.error})
+    for bad in bad_rows:
+        by_question[bad.question_id].append(0.0)
+        stratum[bad.question_id] = bad.stratum
+        listed.append({"id": bad.id, "row": bad.row, "stage": "reading", "reason": bad.reason})
     question_scores = {q: min(v) for q, v in by_question.items()}
     n = len(question_scores)
     figures = {
@@ -147,11 +174,21 @@ def summarize(task, samples: Sequence, scored: Sequence[Scored]) -> dict:
         "unparsable_rate": (
             sum(s.parsed is None for s in scored) / len(scored) if SCORERS[task.metric].extracts and scored else None
         ),
+        "num_bad_rows": len(listed),
+        "bad_rows": listed,
     }
+    if getattr(task, "stratum_column", None):
+        per_stratum: dict[str, list[float]] = defaultdict(list)
+        for q, value in question_scores.items():
+            per_stratum[str(stratum.get(q))].append(value)
+        figures["strata"] = {k: sum(v) / len(v) for k, v in sorted(per_stratum.items())}
+        figures["score"] = sum(figures["strata"].values()) / len(per_stratum) if per_stratum else 0.0
     if task.circular != "none":
         firsts = {}
         for sample, s in zip(samples, scored):
             firsts.setdefault(sample.question_id, s.score)
+        for bad in bad_rows:
+            firsts.setdefault(bad.question_id, 0.0)
         figures["first_prompt_score"] = sum(firsts.values()) / n if n else 0.0
     if category:
         per: dict[str, list[float]] = defaultdict(list)

@@ -55,6 +55,9 @@ class BenchmarkTask:
         hint_column / hint_template: optional context placed by `{hint}`.
         id_column: the row's id (default: its position).
         category_column: reported per category as well.
+        stratum_column: the dataset's stated strata (ChartQA: human_or_machine, its human-written and augmented
+            halves): a `--limit` sample keeps each stratum's share, and the score is the mean of the strata's scores
+            (the official ChartQA figure averages the two halves).
         question_type_column: MMMU ("multiple-choice" / "open") and MathVista ("multi_choice" / "free_form").
         answer_type_column / precision_column: MathVista's integer / float / list / text and decimal places.
         source_column: OCRBench's source dataset (HME100k answers are compared without spaces).
@@ -63,7 +66,7 @@ class BenchmarkTask:
             rotated, ids equal modulo 1,000,000: MMBench) or `rotate` (we ask each question once per rotation of
             its options). A circular question counts only when every rotation is answered right.
         max_new_tokens: the benchmark's generation budget.
-        metric_options: passed to a free-form metric module (TextVQA: leave_one_out).
+        metric_options: passed to a free-form metric module (e.g. anls: threshold).
     """
 
     name: str
@@ -86,6 +89,7 @@ class BenchmarkTask:
     hint_template: str = "{hint}\n"
     id_column: str | None = None
     category_column: str | None = None
+    stratum_column: str | None = None
     question_type_column: str | None = None
     answer_type_column: str | None = None
     precision_column: str | None = None
@@ -140,6 +144,7 @@ class BenchmarkTask:
             self.hint_column,
             self.id_column,
             self.category_column,
+            self.stratum_column,
             self.question_type_column,
             self.answer_type_column,
             self.precision_column,

@@ -9,7 +9,7 @@ functions of `vlm_recipes.evaluation.metrics.scoring`. The training recipes' bef
 | name | score per sample | references |
 |---|---|---|
 | exact_match | 1 if equal after normalisation (case, punctuation, whitespace, Unicode NFKC) | str or list[str] |
-| vqa_accuracy | min(#humans who gave the prediction / 3, 1); leave_one_out=True: the official average | list[str] |
+| vqa_accuracy | official VQA accuracy: min(#humans / 3, 1) over leave-one-out subsets, averaged | list[str] |
 | anls | 1 - normalised edit distance, 0 from a distance of 0.5 on (DocVQA) | str or list[str] |
 | relaxed_accuracy | numbers within 5% relative error, else exact match (ChartQA) | str or list[str] |
 | bleu | corpus BLEU-4 with add-one smoothing (per sample: sentence BLEU) | str or list[str] |

@@ -43,32 +43,75 @@ def exact_match_score(prediction: str, reference) -> float:
 
 
 def normalize_vqa(text: str) -> str:
-    """VQA-style normalisation: `normalize_answer`, articles dropped, number words 0-10 as digits.
-
-    Ours: a subset of the official VQA script's rules (it also expands contractions and has a longer
-    punctuation rule set); enough for the short answers our recipes score.
+    """Loose word normalisation: `normalize_answer`, articles dropped, number words 0-10 as digits (option texts of
+    multiple-choice answers, rewards). VQA accuracy uses the VQA evaluation's own rules: `vqa_eval_normalize`.
     """
     words = [_NUMBER_WORDS.get(w, w) for w in normalize_answer(text).split() if w not in _ARTICLES]
     return " ".join(words)
 
 
-def vqa_accuracy_score(prediction: str, human_answers, leave_one_out: bool = False) -> float:
-    """VQA accuracy: min(#humans who gave the predicted answer / 3, 1), answers compared after `normalize_vqa`.
+# -- VQA accuracy (VQAv2, TextVQA) ------------------------------------------------------------------------------------
 
-    This is the formula of the VQA paper (the default). The official evaluation script averages it over the
-    leave-one-out subsets of the human answers (`leave_one_out=True`): for an answer given by 1, 2 or 3 of 10
-    humans that gives 0.3, 0.6, 0.9 instead of 1/3, 2/3, 1; for 0 or >= 4 of 10 both give 0 and 1.
+# The VQA evaluation's answer normalisation (VQA's vqaEval.py, the EvalAI processor that lmms-eval's textvqa and
+# vqav2 tasks use), rule by rule: lower case; ',' and '?' dropped and "'s" split off; these punctuation marks
+# removed where the mark stands next to a space in the answer, else replaced by a space (the script's exception for
+# digit-comma-digit cannot fire: commas are gone by then); a
+# period not followed by a digit removed (so '3.5' stays); number words (none, zero .. ten) as digits; articles
+# dropped; contractions written without their apostrophe ('dont') given it ('don't').
+_VQA_PUNCT = ';/[]"{}()=+\\_-><@`,?!'
+_VQA_PERIOD = re.compile(r"\.(?!\d)")
+_VQA_NUMBERS = {"none": "0", **_NUMBER_WORDS}
+_VQA_CONTRACTIONS = {
+    c.replace("'", ""): c
+    for c in (
+        "ain't aren't can't could've couldn't couldn't've didn't doesn't don't hadn't hadn't've hasn't haven't he'd "
+        "he'd've he's how'd how'll how's isn't it'd it'd've it'll ma'am mightn't mightn't've "
+        "might've mustn't must've needn't not've o'clock oughtn't shan't she'd've should've shouldn't shouldn't've "
+        "somebody'll somebody's someone'd someone'll someone's something'd something'll that's there'd there're "
+        "there's they'd they'd've they'll they're they've wasn't we'd've we've weren't what'll what're what's "
+        "what've when's where'd where's where've who'd who'll who's who've why'll why're why's won't would've "
+        "wouldn't wouldn't've y'all you'd you'd've you'll you're you've"
+    ).split()
+}
+VQA_MIN_HUMANS = 4  # leave-one-out over 3 answers caps a unanimous, right answer at 2/3
+
+
+def vqa_eval_normalize(text: str) -> str:
+    """The VQA evaluation's answer normalisation (the rules are listed above `_VQA_PUNCT`), what `vqa_accuracy_score`
+    compares.
+
+    'The Two dogs.' -> '2 dogs'; 'dont' -> "don't"; '3.5' -> '3.5'; 'new-york' -> 'new york'; '1,000' -> '1000'.
+    Ours, written from the VQA evaluation's rules; the contractions are the common English ones (the script's
+    table also lists a few rare forms such as "'twas", and capitalised keys like 'Im' that never match its lower-cased
+    text, which we leave out for the same effect).
     """
-    answers = [normalize_vqa(a) for a in _as_list(human_answers)]
-    if len(answers) < 3:  # min(matches / 3, 1) could never reach 1: a perfect model would score 1/3
+    text = text.lower().replace(",", "").replace("?", "").replace("'s", " 's")
+    text = text.replace("\n", " ").replace("\t", " ").strip()
+    given = text
+    for mark in _VQA_PUNCT:  # decided on the answer as given: 'x - y' -> 'x y', 'x-y' -> 'x y', 'x (1)' -> 'x 1'
+        text = text.replace(mark, "" if f"{mark} " in given or f" {mark}" in given else " ")
+    text = _VQA_PERIOD.sub("", text)
+    words = [_VQA_NUMBERS.get(w, w) for w in text.split()]
+    return " ".join(_VQA_CONTRACTIONS.get(w, w) for w in words if w not in _ARTICLES)
+
+
+def vqa_accuracy_score(prediction: str, human_answers) -> float:
+    """VQA accuracy as the official VQA evaluation computes it (VQAv2, TextVQA): for each of the n human answers, the
+    other n - 1 are a subset, scored min(#humans in it who gave the prediction / 3, 1); the mean over the n subsets.
+    Answers are compared after `vqa_eval_normalize`.
+
+    Of 10 humans, an answer given by 1, 2, 3 or 4+ scores 0.3, 0.6, 0.9, 1.0 (not the VQA paper's shorthand
+    min(k / 3, 1), which gives 1/3, 2/3, 1, 1: we do not ship that variant). Fewer than `VQA_MIN_HUMANS` answers is
+    refused: a unanimous, right answer could not score 1.
+    """
+    answers = [vqa_eval_normalize(a) for a in _as_list(human_answers)]
+    if len(answers) < VQA_MIN_HUMANS:
         raise ValueError(
-            f"VQA accuracy needs a non-empty list of human answers per question, at least 3 (VQAv2 has 10); got "
-            f"{len(answers)}. For data with one reference answer use exact_match."
+            f"VQA accuracy needs a list of human answers per question, at least {VQA_MIN_HUMANS} (VQAv2 and TextVQA "
+            f"have 10); got {len(answers)}. For data with one reference answer use exact_match."
         )
-    pred = normalize_vqa(prediction)
+    pred = vqa_eval_normalize(prediction)
     matches = sum(pred == a for a in answers)
-    if not leave_one_out or len(answers) == 1:
-        return min(matches / 3.0, 1.0)
     # Leaving out a human who gave the prediction removes one match; leaving out another removes none.
     subsets = [min((matches - (a == pred)) / 3.0, 1.0) for a in answers]
     return sum(subsets) / len(subsets)
