@@ -194,3 +194,25 @@ def test_wandb_offline_run_holds_the_loss_and_our_figures(tracked_run):
                 assert step not in series.setdefault(tag, {}) or tag not in OURS, f"{tag} logged twice at {step}"
                 series[tag][step] = value
     check_series(series, results)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("method", "figure"), [("dpo", "preference_accuracy"), ("grpo", "reward")])
+def test_preference_accuracy_and_reward_reach_the_tracker(method, figure, tmp_path):
+    """DPO's held-out preference accuracy and GRPO's held-out reward, before and after, in TensorBoard's store (the
+    same Trainer.log path feeds Trackio and W&B, read back above)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from vlm_recipes.launch import run_recipe
+
+    config = CONFIG.parent / f"{method}.yaml"
+    small = ["--model_name_or_path", "tiny:smolvlm-random", "--max_steps", "2", "--logging_steps", "1"]
+    small += ["--synthetic_train_samples", "16", "--max_eval_samples", "4", "--per_device_eval_batch_size", "4"]
+    small += ["--per_device_train_batch_size", "4"] + (["--num_generations", "2"] if method == "grpo" else [])
+    results = run_recipe(method, config, tmp_path / "out", *small, "--report_to", "tensorboard")
+    (logdir,) = (tmp_path / "out" / "runs").iterdir()
+    events = EventAccumulator(str(logdir))
+    events.Reload()
+    logged = {e.step: e.value for e in events.Scalars(f"eval/heldout_{figure}")}
+    assert logged == {0: pytest.approx(results[f"{figure}_before"]), 2: pytest.approx(results[f"{figure}_after"])}
+    assert "train/loss" in events.Tags()["scalars"]
