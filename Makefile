@@ -21,10 +21,10 @@ help:
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -e ".[dev]"
+	$(PY) -m pip install -e ".[dev,tracking]"
 	touch $@
 
-setup: $(VENV)/.installed ## create .venv and install the package with its dev tools
+setup: $(VENV)/.installed ## create .venv and install the package with its dev tools and the trackers (trackio, wandb)
 
 demo: setup ## the main job: offline SFT LoRA on a tiny SmolVLM, accuracy before/after (recipes/sft_lora.py)
 	$(ACCELERATE_BIN) launch --config_file accelerate_configs/cpu.yaml recipes/sft_lora.py $(ARGS)
@@ -47,7 +47,7 @@ test-slow: setup ## long end-to-end runs only
 	$(PYTEST) -q -m slow
 
 $(VENV)/.docs-installed: $(VENV)/.installed
-	$(PY) -m pip install -q -e ".[dev,docs]"
+	$(PY) -m pip install -q -e ".[dev,tracking,docs]"
 	touch $@
 
 docs: $(VENV)/.docs-installed ## build the documentation site into site/ (MkDocs, offline; --strict: a broken link fails)

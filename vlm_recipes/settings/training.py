@@ -15,6 +15,8 @@ from .common import RecipeField, check_choices
 # them first in the loss, after the model is loaded and evaluated: as Literals here a misspelt value fails at parse.
 GRPOLossType = Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo"]
 ImportanceSamplingLevel = Literal["token", "sequence"]
+# The experiment trackers the recipes are tested with (vlm_recipes.training.tracking); `none` turns them all off.
+TRACKERS = ("tensorboard", "trackio", "wandb")
 
 
 @dataclass
@@ -56,7 +58,16 @@ class VLMTrainingFields(RecipeField):
         },
     )
 
+    report_to: None | str | list[str] = field(
+        default="tensorboard",
+        metadata={
+            "help": "Experiment trackers: tensorboard (the default), trackio, wandb (trackio and wandb need "
+            '`pip install -e ".[tracking]"`), several as a list (comma-separated on the command line), or none.'
+        },
+    )
+
     def __post_init__(self):
+        self.report_to = check_report_to(self.report_to) or "none"
         if self.hub_private:
             self.hub_private_repo = True
         if not self.benchmarks and (self.benchmark_limit is not None or self.benchmark_data != "hub"):
@@ -67,6 +78,23 @@ class VLMTrainingFields(RecipeField):
         if self.benchmark_limit is not None and self.benchmark_limit < 1:
             raise ValueError(f"benchmark_limit must be >= 1 (or unset), got {self.benchmark_limit}.")
         super().__post_init__()
+
+
+def check_report_to(report_to) -> list[str]:
+    """The trackers of `report_to` as a list (a string may name several, comma-separated: the command line passes one
+    string); refuses those the recipes are not tested with (transformers would accept a dozen more, and `all`)."""
+    if isinstance(report_to, str):
+        report_to = [name.strip() for name in report_to.split(",")]
+    names = list(report_to or [])
+    if names == ["none"]:
+        return []
+    unknown = [str(n) for n in names if n not in TRACKERS]
+    if unknown:
+        raise ValueError(
+            f"report_to: {', '.join(unknown)} is not supported by the recipes; use {', '.join(TRACKERS)} (several as "
+            "a list, or comma-separated on the command line) or none. See docs/configuration.md#experiment-tracking."
+        )
+    return names
 
 
 @dataclass

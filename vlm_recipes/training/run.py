@@ -4,8 +4,9 @@ TRL's trainers train; this module wires them to our data, collators and model lo
 before and after training with the same code (generations scored by the metric the method record chooses for the
 data, e.g. exact match as `accuracy`, plus the config's `eval_metrics`; the method's own figures such as preference
 accuracy or reward), and writes `eval_results.json`, the adapter (or model) as
-safetensors, the processor, the model card and TensorBoard logs into `output_dir`. What differs between methods is
-read from their `Method` record (vlm_recipes.training.methods); `run` is a sequence of named steps.
+safetensors, the processor and the model card into `output_dir`; the loss and those figures go to the trackers of
+`report_to` (TensorBoard by default; vlm_recipes.training.tracking). What differs between methods is read from their
+`Method` record (vlm_recipes.training.methods); `run` is a sequence of named steps.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from ..models.families import check_box_format
 from ..models.modeling import apply_freezing, build_peft_config, count_parameters, load_model, load_processor
 from ..outputs import EVAL_ROWS_FILE, RESULTS_FILE, run_directory, save_training_config
 from ..settings import DataArguments, VLMModelConfig
-from . import batching, preflight
+from . import batching, preflight, tracking
 from .bypassed import changed_settings
 from .methods import Method, get_method
 from .trainers import full_weights
@@ -70,6 +71,7 @@ def run(method: str | Method, data_args: DataArguments, training_args, model_arg
             "processed by the trainer itself; use image_processing: processor."
         )
     batching.check(method, data_args, training_args)
+    tracking.check_trackers(training_args.report_to)
     hub.check_push_settings(training_args)  # before run_directory, which may delete a previous run's checkpoints
     overwrite, resume = training_args.overwrite_output_dir, training_args.resume_from_checkpoint
     with run_directory(training_args.output_dir, overwrite, resume) as (out, resume_from):
@@ -88,12 +90,15 @@ def train_and_evaluate(r: Run) -> dict:
     logger.info("Held-out before training: %s", before["metrics"])
 
     trainer = build_trainer(r, model)
+    # Our figures reach every tracker through Trainer.log: before at step 0, after at the last step.
+    tracked = tracking.TrackedFigures(trainer, before["metrics"], r.batching, timed=not r.method.renders_prompts)
     params = count_parameters(trainer.model)
     logger.info("Trainable parameters: %d of %d", params["trainable"], params["total"])
     train_output = trainer.train(resume_from_checkpoint=r.training_args.resume_from_checkpoint)
 
     after = evaluate_held_out(r, trainer.model, "after")
     evaluate_benchmarks(r, trainer.model, "after")
+    tracked.finish(after["metrics"])
     results = collect_results(r, before, after, trainer, train_output, params)
     results["wall_time_seconds"] = round(time.time() - started, 1)
     save_outputs(r, trainer, results, after)
