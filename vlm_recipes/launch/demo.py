@@ -238,7 +238,12 @@ class Demo:
             with gr.Accordion("Held-out examples of the run", open=True):
                 show = gr.Button("Show the held-out examples", elem_id="show-examples")
                 gallery = gr.Gallery(
-                    label="Held-out examples", columns=8, height=200, object_fit="contain", elem_id="examples"
+                    label="Held-out examples (click one)",
+                    columns=8,
+                    height=200,
+                    object_fit="contain",
+                    allow_preview=False,
+                    elem_id="examples",
                 )
 
             upload.upload(self.on_upload, upload, [media, preview, status])
@@ -248,8 +253,12 @@ class Demo:
             question.submit(self.on_ask, inputs, [base_answer, tuned_answer, status])
             show.click(self.on_show_examples, None, [gallery, status])
 
-            def pick(evt: gr.SelectData):
+            def pick(evt):
                 return self.on_pick_example(evt)
+
+            # Gradio passes the click's data to a parameter annotated gr.SelectData; this module's annotations are
+            # strings (`from __future__ import annotations`), so the class is set here.
+            pick.__annotations__ = {"evt": gr.SelectData}
 
             gallery.select(pick, None, [media, preview, question, reference, status])
         self.blocks = blocks
