@@ -147,8 +147,15 @@ def load_run(
     logger.info("Loaded %s (%s) and its base %s on %s.", run, kind, base_name, device)
     # Shown by the name the run was configured with (e.g. tiny:smolvlm, not its cache path) when it is the same model.
     named = results.get("model_name_or_path")
-    shown = named if named and not base_model and resolve(named) == base_name else base_name
+    shown = named if named and not base_model and _resolves_to(named, base_name) else base_name
     return RunModels(run, kind, shown, tuned, processor, base, results)
+
+
+def _resolves_to(name: str, path: str) -> bool:
+    try:
+        return resolve(name) == path
+    except ValueError:  # a source this process has not registered (e.g. tiny: without vlm_recipes.tiny imported)
+        return False
 
 
 # -- one prompt, streamed ------------------------------------------------------------------------------------------

@@ -239,8 +239,8 @@ class Demo:
                 show = gr.Button("Show the held-out examples", elem_id="show-examples")
                 gallery = gr.Gallery(
                     label="Held-out examples (click one)",
-                    columns=8,
-                    height=200,
+                    columns=12,
+                    height=150,
                     object_fit="contain",
                     allow_preview=False,
                     elem_id="examples",
