@@ -285,3 +285,38 @@ def test_the_browser_install_step_is_part_of_the_test_setup():
     assert "/usr/bin/chromium" in makefile and "apt-get install" in makefile
     pyproject = (Path(__file__).parent.parent / "pyproject.toml").read_text()
     assert '"vlm-recipes[demo]"' in pyproject
+
+
+def test_the_command_line_serves_on_localhost_and_removes_its_folder_when_stopped(tiny_run):
+    """recipes/demo.py as `make demo-web` runs it: it listens on 127.0.0.1 only, and `kill` (SIGTERM) stops it with
+    its temporary folder removed, as Ctrl+C does."""
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from vlm_recipes.paths import REPO_ROOT
+
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, str(REPO_ROOT / "recipes/demo.py"), "--run", str(tiny_run), "--port", str(port)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline, line = time.time() + 120, ""
+        while "Demo of" not in line and time.time() < deadline and proc.poll() is None:
+            line = proc.stdout.readline()
+        found = re.search(r"at (http://\S+) \(uploads in (\S+),", line)
+        assert found, f"the demo did not start: {line!r}"
+        url, folder = found.group(1), Path(found.group(2))
+        assert url == f"http://127.0.0.1:{port}/" and folder.is_dir()
+        assert httpx.get(url, timeout=10).status_code == 200
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+    assert not folder.exists()

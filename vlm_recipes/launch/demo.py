@@ -21,7 +21,9 @@ import html
 import logging
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +53,7 @@ class DemoArguments:
         default="127.0.0.1",
         metadata={"help": "Address to listen on. 127.0.0.1: this machine only; 0.0.0.0 opens it to your network."},
     )
-    port: int = field(default=7860, metadata={"help": "Port to listen on (0: any free port)."})
+    port: int = field(default=7860, metadata={"help": "Port to listen on (0: the first free one from 7860)."})
     base_model: str | None = field(
         default=None, metadata={"help": "The base model to compare with (default: the base the run names)."}
     )
@@ -293,6 +295,8 @@ class Demo:
         )
         print(f"Demo of {self.models.run_dir} at {self.url} (uploads in {self.temp_dir}, removed on exit)")
         if block:
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGTERM, _interrupt)  # `kill` cleans up as Ctrl+C does: the folder is removed
             try:
                 blocks.block_thread()
             finally:
@@ -308,6 +312,10 @@ class Demo:
             os.environ.pop("GRADIO_TEMP_DIR", None)
         else:
             os.environ["GRADIO_TEMP_DIR"] = self._previous_temp_env
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def run_demo(args: DemoArguments, block: bool = True) -> Demo:
