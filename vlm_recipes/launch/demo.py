@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..data.video import VIDEO_EXTENSIONS
 from ..evaluation.side_by_side import (
     GenerationSettings,
     RunModels,
@@ -137,7 +138,7 @@ class Demo:
         if not path:
             return None, None, ""
         try:
-            if Path(path).suffix.lower() in (".mp4", ".mkv", ".webm", ".avi", ".mov") and self.models.takes_video:
+            if Path(path).suffix.lower() in VIDEO_EXTENSIONS and self.models.takes_video:
                 video = check_video_upload(path, self.args.max_upload_bytes, self.video_settings)
                 return {"video": video}, None, _note(f"Video {Path(video).name} ready: ask a question.")
             image = open_upload(path, self.args.max_upload_bytes)
@@ -153,6 +154,8 @@ class Demo:
         if not state:
             raise UploadError("Upload an image (or pick a held-out example) first.")
         if "held_out" in state:
+            if self.examples is None or not 0 <= state["held_out"] < len(self.examples):
+                raise UploadError("That held-out example is gone (the server restarted): pick it again.")
             example = self.examples[state["held_out"]]
             return example["image"], example["video"]
         if "video" in state:
@@ -168,6 +171,10 @@ class Demo:
             settings = GenerationSettings(int(max_new_tokens), float(temperature), float(top_p), int(seed))
         except (UploadError, ValueError) as err:
             yield base_text, tuned_text, _error(str(err))
+            return
+        except Exception as err:  # never a trace in the page
+            logger.exception("Reading the input failed")
+            yield base_text, tuned_text, _error(f"The input could not be read ({type(err).__name__}).")
             return
         started = time.time()
         try:
