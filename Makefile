@@ -13,7 +13,7 @@ LAUNCH_ARGS ?=
 
 RECIPES := sft sft_lora dpo mpo grpo rloo clip_train vit_baseline blip_train
 
-.PHONY: setup demo test test-fast test-slow docs lint format train push merge grounding clip_zero_shot blip_zero_shot tiny-models bench clean help preflight $(RECIPES)
+.PHONY: setup browser demo demo-web test test-fast test-slow docs lint format train push merge grounding clip_zero_shot blip_zero_shot tiny-models bench clean help preflight $(RECIPES)
 
 help:
 	@grep -E '^[a-z_-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -37,7 +37,18 @@ TEST_THREADS := $(or $(OMP_NUM_THREADS),1)
 TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 PYTEST := OMP_NUM_THREADS=$(TEST_THREADS) $(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal
 
-test: setup ## the default test suite (offline, CPU): every tier, the learning proofs included
+# The web demo's browser tests drive Debian's Chromium (Playwright's own browser download does not work offline).
+# Idempotent: nothing to do when it is there; without apt-get as root, the browser tests skip and say why.
+CHROMIUM := /usr/bin/chromium
+browser: ## install Debian's Chromium for the web demo's browser tests (apt-get, as root; skipped when present)
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "Installing Debian's chromium for the browser tests (apt-get)"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } \
+			|| echo "apt-get could not install chromium: the browser tests (tests/test_demo.py) will skip."; \
+	else echo "No $(CHROMIUM), and no apt-get as root to install it: the browser tests (tests/test_demo.py) will skip."; fi
+
+test: setup browser ## the default test suite (offline, CPU): every tier, the learning proofs included
 	$(PYTEST) -q --durations=15
 
 test-fast: setup ## the fast tier for your own loop: unit + integration tests (no pre-trained tiny model is built)
@@ -96,6 +107,9 @@ bench: setup ## collator throughput and default-run benchmarks
 	OMP_NUM_THREADS=1 $(PY) benches/bench_data_pipeline.py
 	$(PY) benches/bench_sft_default.py
 	$(PY) benches/bench_video_tokens.py
+
+demo-web: setup ## web demo, base vs fine-tuned side by side: make demo-web RUN=outputs/<run> [PORT=7860] (127.0.0.1 only)
+	$(PY) recipes/demo.py --run $(or $(RUN),outputs/sft_lora-tiny-smolvlm) --port $(or $(PORT),7860) $(ARGS)
 
 push: setup ## push a finished run: make push RUN=outputs/sft_lora-tiny-smolvlm REPO=you/name [PRIVATE=1]
 	$(PY) -m vlm_recipes.hub --folder $(RUN) --repo_id $(REPO) $(if $(PRIVATE),--private)

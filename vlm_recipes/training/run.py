@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from transformers import set_seed
@@ -274,6 +274,8 @@ def save_outputs(r: Run, trainer, results: dict, after: dict) -> None:
     r.processor.save_pretrained(out)
     args.push_to_hub = r.push  # the saved config tells what was asked
     save_training_config(args, out)
+    # The data settings too: what the held-out split was (the web demo, recipes/demo.py, shows its rows).
+    (out / "data_config.json").write_text(json.dumps(asdict(r.data_args), indent=2, default=str) + "\n")
     (out / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
     sample = rows_of(r.eval_ds)
     if sample is not None:  # which held-out rows the before/after figures scored
