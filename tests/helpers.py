@@ -139,6 +139,19 @@ def small_run(config: str, tmp_path_factory):
     return _runs[config]
 
 
+def assert_rl_default_learned(method: str, results: dict, out: Path) -> None:
+    """The bars of the GRPO and RLOO offline defaults: held-out reward and accuracy +0.05 on 200 prompts never trained
+    on (half the smallest GRPO gain over 5 tiny-base seeds x 2 families, docs/figures.md), most groups with reward
+    variance, the figures written, and a LoRA that trained (its B matrices start at zero)."""
+    assert results["method"] == method and results["num_eval_samples"] == 200
+    assert results["reward_after"] >= results["reward_before"] + 0.05, results
+    assert results["accuracy_after"] >= results["accuracy_before"] + 0.05, results
+    assert results["frac_reward_zero_std"] < 0.9, results  # most groups taught something
+    assert json.loads((out / "eval_results.json").read_text())["reward_after"] == results["reward_after"]
+    lora_b = [t for name, t in load_file(out / "adapter_model.safetensors").items() if "lora_B" in name]
+    assert lora_b and any(t.abs().sum() > 0 for t in lora_b)
+
+
 # -- literal cases shared by several modules ---------------------------------------------------------------------
 FAMILIES = [f.name for f in FAMILY_RECORDS]  # every registered family: a new one is tested without editing a list
 
