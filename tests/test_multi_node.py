@@ -3,7 +3,9 @@
 curve and weights as one machine running two processes; the multi-node configs load; the Slurm script's per-node
 commands under a given SLURM_* environment; a rank that dies makes the other exit with a clear error, not hang."""
 
+import contextlib
 import os
+import re
 import signal
 import subprocess
 import time
@@ -155,6 +157,11 @@ def test_a_rank_that_dies_makes_the_other_exit_with_a_clear_error(how, tmp_path)
     script = [str(REPO_ROOT / "tests/scripts/rank_dies.py"), "15", how]
     wait_for = (0, 1) if how == "kill" else (0,)
     codes, outputs, seconds = launch_machines(MULTI_NODE["ddp"], script, tmp_path, timeout=90, wait_for=wait_for)
+    # The frozen rank is not in its launcher's process group (torch's elastic agent starts each rank in a session of
+    # its own): end it here, or it outlives the test, stopped.
+    for pid in re.findall(r"rank 1: \w+ \(pid (\d+)\)", outputs[1]):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid), signal.SIGKILL)
     assert codes[0] is not None, f"machine 0 still waited after 90 s: {outputs[0][-3000:]}"
     assert codes[0] != 0 and (how == "stop" or codes[1] != 0), codes
     assert seconds < 60, seconds

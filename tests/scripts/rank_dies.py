@@ -29,7 +29,7 @@ def main():
         x = torch.ones(4)
         for step in range(100_000):
             if rank == 1 and step == 3:
-                print(f"rank 1: {sys.argv[2]}", flush=True)
+                print(f"rank 1: {sys.argv[2]} (pid {os.getpid()})", flush=True)  # the test ends a stopped one
                 os.kill(os.getpid(), signal.SIGKILL if sys.argv[2] == "kill" else signal.SIGSTOP)
             dist.all_reduce(x)
             time.sleep(0.01)
