@@ -32,6 +32,7 @@ PUBLISHED = {
     "adapter_config.json",
     "adapter_model.safetensors",
     "chat_template.jinja",
+    "data_config.json",  # the run's data settings (the web demo rebuilds its held-out examples from them)
     "eval_predictions.jsonl",
     "eval_results.json",
     "eval_rows.json",  # which held-out rows the figures scored

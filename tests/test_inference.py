@@ -182,7 +182,8 @@ def test_gallery_escapes_html_from_the_data(tmp_path):
     out = tmp_path / "eval"
     recipe_module("evaluate_models").main(
         [
-            "--dataset_name", str(data), "--dataset_test_split", "train", "--question_column", "question",
+            "--dataset_name", str(data), "--dataset_train_split", "none", "--dataset_test_split", "train",
+            "--question_column", "question",
             "--answer_column", "answer", "--other_models", "", "--labels", "base <i>", "--output_dir", str(out),
         ]
     )  # fmt: skip
@@ -259,7 +260,8 @@ def test_a_failing_entry_leaves_no_half_written_report(tmp_path):
     with pytest.raises(Exception, match="no-such-model"):
         recipe_module("evaluate_models").main(
             [
-                "--dataset_name", str(data), "--dataset_test_split", "train", "--question_column", "question",
+                "--dataset_name", str(data), "--dataset_train_split", "none", "--dataset_test_split", "train",
+            "--question_column", "question",
                 "--answer_column", "answer", "--other_models", str(tmp_path / "no-such-model"), "--labels", "",
                 "--output_dir", str(out),
             ]

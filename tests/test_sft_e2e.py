@@ -129,6 +129,8 @@ def test_real_config_runs_its_code_path_on_the_tiny_model(tmp_path, path, standi
         overrides += ["--video_root", str(standins[config["dataset_name"]] / "all_test")]
     if "flash_attention" in text:  # the packed configs: FlashAttention-2 needs a GPU and flash-attn
         overrides += ["--attn_implementation", "sdpa"]
+    if config.get("use_vllm"):  # vLLM generation needs a CUDA GPU (refused here): model.generate instead
+        overrides += ["--use_vllm", "false"]
     if recipe_of(path) in ("grpo", "rloo"):  # a generation batch of 2 must hold whole groups
         overrides += ["--num_generations", "2", "--max_completion_length", "4"]
     tiny_type = next(f for f in FAMILIES if f.name == family).model_types[0]

@@ -140,6 +140,7 @@ def _raw_splits(args: DataArguments, with_train: bool = True) -> tuple[Dataset |
         args.dataset_test_split,
         "eval_fraction",
         args.eval_fraction,
+        needs_train=with_train,  # evaluation only: a train split the data lacks leaves the held-out split whole
     )
     wanted = [args.dataset_train_split] if with_train or test is None else []
     wanted += [test] if test is not None and test not in wanted else []
@@ -166,9 +167,10 @@ _KEEP_ROWS_WITH_MISSING_IMAGES = ContextVar("keep_rows_with_missing_images", def
 
 @contextmanager
 def keep_rows_with_missing_images():
-    """Inside the block, rows of a local data file that name missing or empty (0-byte) image files are loaded anyway,
-    keeping their paths, so that preflight can name every bad row in one pass (decoding them fails later, naming the
-    file). Training never loads data this way: it stops at the first such row, with the count."""
+    """Inside the block, rows of a local data file that name missing or empty (0-byte) image files, or whose text holds
+    the characters reserved to mark control tokens, are loaded anyway, keeping their paths and text, so that preflight
+    can name every bad row in one pass (decoding them fails later, naming the file; its row checks name the reserved
+    characters). Training never loads data this way: it stops at the first such row."""
     token = _KEEP_ROWS_WITH_MISSING_IMAGES.set(True)
     try:
         yield
@@ -308,7 +310,7 @@ def to_conversations(ds: Dataset, args: DataArguments) -> Dataset:
                 # one (the first among ties); eval_references_column can still score against all of them.
                 answer = Counter(answer).most_common(1)[0][0]
             for column, text in ((args.question_column, question), (args.answer_column, answer)):
-                if reserved_in(text):
+                if reserved_in(text) and not _KEEP_ROWS_WITH_MISSING_IMAGES.get():
                     row = f"row_id={row_id[0]!r}" if row_id else f"row {index}"
                     raise ValueError(f"{row}: column {column!r} {RESERVED_HELP}")
             if not isinstance(answer, str):
@@ -330,7 +332,8 @@ def to_conversations(ds: Dataset, args: DataArguments) -> Dataset:
     if args.messages_column != "messages":
         ds = ds.rename_column(args.messages_column, "messages")
 
-    for index, row in enumerate(ds.select_columns(["messages"])):  # text only: no image is decoded
+    rows = [] if _KEEP_ROWS_WITH_MISSING_IMAGES.get() else ds.select_columns(["messages"])  # preflight: row by row
+    for index, row in enumerate(rows):  # text only: no image is decoded
         for message in row["messages"] or []:
             content = message.get("content")
             parts = [content] if isinstance(content, str) else [p.get("text") for p in content or []]
