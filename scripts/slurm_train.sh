@@ -50,7 +50,7 @@ fi
 [[ -f $repo/$config ]] || { echo "no accelerate config $repo/$config (submit from the repository root)" >&2; exit 2; }
 [[ -f $repo/recipes/$recipe.py ]] || { echo "no recipe $repo/recipes/$recipe.py" >&2; exit 2; }
 # The main process runs on the job's first node, where this batch script runs: the port is checked free there.
-MAIN_HOST=$(scontrol show hostnames "${SLURM_JOB_NODELIST:?SLURM_JOB_NODELIST is unset}" | head -n 1)
+MAIN_HOST=$(scontrol show hostnames "${SLURM_JOB_NODELIST:?SLURM_JOB_NODELIST is unset}" | awk 'NR == 1')  # awk reads all: head would end scontrol with SIGPIPE (pipefail)
 MAIN_PORT=${MAIN_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])')}
 log_dir=${LOG_DIR:-logs}
 export MAIN_HOST MAIN_PORT GPUS_PER_NODE=$gpus_per_node VLM_RECIPES_NODE_TASK=1
