@@ -161,21 +161,21 @@ def row_names(source: Path, num_rows: int) -> list[str]:
     return [f"{source.name}[{i}]" for i in range(num_rows)]
 
 
-# Set by `keep_rows_with_missing_images`: preflight reports such rows one by one instead of stopping at the first.
-_KEEP_ROWS_WITH_MISSING_IMAGES = ContextVar("keep_rows_with_missing_images", default=False)
+# Set by `keep_bad_rows_for_preflight`: preflight reports such rows one by one instead of stopping at the first.
+_KEEP_BAD_ROWS = ContextVar("keep_bad_rows_for_preflight", default=False)
 
 
 @contextmanager
-def keep_rows_with_missing_images():
+def keep_bad_rows_for_preflight():
     """Inside the block, rows of a local data file that name missing or empty (0-byte) image files, or whose text holds
     the characters reserved to mark control tokens, are loaded anyway, keeping their paths and text, so that preflight
     can name every bad row in one pass (decoding them fails later, naming the file; its row checks name the reserved
     characters). Training never loads data this way: it stops at the first such row."""
-    token = _KEEP_ROWS_WITH_MISSING_IMAGES.set(True)
+    token = _KEEP_BAD_ROWS.set(True)
     try:
         yield
     finally:
-        _KEEP_ROWS_WITH_MISSING_IMAGES.reset(token)
+        _KEEP_BAD_ROWS.reset(token)
 
 
 def _resolve_image_paths(ds: Dataset, root: Path, column: str, source: Path) -> Dataset:
@@ -196,7 +196,7 @@ def _resolve_image_paths(ds: Dataset, root: Path, column: str, source: Path) -> 
                 problems.append(f"{name}: image {p!r} is an empty (0-byte) file")
             row.append(str(full))
         resolved.append(row)
-    if problems and not _KEEP_ROWS_WITH_MISSING_IMAGES.get():
+    if problems and not _KEEP_BAD_ROWS.get():
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         error = FileNotFoundError if "not found" in problems[0] else ValueError
         raise error(
@@ -310,7 +310,7 @@ def to_conversations(ds: Dataset, args: DataArguments) -> Dataset:
                 # one (the first among ties); eval_references_column can still score against all of them.
                 answer = Counter(answer).most_common(1)[0][0]
             for column, text in ((args.question_column, question), (args.answer_column, answer)):
-                if reserved_in(text) and not _KEEP_ROWS_WITH_MISSING_IMAGES.get():
+                if reserved_in(text) and not _KEEP_BAD_ROWS.get():
                     row = f"row_id={row_id[0]!r}" if row_id else f"row {index}"
                     raise ValueError(f"{row}: column {column!r} {RESERVED_HELP}")
             if not isinstance(answer, str):
@@ -332,7 +332,7 @@ def to_conversations(ds: Dataset, args: DataArguments) -> Dataset:
     if args.messages_column != "messages":
         ds = ds.rename_column(args.messages_column, "messages")
 
-    rows = [] if _KEEP_ROWS_WITH_MISSING_IMAGES.get() else ds.select_columns(["messages"])  # preflight: row by row
+    rows = [] if _KEEP_BAD_ROWS.get() else ds.select_columns(["messages"])  # preflight: row by row
     for index, row in enumerate(rows):  # text only: no image is decoded
         for message in row["messages"] or []:
             content = message.get("content")

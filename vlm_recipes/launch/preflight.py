@@ -23,7 +23,7 @@ from pathlib import Path
 from PIL import Image
 
 from ..data.contamination import report_text
-from ..data.loading import keep_rows_with_missing_images
+from ..data.loading import keep_bad_rows_for_preflight
 from ..models.modeling import load_processor
 from ..training.methods import METHODS, get_method
 from ..training.preflight import check_recipe_data, clean_source, defect_summary, measure_run, write_clean
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             # Every row of the file, not only those the run would use.
             data_args = dataclasses.replace(data_args, max_train_samples=None, max_eval_samples=sys.maxsize)
         processor = load_processor(model_args, trust_remote_code=training_args.trust_remote_code)
-        with keep_rows_with_missing_images():  # reported row by row below
+        with keep_bad_rows_for_preflight():  # reported row by row below
             train_ds, eval_ds = method.load_splits(data_args, seed=training_args.seed, processor=processor)
     except (ValueError, FileNotFoundError, OSError) as err:
         print(f"preflight: {args.config}: {err}", file=sys.stderr)
