@@ -206,7 +206,11 @@ CHECKED_AGAINST_CARD = ["lmms-eval/ActivityNetQA", "lmms-lab-encoder/ai2d", "lmm
                         "lmms-lab-encoder/textvqa", "lmms-lab-encoder/DocVQA", "HuggingFaceM4/ChartQA",
                         "merve/vqav2-small", "lmms-lab-encoder/ScienceQA", "lmms-lab-encoder/RefCOCO",
                         "lmms-lab-encoder/MMMU", "AI4Math/MathVista", "echo840/OCRBench", "AI-Lab-Makerere/beans",
-                        "HuggingFaceH4/rlaif-v_formatted"]  # fmt: skip
+                        "HuggingFaceH4/rlaif-v_formatted", "Lin-Chen/MMStar", "ylecun/mnist",
+                        "zalando-datasets/fashion_mnist", "lmms-lab/multimodal-open-r1-8k-verified"]  # fmt: skip
+# Not checked against a copied card: lmms-lab-encoder/MMBench (the `en` section of the card on main could not be read;
+# checked below against lmms-eval's reader and the `cn` configuration) and AKCIT/coco2017-captioning (its card could
+# not be found for this check: the schema is what the BLIP recipes read, unverified).
 
 
 def test_the_checked_list_is_every_standin_with_a_copied_card():
@@ -234,3 +238,38 @@ def test_activitynet_standin_rows_look_like_the_real_ones(standins):
         assert row["type"] in [str(t) for t in range(9)]
         assert len(list((folder / "all_test").glob(f"v_{row['video_name']}.*"))) == 1
     assert len(set(ds["video_name"])) < len(ds)  # several questions per video, as in the real data
+
+
+def test_mmbench_standin_has_every_column_lmms_eval_reads_in_the_cn_order(standins):
+    """lmms-eval's mmbench en task (lmms_eval/tasks/mmbench/en_utils.py at 75571cf, dataset_name en, test_split dev)
+    reads index, question, answer, hint, source, split, category, L2-category, image and the option letters; the card's
+    `cn` configuration on main (56ba1af) has the same columns in this order (its `en` section was not readable). The
+    answer is a letter among the row's non-empty options; circular copies share index % 1,000,000."""
+    folder = standins["lmms-lab-encoder/MMBench"]
+    order = ["index", "question", "hint", "answer", "A", "B", "C", "D", "category", "image", "source", "L2-category",
+             "comment", "split"]  # fmt: skip
+    assert list(STANDINS["lmms-lab-encoder/MMBench"].features["en"]) == order
+    dev = load_dataset(str(folder), "en", split="dev")
+    by_question = {}
+    for row in dev:
+        options = [letter for letter in "ABCD" if row[letter]]
+        assert row["answer"] in options and row["split"] == "dev"
+        by_question.setdefault(row["index"] % 1_000_000, set()).add(row[row["answer"]])
+    assert all(len(golds) == 1 for golds in by_question.values())  # every rotation keeps the same right option text
+    assert all(answer is None for answer in load_dataset(str(folder), "en", split="test")["answer"])
+
+
+def test_mmstar_standin_rows_look_like_the_real_ones(standins):
+    """lmms-eval's mmstar task (lmms_eval/tasks/mmstar/utils.py at 75571cf) sends `question` as it is (the options are
+    written into it as "Options: A: ..., B: ..."), compares the answer letter A-D, and groups by category/l2_category
+    with its eval_type_dict."""
+    l2_of = {
+        "coarse perception": {"image scene and topic", "image style & quality", "image emotion"},
+        "fine-grained perception": {"object counting", "recognition", "localization"},
+    }
+    ds = load_dataset(str(standins["Lin-Chen/MMStar"]), "val", split="val")
+    parsable = [q for q in ds["question"] if re.search(r"\nOptions: A: .+, B: .+", q)]
+    assert len(parsable) == len(ds) - 1  # one row's options deliberately unparsable (scored wrong, run goes on)
+    for row in ds:
+        assert row["answer"] in "ABCD" and len(row["answer"]) == 1
+        assert row["l2_category"] in l2_of[row["category"]]

@@ -179,8 +179,8 @@ RECORDS = (
     ),
     StandIn(
         hub_id="lmms-lab/multimodal-open-r1-8k-verified",
-        card="https://huggingface.co/datasets/lmms-lab/multimodal-open-r1-8k-verified (files: data/train-*; "
-        "columns as TRL's examples/scripts/grpo_vlm.py reads them)",
+        card="https://huggingface.co/datasets/lmms-lab/multimodal-open-r1-8k-verified/blob/main/README.md (files: "
+        "data/train-*)",
         features={
             "default": Features(
                 {
@@ -192,7 +192,15 @@ RECORDS = (
                 }
             )
         },
-        splits={"default": {"train": 10}},  # one split of 7.69k rows
+        splits={"default": {"train": 10}},  # one split of 7,689 rows
         rows=_open_r1_rows,
+        # The card at e3c8f3adf1dfc2b674cf736181ae6b9f9839a3ce (data/train-00000-of-00001.parquet, 7,689 rows).
+        card_features="""
+            - {name: image, dtype: image}
+            - {name: problem, dtype: string}
+            - {name: solution, dtype: string}
+            - {name: original_question, dtype: string}
+            - {name: original_answer, dtype: string}
+        """,
     ),
 )

@@ -131,6 +131,16 @@ RECORDS = (
         splits={"mnist": {"train": 10, "test": 10}},
         rows=_mnist_rows,
         files="{config}/{split}-00000-of-00001.parquet",
+        # The card's dataset_info (configuration mnist; added in 6c5fed17b4a853735e7d56709d184e50374af4a6, unchanged
+        # by the Parquet conversion that moved the files to mnist/{train,test}-*).
+        card_features="""
+            - {name: image, dtype: image}
+            - name: label
+              dtype:
+                class_label:
+                  names: {'0': '0', '1': '1', '2': '2', '3': '3', '4': '4', '5': '5', '6': '6', '7': '7', '8': '8',
+                          '9': '9'}
+        """,
     ),
     StandIn(
         hub_id="zalando-datasets/fashion_mnist",
@@ -140,6 +150,16 @@ RECORDS = (
         splits={"fashion_mnist": {"train": 10, "test": 10}},
         rows=_mnist_rows,
         files="{config}/{split}-00000-of-00001.parquet",
+        # The card's dataset_info (configuration fashion_mnist), as the card on main and the `datasets` library's
+        # fashion_mnist.py (7ed16b2d6357495fc3f7a93e0ac952dcde171f10) name the classes: "T - shirt / top", spaced.
+        card_features="""
+            - {name: image, dtype: image}
+            - name: label
+              dtype:
+                class_label:
+                  names: {'0': T - shirt / top, '1': Trouser, '2': Pullover, '3': Dress, '4': Coat, '5': Sandal,
+                          '6': Shirt, '7': Sneaker, '8': Bag, '9': Ankle boot}
+        """,
     ),
     StandIn(
         hub_id="AI-Lab-Makerere/beans",

@@ -492,6 +492,9 @@ RECORDS = (
         "card's cc and cn configurations are not reproduced)",
         # Not compared with a copied card text: the `en` section of the card on main (56ba1af) could not be read for
         # this check; at ac155b9 `en`'s index was a string (int64 in cn and cc), and en was re-uploaded at 2678eaa.
+        # The columns and their order are those of `cn` on main (56ba1af: index, question, hint, answer, A-D,
+        # category, image, source, L2-category, comment, split), and every column lmms-eval's mmbench en task reads
+        # (lmms_eval/tasks/mmbench/en_utils.py at 75571cf) is here (tests/test_standins.py checks both).
         features={"en": MMBENCH_FEATURES},
         # Rows: 4 questions stored with 4, 4, 2 and 3 rotations; 1 question of 4 in test (answers withheld).
         splits={"en": {"dev": 13, "test": 4}},
@@ -517,6 +520,24 @@ RECORDS = (
         splits={"val": {"val": 4}},
         rows=_mmstar_rows,
         files="mmstar.parquet",  # one file at the repository root
+        # The card's dataset_info as committed with mmstar.parquet (a9beb0910fc57358ee4a25d2f0dbad93a155fad0); the
+        # configuration is `val` on main (the Parquet converter's folder is val/), with its one split `val`, which
+        # lmms-eval's mmstar task reads (lmms_eval/tasks/mmstar: no dataset_name, test_split val).
+        card_features={
+            "val": """
+            - {name: index, dtype: int64}
+            - {name: question, dtype: string}
+            - {name: image, dtype: image}
+            - {name: answer, dtype: string}
+            - {name: category, dtype: string}
+            - {name: l2_category, dtype: string}
+            - name: meta_info
+              struct:
+                - {name: source, dtype: string}
+                - {name: split, dtype: string}
+                - {name: image_path, dtype: string}
+        """
+        },
     ),
     StandIn(
         hub_id="lmms-lab-encoder/ai2d",
