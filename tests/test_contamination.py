@@ -349,3 +349,32 @@ def test_make_preflight_prints_the_figures_and_exits_1_above_the_threshold(tmp_p
     assert "allow_overlap: true runs" in printed
     assert preflight_cli.main([*argv, "--allow_overlap", "true"]) == 0
     assert "[ABOVE 1% (allowed by allow_overlap: true)]" in capsys.readouterr().out
+
+
+@pytest.mark.integration
+def test_a_grounding_run_reports_one_image_overlap_the_contamination_checks_measured_once(tmp_path, standins, monkeypatch):
+    """RefCOCO's held-out objects carved from `val` sit on training photos (two objects a photo). The run measures the
+    held-out overlap once (the contamination check, at start-up) and `grounding_scored` quotes that figure: before,
+    the grounding loader and the results each counted shared images a second way (by COCO id) beside it."""
+    from helpers import run_recipe
+
+    from vlm_recipes.training.preflight import overlap
+
+    calls = []
+    original = overlap.measure
+    monkeypatch.setattr(overlap, "measure", lambda *a, **k: calls.append(a[1].name) or original(*a, **k))
+    refcoco = ["--dataset_name", str(standins["lmms-lab-encoder/RefCOCO"]), "--dataset_train_split", "val",
+               "--dataset_test_split", "val", "--eval_fraction", "0.3", "--image_column", "image",
+               "--bbox_column", "bbox", "--bbox_layout", "xywh", "--grounding_query_column", "answer",
+               "--grounding_prompt", "Locate the {query}.", "--eval_metrics", "iou_accuracy"]  # fmt: skip
+    small = ["--max_steps", "1", "--per_device_train_batch_size", "2", "--max_eval_samples", "3",
+             "--per_device_eval_batch_size", "8", "--eval_max_new_tokens", "2"]  # fmt: skip
+    config = "recipes/configs/tiny-smolvlm/sft_grounding.yaml"
+    results = run_recipe("sft", config, tmp_path / "run", *TINY, *refcoco, *small)
+    assert calls == ["held-out"]  # measured once, for the one scored set
+    (held_out,) = results["contamination"]
+    quoted = results["grounding_scored"]["image_overlap"]
+    assert quoted == {k: held_out[k] for k in ("rows", "image_overlap", "image_overlap_fraction", "mark")}
+    assert quoted["rows"] == results["grounding_scored"]["expressions"] and quoted["image_overlap"] >= 1
+    saved = json.loads((tmp_path / "run" / "eval_results.json").read_text())
+    assert saved["grounding_scored"]["image_overlap"] == quoted

@@ -10,7 +10,6 @@ from vlm_recipes.data.chat_encoding import ChatEncoder, ContentError
 from vlm_recipes.data.loading import load_splits, to_conversations
 from vlm_recipes.evaluation.metrics import score
 from vlm_recipes.grounding.boxes import KEEP_START, get_convention, parse_box
-from vlm_recipes.grounding.data import image_overlap
 from vlm_recipes.models.chat_templates import training_chat_template
 from vlm_recipes.models.families import FAMILIES, check_box_format, model_type_of
 from vlm_recipes.paths import REPO_ROOT
@@ -227,26 +226,27 @@ def test_refcoco_scores_every_referring_expression(standins):
     assert accuracy == pytest.approx(1 - len(raw) / len(expressions))
 
 
-def test_the_image_overlap_of_training_and_scored_split_is_counted_and_printed(standins, caplog):
+def test_the_image_overlap_of_training_and_scored_split_is_the_contamination_checks(standins, caplog, monkeypatch):
+    """One figure, one implementation: the grounding loader measures no overlap of its own (it names the contamination
+    check's), and the check finds what the old per-COCO-id count found: val and testA share no photo; objects held out
+    of val sit on training photos (two objects a photo), shown and marked, not refused (rows disjoint)."""
     import logging
+    from types import SimpleNamespace
 
+    from vlm_recipes.data import contamination
+    from vlm_recipes.training.preflight.overlap import measure_run
+
+    calls = []
+    original = contamination.measure
+    monkeypatch.setattr(contamination, "measure", lambda *a, **k: calls.append(1) or original(*a, **k))
     with caplog.at_level(logging.INFO, logger="vlm_recipes.data.loading"):
         train, scored = load_splits(refcoco_args(standins))
-    assert image_overlap(train, scored)["shared_images"] == 0  # val and testA: other photos
-    assert "image overlap with the training split: 0 of 2 scored images" in caplog.text
-    caplog.clear()
-    # Held out from val itself: val's objects come two to a photo, so held-out objects sit on training photos.
-    with caplog.at_level(logging.INFO, logger="vlm_recipes.data.loading"):
-        train, scored = load_splits(refcoco_args(standins, dataset_test_split=None, eval_fraction=0.3), seed=0)
-    overlap = image_overlap(train, scored)
-    assert overlap["shared_images"] >= 1 and overlap["scored_rows_on_shared_images"] >= 2, overlap
-    assert "are training images too. Scores on them are not held-out figures." in caplog.text
-    # Without a file_name (the synthetic task), images are told apart by their bytes.
-    from datasets import Image, List
-
-    def as_images(values):
-        return Dataset.from_dict({"images": [[{"bytes": v, "path": None}] for v in values]}).cast_column(
-            "images", List(Image(decode=False))
-        )
-
-    assert image_overlap(as_images([b"a", b"b", b"c"]), as_images([b"c", b"d"]))["shared_images"] == 1
+    assert calls == [] and "image overlap with the training data: the contamination check's figure" in caplog.text
+    no_benchmarks = SimpleNamespace(benchmarks=None)
+    args = refcoco_args(standins)
+    (held_out,) = measure_run(train, scored, args, no_benchmarks)[1]
+    assert (held_out.rows, held_out.image_rows) == (len(scored), 0)  # val and testA: other photos
+    args = refcoco_args(standins, dataset_test_split=None, eval_fraction=0.3)
+    train, scored = load_splits(args, seed=0)
+    (held_out,) = measure_run(train, scored, args, no_benchmarks)[1]
+    assert held_out.image_rows >= 2 and not held_out.enforced and held_out.mark().startswith("ABOVE 1% (held out")

@@ -98,3 +98,16 @@ def test_blip_loader_zero_shot_scores_only_the_rows_training_held_out(standins):
     _, zero_shot = load_task_splits(args, "caption", seed=42, with_train=False)
     assert len(held_out) == 3 and len(train) == 9
     assert pictures(zero_shot) == pictures(held_out) and not pictures(zero_shot) & pictures(train)
+
+
+def test_the_contamination_check_treats_the_train_split_named_as_held_out_split_as_carved():
+    """held_out_plan holds part of the train split out when it is named as the held-out split (the video configs'
+    old `dataset_test_split: test`): the check shows and marks that overlap (rows disjoint) rather than refusing it,
+    as for a null held-out split; a split of its own stays enforced."""
+    from vlm_recipes.training.preflight.overlap import held_out_is_carved
+
+    def carved(test, name="lmms-eval/ActivityNetQA"):
+        return held_out_is_carved(DataArguments(dataset_name=name, dataset_train_split="test", dataset_test_split=test))
+
+    assert carved("test") and carved(None)
+    assert not carved("test", name="synthetic")  # our generators: an independent draw

@@ -433,7 +433,7 @@ def load_splits(args: DataArguments, seed: int = 42, processor=None) -> tuple[Da
 
 def _grounding_splits(args: DataArguments, seed: int, processor) -> tuple[Dataset, Dataset]:
     """Grounding rows (the synthetic task, or data with a box column): boxes become answers in `box_format`."""
-    from ..grounding.data import add_box_answers, describe_scoring, image_overlap
+    from ..grounding.data import add_box_answers, describe_scoring
 
     if args.dataset_name == "synthetic":
         size = args.synthetic_image_size
@@ -458,9 +458,7 @@ def _grounding_splits(args: DataArguments, seed: int, processor) -> tuple[Datase
         messages = [question_messages(q, a, args.system_prompt) for q, a in pairs]
         ds = ds.remove_columns([c for c in ("messages",) if c in ds.column_names])
         splits.append(ds.add_column("messages", messages))
-    overlap = image_overlap(*splits)
-    log = logger.warning if overlap["shared_images"] else logger.info
-    log(describe_scoring(splits[1], scored_split_name(args), overlap))
+    logger.info(describe_scoring(splits[1], scored_split_name(args)))
     return tuple(splits)
 
 

@@ -24,16 +24,15 @@ loaded) and `expression_index`; training rows keep one row per object (the first
 
 Image overlap. A training split and a scored split that share images (RefCOCO holds several objects per image, so a
 held-out fraction of one split does; lmms-lab's RefCOCO `val` has 8,811 rows, 3,811 + 5,000, where RefCOCO-UNC val
-has 3,811 objects) score a model on photos it was trained on. `image_overlap` counts the shared images, by COCO image
-id when a `file_name` column names one, else by the image file's bytes; the grounding loader prints it.
+has 3,811 objects) score a model on photos it was trained on. That figure is the contamination check's, one
+implementation for every recipe (vlm_recipes/data/contamination.py, run at start-up by training/preflight/overlap.py:
+perceptual hashes, so re-encoded or resized copies count too); grounding results quote it, never recompute it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
-import re
 
 from datasets import Dataset, Image, List
 from PIL import Image as PILImage
@@ -167,50 +166,11 @@ def add_box_answers(ds: Dataset, args: DataArguments, processor=None, every_expr
     return ds
 
 
-_COCO_IMAGE = re.compile(r"COCO_[A-Za-z]+\d{4}_(\d+)")
-
-
-def image_keys(ds: Dataset) -> list[str]:
-    """A key per row naming its image: the COCO image id of a `file_name` column that names one (RefCOCO's), else a
-    hash of the first image's file bytes (its path when it has no bytes)."""
-    if "file_name" in ds.column_names:
-        names = [str(name) for name in ds["file_name"]]
-        ids = [_COCO_IMAGE.search(name) for name in names]
-        if all(ids):
-            return [f"coco:{int(m.group(1))}" for m in ids]
-    column = "images" if "images" in ds.column_names else "image"
-    if column not in ds.column_names:
-        raise ValueError(f"No image column to compare images by (columns: {ds.column_names}).")
-    feature = List(Image(decode=False)) if column == "images" else Image(decode=False)
-    keys = []
-    for value in ds.cast_column(column, feature)[column]:
-        value = value[0] if isinstance(value, list) else value
-        data = value.get("bytes") or str(value.get("path")).encode()
-        keys.append("sha1:" + hashlib.sha1(data).hexdigest())
-    return keys
-
-
-def image_overlap(train: Dataset, scored: Dataset) -> dict:
-    """How many of the scored split's images the training split holds too: {"train_images", "scored_images",
-    "shared_images", "shared_fraction" (of the scored images), "scored_rows_on_shared_images"}."""
-    train_keys, scored_keys = set(image_keys(train)), image_keys(scored)
-    shared = train_keys & set(scored_keys)
-    return {
-        "train_images": len(train_keys),
-        "scored_images": len(set(scored_keys)),
-        "shared_images": len(shared),
-        "shared_fraction": len(shared) / max(1, len(set(scored_keys))),
-        "scored_rows_on_shared_images": sum(key in shared for key in scored_keys),
-    }
-
-
-def describe_scoring(scored: Dataset, split: str, overlap: dict) -> str:
-    """One line on what is scored and what it shares with the training split (printed by the grounding loader)."""
+def describe_scoring(scored: Dataset, split: str) -> str:
+    """One line on what is scored (printed by the grounding loader); its image overlap with the training data is the
+    contamination check's line, logged before training."""
     objects = len(set(scored["object_index"])) if "object_index" in scored.column_names else len(scored)
-    line = (
-        f"Grounding: scoring {len(scored)} referring expressions of {objects} objects on {overlap['scored_images']} "
-        f"images of split {split!r}; image overlap with the training split: {overlap['shared_images']} of "
-        f"{overlap['scored_images']} scored images ({overlap['shared_fraction']:.1%}, "
-        f"{overlap['scored_rows_on_shared_images']} scored rows) are training images too."
+    return (
+        f"Grounding: scoring {len(scored)} referring expressions of {objects} objects of split {split!r} (image "
+        "overlap with the training data: the contamination check's figure)."
     )
-    return line + (" Scores on them are not held-out figures." if overlap["shared_images"] else "")

@@ -240,7 +240,6 @@ def collect_results(r: Run, before: dict, after: dict, trainer, train_output, pa
     )
     if r.data_args.box_format is not None:  # grounding: what was scored, per split, and its image overlap
         from ..data.loading import scored_split_name
-        from ..grounding.data import image_overlap
 
         objects = r.eval_ds["object_index"] if "object_index" in r.eval_ds.column_names else range(len(r.eval_ds))
         results["grounding_scored"] = {
@@ -252,7 +251,8 @@ def collect_results(r: Run, before: dict, after: dict, trainer, train_output, pa
                 for name in r.data_args.eval_metrics
                 for when in ("before", "after")
             },
-            "image_overlap": image_overlap(r.train_ds, r.eval_ds),
+            # The contamination check's figure for the held-out split (measured once, at start-up), not a second one.
+            "image_overlap": held_out_image_overlap(r.overlaps),
         }
     if r.benchmarks:
         from ..evaluation.benchmarks.runner import before_after
@@ -263,6 +263,16 @@ def collect_results(r: Run, before: dict, after: dict, trainer, train_output, pa
     if logged:
         results["frac_reward_zero_std"] = sum(logged) / len(logged)
     return results
+
+
+def held_out_image_overlap(overlaps: list) -> dict | None:
+    """The contamination check's image figures for the held-out split (its first Overlap), as eval_results.json's
+    `contamination` has them: {"rows", "image_overlap" (scored rows with an image seen in training),
+    "image_overlap_fraction", "mark"}; None when no check ran."""
+    if not overlaps:
+        return None
+    figures = overlaps[0].as_dict()
+    return {k: figures[k] for k in ("rows", "image_overlap", "image_overlap_fraction", "mark")}
 
 
 def save_outputs(r: Run, trainer, results: dict, after: dict) -> None:
@@ -296,10 +306,9 @@ def save_outputs(r: Run, trainer, results: dict, after: dict) -> None:
         print(f"Held-out {name}: before {results[name + '_before']:.3f} -> after {results[name + '_after']:.3f}")
     scored = results.get("grounding_scored")
     if scored:
-        shared = scored["image_overlap"]
         print(
             f"Scored split {scored['split']!r}: {scored['expressions']} referring expressions of {scored['objects']} "
-            f"objects; {shared['shared_images']} of its {shared['scored_images']} images are training images too."
+            "objects (its overlap with the training data: the held-out line below)."
         )
     print("\n".join(f"Overlap with training data: {o.line()}" for o in r.overlaps))
     adapter = r.peft_config is not None

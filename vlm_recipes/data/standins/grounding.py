@@ -83,8 +83,8 @@ RECORDS = (
         },
         # The card's splits: val 8,811, test 5,000, testA 1,975, testB 1,810 (no train split: configs train on val).
         # testA / testB are RefCOCO-UNC's (1,975 / 1,810 objects); val is not UNC val (3,811 objects): 8,811 is
-        # 3,811 + 5,000, the size of `test`, so val may hold test's rows. The grounding loader prints the image
-        # overlap of the training and the scored split (vlm_recipes.grounding.data.image_overlap) for that reason.
+        # 3,811 + 5,000, the size of `test`, so val may hold test's rows. The contamination check (measured at
+        # start-up, vlm_recipes.data.contamination) reports the image overlap of the training and the scored split.
         splits={"default": {"val": 10, "test": 3, "testA": 4, "testB": 3}},
         rows=_refcoco_rows,
         # lmms-lab/RefCOCO's card at e15256ece129a21d62e216f95f98ba2e808f96a0 (now lmms-lab-encoder/RefCOCO).

@@ -23,11 +23,12 @@ CARVED = "held out of the training split"
 
 def held_out_is_carved(data_args) -> bool:
     """Whether the held-out split is `eval_fraction` of the training split (rows disjoint by construction): no test
-    split named, or one the dataset does not have (a local file has one split)."""
+    split named, the train split named (the one held-out rule, data/loading.held_out_plan, holds part of it out), or
+    one the dataset does not have (a local file has one split)."""
     test = data_args.dataset_test_split
-    if data_args.dataset_name in GENERATED or test == data_args.dataset_train_split:
+    if data_args.dataset_name in GENERATED:
         return False
-    if test is None:
+    if test is None or test == data_args.dataset_train_split:
         return True
     path = Path(data_args.dataset_name)
     if path.is_file():
