@@ -6,6 +6,8 @@ Each loader kind is checked on the stand-in of a one-split dataset the shipped c
 Flickr30k) or on Beans with its train split named as both splits.
 """
 
+from pathlib import Path
+
 import pytest
 from datasets import Image
 
@@ -111,3 +113,42 @@ def test_the_contamination_check_treats_the_train_split_named_as_held_out_split_
 
     assert carved("test") and carved(None)
     assert not carved("test", name="synthetic")  # our generators: an independent draw
+
+
+def test_video_rows_are_held_out_by_whole_videos(standins):
+    """ActivityNet-QA asks several questions per video: a held-out fraction of its rows drawn row by row put questions
+    of one video on both sides (the model scored on videos it trained on). The one rule holds out whole videos, for
+    training and for an evaluation-only run alike."""
+    folder = standins["lmms-eval/ActivityNetQA"]
+    for seed in range(5):
+        args = DataArguments(
+            dataset_name=str(folder),
+            dataset_train_split="test",
+            dataset_test_split="test",
+            eval_fraction=0.25,
+            question_column="question",
+            answer_column="answer",
+            video_column="video_name",
+            video_root=str(folder / "all_test"),
+        )
+        train, held_out = load_splits(args, seed=seed)
+        videos = lambda ds: {v for row in ds["videos"] for v in row}  # noqa: E731
+        assert videos(train) and videos(held_out) and not videos(train) & videos(held_out), seed
+        assert len(train) + len(held_out) == 12
+        # evaluate_models.py's path: the same videos' rows (its rows keep the raw columns).
+        held_names = {Path(v).stem.removeprefix("v_") for v in videos(held_out)}
+        assert set(load_eval_split(args, seed=seed)["video_name"]) == held_names
+
+
+def test_hold_out_by_group_on_literal_rows():
+    from datasets import Dataset
+
+    from vlm_recipes.data.loading import hold_out
+
+    rows = Dataset.from_dict({"video": ["a", "a", "a", "b", "b", "c", "d", "d"], "q": list(range(8))})
+    for seed in range(10):
+        rest, held = hold_out(rows, 0.25, seed, "train", group_by_column="video")
+        assert not set(rest["video"]) & set(held["video"]) and len(set(held["video"])) == 1  # 25% of 4 videos
+        assert sorted([*rest["q"], *held["q"]]) == list(range(8))
+    with pytest.raises(ValueError, match="all 2 rows share one video value"):
+        hold_out(rows.select([0, 1]), 0.5, 0, "train", group_by_column="video")

@@ -8,6 +8,7 @@ answer columns to conversations with an optional system prompt, and errors that 
 from __future__ import annotations
 
 import logging
+import random
 from collections import Counter
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -94,6 +95,8 @@ def held_out_plan(
     - a held-out split that is the train split is never scored as it stands (its rows are the training rows): part
       of it is held out instead, and an evaluation-only run scores those same rows;
     - a null held-out split, or a dataset whose only split is the train split, holds out part of it too;
+    - the part held out is whole groups where rows share a video (`hold_out`'s group_by_column: the VLM loader's
+      `video_column`), so that no video is both trained on and scored;
     - a split name the dataset does not have is an error naming the splits it has (never a silent fallback); the
       train split may be absent only when nothing is trained and the held-out split is another one (`needs_train`
       False: a zero-shot run of the baselines).
@@ -119,12 +122,40 @@ def held_out_plan(
     )
 
 
-def hold_out(train: Dataset, fraction: float, seed: int, split: str, stratify_by_column: str | None = None):
+def hold_out(
+    train: Dataset,
+    fraction: float,
+    seed: int,
+    split: str,
+    stratify_by_column: str | None = None,
+    group_by_column: str | None = None,
+):
     """(rest, held-out): `fraction` of `train` drawn with `seed` (stratified by a class column when given), the same
-    rows for a training run and an evaluation-only run of the same settings."""
-    parts = train.train_test_split(test_size=fraction, seed=seed, stratify_by_column=stratify_by_column)
-    logger.info("No held-out split: held out %d of %d rows of %r.", len(parts["test"]), len(train), split)
-    return parts["train"], parts["test"]
+    rows for a training run and an evaluation-only run of the same settings.
+
+    With `group_by_column` (video rows: their video column) whole groups are held out: `fraction` of the distinct
+    values (at least one, and at least one left to train on), drawn with `seed`, and every row of them, so that no
+    video has questions on both sides (ActivityNet-QA asks several questions per video)."""
+    if group_by_column is None:
+        parts = train.train_test_split(test_size=fraction, seed=seed, stratify_by_column=stratify_by_column)
+        logger.info("No held-out split: held out %d of %d rows of %r.", len(parts["test"]), len(train), split)
+        return parts["train"], parts["test"]
+    keys = [repr(value) for value in train[group_by_column]]
+    groups = sorted(set(keys))
+    if len(groups) < 2:
+        raise ValueError(
+            f"{split!r}: all {len(train)} rows share one {group_by_column} value: no whole group can be held out; "
+            "name a held-out split (dataset_test_split) or use more data."
+        )
+    count = min(len(groups) - 1, max(1, round(fraction * len(groups))))
+    held = set(random.Random(seed).sample(groups, count))
+    test_rows = [i for i, key in enumerate(keys) if key in held]
+    train_rows = [i for i, key in enumerate(keys) if key not in held]
+    logger.info(
+        "No held-out split: held out %d of %d rows of %r, every row of %d of its %d %s values.",
+        len(test_rows), len(train), split, count, len(groups), group_by_column,
+    )  # fmt: skip
+    return train.select(train_rows), train.select(test_rows)
 
 
 def _raw_splits(args: DataArguments, with_train: bool = True) -> tuple[Dataset | None, Dataset | None]:
@@ -380,7 +411,9 @@ def reference_answer(row: dict, column: str | None = None):
 
 
 def _hold_out(train: Dataset, args: DataArguments, seed: int) -> tuple[Dataset, Dataset]:
-    return hold_out(train, args.eval_fraction, seed, args.dataset_train_split)
+    # Video rows are held out by whole videos (several questions per video: none on both sides).
+    video = args.video_column if args.video_column in train.column_names else None
+    return hold_out(train, args.eval_fraction, seed, args.dataset_train_split, group_by_column=video)
 
 
 def _user_splits(args: DataArguments, seed: int) -> tuple[Dataset, Dataset]:
