@@ -305,6 +305,7 @@ def test_real_blip_config_runs_on_its_dataset_standin(tmp_path, standins, name):
         argv += ["--max_steps", "2", "--bf16", "false", "--per_device_train_batch_size", "2"]
         argv += ["--dataloader_num_workers", "0", "--save_strategy", "no"]
     results = run(recipe, path, tmp_path / "out", *argv)
+    assert (tmp_path / "out" / "eval_rows.json").is_file()  # which held-out rows were scored, as every recipe writes
     if config["task"] == "retrieval":
         assert results["retrieval"]["num_texts"] == 5 * results["retrieval"]["num_images"]  # all 5 captions
     elif config["task"] == "caption":
@@ -312,6 +313,34 @@ def test_real_blip_config_runs_on_its_dataset_standin(tmp_path, standins, name):
         assert key in results
     else:  # TextVQA: 10 human answers per question
         assert results["accuracy_metric"] == "vqa_accuracy"
+
+
+@pytest.mark.unit
+def test_blip_held_out_rows_are_a_recorded_seeded_sample_written_as_eval_rows(tmp_path, standins):
+    """The BLIP recipes write eval_rows.json beside eval_results.json, as the VLM recipes do (vlm_recipes/data/
+    sampling.py): their held-out rows are a seeded random sample of the split (not its first rows), stamped with the
+    rows drawn, the same for a zero-shot and a training run of the same settings. (Each real BLIP config's run writes
+    the file: test_real_blip_config_runs_on_its_dataset_standin.)"""
+    import json
+
+    from vlm_recipes.captioning.data import load_task_splits
+    from vlm_recipes.captioning.run import write_eval_rows
+    from vlm_recipes.settings.blip import BlipDataArguments
+
+    flickr = str(standins["lmms-lab-encoder/flickr30k"])  # one split, `test`: half of it held out, 3 of those scored
+    splits = {"dataset_train_split": "test", "dataset_test_split": "test", "test_fraction": 0.5}
+    args = BlipDataArguments(dataset_name=flickr, max_eval_samples=3, **splits)
+    train, held_out = load_task_splits(args, "caption", seed=0)
+    _, zero_shot = load_task_splits(args, "caption", seed=0, with_train=False)
+    write_eval_rows(tmp_path, held_out)
+    record = json.loads((tmp_path / "eval_rows.json").read_text())
+    assert record["cap"] == 3 and len(record["indices"]) == len(held_out) == 3 and record["indices"] != [0, 1, 2]
+    (tmp_path / "zs").mkdir()
+    write_eval_rows(tmp_path / "zs", zero_shot)
+    assert json.loads((tmp_path / "zs" / "eval_rows.json").read_text()) == record
+    synthetic = BlipDataArguments(dataset_name="synthetic", max_eval_samples=4, synthetic_train_samples=4)
+    write_eval_rows(tmp_path / "zs", load_task_splits(synthetic, "caption", seed=0)[1])
+    assert json.loads((tmp_path / "zs" / "eval_rows.json").read_text())["indices"] == [0, 1, 2, 3]
 
 
 @pytest.mark.unit

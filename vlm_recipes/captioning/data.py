@@ -19,6 +19,7 @@ from pathlib import Path
 from datasets import Dataset, Features, Image, List, Value
 
 from ..baselines.image_data import _cap, _require, _split
+from ..data.sampling import sample_rows
 from ..settings.blip import BlipDataArguments
 from . import synthetic
 
@@ -88,14 +89,16 @@ def _synthetic(args: BlipDataArguments, task: str, n: int, seed: int) -> Dataset
 
 def load_task_splits(args: BlipDataArguments, task: str, seed: int, with_train: bool = True):
     """(train or None, held-out) in the task's row shape: captions for caption/retrieval, VQA rows for vqa."""
+    # The held-out rows: a seeded random sample (data/sampling.sample_rows, as the VLM recipes draw theirs), stamped
+    # with the rows drawn, which the recipes write beside their results (eval_rows.json).
     if args.dataset_name == "synthetic":
         train = _synthetic(args, task, args.synthetic_train_samples, seed + TRAIN_SEED_OFFSET) if with_train else None
         test = _synthetic(args, task, args.max_eval_samples or 200, seed + EVAL_SEED_OFFSET)
-        return _cap(train, args.max_train_samples, seed), test
+        return _cap(train, args.max_train_samples, seed), sample_rows(test, None, seed)
     train, test = _split(args, seed, None, with_train)
     train, test = (
         _cap(train if with_train else None, args.max_train_samples, seed),
-        _cap(test, args.max_eval_samples, seed),
+        sample_rows(test, args.max_eval_samples, seed),
     )
     convert = _vqa_rows if task == "vqa" else _caption_rows
     return tuple(None if ds is None else convert(ds, args) for ds in (train, test))

@@ -26,12 +26,13 @@ from pathlib import Path
 from transformers import Trainer, set_seed
 
 from .. import hub
+from ..data.sampling import rows_of
 from ..evaluation.compare import gallery_html
 from ..evaluation.inference import write_jsonl
 from ..evaluation.metrics import score
 from ..evaluation.metrics.captions import caption_metrics
 from ..evaluation.metrics.scoring import VQA_MIN_HUMANS
-from ..outputs import RESULTS_FILE, run_directory, save_training_config
+from ..outputs import EVAL_ROWS_FILE, RESULTS_FILE, run_directory, save_training_config
 from ..outputs.checkpoints import CompleteCheckpoints
 from ..settings.blip import (
     BlipDataArguments,
@@ -110,6 +111,14 @@ def _gallery(out: Path, title: str, rows, prompts, entries: list[tuple[str, list
     (out / "gallery.html").write_text(gallery_html(report, shown, results, n))
 
 
+def write_eval_rows(out: Path, rows) -> None:
+    """eval_rows.json: which held-out rows were scored (the sample record of data/sampling.py), as every recipe
+    writes it; nothing for rows that were not drawn from a dataset (image files given on the command line)."""
+    sample = rows_of(rows)
+    if sample is not None:
+        (out / EVAL_ROWS_FILE).write_text(json.dumps(sample, indent=2) + "\n")
+
+
 def _prompts(args, rows) -> list[str]:
     if args.task == "caption":
         return [args.prompt or "(unconditional)"] * len(rows)
@@ -164,6 +173,7 @@ def run_blip_zero_shot(data_args: BlipDataArguments, model_args: BlipModelArgume
                 _gallery(out, data_args.dataset_name, rows, prompts, entries, metric, args.gallery_samples)
         results["wall_time_seconds"] = round(time.time() - started, 1)
         (out / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
+        write_eval_rows(out, rows)
     print_summary(results, out)
     return results
 
@@ -326,6 +336,7 @@ def run_blip_training(
                 training_args.gallery_samples,
             )
             (out / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
+            write_eval_rows(out, held_out)
             repo_id = training_args.hub_model_id or out.name
             card = hub.model_card(
                 repo_id=repo_id,
