@@ -8,8 +8,9 @@ from helpers import parse_config
 
 from vlm_recipes.data.chat_encoding import ChatEncoder, ContentError
 from vlm_recipes.data.loading import load_splits, to_conversations
+from vlm_recipes.evaluation import generation
 from vlm_recipes.evaluation.metrics import score
-from vlm_recipes.grounding.boxes import KEEP_START, get_convention, parse_box
+from vlm_recipes.grounding.boxes import KEEP_START, QWEN2_VL_MARKERS, get_convention, parse_box
 from vlm_recipes.models.chat_templates import training_chat_template
 from vlm_recipes.models.families import FAMILIES, check_box_format, model_type_of
 from vlm_recipes.paths import REPO_ROOT
@@ -250,3 +251,38 @@ def test_the_image_overlap_of_training_and_scored_split_is_the_contamination_che
     train, scored = load_splits(args, seed=0)
     (held_out,) = measure_run(train, scored, args, no_benchmarks)[1]
     assert held_out.image_rows >= 2 and not held_out.enforced and held_out.mark().startswith("ABOVE 1% (held out")
+
+
+def marker_tokenizer():
+    """A byte-level tokenizer in which Qwen2-VL's four markers are special tokens, as in the real Qwen2-VL tokenizer
+    (its tokenizer_config.json marks <|box_start|> ... "special": true)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    core = Tokenizer(models.BPE(vocab={c: i for i, c in enumerate(sorted(alphabet))}, merges=[]))
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, eos_token="<|im_end|>")
+    tokenizer.add_special_tokens({"additional_special_tokens": list(QWEN2_VL_MARKERS)})
+    return tokenizer
+
+
+def test_a_qwen2_vl_reference_is_compared_as_the_decoded_answer_reads(monkeypatch):
+    """The model writes the markers, decode(skip_special_tokens=True) drops them; the reference kept them, so exact
+    match was 0 for a perfect answer. References now go through `as_decoded` (evaluation/generation.py), in the one
+    place held-out figures are scored."""
+    tokenizer = marker_tokenizer()
+    reference = "<|object_ref_start|>red circle<|object_ref_end|><|box_start|>(100,200),(300,400)<|box_end|>"
+    ids = tokenizer(reference, add_special_tokens=False)["input_ids"]
+    decoded = tokenizer.decode(ids, skip_special_tokens=True)
+    assert decoded == "red circle(100,200),(300,400)"  # what the model's perfect answer comes back as
+    assert generation.as_decoded(reference, tokenizer) == decoded
+    assert generation.as_decoded([reference, "plain"], tokenizer) == [decoded, "plain"]
+    assert generation.as_decoded(" 42 <|im_end|>", tokenizer) == "42"  # eos too, as decode drops it
+
+    monkeypatch.setattr(generation, "generate_answers", lambda *a, **k: [decoded, "blue square(0,0),(10,10)"])
+    rows = [{"answer": reference}, {"answer": reference}]
+    figures = generation.held_out_metrics(None, tokenizer, rows, 2, 8, "after", metrics=("iou_accuracy",))
+    assert figures["metrics"] == {"accuracy": 0.5, "iou_accuracy": 0.5}
+    assert figures["generated"]["references"] == [decoded, decoded]

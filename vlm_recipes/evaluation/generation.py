@@ -4,6 +4,12 @@ transformers' `generate` does the decoding; this module adds the batching with o
 padding, images) and scores the answers with `vlm_recipes.evaluation.metrics` (normalised exact match for the training
 recipes; the method record may choose another, e.g. ROUGE-L for free-form answers), the same code
 `recipes/evaluate_models.py` uses, so every recipe reports before/after figures the same way.
+
+Answers are decoded with `skip_special_tokens=True`, so a control token the model writes on purpose is gone from
+the prediction where the tokenizer marks it special (the real Qwen2-VL's `<|box_start|>`, `<|object_ref_start|>`,
+...: a grounding answer comes back as `red circle(100,200),(300,400)`). `as_decoded` gives the references the same
+treatment, in this one place, before any metric sees them: reference and prediction are compared as the same kind
+of text, whatever the metric.
 """
 
 from __future__ import annotations
@@ -67,6 +73,29 @@ def generate_answers(
     return answers
 
 
+def decoded_away(tokenizer) -> tuple[str, ...]:
+    """The tokens `decode(..., skip_special_tokens=True)` drops from text: the tokenizer's added tokens marked
+    special (bos/eos/pad, image placeholders, and Qwen2-VL's box and object markers), longest first."""
+    added = getattr(tokenizer, "added_tokens_decoder", None) or {}
+    special = {token.content for token in added.values() if getattr(token, "special", False)}
+    special |= set(getattr(tokenizer, "all_special_tokens", None) or ())
+    return tuple(sorted(special, key=len, reverse=True))
+
+
+def as_decoded(reference, tokenizer):
+    """`reference` (a string, or a list of acceptable strings) as the model's answer would read after decoding with
+    `skip_special_tokens=True`: without the tokenizer's special tokens (`decoded_away`), stripped like the answers.
+    With the real Qwen2-VL tokenizer, "<|object_ref_start|>red circle<|object_ref_end|><|box_start|>(1,2),(3,4)
+    <|box_end|>" reads "red circle(1,2),(3,4)", as the model's decoded answer does."""
+    if reference is None:
+        return None
+    if not isinstance(reference, str):
+        return [as_decoded(r, tokenizer) for r in reference]
+    for token in decoded_away(tokenizer):
+        reference = reference.replace(token, "")
+    return reference.strip()
+
+
 def held_out_metrics(
     model,
     processor,
@@ -89,10 +118,12 @@ def held_out_metrics(
     predictions = generate_answers(
         model, processor, rows, batch_size, max_new_tokens, f"{key} {when}", messages_key, video
     )
-    generated = {"predictions": predictions, "references": [final_answer(rows[i]) for i in range(len(rows))]}
+    tokenizer = getattr(processor, "tokenizer", processor)
+    references = [as_decoded(final_answer(rows[i]), tokenizer) for i in range(len(rows))]
+    generated = {"predictions": predictions, "references": references}
     figures = {key: score(metric, predictions, generated["references"])[metric]}
     if metrics:
-        references = [reference_answer(rows[i], references_column) for i in range(len(rows))]
+        references = [as_decoded(reference_answer(rows[i], references_column), tokenizer) for i in range(len(rows))]
         for name in metrics:
             figures[name] = score(name, generated["predictions"], references)[name]
     return {"metrics": figures, "generated": generated}
