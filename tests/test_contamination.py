@@ -352,7 +352,7 @@ def test_make_preflight_prints_the_figures_and_exits_1_above_the_threshold(tmp_p
 
 
 @pytest.mark.integration
-def test_a_grounding_run_reports_one_image_overlap_the_contamination_checks_measured_once(tmp_path, standins, monkeypatch):
+def test_grounding_reports_one_image_overlap_the_contamination_checks_measured_once(tmp_path, standins, monkeypatch):
     """RefCOCO's held-out objects carved from `val` sit on training photos (two objects a photo). The run measures the
     held-out overlap once (the contamination check, at start-up) and `grounding_scored` quotes that figure: before,
     the grounding loader and the results each counted shared images a second way (by COCO id) beside it."""

@@ -109,7 +109,8 @@ def test_the_contamination_check_treats_the_train_split_named_as_held_out_split_
     from vlm_recipes.training.preflight.overlap import held_out_is_carved
 
     def carved(test, name="lmms-eval/ActivityNetQA"):
-        return held_out_is_carved(DataArguments(dataset_name=name, dataset_train_split="test", dataset_test_split=test))
+        args = DataArguments(dataset_name=name, dataset_train_split="test", dataset_test_split=test)
+        return held_out_is_carved(args)
 
     assert carved("test") and carved(None)
     assert not carved("test", name="synthetic")  # our generators: an independent draw
