@@ -15,18 +15,29 @@ from PIL import Image
 from trl.trainer import utils as trl_utils
 from trl.trainer.utils import add_fused_lm_head
 
-from vlm_recipes.configs import REPO_ROOT
 from vlm_recipes.data.collators import PreferenceCollator, VisionChatCollator
-from vlm_recipes.data.packing import EXACT_FAMILIES, PackedRows, PaddingFreeCollator, pack_rows
+from vlm_recipes.data.packing import PackedRows, PaddingFreeCollator, pack_rows
 from vlm_recipes.evaluation.generation import sequence_logps
+from vlm_recipes.launch import load_config
 from vlm_recipes.models import label_head
 from vlm_recipes.models.families import FAMILIES, set_image_resolution
 from vlm_recipes.models.label_head import SFT_OUTPUTS, add_label_only_head, check_head
+from vlm_recipes.paths import REPO_ROOT
 from vlm_recipes.tiny import vlm as tiny
 from vlm_recipes.training.methods import get_method
-from vlm_recipes.training.run import Run, build_trainer, load_config, load_model_for_training
+from vlm_recipes.training.run import Run, build_trainer, load_model_for_training
 
+pytestmark = pytest.mark.integration
+
+# Every registered family (a family added to the registry is covered without editing this file), and those whose
+# padding-free / packed batches are proven exact.
 NAMES = [f.name for f in FAMILIES]
+EXACT_FAMILIES = [f.name for f in FAMILIES if f.packing_exact]
+
+
+def test_every_registered_family_has_a_tiny_build():
+    """The exactness cases below build each family's tiny model: a family without one would go untested."""
+    assert set(NAMES) <= set(tiny.TINY), sorted(set(NAMES) - set(tiny.TINY))
 
 
 def chat(question, answer, images=0):
@@ -118,6 +129,17 @@ def full_logits_losses(model, batch, segments):
     return per_row(nll, segments)
 
 
+def full_logits_grads(model, batch):
+    """LoRA gradients of the mean NLL over the label tokens computed from the model's own full logits."""
+    model = copy.deepcopy(model)
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    logits = model(**inputs).logits[:, :-1]
+    labels = batch["labels"][:, 1:]
+    loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-100, reduction="sum")
+    (loss / (labels != -100).sum()).backward()
+    return {n: p.grad.clone() for n, p in model.named_parameters() if "lora_" in n and p.grad is not None}
+
+
 def assert_grads_close(grads, expected):
     assert expected and grads.keys() == expected.keys()
     for name, grad in grads.items():
@@ -172,6 +194,33 @@ def test_losses_and_lora_gradients_equal_trls_head(processors, family, mode, mon
     for name in ("entropy", "is_top1", "label_mask"):  # what SFTTrainer logs: entropy, mean_token_accuracy
         torch.testing.assert_close(getattr(our_out, name).float(), getattr(trl_out, name).float(), rtol=0, atol=1e-5)
     assert_grads_close(our_grads, trl_grads)
+    assert_grads_close(our_grads, full_logits_grads(model, batch))
+
+
+def test_the_comparison_fails_on_a_head_off_by_a_little(processors, monkeypatch):
+    """Control: the same comparison, with the label-position head fed hidden states scaled by 1 + 1e-3, fails both on
+    the per-row losses and on the LoRA gradients; the 1e-5 tolerance is tight enough to see such a defect."""
+    processor = processors["smolvlm"]
+    model = lora_model("smolvlm", processor)
+    batch, segments = batch_of("smolvlm", processor, "padded")
+    trl_out, trl_grads, _ = run_head(model, batch, "trl", monkeypatch)
+    monkeypatch.undo()
+    real = label_head.label_log_probs
+
+    def off(model, hidden, *args, **kwargs):
+        return real(model, hidden * (1 + 1e-3), *args, **kwargs)
+
+    monkeypatch.setattr(label_head, "label_log_probs", off)
+    our_out, our_grads, _ = run_head(model, batch, "ours", monkeypatch)
+    with pytest.raises(AssertionError):
+        torch.testing.assert_close(
+            per_row(-our_out.log_probs.detach(), segments),
+            per_row(-trl_out.log_probs.detach(), segments),
+            rtol=1e-5,
+            atol=1e-5,
+        )
+    with pytest.raises(AssertionError):
+        assert_grads_close(our_grads, trl_grads)
 
 
 def test_an_all_ignored_batch_gives_a_zero_loss_that_backpropagates(processors):

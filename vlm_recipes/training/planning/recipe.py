@@ -154,3 +154,22 @@ def plan_of_reports(method, model_args, training_args, reports, gpu_gib: float |
         return plan_for_rows(model_args, training_args, shapes, mode_of(training_args), gpu_gib, **setup)
     except (OSError, ValueError) as err:  # e.g. a Hub id offline: the plan is advice, the checks above still count
         return f"Memory plan: not made ({err})"
+
+
+def plan_of_trainer(trainer, model_args, rows, mode: str | None = None):
+    """(Architecture, Setup, BatchShape, Plan) of a built trainer's steps on `rows` (one batch of them): the
+    architecture of its model, the set-up from its arguments, the longest batch its collator forms from the rows.
+    What the validation (tests/test_memory.py, benches/bench_memory_planner.py) compares with the measured peak."""
+    from ..batching import mode_of
+    from .shapes import trainer_shapes
+
+    args = trainer.args
+    model = trainer.model.get_base_model() if hasattr(trainer.model, "get_base_model") else trainer.model
+    arch = architecture_of(model)
+    setup = setup_for(model, model_args, args)
+    mode = mode or mode_of(args)
+    mode = "padded" if mode == "length-grouped" else mode
+    batch = longest_batch(
+        trainer_shapes(trainer, rows), arch, args.per_device_train_batch_size, mode, getattr(args, "max_length", None)
+    )
+    return arch, setup, batch, plan_memory(arch, setup, batch)
