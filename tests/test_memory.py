@@ -31,12 +31,17 @@ TEXT_LORA = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "do
 
 
 def config_of(family) -> tuple[str, dict]:
-    """The family's own tiny LoRA config (its vision LoRA targets and projector), or the SmolVLM one with text LoRA
-    and the family's projector trained in full: every registered family is covered, new ones included."""
+    """The family's own tiny LoRA config (its vision LoRA targets and projector), or the SmolVLM one with LoRA on the
+    language model, the vision tower frozen and the family's projector trained in full: every registered family is
+    covered, new ones included."""
     own = f"recipes/configs/tiny-{family.name.replace('_', '-')}/sft_lora.yaml"
     if (REPO_ROOT / own).exists():
         return own, {}
-    return GENERIC, {"lora_target_modules": TEXT_LORA, "lora_modules_to_save": list(family.projector_modules)}
+    return GENERIC, {
+        "lora_target_modules": TEXT_LORA,
+        "lora_modules_to_save": list(family.projector_modules),
+        "freeze_vision_tower": "true",
+    }
 
 
 def trainer_for(tmp_path: pathlib.Path, family, training: str, checkpointing: bool, batch: int = 8):
@@ -104,7 +109,9 @@ def test_largest_batch_and_length_fit_the_budget_and_one_more_does_not(tmp_path)
 def test_make_plan_prints_the_breakdown_and_what_fits(capsys):
     from vlm_recipes.launch import plan
 
-    assert plan.main(["--config", "recipes/configs/tiny-qwen2-vl/sft_lora.yaml", "--num_rows", "16", "--gpu", "1"]) == 0
+    config = "recipes/configs/tiny-qwen2-vl/sft_lora.yaml"
+    argv = ["--config", config, "--num_rows", "16", "--gpu", "1", "--model_name_or_path", "tiny:qwen2_vl-random"]
+    assert plan.main(argv) == 0
     out = capsys.readouterr().out
     for text in (
         "Memory plan per device",

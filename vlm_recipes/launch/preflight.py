@@ -26,8 +26,8 @@ from ..data.contamination import report_text
 from ..data.loading import keep_bad_rows_for_preflight
 from ..models.modeling import load_processor
 from ..training.methods import METHODS, get_method
-from ..training.preflight import check_recipe_data, clean_source, defect_summary, measure_run, write_clean
 from ..training.planning.recipe import plan_of_reports
+from ..training.preflight import check_recipe_data, clean_source, defect_summary, measure_run, write_clean
 from ..training.throughput import pipeline_text
 from . import parse
 

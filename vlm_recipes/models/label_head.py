@@ -52,11 +52,26 @@ def check_head(model) -> None:
             f"logits_at_labels: {type(model).__name__} rescales its logits ({', '.join(scaled)}), which the "
             "label-position head does not apply: set logits_at_labels: false."
         )
+    if getattr(text_config, "output_router_logits", False):
+        raise ValueError(
+            f"logits_at_labels: {type(model).__name__} adds a mixture-of-experts router loss, which the "
+            "label-position head does not add: set logits_at_labels: false."
+        )
     if not hasattr(model, "base_model") or model.get_output_embeddings() is None:
         raise ValueError(
             f"logits_at_labels: {type(model).__name__} exposes no backbone (`base_model`) and output head "
             "(`get_output_embeddings()`): set logits_at_labels: false."
         )
+
+
+def has_label_head(model) -> bool:
+    """Whether `model` (or the model inside a PEFT wrapper) is a backbone plus an output head this path can use."""
+    core = model.get_base_model() if hasattr(model, "get_base_model") else model
+    try:
+        check_head(core)
+    except (ValueError, AttributeError):
+        return False
+    return True
 
 
 def _head_tensors(model):

@@ -11,9 +11,13 @@ the same, zero at ignored positions as before. `logits_at_labels: false` leaves 
 
 from __future__ import annotations
 
+import logging
+
 from trl import DPOTrainer
 
-from ..models.label_head import SFT_OUTPUTS, add_label_only_head
+from ..models.label_head import SFT_OUTPUTS, add_label_only_head, check_head
+
+logger = logging.getLogger(__name__)
 
 
 class LogitsAtLabels:
@@ -24,6 +28,11 @@ class LogitsAtLabels:
         if not getattr(self.args, "logits_at_labels", False):
             return
         model = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        try:
+            check_head(model)
+        except ValueError as err:  # on by default where exact: elsewhere TRL's head stays, and the log says why
+            logger.warning("%s; TRL's head is kept.", err)
+            return
         add_label_only_head(model, outputs=self.label_head_outputs())
         if getattr(self, "ref_model", None) is not None:
             add_label_only_head(self.ref_model, outputs=("log_probs",))

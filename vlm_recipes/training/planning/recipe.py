@@ -8,8 +8,6 @@ the trainable parameters are counted with the recipe's own freezing / LoRA set-u
 
 from __future__ import annotations
 
-import torch
-
 from .architecture import architecture_of, meta_model
 from .memory import GIB, Architecture, Setup, largest_batch, plan_memory, scaled
 from .shapes import RowShape, longest_batch

@@ -1,0 +1,62 @@
+"""What bench_memory_planner and bench_logits_at_labels share: the recipe's own SFT trainer on a real-size
+architecture (random weights, vlm_recipes.tiny.real_size, saved once to a temporary directory so that the recipe
+loads it as it loads a checkpoint) and rows at the real processor settings (vlm_recipes.data.length_mix: photos of
+640x427, 427x640 and 640x200, a quarter text-only). Not a bench itself."""
+
+from __future__ import annotations
+
+import tempfile
+from functools import cache
+from pathlib import Path
+
+from vlm_recipes.data.length_mix import mix_dataset
+from vlm_recipes.launch import load_config
+from vlm_recipes.models.modeling import load_processor
+from vlm_recipes.paths import REPO_ROOT
+from vlm_recipes.tiny import real_size
+from vlm_recipes.training.methods import get_method
+from vlm_recipes.training.run import Run, build_trainer, load_model_for_training
+
+CONFIGS = {  # the LoRA configs our recipes ship for these checkpoints (LoRA on the language model, tower frozen)
+    "smolvlm-256m": "recipes/configs/smolvlm-256m-instruct/sft_lora.yaml",
+    "qwen2-vl-2b": "recipes/configs/qwen2-vl-2b-instruct/sft_lora.yaml",
+}
+
+
+@cache
+def checkpoint(name: str) -> Path:
+    """`name`'s architecture with random weights, saved (safetensors) to a temporary directory once per process."""
+    out = Path(tempfile.mkdtemp(prefix=f"real-size-{name}-"))
+    processor = real_size.build_processor(name)
+    real_size.build_model(name, processor).save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+def trainer(
+    name: str, *, rows: int, batch: int, training: str = "lora", checkpointing: bool = False, max_words: int = 40,
+    out: Path | None = None, **overrides,
+):  # fmt: skip
+    """(trainer, model_args, rows) of the recipe's SFT trainer for `name` in float32 on the CPU; `training` "lora"
+    (the shipped config) or "full" (the same, without LoRA: the vision tower stays frozen, as the config says)."""
+    settings = {
+        "model_name_or_path": str(checkpoint(name)),
+        "dtype": "float32",
+        "bf16": "false",
+        "use_cpu": "true",
+        "report_to": "none",
+        "save_strategy": "no",
+        "logging_steps": 100,
+        "per_device_train_batch_size": batch,
+        "gradient_accumulation_steps": 1,
+        "activation_checkpointing": str(checkpointing).lower(),
+        "lora_dropout": 0.0,
+        "output_dir": str(out or tempfile.mkdtemp(prefix="real-size-run-")),
+        **({"use_peft": "false"} if training == "full" else {}),
+        **overrides,
+    }
+    data_args, args, model_args = load_config("sft", REPO_ROOT / CONFIGS[name], **settings)
+    r = Run(get_method("sft"), data_args, args, model_args, Path(args.output_dir))
+    r.processor = load_processor(model_args)
+    r.train_ds = mix_dataset(rows, seed=0, max_words=max_words)
+    return build_trainer(r, load_model_for_training(r)), model_args, [r.train_ds[i] for i in range(rows)]
