@@ -8,6 +8,7 @@ see vlm_recipes/training/planning/measure.py for why not the resident set), and 
 same rows. The target: within 15% in every case (tests/test_memory.py checks the same on the tiny models).
 
     python benches/bench_memory_planner.py --models smolvlm-256m            # about 5 minutes on 2 CPU cores
+    python benches/bench_memory_planner.py --models tiny:smolvlm tiny:qwen2_vl --rows 8   # the test's cases, a minute
     python benches/bench_memory_planner.py --models qwen2-vl-2b --rows 1    # 2.2 B parameters: long, and full
                                                                             # fine-tuning needs ~40 GB of memory
 """
@@ -51,7 +52,8 @@ def main() -> None:
                 error = plan.peak / peak.peak - 1
                 print(
                     f"{name:14s} {training:8s} {ckpt:4s} {f'{batch.sequences} x {batch.length}':18s} "
-                    f"{plan.peak / MIB:8.0f} MiB {peak.peak / MIB:6.0f} MiB {error:+7.1%} {seconds:7.1f}  {plan.moment}",
+                    f"{plan.peak / MIB:8.1f} MiB {peak.peak / MIB:6.1f} MiB {error:+7.1%} {seconds:7.1f}  "
+                    f"{plan.moment}",
                     flush=True,
                 )
                 print("    " + ", ".join(f"{n} {v / MIB:.0f}" for n, v in plan.rows()), flush=True)

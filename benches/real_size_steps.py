@@ -38,9 +38,11 @@ def trainer(
     out: Path | None = None, **overrides,
 ):  # fmt: skip
     """(trainer, model_args, rows) of the recipe's SFT trainer for `name` in float32 on the CPU; `training` "lora"
-    (the shipped config) or "full" (the same, without LoRA: the vision tower stays frozen, as the config says)."""
+    (the shipped config) or "full" (the same, without LoRA: the vision tower stays frozen, as the config says).
+    `tiny:<family>`: the family's tiny LoRA config with random weights and its synthetic rows (the test's cases)."""
+    tiny = name.startswith("tiny:")
     settings = {
-        "model_name_or_path": str(checkpoint(name)),
+        "model_name_or_path": f"{name}-random" if tiny else str(checkpoint(name)),
         "dtype": "float32",
         "bf16": "false",
         "use_cpu": "true",
@@ -55,8 +57,14 @@ def trainer(
         **({"use_peft": "false"} if training == "full" else {}),
         **overrides,
     }
-    data_args, args, model_args = load_config("sft", REPO_ROOT / CONFIGS[name], **settings)
+    family = name.removeprefix("tiny:").replace("_", "-")
+    config = f"recipes/configs/tiny-{family}/sft_lora.yaml" if tiny else CONFIGS[name]
+    data_args, args, model_args = load_config("sft", REPO_ROOT / config, **settings)
     r = Run(get_method("sft"), data_args, args, model_args, Path(args.output_dir))
     r.processor = load_processor(model_args)
-    r.train_ds = mix_dataset(rows, seed=0, max_words=max_words)
+    if tiny:  # the config's synthetic task (64x64 images), as tests/test_memory.py
+        r.train_ds, _ = r.method.load_splits(data_args, seed=args.seed, processor=r.processor)
+        r.train_ds = r.train_ds.select(range(rows))
+    else:
+        r.train_ds = mix_dataset(rows, seed=0, max_words=max_words)
     return build_trainer(r, load_model_for_training(r)), model_args, [r.train_ds[i] for i in range(rows)]

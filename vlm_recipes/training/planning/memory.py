@@ -12,11 +12,11 @@ is one documented model of the peak, term by term (bytes per device):
   weights and Adam states. ZeRO-1 shards the optimizer states, ZeRO-2 the gradients too, ZeRO-3 / FSDP everything.
 - inputs: the batch (float32 pixel values, their copy in the model's dtype, int64 ids).
 - activations: the tensors autograd saves for the backward pass, per token and layer, counted from the layers'
-  code (`TEXT_LAYER`, `VISION_LAYER` below; tests/test_memory.py checks the counts against the tensors the
-  layers really save): the language model's decoder layers over every token of the batch (padding included), the
-  vision tower's layers over every patch, only where gradients must flow (a frozen vision tower under a frozen
-  projector saves nothing). With gradient checkpointing each layer keeps only its input, and one layer's
-  activations are rebuilt at a time in the backward pass.
+  code (`text_layer_elements`, `vision_layer_elements` below; tests/test_memory.py checks the whole prediction
+  against measured peaks, not each count on its own): the language model's decoder layers over every token of the
+  batch (padding included), the vision tower's layers over every patch, only where gradients must flow (a frozen
+  vision tower under a frozen projector saves nothing). With gradient checkpointing each layer keeps only its
+  input, and one layer's activations are rebuilt at a time in the backward pass.
 - logits: the loss head. TRL's fused head projects its positions in tiles of at most 4,096 tokens x 32,768
   vocabulary entries; on a CPU (or without `logits_at_labels`, where TRL does not compact) every position of the
   batch, otherwise the label positions only. Its transient is a few tiles (`HEAD_TILES`, measured).
@@ -43,7 +43,7 @@ DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
 # Tiles of the fused head's running log-sum-exp alive at once (the projection tile and the temporaries of folding
 # it, forward and backward: TRL's torch fallback on a CPU). Measured on the CPU with trl.kernels.
-# ChunkedLogProbFunction (benches/bench_memory_planner.py --calibrate); on CUDA the Triton kernels work in place.
+# ChunkedLogProbFunction by the prototype of issue 33; on CUDA the Triton kernels work in place (not measured here).
 HEAD_TILES = {"cpu": 8.3, "cuda": 2.0}
 # The backward pass of one layer holds the gradients of its activations while it frees them: measured peak above the
 # saved activations, in units of one layer's saved activations (CPU, float32, every family we ship).
@@ -99,7 +99,7 @@ class Architecture:
 
 
 def text_layer_elements(t: TextStack, *, norm_weights_trained: bool, lora_r: int, masked: bool) -> int:
-    """Elements one decoder layer (Llama / Qwen2 / Mistral) saves per token for the backward pass (TEXT_LAYER):
+    """Elements one decoder layer (Llama / Qwen2 / Mistral) saves per token for the backward pass:
     the residual input and the attention residual (2h); each RMSNorm its rsqrt (1), its output (h) and, when its
     weight is trained, the normalised input (h); query after RoPE and attention output (2q); key and value after RoPE,
     repeated to every head when the batch has an attention mask (transformers then cannot use SDPA's GQA), else kv
@@ -111,7 +111,7 @@ def text_layer_elements(t: TextStack, *, norm_weights_trained: bool, lora_r: int
 
 
 def vision_layer_elements(v: VisionStack, *, lora_r: int) -> int:
-    """Elements one vision layer saves per patch (VISION_LAYER): two residual inputs and two LayerNorm outputs (4h)
+    """Elements one vision layer saves per patch: two residual inputs and two LayerNorm outputs (4h)
     with their mean and rstd (4); query, key, value (3h; Qwen2-VL: the fused qkv output 3h plus q and k after its
     rotary embedding, 2h) and the attention output (h; Qwen2-VL: again, reshaped, h); the log-sum-exp (1 per head);
     fc1's output and the activation's output (2i; QuickGELU also its sigmoid, i); each LoRA layer its rank."""
