@@ -104,6 +104,13 @@ def test_largest_batch_and_length_fit_the_budget_and_one_more_does_not(tmp_path)
     )
     over = memory.scaled(memory.scaled(batch, sequences=1), sequences=most + 1)
     assert memory.plan_memory(arch, setup, over).peak > budget
+    # The image resolution (pixels per image) that fits a budget 10% above this batch's peak: more than now, and 5%
+    # more pixels than that does not fit.
+    budget = int(plan.peak * 1.1)
+    factor = memory.largest_pixel_factor(arch, setup, batch, budget)
+    assert 1 < factor < 16
+    assert memory.plan_memory(arch, setup, memory.scaled_pixels(batch, arch, factor)).peak <= budget
+    assert memory.plan_memory(arch, setup, memory.scaled_pixels(batch, arch, factor * 1.05)).peak > budget
 
 
 def test_make_plan_prints_the_breakdown_and_what_fits(capsys):
@@ -124,5 +131,6 @@ def test_make_plan_prints_the_breakdown_and_what_fits(capsys):
         "on a 1 GiB GPU",
         "largest per-device batch",
         "longest max_length that fits",
+        "image resolution that fits",
     ):
         assert text in out, out

@@ -96,4 +96,7 @@ def architecture_of(model) -> Architecture:
         linear_params=linear,
         largest_layer=largest,
         tied=params["lm_head"] == 0,
+        patches_per_token=int(
+            _first(vc, "spatial_merge_size", default=1) ** 2 * _first(config, "scale_factor", default=1) ** 2
+        ),
     )

@@ -96,6 +96,7 @@ class Architecture:
     linear_params: dict
     largest_layer: int
     tied: bool
+    patches_per_token: int = 1  # vision patches per image token (Qwen2-VL: merge 2x2 -> 4; SmolVLM: scale_factor^2)
 
 
 def text_layer_elements(t: TextStack, *, norm_weights_trained: bool, lora_r: int, masked: bool) -> int:
@@ -366,6 +367,33 @@ def scaled(batch: BatchShape, sequences: int | None = None, length: int | None =
     if length is not None:
         out = replace(out, length=length, label_tokens=min(out.label_tokens, out.sequences * length))
     return out
+
+
+def scaled_pixels(batch: BatchShape, arch: Architecture, factor: float) -> BatchShape:
+    """`batch` with every image's pixels scaled by `factor` (patches, pixel values and image tokens in proportion; the
+    text tokens unchanged): what a `max_pixels` (or `longest_edge` squared) `factor` times as large gives."""
+    image_tokens = batch.vision_patches / max(arch.patches_per_token, 1) / max(batch.sequences, 1)
+    length = max(1, round(batch.length + image_tokens * (factor - 1)))
+    return replace(
+        batch,
+        length=length,
+        vision_patches=math.ceil(batch.vision_patches * factor),
+        pixel_elements=math.ceil(batch.pixel_elements * factor),
+    )
+
+
+def largest_pixel_factor(arch: Architecture, setup: Setup, batch: BatchShape, budget: int) -> float:
+    """The largest factor of every image's pixels (0.01 to 16: 16 means 16 or more) whose batch fits `budget` bytes
+    (0: none)."""
+    if not batch.vision_patches or plan_memory(arch, setup, scaled_pixels(batch, arch, 0.01)).peak > budget:
+        return 0.0
+    low, high = 0.01, 16.0
+    for _ in range(40):
+        mid = (low + high) / 2
+        low, high = (
+            (mid, high) if plan_memory(arch, setup, scaled_pixels(batch, arch, mid)).peak <= budget else (low, mid)
+        )
+    return low
 
 
 def largest_batch(arch: Architecture, setup: Setup, batch: BatchShape, budget: int, limit: int = 4096) -> int:

@@ -9,7 +9,7 @@ the trainable parameters are counted with the recipe's own freezing / LoRA set-u
 from __future__ import annotations
 
 from .architecture import architecture_of, meta_model
-from .memory import GIB, Architecture, Setup, largest_batch, plan_memory, scaled
+from .memory import GIB, Architecture, Setup, largest_batch, largest_pixel_factor, plan_memory, scaled
 from .shapes import RowShape, longest_batch
 
 
@@ -114,6 +114,15 @@ def plan_text(
         if mode == "padded":
             length = _largest_length(arch, cuda, batch, budget)
             lines.append(f"  longest max_length that fits at batch {batch_size}: {length if length else 'none'}")
+        factor = largest_pixel_factor(arch, cuda, batch, budget)
+        more = " or more" if factor > 15.99 else ""
+        if batch.vision_patches:
+            lines.append(
+                f"  image resolution that fits at batch {batch_size}: x{factor:.2f}{more} the pixels per image of "
+                "these rows (scale max_pixels, or longest_edge by its square root, alike)"
+                if factor
+                else f"  no image resolution fits at batch {batch_size}"
+            )
     return "\n".join(lines)
 
 
