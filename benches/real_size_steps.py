@@ -26,7 +26,7 @@ CONFIGS = {  # the LoRA configs our recipes ship for these checkpoints (LoRA on 
 
 def trainer(
     name: str, *, rows: int, batch: int, training: str = "lora", checkpointing: bool = False, max_words: int = 40,
-    images_per_row: int = 1, out: Path | None = None, **overrides,
+    images_per_row: int = 1, seed: int = 0, out: Path | None = None, **overrides,
 ):  # fmt: skip
     """(trainer, model_args, rows) of the recipe's SFT trainer for `name` in float32 on the CPU; `training` "lora"
     (the shipped config) or "full" (the same, without LoRA: the vision tower stays frozen, as the config says).
@@ -59,7 +59,7 @@ def trainer(
         model = load_model_for_training(r)
     else:  # built here, not loaded: the config's Hub id is never read
         r.processor = real_size.build_processor(name)
-        r.train_ds = Dataset.from_list(with_images(mix_rows(rows, seed=0, max_words=max_words), images_per_row))
+        r.train_ds = Dataset.from_list(with_images(mix_rows(rows, seed=seed, max_words=max_words), images_per_row))
         model = real_size.build_model(name, r.processor).train()
         r.peft_config = build_peft_config(model, model_args)
         if r.peft_config is None:
