@@ -13,7 +13,7 @@ LAUNCH_ARGS ?=
 
 RECIPES := sft sft_lora dpo mpo grpo rloo clip_train vit_baseline blip_train
 
-.PHONY: setup browser demo demo-web test test-fast test-slow docs lint format train push merge grounding clip_zero_shot blip_zero_shot tiny-models bench clean help preflight $(RECIPES)
+.PHONY: setup browser demo demo-web test test-fast test-slow docs lint format train push merge grounding clip_zero_shot blip_zero_shot tiny-models bench clean help preflight plan $(RECIPES)
 
 help:
 	@grep -E '^[a-z_-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -101,6 +101,12 @@ tiny-models: setup ## build (or reuse) the cached offline tiny checkpoints
 
 preflight: setup ## check a config's data against its processor: make preflight CONFIG=<yaml> [ARGS="--write_clean clean.jsonl"]
 	$(PY) -m vlm_recipes.launch.preflight --config $(or $(CONFIG),recipes/configs/tiny-smolvlm/sft_lora.yaml) $(ARGS)
+
+GPU ?=
+NPROC ?= 1
+plan: setup ## predicted peak memory per device, and what fits: make plan CONFIG=<yaml> [GPU=80] [ACCELERATE=zero3 NPROC=8]
+	$(PY) -m vlm_recipes.launch.plan --config $(or $(CONFIG),recipes/configs/tiny-smolvlm/sft_lora.yaml) \
+		--accelerate $(ACCELERATE) --num_processes $(NPROC) $(if $(GPU),--gpu $(GPU)) $(ARGS)
 
 bench: setup ## collator throughput and default-run benchmarks
 	$(PY) benches/bench_collator.py

@@ -400,6 +400,9 @@ def test_preflight_command_parses_every_recipe_config(config_name, capsys):
     assert "[train] 4 of 8 rows checked" in out and "[held-out] 4 of 4 rows checked" in out
     tokens = [line for line in out.splitlines() if "tokens per sample: min" in line]
     assert tokens and "n/a" not in tokens[0]
+    # The memory plan (training.planning): printed for the methods whose rows hold their trained tokens.
+    plan = "Memory plan: not modelled for grpo" if config_name == "grpo" else "Memory plan per device"
+    assert plan in out and ("predicted peak" in out) == (config_name != "grpo")
 
 
 @pytest.mark.unit

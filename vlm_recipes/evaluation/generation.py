@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from ..data.collation import PreferenceCollator, PromptCollator, build_collator
 from ..data.loading import final_answer, reference_answer
+from ..models.label_head import completion_logps, has_label_head
 from .metrics import score
 
 
@@ -132,7 +133,10 @@ def held_out_metrics(
 def sequence_logps(model, batch: dict) -> torch.Tensor:
     """Sum of the log-probabilities of the tokens where `completion_mask` is 1, one value per row."""
     mask = batch.pop("completion_mask")
-    logits = model(**batch).logits[:, :-1].float()
+    if has_label_head(model):
+        # The head runs at the completion tokens only: no (batch, length, vocabulary) logits (models/label_head.py).
+        return completion_logps(model, batch, mask)
+    logits = model(**batch).logits[:, :-1].float()  # a model without a separate head: its full logits
     targets = batch["input_ids"][:, 1:]
     token_logps = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     return (token_logps * mask[:, 1:]).sum(dim=1)

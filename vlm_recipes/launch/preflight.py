@@ -26,6 +26,7 @@ from ..data.contamination import report_text
 from ..data.loading import keep_bad_rows_for_preflight
 from ..models.modeling import load_processor
 from ..training.methods import METHODS, get_method
+from ..training.planning.recipe import plan_of_reports
 from ..training.preflight import check_recipe_data, clean_source, defect_summary, measure_run, write_clean
 from ..training.throughput import pipeline_text
 from . import parse
@@ -101,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         print(report.text(max_length))
     if args.pipeline_rows > 0:
         print(pipeline_text(method, train_ds, processor, data_args, training_args, model_args, args.pipeline_rows))
+    print(plan_of_reports(method, model_args, training_args, reports))  # make plan: more (GPU sizes, world size)
     _, overlaps = measure_run(train_ds, eval_ds, data_args, training_args)  # the contamination check
     print(report_text(overlaps))
     errors = [e for r in reports for e in r.errors]

@@ -10,6 +10,8 @@ distributes. What the mixins add (outermost first, so each wraps the ones after 
   to gather the same modules in the same order).
 - `PartLearningRates`: optimizer groups with their own learning rates for the vision tower and projector.
 - `PaddingFreeTokenCount` (SFT): the logged `num_tokens` of padding-free Qwen2-VL batches counts every position.
+- `LogitsAtLabels` (SFT, DPO/MPO; vlm_recipes.training.logits_at_labels): the language-model head projects only the
+  positions whose label is not -100 (`logits_at_labels`, on by default).
 - `ControlTextPrompts` (GRPO, RLOO): prompts are rendered and tokenized by `ChatEncoder`, so their text stays text,
   and the second prompt pass pads left like the prompt ids (Qwen2-VL's `mm_token_type_ids`).
 - `VLLMPrompts` (GRPO with `use_vllm`): vLLM gets the prompt it can expand itself (vlm_recipes.training.vllm_prompts).
@@ -31,6 +33,7 @@ from ..data.pipeline import DeviceImageStage
 from ..models.families import family_of
 from ..models.modeling import parameter_groups
 from ..outputs.checkpoints import CompleteCheckpoints
+from .logits_at_labels import LogitsAtLabels
 from .vllm_prompts import check_vllm_settings, vllm_prompts
 
 
@@ -241,12 +244,20 @@ class PaddingFreeTokenCount:
 
 
 class VLMSFTTrainer(
-    CompleteCheckpoints, DeviceImageStage, VisionOnEveryRank, PartLearningRates, PaddingFreeTokenCount, SFTTrainer
+    CompleteCheckpoints,
+    DeviceImageStage,
+    VisionOnEveryRank,
+    PartLearningRates,
+    PaddingFreeTokenCount,
+    LogitsAtLabels,
+    SFTTrainer,
 ):
     pass
 
 
-class VLMDPOTrainer(CompleteCheckpoints, DeviceImageStage, VisionOnEveryRank, PartLearningRates, DPOTrainer):
+class VLMDPOTrainer(
+    CompleteCheckpoints, DeviceImageStage, VisionOnEveryRank, PartLearningRates, LogitsAtLabels, DPOTrainer
+):
     pass
 
 

@@ -22,6 +22,7 @@ from ...data.images import ImageError, open_image, undecoded
 from ...data.video import videos_of
 from ...models.families import family_of
 from ..methods import get_method
+from ..planning.shapes import row_shape
 from .report import ID_COLUMNS, PreflightError, Report, RowProblem, defect_summary
 
 logger = logging.getLogger(__name__)
@@ -132,6 +133,7 @@ def check_split(
         else:
             trained = batch["completion_mask"].bool() if "completion_mask" in batch else None
         report.row_tokens.append(int(batch["attention_mask"].sum()))
+        report.shapes.append(row_shape(batch))
         for r in range(batch["input_ids"].shape[0]):
             attention = batch["attention_mask"][r]
             ids = batch["input_ids"][r][attention.bool()]

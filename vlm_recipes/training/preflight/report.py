@@ -50,6 +50,7 @@ class Report:
     image_tokens: list[int] = field(default_factory=list)
     video_frames: list[int] = field(default_factory=list)  # per video, after sampling
     video_tokens: list[int] = field(default_factory=list)  # per row with videos: tokens of its videos
+    shapes: list = field(default_factory=list)  # per encoded row: what its memory depends on (training.planning)
 
     def text(self, max_length: int | None) -> str:
         def spread(values):
