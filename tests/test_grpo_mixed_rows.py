@@ -209,12 +209,12 @@ def test_rows_with_two_images_one_and_none_train_on_their_own_images(tmp_path, m
     config = CONFIGS / f"tiny-{family.replace('_', '-')}" / f"{method}.yaml"
     run_recipe(
         method, config, tmp_path / "run", "--model_name_or_path", f"tiny:{family}-random",
-        "--synthetic_task", "mixed_images", "--synthetic_train_samples", "6", "--max_steps", "4",
-        "--per_device_train_batch_size", "12", "--steps_per_generation", "2", "--temperature", "0.7",
+        "--synthetic_task", "mixed_images", "--synthetic_train_samples", "6", "--max_steps", "12",
+        "--per_device_train_batch_size", "4", "--steps_per_generation", "6", "--temperature", "0.7",
         "--max_eval_samples", "3", "--per_device_eval_batch_size", "3",
     )  # fmt: skip
-    assert len(recorder.gaps) >= 4 * 12 and max(recorder.gaps) < TOLERANCE, max(recorder.gaps)
+    assert len(recorder.gaps) == 12 * 4 + 2 * 4 and max(recorder.gaps) < TOLERANCE, max(recorder.gaps)
     # Two generation batches of every row: each handed the reward all three kinds of row together.
     assert recorder.reward_kinds == [["one_image", "text_only", "two_images"]] * 2, recorder.reward_kinds
-    # Four optimizer steps, of 12 completions drawn at random from the 24 of a generation: rows of several kinds.
-    assert len(recorder.loss_rows) == 4 and any(len(kinds) > 1 for kinds in recorder.loss_rows), recorder.loss_rows
+    # Twelve optimizer steps, each of 4 completions drawn at random from the 24 of a generation: rows of several kinds.
+    assert len(recorder.loss_rows) == 12 and any(len(kinds) > 1 for kinds in recorder.loss_rows), recorder.loss_rows
