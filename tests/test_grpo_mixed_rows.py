@@ -218,3 +218,45 @@ def test_rows_with_two_images_one_and_none_train_on_their_own_images(tmp_path, m
     assert recorder.reward_kinds == [["one_image", "text_only", "two_images"]] * 2, recorder.reward_kinds
     # Twelve optimizer steps, each of 4 completions drawn at random from the 24 of a generation: rows of several kinds.
     assert len(recorder.loss_rows) == 12 and any(len(kinds) > 1 for kinds in recorder.loss_rows), recorder.loss_rows
+
+
+@pytest.mark.unit
+def test_question_answer_rows_get_one_placeholder_per_image_of_their_own(tmp_path):
+    """User data with `question_column` / `answer_column`: a row with a list of two images gets two image parts, a row
+    with one image one, a row with none (an empty list or null: a text-only row) none; and a single-image column with
+    a null row becomes a text-only row, not a row with a missing image."""
+    import json
+
+    from datasets import Dataset, Features, Value
+    from datasets import Image as ImageFeature
+    from PIL import Image
+
+    from vlm_recipes.data.loading import _load_local, to_conversations
+    from vlm_recipes.settings import DataArguments
+
+    for name in ("a", "b", "c"):
+        Image.new("RGB", (8, 8), (10, 20, 30)).save(tmp_path / f"{name}.png")
+    images = [["a.png", "b.png"], ["c.png"], [], None]
+    with open(tmp_path / "rows.jsonl", "w") as f:
+        for i, row_images in enumerate(images):
+            f.write(json.dumps({"images": row_images, "question": f"q{i}", "answer": f"a{i}"}) + "\n")
+    args = DataArguments(
+        dataset_name=str(tmp_path / "rows.jsonl"), image_column="images", question_column="question",
+        answer_column="answer",
+    )  # fmt: skip
+    ds = to_conversations(_load_local(args)["train"], args)
+
+    def parts(messages):
+        return [p["type"] for p in messages[0]["content"]]
+
+    assert [parts(m) for m in ds["messages"]] == [["image", "image", "text"], ["image", "text"], ["text"], ["text"]]
+    assert [len(row) for row in ds["images"]] == [2, 1, 0, 0]
+
+    single = Dataset.from_dict(
+        {"image": [Image.new("RGB", (8, 8)), None], "question": ["q0", "q1"], "answer": ["a0", "a1"]},
+        features=Features({"image": ImageFeature(), "question": Value("string"), "answer": Value("string")}),
+    )
+    args.image_column = "image"
+    ds = to_conversations(single, args)
+    assert [parts(m) for m in ds["messages"]] == [["image", "text"], ["text"]]
+    assert [len(row) for row in ds["images"]] == [1, 0]
