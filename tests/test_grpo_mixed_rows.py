@@ -37,6 +37,8 @@ def image_units(pixels: dict) -> list[torch.Tensor]:
         return []
     if pixels.get("image_grid_thw") is not None:
         return list(torch.split(values, pixels["image_grid_thw"].prod(-1).tolist()))
+    if values.dim() == 4:  # LLaVA: one (C, H, W) per image
+        return list(values)
     return [unit for unit in values.flatten(0, 1) if unit.any()]
 
 
@@ -184,7 +186,12 @@ class Recorder:
 
 @pytest.mark.parametrize(
     "method, family",
-    [("grpo", "smolvlm"), ("grpo", "qwen2_vl"), ("rloo", "smolvlm")],
+    [
+        ("grpo", "smolvlm"),
+        ("grpo", "qwen2_vl"),
+        ("rloo", "smolvlm"),
+        pytest.param("grpo", "llava", marks=pytest.mark.slow),
+    ],
 )
 def test_rows_with_two_images_one_and_none_train_on_their_own_images(tmp_path, monkeypatch, method, family):
     import transformers.generation.utils as generation_utils
