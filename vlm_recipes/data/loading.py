@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 
+import pyarrow.compute as pc
 from datasets import Dataset, DatasetDict, Image, List, load_dataset, load_dataset_builder
 
 from ..grounding.boxes import reserved_in
@@ -261,7 +262,10 @@ def images_as_list_column(ds: Dataset, column: str) -> Dataset:
         return ds
     if isinstance(ds.features[column], Image):
         ds = ds.cast_column(column, Image(decode=False))
-        ds = ds.map(lambda im: {"images": [im]}, input_columns=[column], remove_columns=[column])
+        # A row without an image (null) is a text-only row: no images, not one missing image.
+        ds = ds.map(
+            lambda im: {"images": [im] if im is not None else []}, input_columns=[column], remove_columns=[column]
+        )
         return ds.cast_column("images", List(Image()))
     return ds.rename_column(column, "images")
 
@@ -334,6 +338,12 @@ def to_conversations(ds: Dataset, args: DataArguments) -> Dataset:
                     f"Dataset has no column {col!r} (columns: {ds.column_names}); set {name} to one of them."
                 )
         named = "row_id" in ds.column_names
+        # Each row's own number of images (two, one, none: a text-only row), one placeholder each, counted without
+        # decoding any image.
+        counts = [1] * len(ds)
+        if num_images:
+            lengths = pc.list_value_length(ds.with_format("arrow")["images"])
+            counts = lengths.fill_null(0).to_pylist()
 
         def build(question, answer, *row_id, index):
             if isinstance(answer, list) and answer and all(isinstance(a, str) for a in answer):
@@ -350,7 +360,9 @@ def to_conversations(ds: Dataset, args: DataArguments) -> Dataset:
                     f"{row}: column {args.answer_column!r} must hold strings, got {type(answer).__name__} "
                     f'{answer!r}; store answers as text (e.g. "{answer}"), several accepted answers as a list of text.'
                 )
-            messages = question_messages(question, answer, args.system_prompt, num_images, num_videos)
+            messages = question_messages(
+                question, answer, args.system_prompt, counts[index] if num_images else 0, num_videos
+            )
             return {"messages": messages, "answer": answer}
 
         columns = [args.question_column, args.answer_column] + (["row_id"] if named else [])

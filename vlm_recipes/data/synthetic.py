@@ -11,6 +11,10 @@ the format TRL and our collators expect:
 - `position`: "Where is the shape?"                -> "left" / "right" / "top" / "bottom"
 - `caption`:  "Describe the image." (or another of CAPTION_PROMPTS) -> "a red circle" / "red circle" /
               "circle, red" (pre-trains the tiny bases)
+- `mixed_images`: rows with two images, one image or none, in turn (MIXED_KINDS): "Which image shows a circle: the
+              first or the second?" -> "first" (two scenes, one circle), "What color is the shape?" -> "red" (one
+              scene), "Repeat the colour: blue." -> "blue" (text only). Each answer depends on its own row's images,
+              so a completion scored against another row's would be scored wrongly (the GRPO mixed-row tests).
 
 The same seed always gives the same dataset; different seeds give disjoint-by-construction random draws, so
 train and held-out splits are made with different seeds.
@@ -28,7 +32,7 @@ COLORS = {"red": (220, 40, 40), "green": (40, 180, 60), "blue": (40, 80, 220), "
 SHAPES = ("circle", "square", "triangle")
 POSITIONS = ("left", "right", "top", "bottom")
 NUMBER_WORDS = ("zero", "one", "two", "three", "four")
-TASKS = ("color", "shape", "color_shape", "count", "position", "caption")
+TASKS = ("color", "shape", "color_shape", "count", "position", "caption", "mixed_images")
 
 # Caption requests of different lengths: a base pre-trained on one fixed prompt learns where its answer sits
 # relative to the image, and then fails to look at the image when the prompt changes.
@@ -143,6 +147,39 @@ FEATURES = Features(
 )
 
 
+# The kinds of row of the `mixed_images` task, in the order rows take them (row i is of kind i % 3): any three
+# consecutive rows hold a two-image row, a one-image row and a text-only row.
+MIXED_KINDS = ("two_images", "one_image", "text_only")
+
+
+def make_mixed_example(rng: random.Random, kind: str, image_size: int) -> dict:
+    """One `mixed_images` row of `kind` (MIXED_KINDS): its images (two, one or none), question and answer."""
+    color = rng.choice(list(COLORS))
+    if kind == "two_images":
+        first = rng.random() < 0.5
+        other = rng.choice([s for s in SHAPES if s != "circle"])
+        shapes = ("circle", other) if first else (other, "circle")
+        images = [render_scene(rng, image_size, [(rng.choice(list(COLORS)), shape)]) for shape in shapes]
+        question, answer = "Which image shows a circle: the first or the second?", "first" if first else "second"
+    elif kind == "one_image":
+        images = [render_scene(rng, image_size, [(color, rng.choice(SHAPES))])]
+        question, answer = QUESTIONS["color"], color
+    else:
+        images, question, answer = [], f"Repeat the colour: {color}.", color
+    content = [{"type": "image", "text": None} for _ in images] + [{"type": "text", "text": question}]
+    return {
+        "images": images,
+        "messages": [
+            {"role": "user", "content": content},
+            {"role": "assistant", "content": [{"type": "text", "text": answer}]},
+        ],
+        "question": question,
+        "answer": answer,
+        "task": kind,
+        "scene": None,
+    }
+
+
 def make_dataset(task: str = "color_shape", num_samples: int = 1000, seed: int = 0, image_size: int = 64) -> Dataset:
     """A `datasets.Dataset` of `num_samples` conversations for `task`, reproducible from `seed`."""
     if task not in TASKS:
@@ -151,7 +188,10 @@ def make_dataset(task: str = "color_shape", num_samples: int = 1000, seed: int =
         raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
     # Mix the task into the seed so that, e.g., the caption set and the color set with the same seed differ.
     rng = random.Random(f"{task}-{seed}")
-    rows = [make_example(rng, task, image_size) for _ in range(num_samples)]
+    if task == "mixed_images":
+        rows = [make_mixed_example(rng, MIXED_KINDS[i % len(MIXED_KINDS)], image_size) for i in range(num_samples)]
+    else:
+        rows = [make_example(rng, task, image_size) for _ in range(num_samples)]
     for row in rows:
         del row["scene"]
     return Dataset.from_list(rows, features=FEATURES)

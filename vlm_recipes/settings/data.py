@@ -53,7 +53,7 @@ class DataArguments:
     synthetic_task: str = field(
         default="color_shape",
         metadata={
-            "help": 'Synthetic task: color, shape, color_shape, count, position, caption, grounding ("Where is '
+            "help": 'Synthetic task: color, shape, color_shape, count, position, caption, mixed_images (rows with two images, one or none, in turn), grounding ("Where is '
             'the red circle?" answered with a box; needs box_format; shapes on a 4x4 grid) or grounding_free (the '
             "same with boxes of any size and place); with synthetic_video: first_color (which "
             "colour appears first?) or motion (which way does the shape move?), and their *_middle_frame baselines "

@@ -14,6 +14,9 @@ distributes. What the mixins add (outermost first, so each wraps the ones after 
   positions whose label is not -100 (`logits_at_labels`, on by default).
 - `ControlTextPrompts` (GRPO, RLOO): prompts are rendered and tokenized by `ChatEncoder`, so their text stays text,
   and the second prompt pass pads left like the prompt ids (Qwen2-VL's `mm_token_type_ids`).
+- `MixedImageRows` (GRPO, RLOO): rows with two images, one or none in one batch: each chunk of the log-probs and each
+  optimizer step gets its own rows' images (TRL 1.16 slices SmolVLM's per-row pixels by image counts when a batch has
+  as many images as rows) and none when its rows have none (text-only chunks fail on both families in TRL 1.16).
 - `VLLMPrompts` (GRPO with `use_vllm`): vLLM gets the prompt it can expand itself (vlm_recipes.training.vllm_prompts).
 
 `full_weights` gathers ZeRO-3 shards for the evaluation before training.
@@ -189,6 +192,114 @@ class ControlTextPrompts:
             self.processing_class = processor
 
 
+# The image inputs of a batch, dropped together from a batch (or chunk) whose rows hold no image.
+_IMAGE_KEYS = ("pixel_values", "pixel_attention_mask", "image_grid_thw", "image_sizes", "num_images")
+
+
+class MixedImageRows:
+    """GRPO / RLOO trainer mixin: batches whose rows hold different numbers of images (two, one, none).
+
+    TRL 1.16 computes the log-probs of a generation batch in chunks of the per-device batch and shuffles it into
+    optimizer steps; two things go wrong with mixed rows:
+    - SmolVLM's per-row layout (`pixel_layout` "tiles": `pixel_values` (rows, images, C, H, W), zero-padded, with a
+      `pixel_attention_mask`) is told from a flat one-per-image layout by `pixel_values.size(0) != sum(num_images)`.
+      A batch with as many images as rows (two-image, one-image and text-only rows in equal numbers) fails that test:
+      the chunks take pixel rows by image counts but the mask by rows, and `split_pixel_values_by_grid` cuts the
+      per-row tensor by image counts before the shuffle: mismatched shapes (the forward fails) or images on another
+      row's tokens. Here `num_images` counts pixel rows for that layout (one per sequence: what TRL's split keeps
+      for a padded layout) and each chunk gets its own rows of pixels.
+    - a chunk or optimizer step of text-only rows still gets image inputs: SmolVLM's zero padding (the model keeps
+      one blank image for no image token: "Image features and image tokens do not match"), Qwen2-VL's empty patch
+      tensor (its vision tower fails on it). Here such a chunk or step gets no image inputs (a step so made runs
+      `VisionOnEveryRank`'s blank image under several processes).
+    tests/test_grpo_mixed_rows.py."""
+
+    _layout = None
+
+    def _image_layout(self, batch: dict) -> str | None:
+        """The family's pixel layout when `batch` holds image inputs this mixin slices; else None."""
+        if batch.get("pixel_values") is None or batch.get("num_images") is None:
+            return None
+        if any(batch.get(k) is not None for k in ("spatial_shapes", "num_tiles", "image_position_ids")):
+            return None  # layouts of other families: TRL's own path
+        if self._layout is None:
+            self._layout = family_of(self.model).pixel_layout
+        return self._layout
+
+    @staticmethod
+    def _without_images(batch: dict, layout: str) -> dict:
+        """`batch` without image inputs when none of its rows has an image."""
+        if layout == "tiles":  # padding tiles are all zero (the model's own rule), their mask too
+            mask = batch.get("pixel_attention_mask")
+            has_images = bool((mask if mask is not None else batch["pixel_values"]).any())
+        else:
+            has_images = sum(batch["num_images"]) > 0
+        return batch if has_images else {k: v for k, v in batch.items() if k not in _IMAGE_KEYS}
+
+    @staticmethod
+    def _rows(kwargs: dict, start: int, end: int, layout: str) -> dict:
+        """The inputs of rows `start:end`: row-aligned tensors by rows, image inputs by the images of those rows."""
+        counts = kwargs["num_images"]
+        chunk = {
+            k: v[start:end] if torch.is_tensor(v) and v.dim() > 0 and k not in _IMAGE_KEYS else v
+            for k, v in kwargs.items()
+        }
+        chunk["num_images"] = counts[start:end]
+        if layout == "tiles":
+            for key in ("pixel_values", "pixel_attention_mask"):
+                if kwargs.get(key) is not None:
+                    chunk[key] = kwargs[key][start:end]
+            return chunk
+        first, last = sum(counts[:start]), sum(counts[:end])
+        grid = kwargs.get("image_grid_thw")
+        if grid is not None:  # "patches": each image's patches flat, in row order
+            sizes = grid.prod(-1).tolist()
+            chunk["pixel_values"] = kwargs["pixel_values"][sum(sizes[:first]) : sum(sizes[:last])]
+            chunk["image_grid_thw"] = grid[first:last]
+        else:  # "images": one entry per image
+            chunk["pixel_values"] = kwargs["pixel_values"][first:last]
+        if kwargs.get("image_sizes") is not None:
+            chunk["image_sizes"] = kwargs["image_sizes"][first:last]
+        return chunk
+
+    def _generate_and_score_completions(self, inputs):
+        output = super()._generate_and_score_completions(inputs)
+        if self._image_layout(output) == "tiles":
+            output["num_images"] = [1] * output["prompt_ids"].size(0)
+        return output
+
+    def _prepare_inputs(self, generation_batch):
+        inputs = super()._prepare_inputs(generation_batch)
+        layout = self._image_layout(inputs)
+        return self._without_images(inputs, layout) if layout else inputs
+
+    def _get_per_token_logps_and_entropies(
+        self, model, input_ids, attention_mask, logits_to_keep, batch_size=None, **kwargs
+    ):
+        layout = self._image_layout(kwargs)
+        if layout is None:
+            return super()._get_per_token_logps_and_entropies(
+                model, input_ids, attention_mask, logits_to_keep, batch_size, **kwargs
+            )
+        if layout == "tiles":
+            kwargs = {**kwargs, "num_images": [1] * input_ids.size(0)}
+        rows = input_ids.size(0)
+        step = batch_size or rows
+        logps, entropies, aux_losses = [], [], []
+        for start in range(0, rows, step):
+            end = min(start + step, rows)
+            chunk = self._without_images(self._rows(kwargs, start, end, layout), layout)
+            out = super()._get_per_token_logps_and_entropies(
+                model, input_ids[start:end], attention_mask[start:end], logits_to_keep, **chunk
+            )
+            logps.append(out[0])
+            entropies.append(out[1])
+            aux_losses.append(out[2])
+        entropy = torch.cat(entropies) if entropies[0] is not None else None
+        aux_loss = torch.stack(aux_losses).mean() if aux_losses[0] is not None else None
+        return torch.cat(logps), entropy, aux_loss
+
+
 class VLLMPrompts:
     """GRPO trainer mixin, with `use_vllm: true`: vLLM generates from the prompt it can expand itself (colocate: one
     unexpanded placeholder per image; server: the expanded ids), with the images alongside (Qwen2-VL's already
@@ -262,12 +373,20 @@ class VLMDPOTrainer(
 
 
 class VLMGRPOTrainer(
-    CompleteCheckpoints, ControlTextPrompts, VLLMPrompts, VisionOnEveryRank, PartLearningRates, GRPOTrainer
+    CompleteCheckpoints,
+    ControlTextPrompts,
+    MixedImageRows,
+    VLLMPrompts,
+    VisionOnEveryRank,
+    PartLearningRates,
+    GRPOTrainer,
 ):
     pass
 
 
-class VLMRLOOTrainer(CompleteCheckpoints, ControlTextPrompts, VisionOnEveryRank, PartLearningRates, RLOOTrainer):
+class VLMRLOOTrainer(
+    CompleteCheckpoints, ControlTextPrompts, MixedImageRows, VisionOnEveryRank, PartLearningRates, RLOOTrainer
+):
     pass
 
 
