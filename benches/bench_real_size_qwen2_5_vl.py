@@ -41,7 +41,9 @@ def main() -> None:
         for path in sorted((REPO_ROOT / "recipes" / "configs" / directory).glob("*.yaml")):
             config = yaml.safe_load(path.read_text())
             if "min_pixels" in config or "max_pixels" in config:
-                set_image_resolution(processor, min_pixels=config.get("min_pixels"), max_pixels=config.get("max_pixels"))
+                set_image_resolution(
+                    processor, min_pixels=config.get("min_pixels"), max_pixels=config.get("max_pixels")
+                )
                 counts = [image_tokens(processor, size) for size in SIZES.values()]
                 bounds = f"{config.get('min_pixels')}..{config.get('max_pixels')}"
                 print(f"{directory}/{path.name} | {bounds} | " + " | ".join(map(str, counts)))

@@ -59,13 +59,13 @@ def test_windows_matter_in_the_window_blocks(built):
     pixels = [processor.image_processor(images=[im], return_tensors="pt") for im in (red, changed)]
     visual = model.model.visual
     outs = []
-    for p in pixels:
-        captured = {}
-        hook = visual.blocks[0].register_forward_hook(lambda m, i, o: captured.setdefault("o", o))
+    hook = visual.blocks[0].register_forward_hook(lambda module, args, out: outs.append(out))
+    try:
         with torch.no_grad():
-            visual(p["pixel_values"], grid_thw=p["image_grid_thw"])
+            for p in pixels:
+                visual(p["pixel_values"], grid_thw=p["image_grid_thw"])
+    finally:
         hook.remove()
-        outs.append(captured["o"])
     moved = (outs[0] - outs[1]).abs().amax(dim=-1)  # per patch (in the tower's window order)
     assert (moved > 1e-4).sum() == 16 and (moved <= 1e-6).sum() == 48  # one window of 4x4 patches of 64
 

@@ -56,9 +56,6 @@ SPEC = {
     # 112x112 pixels -> 8x8 patches of 14 px -> 16 image tokens after the 2x2 merge.
     "min_pixels": 112 * 112,
     "max_pixels": 112 * 112,
-    # Half the other families' pre-training (vlm_recipes.tiny.vlm.PRETRAIN: 3000 steps); the SFT proof still clears
-    # its bar with this base (docs/families.md#qwen25-vl has the figures).
-    "pretrain": {"steps": 1500},
 }
 
 SPECIAL_TOKENS = {
