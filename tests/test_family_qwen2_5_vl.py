@@ -79,6 +79,9 @@ def test_the_family_record_owns_qwen2_5_vl():
     assert model_type_of("tiny:qwen2_5_vl") == model_type_of("tiny:qwen2_5_vl-sft") == "qwen2_5_vl"
     assert QWEN2_5_VL.packing_exact and QWEN2_5_VL.box_format_for("qwen2_5_vl") == "qwen2.5-vl"
     assert QWEN2_VL.box_format_for("qwen2_5_vl") is None
+    from vlm_recipes.training.vllm_prompts import family_of_name
+
+    assert family_of_name("tiny:qwen2_5_vl-sft") is QWEN2_5_VL and family_of_name("tiny:qwen2_vl-sft") is QWEN2_VL
 
 
 def test_processor_and_model_are_told_to_be_qwen2_5_vl(built):
