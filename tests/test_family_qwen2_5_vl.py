@@ -154,3 +154,15 @@ def test_packing_refuses_a_video_row(built):
     row, video = video_row(2.0)
     with pytest.raises(SampleError, match="packing / padding_free do not take videos"):
         PaddingFreeCollator(processor, video=video)([row])
+
+
+def test_a_family_can_shorten_its_pre_training_and_the_cache_key_follows(monkeypatch):
+    """`"pretrain": {...}` in a family's spec overrides PRETRAIN for that family only (tiny/vlm.py
+    `training_settings`), and names another cached base; the other families keep PRETRAIN and their cache names."""
+    before = {name: tiny.checkpoint_dir(name) for name in ("tiny:qwen2_5_vl", "tiny:qwen2_vl")}
+    assert tiny.training_settings("qwen2_5_vl", "pretrain") == tiny.PRETRAIN
+    monkeypatch.setitem(tiny.SPECS, "qwen2_5_vl", {**tiny.SPECS["qwen2_5_vl"], "pretrain": {"steps": 10}})
+    assert tiny.training_settings("qwen2_5_vl", "pretrain") == {**tiny.PRETRAIN, "steps": 10}
+    assert tiny.training_settings("qwen2_vl", "pretrain") == tiny.PRETRAIN
+    assert tiny.checkpoint_dir("tiny:qwen2_5_vl") != before["tiny:qwen2_5_vl"]
+    assert tiny.checkpoint_dir("tiny:qwen2_vl") == before["tiny:qwen2_vl"]
