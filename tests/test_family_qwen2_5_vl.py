@@ -145,15 +145,24 @@ def test_video_time_in_m_rope_follows_second_per_grid_ts(built, fps, step):
         assert torch.isfinite(model(**batch).loss)
 
 
-def test_packing_refuses_a_video_row(built):
-    """Per-row video positions need the model's tokens_per_second, which the collator does not see: a padding-free
-    batch with a video is refused, naming the row (as for every family)."""
+def test_packing_takes_a_video_row_given_the_models_time_scale(built):
+    """A padding-free batch with a video needs the model's tokens_per_second (the training run sets it from the loaded
+    model's config: `Family.video_time_scale`); without it the row is refused, naming it. Qwen2-VL's videos stay
+    refused (tests/test_packing.py proves Qwen2.5-VL's exact)."""
     from vlm_recipes.data.packing import PaddingFreeCollator
 
-    processor, _ = built
+    processor, model = built
     row, video = video_row(2.0)
-    with pytest.raises(SampleError, match="packing / padding_free do not take videos"):
+    with pytest.raises(SampleError, match=r"batch item 0.* holds a video: .*need the model's video time scale"):
         PaddingFreeCollator(processor, video=video)([row])
+    collator = PaddingFreeCollator(processor, video=video)
+    collator.video_time_scale = QWEN2_5_VL.video_time_scale(model.config)
+    assert collator.video_time_scale == 2
+    batch = collator([row])
+    assert batch["position_ids"].shape[:2] == (4, 1) and batch["second_per_grid_ts"].tolist() == [1.0]
+    qwen2_vl = tiny.build_processor("qwen2_vl")
+    with pytest.raises(SampleError, match="packing / padding_free do not take videos for Qwen2-VL"):
+        PaddingFreeCollator(qwen2_vl, video=video)([row])
 
 
 def test_a_family_can_shorten_its_pre_training_and_the_cache_key_follows(monkeypatch):

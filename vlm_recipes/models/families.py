@@ -68,6 +68,9 @@ class Family:
             beyond the plain text positions (Qwen2-VL's M-RoPE, vlm_recipes.models.positions); None: 1-D positions.
         packing_exact: whether padding-free / packed batches are proven exact (tests/test_packing.py: per-row losses
             and LoRA gradients equal to the rows run one at a time); `packing_refusal` says why not, when not.
+        video_time_scale: `(model config) -> factor` for families whose padding-free / packed batches take videos
+            (proven exact too): a video's temporal positions step by factor x its `second_per_grid_ts` (Qwen2.5-VL:
+            the vision config's tokens_per_second). None: a video row is refused in a padding-free batch.
         template_patches: (old, new) text replacements applied to the family's chat templates before use (e.g. the
             `<video>` branch SmolVLM's template lacks).
         checkpoints: prefixes of the Hub ids of the family's real checkpoints our configs name (the longest
@@ -103,6 +106,7 @@ class Family:
     packed_positions: Callable | None = None
     packing_exact: bool = False
     packing_refusal: str = ""
+    video_time_scale: Callable | None = None
     template_patches: tuple[tuple[str, str], ...] = ()
     checkpoints: tuple[str, ...] = ()
     box_formats: tuple[tuple[str, str], ...] = ()
@@ -327,6 +331,13 @@ LLAVA_NEXT = Family(
 )
 
 # --- Qwen2.5-VL (issue 28) ---
+
+
+def _qwen2_5_vl_video_time_scale(config) -> float:
+    """M-RoPE positions per second of video: the vision config's tokens_per_second (2 in Qwen2.5-VL checkpoints)."""
+    return config.vision_config.tokens_per_second
+
+
 # Its own architecture (Qwen2_5_VLForConditionalGeneration): a vision tower with window attention, full attention at
 # `fullatt_block_indexes`, RMSNorm and SwiGLU; the language model and the processor's image layout are Qwen2-VL's, and
 # so are its image positions (M-RoPE). Videos differ: temporal positions step by tokens_per_second x
@@ -356,6 +367,7 @@ QWEN2_5_VL = Family(
     checkpoint_types=(("Qwen/Qwen2.5-VL", "qwen2_5_vl"),),
     packed_positions=mrope_positions,
     packing_exact=True,
+    video_time_scale=_qwen2_5_vl_video_time_scale,
 )
 
 FAMILIES = (SMOLVLM, QWEN2_VL, LLAVA, LLAVA_ONEVISION, LLAVA_NEXT, QWEN2_5_VL)
