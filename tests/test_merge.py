@@ -20,12 +20,14 @@ CONFIGS = {
     "qwen2_vl": REPO_ROOT / "recipes/configs/tiny-qwen2-vl/sft_lora.yaml",
     "llava": REPO_ROOT / "recipes/configs/tiny-llava/sft_lora.yaml",
     "llava_onevision": REPO_ROOT / "recipes/configs/tiny-llava-onevision/sft_lora.yaml",
+    "qwen2_5_vl": REPO_ROOT / "recipes/configs/tiny-qwen2.5-vl/sft_lora.yaml",
 }
 # The LLaVA families on their random models (their pre-trained bases are built only by slow tests); LLaVA-OneVision
 # trained at a capped anyres grid: the merged model must keep the grid its processor was saved with.
 OVERRIDES = {
     "llava": ["--model_name_or_path", "tiny:llava-random"],
     "llava_onevision": ["--model_name_or_path", "tiny:llava_onevision-random", "--max_image_tiles", "2"],
+    "qwen2_5_vl": ["--model_name_or_path", "tiny:qwen2_5_vl-random"],
 }
 
 

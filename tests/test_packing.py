@@ -21,6 +21,7 @@ from vlm_recipes.tiny import vlm as tiny
 pytestmark = pytest.mark.unit
 
 FAMILIES = [f.name for f in FAMILY_RECORDS if f.packing_exact]  # every family whose packing is exact
+MROPE = [f.name for f in FAMILY_RECORDS if f.packing_exact and f.packed_positions is not None]  # Qwen2-VL, Qwen2.5-VL
 SHARPEN = 6.0  # scale of the language model's query and key projections (see build_model)
 
 
@@ -149,13 +150,15 @@ def test_losses_and_lora_gradients_equal_rows_run_one_at_a_time(setups, family, 
 
 
 @pytest.mark.integration
-def test_qwen2_vl_without_per_row_positions_differs(setups):
+@pytest.mark.parametrize("family", MROPE)
+def test_qwen2_vl_without_per_row_positions_differs(setups, family):
     """The same padding-free batch with 1-D positions restarting at each row (what a text-only flattening collator
     gives, also for the three M-RoPE axes), or with no position ids (the model's own positions over the whole
     concatenation: nothing restarts, rows see each other), gives other losses. (M-RoPE computed over the whole
     concatenation under restarting text positions would be exact too: it shifts each row's positions by a constant
-    on all three axes, and rotary attention only sees differences.)"""
-    model, processor = setups["qwen2_vl"]
+    on all three axes, and rotary attention only sees differences.) The control of the exactness test above, for every
+    family with M-RoPE positions."""
+    model, processor = setups[family]
     rows = make_rows()
     lengths = row_lengths(processor, rows)
     batch = PaddingFreeCollator(processor)(rows)
@@ -282,8 +285,9 @@ def test_padding_free_truncates_each_row_like_the_padded_collator(setups):
 
 
 @pytest.mark.integration
-def test_mrope_positions_equal_the_models_get_rope_index(setups):
-    model, processor = setups["qwen2_vl"]
+@pytest.mark.parametrize("family", MROPE)
+def test_mrope_positions_equal_the_models_get_rope_index(setups, family):
+    model, processor = setups[family]
     collator = VisionChatCollator(processor)
     for row in make_rows():
         batch = collator([row])
@@ -339,3 +343,121 @@ def test_a_family_not_proven_exact_is_refused_before_the_model_loads(tmp_path):
                 "--model_name_or_path", "tiny:llava-random",
             )  # fmt: skip
         assert not (tmp_path / "run").exists()
+
+
+# -- videos (Qwen2.5-VL: temporal positions in absolute time) ------------------------------------------------------
+VIDEO_FAMILIES = [f.name for f in FAMILY_RECORDS if f.packing_exact and f.video_time_scale is not None]
+FRAME_RATE = {"max_frames": 8, "frame_list_fps": 3.0}  # a frame list is a video at 3 fps, sampled to <= 8 frames
+
+
+def video_rows():
+    """Video rows whose second_per_grid_ts differ (8 frames at 3 fps: 2/3 s per temporal patch, a step of 4/3
+    positions; 16 frames sampled to 8: 4/3 s, 8/3 positions; 4 frames: 2 patches), beside an image and a text row."""
+
+    def frames(n, color):
+        return [Image.new("RGB", (40, 56), tuple((c + 12 * i) % 256 for c in color)) for i in range(n)]
+
+    def video(n, color, question, answer):
+        content = [{"type": "video"}, {"type": "text", "text": question}]
+        messages = [
+            {"role": "user", "content": content},
+            {"role": "assistant", "content": [{"type": "text", "text": answer}]},
+        ]
+        return {"videos": [frames(n, color)], "messages": messages}
+
+    image = make_rows()[0]
+    text = make_rows()[1]
+    return [
+        video(8, (200, 30, 30), "Which way does it move?", "left"),
+        image,
+        video(16, (30, 200, 30), "What color appears first?", "green then blue"),
+        text,
+        video(4, (30, 30, 200), "Describe the video.", "a blue square"),
+    ]
+
+
+def video_setup(setups, family):
+    model, processor = setups[family]
+    record = next(f for f in FAMILY_RECORDS if f.name == family)
+    return model, processor, record.video_time_scale(model.config)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("family", VIDEO_FAMILIES)
+def test_video_positions_equal_the_models_get_rope_index(setups, family):
+    model, processor, scale = video_setup(setups, family)
+    collator = VisionChatCollator(processor, video=FRAME_RATE)
+    seen = set()
+    for row in video_rows():
+        batch = collator([row])
+        if "video_grid_thw" not in batch:
+            continue
+        seen.add(round(float(batch["second_per_grid_ts"][0]), 3))
+        expected, _ = model.model.get_rope_index(
+            batch["input_ids"],
+            batch["mm_token_type_ids"],
+            video_grid_thw=batch["video_grid_thw"],
+            second_per_grid_ts=batch["second_per_grid_ts"],
+        )
+        types = batch["mm_token_type_ids"][0].tolist()
+        steps = [scale * batch["second_per_grid_ts"][0]]
+        ours = mrope_positions(types, list(batch["video_grid_thw"]), processor.image_processor.merge_size, steps)
+        assert torch.equal(ours, expected[:, 0])
+    assert seen == {0.667, 1.333}  # two time scales, one of them not a whole number of positions per patch
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("family", VIDEO_FAMILIES)
+@pytest.mark.parametrize("mode", ["padding_free", "packed"])
+def test_video_rows_losses_and_lora_gradients_equal_rows_run_one_at_a_time(setups, family, mode):
+    """Padding-free and packed batches holding videos: each row's own M-RoPE, its video's temporal positions spaced by
+    the model's tokens_per_second x the row's second_per_grid_ts, gives every row its loss alone and the same LoRA
+    gradients; the control (the same batch with the videos' temporal positions stepping by 1, Qwen2-VL's rule) moves
+    the video rows' losses and leaves the others alone."""
+    _, processor, scale = video_setup(setups, family)
+    model = with_lora(build_model(family, processor))
+    rows = video_rows()
+    single = VisionChatCollator(processor, video=FRAME_RATE)
+    lengths = [int(single([row])["attention_mask"].sum()) for row in rows]
+    collator = PaddingFreeCollator(processor, video=FRAME_RATE)
+    collator.video_time_scale = scale
+    if mode == "packed":
+        bins = pack_rows(lengths, capacity=2 * sum(lengths) // 3)
+        assert len(bins) > 1
+        order = [i for b in bins for i in b]
+        batch = collator(list(PackedRows(rows, bins)))
+    else:
+        order = list(range(len(rows)))
+        batch = collator(rows)
+    expected = []
+    for i in order:
+        alone = single([rows[i]])
+        expected.append(row_nll(model(**alone).logits[0], alone["labels"][0]))
+    expected = torch.stack(expected)
+    losses = losses_flattened(model, batch, [lengths[i] for i in order])
+    torch.testing.assert_close(losses, expected, rtol=1e-5, atol=1e-5)
+    expected_grads, grads = lora_grads_of(model, expected), lora_grads_of(model, losses)
+    assert expected_grads and grads.keys() == expected_grads.keys()
+    for name, grad in grads.items():
+        scale_of = max(1.0, expected_grads[name].abs().max().item())
+        assert (grad - expected_grads[name]).abs().max().item() <= 1e-5 * scale_of, name
+    if mode == "padding_free":  # the control
+        collator.positions = lambda types, grids, merge_size, time_steps=None: mrope_positions(
+            types, grids, merge_size
+        )
+        untimed = collator(rows)
+        with torch.no_grad():
+            differs = (losses_flattened(model, untimed, lengths) - expected.detach()).abs()
+        assert differs[[0, 2]].min() > 1e-3 and differs[[1, 3]].max() < 1e-5
+        # the 4-frame video's step of 4/3 floors to 1 on its two patches (0, 1): the same positions, the same loss
+        assert differs[4] < 1e-5
+
+
+@pytest.mark.integration
+def test_a_padding_free_video_without_the_models_time_scale_is_refused(setups):
+    from vlm_recipes.data.collators import SampleError
+
+    for family in VIDEO_FAMILIES:
+        _, processor = setups[family]
+        with pytest.raises(SampleError, match="need the model's video time scale"):
+            PaddingFreeCollator(processor, video=FRAME_RATE)(video_rows()[:1])

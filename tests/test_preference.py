@@ -13,6 +13,7 @@ from vlm_recipes.paths import REPO_ROOT
 pytestmark = pytest.mark.unit
 
 CONFIGS = {"smolvlm": "tiny-smolvlm", "qwen2_vl": "tiny-qwen2-vl", "llava": "tiny-llava"}
+CONFIGS["qwen2_5_vl"] = "tiny-qwen2.5-vl"
 # Full fine-tuning moves every weight: smaller steps than the LoRA defaults.
 FULL_FT_OVERRIDES = {"dpo": ["--learning_rate", "1e-5", "--max_steps", "150"], "mpo": ["--learning_rate", "5e-5"]}
 
@@ -59,10 +60,19 @@ def test_preference_collator_names_bad_rows(processors):
         PreferenceCollator(processors["smolvlm"], on_overflow="drop")
 
 
-# LLaVA-1.5 with the same bars, slow: its pre-trained base is built only for slow tests (measured on one base only).
+# LLaVA-1.5 and Qwen2.5-VL with the same bars, slow: the default run does not build their `-sft` stage (measured on one
+# base only).
 @pytest.mark.learning
 @pytest.mark.parametrize("method", ["dpo", "mpo"])
-@pytest.mark.parametrize("family", ["smolvlm", "qwen2_vl", pytest.param("llava", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "family",
+    [
+        "smolvlm",
+        "qwen2_vl",
+        pytest.param("llava", marks=pytest.mark.slow),
+        pytest.param("qwen2_5_vl", marks=pytest.mark.slow),
+    ],
+)
 def test_offline_default_improves_held_out_metrics(tmp_path, method, family):
     config = REPO_ROOT / "recipes" / "configs" / CONFIGS[family] / f"{method}.yaml"
     out = tmp_path / "run"

@@ -24,6 +24,7 @@ pytestmark = pytest.mark.learning
     [
         "smolvlm",
         "qwen2_vl",
+        "qwen2_5_vl",  # issue 28's default-run proof of a new family (its base: half the pre-training steps)
         pytest.param("llava", marks=pytest.mark.slow),
         pytest.param("llava_onevision", marks=pytest.mark.slow),
     ],

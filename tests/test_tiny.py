@@ -31,6 +31,7 @@ PROCESSORS = {
     "llava": "LlavaProcessor",
     "llava_onevision": "LlavaOnevisionProcessor",
     "llava_next": "LlavaNextProcessor",
+    "qwen2_5_vl": "Qwen2_5_VLProcessor",
 }
 
 

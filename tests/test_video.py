@@ -17,8 +17,9 @@ from vlm_recipes.models.families import family_of
 
 pytestmark = pytest.mark.unit
 
-FAMILIES = ["smolvlm", "qwen2_vl"]
-EOT = {"smolvlm": "<end_of_utterance>", "qwen2_vl": "<|im_end|>"}
+FAMILIES = ["smolvlm", "qwen2_vl", "qwen2_5_vl"]
+EOT = {"smolvlm": "<end_of_utterance>", "qwen2_vl": "<|im_end|>", "qwen2_5_vl": "<|im_end|>"}
+QWEN = ("qwen2_vl", "qwen2_5_vl")  # the same video layout (pixel_values_videos, video_grid_thw)
 
 
 def numbered_frames(n, size=32):
@@ -135,7 +136,7 @@ def test_video_tokens_are_the_processors_expansion(processors, family, clip, max
     ours = batch["input_ids"][0].tolist()
     assert ours == direct_ids(processor, prompt, video)
     tok = processor.tokenizer
-    if family == "qwen2_vl":  # (frames rounded up to a multiple of 2) / 2 x (h / 14) x (w / 14) / merge^2
+    if family in QWEN:  # (frames rounded up to a multiple of 2) / 2 x (h / 14) x (w / 14) / merge^2
         h = w = 112  # the tiny processor's min_pixels = max_pixels = 112 x 112
         expected = -(-max_frames // 2) * (h // 14) * (w // 14) // 4
         assert ours.count(tok.convert_tokens_to_ids("<|video_pad|>")) == expected
@@ -171,7 +172,10 @@ def test_video_image_and_text_rows_in_one_batch(processors, family, clip, red_im
     for i, single in enumerate(alone):  # every row encodes as it does alone
         n = int(single["attention_mask"].sum())
         assert batch["input_ids"][i, :n].tolist() == single["input_ids"][0].tolist()
-    if family == "qwen2_vl":
+    if family == "qwen2_5_vl":  # the video's time per temporal patch (M-RoPE's absolute time): 2 frames / sampled fps
+        assert batch["second_per_grid_ts"].tolist() == alone[0]["second_per_grid_ts"].tolist()
+        assert len(batch["second_per_grid_ts"]) == 1
+    if family in QWEN:
         assert torch.equal(batch["pixel_values_videos"], alone[0]["pixel_values_videos"])
         assert torch.equal(batch["pixel_values"], alone[1]["pixel_values"])
         assert batch["video_grid_thw"].shape[0] == batch["image_grid_thw"].shape[0] == 1

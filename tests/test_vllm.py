@@ -293,7 +293,7 @@ class ProcessorEngine:
 
 @pytest.mark.integration
 @pytest.mark.parametrize("mode", ["colocate", "server"])
-@pytest.mark.parametrize("family", ["smolvlm", "qwen2_vl"])
+@pytest.mark.parametrize("family", ["smolvlm", "qwen2_vl", "qwen2_5_vl"])
 def test_grpo_scores_vllm_completions_on_the_prompt_vllm_sampled_them_from(family, mode):
     """Through our GRPO trainer with `use_vllm`: vLLM gets our prompt (colocate: one placeholder per image; server: the
     expanded ids), and the loss's log-probabilities of its completions equal the sampler's (TRL's importance-sampling
@@ -313,7 +313,7 @@ def test_grpo_scores_vllm_completions_on_the_prompt_vllm_sampled_them_from(famil
     processor = load_processor(VLMModelConfig(model_name_or_path=name))
     model = AutoModelForImageTextToText.from_pretrained(tiny.resolve(name)).eval()
     engine_processor = copy.deepcopy(processor)
-    if family == "qwen2_vl":  # vLLM's processor has the checkpoint's (wider) pixel bounds, not the config's
+    if family != "smolvlm":  # vLLM's processor has the checkpoint's (wider) pixel bounds, not the config's
         engine_processor.image_processor.size = {"shortest_edge": 3136, "longest_edge": 12845056}
     rows = []
     for conv in _conversations():

@@ -134,6 +134,10 @@ class PaddingFreeCollator(VisionChatCollator):
     Example: rows of 3 and 2 tokens give position_ids [[0, 1, 2, 0, 1]] and labels [-100, a, b, -100, c].
     """
 
+    # A video's temporal positions per second (Family.video_time_scale of the model's config), set by the training run
+    # once the model is loaded (vlm_recipes.training.batching.plan); None: video rows are refused.
+    video_time_scale: float | None = None
+
     def __post_init__(self):
         if self.padding_side != "right":
             raise ValueError(
@@ -156,11 +160,21 @@ class PaddingFreeCollator(VisionChatCollator):
         if examples and PACKED_ROWS in examples[0]:
             examples = [row for item in examples for row in item[PACKED_ROWS]]
         for i, ex in enumerate(examples):
-            if ex.get("videos") or ex.get("video") is not None:
-                # Not proven exact: Qwen2-VL's video M-RoPE positions (temporal patches) are not rebuilt per row here.
+            if not (ex.get("videos") or ex.get("video") is not None):
+                continue
+            if self.family.video_time_scale is None:
+                # Not proven exact: e.g. Qwen2-VL's video M-RoPE positions are not rebuilt per row here.
                 raise SampleError(
-                    f"{_row_name(ex, i)} holds a video: packing / padding_free do not take videos yet; train video "
-                    "data with packing: false and padding_free: false.",
+                    f"{_row_name(ex, i)} holds a video: packing / padding_free do not take videos for "
+                    f"{self.family.label} yet; train video data with packing: false and padding_free: false.",
+                    "video with packing",
+                )
+            if self.video_time_scale is None:
+                raise SampleError(
+                    f"{_row_name(ex, i)} holds a video: its positions in a padding-free batch need the model's "
+                    "video time scale (e.g. tokens_per_second), which this collator was not given (the training run "
+                    "sets it once the model is loaded); or train video data with packing: false and padding_free: "
+                    "false.",
                     "video with packing",
                 )
         return super().__call__(examples)
@@ -204,12 +218,19 @@ def _positions_of_rows(out: dict, batch: dict, lengths: list[int], collator: Pad
     grids, concatenated."""
     ids = out["input_ids"][0]
     types = out["mm_token_type_ids"][0] if "mm_token_type_ids" in out else (ids == collator.image_token_id).long()
-    grids = iter(batch.get("image_grid_thw", torch.zeros(0, 3, dtype=torch.long)))
+    empty = torch.zeros(0, 3, dtype=torch.long)
+    grids = {1: iter(batch.get("image_grid_thw", empty)), 2: iter(batch.get("video_grid_thw", empty))}
+    seconds = iter(batch.get("second_per_grid_ts", ()))  # per video, in row order (Qwen2.5-VL)
     parts, start = [], 0
     for n in lengths:
         row_types = types[start : start + n].tolist()
-        images = sum(1 for kind, _ in itertools.groupby(row_types) if kind != 0)
-        parts.append(collator.positions(row_types, list(itertools.islice(grids, images)), collator.merge_size))
+        kinds = [kind for kind, _ in itertools.groupby(row_types) if kind != 0]  # 1 image, 2 video
+        row_grids = [next(grids[kind]) for kind in kinds]
+        if 2 in kinds:  # the model's own arithmetic: tokens_per_second x second_per_grid_ts, a float32 tensor
+            steps = [collator.video_time_scale * next(seconds) if kind == 2 else 1 for kind in kinds]
+            parts.append(collator.positions(row_types, row_grids, collator.merge_size, time_steps=steps))
+        else:
+            parts.append(collator.positions(row_types, row_grids, collator.merge_size))
         start += n
     return torch.cat(parts, dim=1) if parts else torch.zeros(3, 0, dtype=torch.long)
 

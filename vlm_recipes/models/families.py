@@ -68,6 +68,9 @@ class Family:
             beyond the plain text positions (Qwen2-VL's M-RoPE, vlm_recipes.models.positions); None: 1-D positions.
         packing_exact: whether padding-free / packed batches are proven exact (tests/test_packing.py: per-row losses
             and LoRA gradients equal to the rows run one at a time); `packing_refusal` says why not, when not.
+        video_time_scale: `(model config) -> factor` for families whose padding-free / packed batches take videos
+            (proven exact too): a video's temporal positions step by factor x its `second_per_grid_ts` (Qwen2.5-VL:
+            the vision config's tokens_per_second). None: a video row is refused in a padding-free batch.
         template_patches: (old, new) text replacements applied to the family's chat templates before use (e.g. the
             `<video>` branch SmolVLM's template lacks).
         checkpoints: prefixes of the Hub ids of the family's real checkpoints our configs name (the longest
@@ -103,6 +106,7 @@ class Family:
     packed_positions: Callable | None = None
     packing_exact: bool = False
     packing_refusal: str = ""
+    video_time_scale: Callable | None = None
     template_patches: tuple[tuple[str, str], ...] = ()
     checkpoints: tuple[str, ...] = ()
     box_formats: tuple[tuple[str, str], ...] = ()
@@ -243,8 +247,8 @@ SMOLVLM = Family(
 QWEN2_VL = Family(
     name="qwen2_vl",
     label="Qwen2-VL",
-    model_types=("qwen2_vl", "qwen2_5_vl"),
-    processor_classes=("Qwen2VLProcessor", "Qwen2_5_VLProcessor"),
+    model_types=("qwen2_vl",),
+    processor_classes=("Qwen2VLProcessor",),
     image_tokens=("<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>"),
     image_token_patterns=(),
     end_of_turn="<|im_end|>",
@@ -258,11 +262,11 @@ QWEN2_VL = Family(
     video_resolution_controls=("video_min_pixels", "video_max_pixels"),
     pixel_layout="patches",
     image_processor_classes=("Qwen2VLImageProcessor",),
-    checkpoints=("Qwen/Qwen2-VL", "Qwen/Qwen2.5-VL"),
-    # Qwen2-VL: <|box_start|>(x1,y1),(x2,y2)<|box_end|> on a 0-1000 grid; Qwen2.5-VL: JSON bbox_2d in pixels of its
-    # resized input (the two model cards / technical reports; vlm_recipes/grounding/boxes.py).
-    box_formats=(("qwen2_vl", "qwen2-vl"), ("qwen2_5_vl", "qwen2.5-vl")),
-    checkpoint_types=(("Qwen/Qwen2-VL", "qwen2_vl"), ("Qwen/Qwen2.5-VL", "qwen2_5_vl")),
+    checkpoints=("Qwen/Qwen2-VL",),
+    # <|box_start|>(x1,y1),(x2,y2)<|box_end|> on a 0-1000 grid (the model card / technical report;
+    # vlm_recipes/grounding/boxes.py).
+    box_formats=(("qwen2_vl", "qwen2-vl"),),
+    checkpoint_types=(("Qwen/Qwen2-VL", "qwen2_vl"),),
     packed_positions=mrope_positions,
     packing_exact=True,
 )
@@ -326,7 +330,47 @@ LLAVA_NEXT = Family(
     model_settings=_anyres_settings,
 )
 
-FAMILIES = (SMOLVLM, QWEN2_VL, LLAVA, LLAVA_ONEVISION, LLAVA_NEXT)
+# --- Qwen2.5-VL (issue 28) ---
+
+
+def _qwen2_5_vl_video_time_scale(config) -> float:
+    """M-RoPE positions per second of video: the vision config's tokens_per_second (2 in Qwen2.5-VL checkpoints)."""
+    return config.vision_config.tokens_per_second
+
+
+# Its own architecture (Qwen2_5_VLForConditionalGeneration): a vision tower with window attention, full attention at
+# `fullatt_block_indexes`, RMSNorm and SwiGLU; the language model and the processor's image layout are Qwen2-VL's, and
+# so are its image positions (M-RoPE). Videos differ: temporal positions step by tokens_per_second x
+# second_per_grid_ts (absolute time). Module names are Qwen2-VL's (`visual`, `visual.merger`).
+QWEN2_5_VL = Family(
+    name="qwen2_5_vl",
+    label="Qwen2.5-VL",
+    model_types=("qwen2_5_vl",),
+    processor_classes=("Qwen2_5_VLProcessor",),
+    image_tokens=QWEN2_VL.image_tokens,
+    image_token_patterns=(),
+    end_of_turn="<|im_end|>",
+    projector_pattern=QWEN2_VL.projector_pattern,
+    vision_tower_pattern=QWEN2_VL.vision_tower_pattern,
+    vision_tower_modules=QWEN2_VL.vision_tower_modules,
+    projector_modules=QWEN2_VL.projector_modules,
+    resolution_controls=("min_pixels", "max_pixels"),
+    set_resolution=_qwen2_vl_resolution,
+    resolution_help="Qwen2.5-VL resizes every image so that its pixel count lies in [min_pixels, max_pixels]",
+    video_resolution_controls=("video_min_pixels", "video_max_pixels"),
+    pixel_layout="patches",
+    image_processor_classes=("Qwen2VLImageProcessor",),
+    checkpoints=("Qwen/Qwen2.5-VL",),
+    # JSON bbox_2d in absolute pixels of the image after the processor's resize (Qwen's process_bbox notebook and
+    # maintainers; vlm_recipes/grounding/boxes.py).
+    box_formats=(("qwen2_5_vl", "qwen2.5-vl"),),
+    checkpoint_types=(("Qwen/Qwen2.5-VL", "qwen2_5_vl"),),
+    packed_positions=mrope_positions,
+    packing_exact=True,
+    video_time_scale=_qwen2_5_vl_video_time_scale,
+)
+
+FAMILIES = (SMOLVLM, QWEN2_VL, LLAVA, LLAVA_ONEVISION, LLAVA_NEXT, QWEN2_5_VL)
 
 
 def family_for_model_type(model_type: str) -> Family:

@@ -10,6 +10,9 @@ little from the real tokenizer's, image token counts are exact) and TRL's copy o
                   scale_factor 4 (64 tokens per tile), 228 M parameters; longest_edge 1024 with image splitting.
     Qwen2-VL-2B   28-layer 1536-wide text model with M-RoPE, 32-layer 1280-wide vision tower, 2.2 B parameters;
                   min_pixels 50,176 / max_pixels 401,408.
+    Qwen2.5-VL-3B 36-layer 2048-wide text model with M-RoPE, 32-layer 1280-wide vision tower (window attention, full
+                  attention at blocks 7/15/23/31, RMSNorm, SwiGLU), 3.75 B parameters; min_pixels 50,176 / max_pixels
+                  401,408 (benches/bench_real_size_qwen2_5_vl.py reports every config's setting).
 
 Not cached (0.9 GB and 8.8 GB in float32; built in about 30 s and 80 s on a 2-core CPU). For benchmarks only.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 import torch
 from trl.chat_template_utils import smolvlm_chat_template
 
+from . import qwen2_5_vl
 from . import vlm as tiny
 
 REAL_SIZE = {
@@ -75,6 +79,37 @@ REAL_SIZE = {
         "max_pixels": 401408,
         "tie_word_embeddings": True,
     },
+    # Qwen/Qwen2.5-VL-3B-Instruct's config.json (three third-party copies agree; docs/families.md#qwen25-vl).
+    "qwen2.5-vl-3b": {
+        "family": "qwen2_5_vl",
+        "text": {
+            "hidden_size": 2048,
+            "intermediate_size": 11008,
+            "num_hidden_layers": 36,
+            "num_attention_heads": 16,
+            "num_key_value_heads": 2,
+            "vocab_size": 151936,
+            "rms_norm_eps": 1e-6,
+            "max_position_embeddings": 128000,
+        },
+        "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [16, 24, 24]},
+        "vision": {
+            "depth": 32,
+            "hidden_size": 1280,
+            "intermediate_size": 3420,
+            "num_heads": 16,
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "window_size": 112,
+            "fullatt_block_indexes": [7, 15, 23, 31],
+            "tokens_per_second": 2,
+            "hidden_act": "silu",
+        },
+        "min_pixels": 50176,  # recipes/configs/qwen2.5-vl-3b-instruct/sft_lora.yaml
+        "max_pixels": 401408,
+        "tie_word_embeddings": True,
+    },
 }
 
 
@@ -98,6 +133,8 @@ def build_processor(name: str):
             image_seq_len=spec["image_seq_len"],
             chat_template=smolvlm_chat_template,
         )
+    if spec["family"] == "qwen2_5_vl":
+        return qwen2_5_vl.qwen2_5_vl_processor(tokenizer, spec["min_pixels"], spec["max_pixels"])
     return tiny.qwen2_vl_processor(tokenizer, spec["min_pixels"], spec["max_pixels"])
 
 
@@ -126,6 +163,13 @@ def build_model(name: str, processor, seed: int = 0, attn_implementation: str = 
         )
         config._attn_implementation = attn_implementation
         return Idefics3ForConditionalGeneration(config).eval()
+    if spec["family"] == "qwen2_5_vl":
+        from transformers import Qwen2_5_VLForConditionalGeneration
+
+        text_ids = {"eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
+        config = qwen2_5_vl.model_config(spec, tokenizer, text_ids, spec["tie_word_embeddings"])
+        config._attn_implementation = attn_implementation
+        return Qwen2_5_VLForConditionalGeneration(config).eval()
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
 
     config = Qwen2VLConfig(

@@ -40,7 +40,7 @@ from transformers import PreTrainedTokenizerFast
 from trl.chat_template_utils import qwen2_5_vl_chat_template, smolvlm_chat_template
 
 from ..data import synthetic
-from . import llava
+from . import llava, qwen2_5_vl
 from .common import (
     TINY_PREFIX,
     build_dependencies,
@@ -151,6 +151,7 @@ SPECS = {
         "vision_feature_select_strategy": "default",
         "image_grid_pinpoints": [[32, 64], [64, 32], [64, 64], [96, 32], [32, 96]],
     },
+    "qwen2_5_vl": qwen2_5_vl.SPEC,  # vlm_recipes/tiny/qwen2_5_vl.py
 }
 PRETRAIN = {
     "task": "caption",
@@ -203,6 +204,7 @@ FAMILY_SPECIAL_TOKENS = {
         "pad": "<|endoftext|>",
         "extra": ["<|im_start|>", "<image>", "<video>"],
     },
+    "qwen2_5_vl": qwen2_5_vl.SPECIAL_TOKENS,
 }
 
 
@@ -404,6 +406,7 @@ for _name, _processor, _model in (
     register(_name, TinyFamily(SPECS[_name], FAMILY_SPECIAL_TOKENS[_name], _processor, _model))
 for _name in ("llava", "llava_onevision", "llava_next"):
     register(_name, llava.tiny_family(_name, SPECS[_name], FAMILY_SPECIAL_TOKENS[_name], TinyFamily))
+register("qwen2_5_vl", qwen2_5_vl.tiny_family(SPECS["qwen2_5_vl"], FAMILY_SPECIAL_TOKENS["qwen2_5_vl"], TinyFamily))
 
 
 def pretrain(
@@ -464,16 +467,22 @@ STAGES = {"random": (), "base": ("pretrain",), "sft": ("pretrain", "warmup")}
 TRAINING = {"pretrain": PRETRAIN, "warmup": WARMUP}
 
 
+def training_settings(family: str, step: str) -> dict:
+    """The settings of a training stage (`pretrain`, `warmup`) for `family`: PRETRAIN / WARMUP, with what the family's
+    SPECS entry overrides under the same key (e.g. a shorter pre-training: `"pretrain": {"steps": 1500}`)."""
+    return {**TRAINING[step], **SPECS[family].get(step, {})}
+
+
 def _spec_hash(family: str, stage: str) -> str:
     spec = {
         "version": BUILD_VERSION,
         "family": family,
         "spec": SPECS[family],
-        "pretrain": PRETRAIN if "pretrain" in STAGES[stage] else None,
+        "pretrain": training_settings(family, "pretrain") if "pretrain" in STAGES[stage] else None,
         "dependencies": build_dependencies(),
     }
     if "warmup" in STAGES[stage]:
-        spec["warmup"] = WARMUP
+        spec["warmup"] = training_settings(family, "warmup")
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -518,7 +527,8 @@ def build(name: str, force: bool = False) -> Path:
         info["ran_with"] = runtime_numerics()
         for step in STAGES[stage][-1:] if stage == "sft" else STAGES[stage]:
             logger.info("Training %s (%s) once, cached in %s ...", name, step, target)
-            settings = {**TRAINING[step], "seed": TRAINING[step]["seed"] + seed}
+            settings = training_settings(family, step)
+            settings["seed"] += seed
             losses = pretrain(model, processor, **settings)
             info[step] = {**settings, "first_loss": losses[0], "final_loss": sum(losses[-20:]) / 20}
     info["build_seconds"] = round(time.time() - started, 1)

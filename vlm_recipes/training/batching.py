@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from ..data.collation import build_collator
 from ..data.images import undecoded
-from ..data.packing import PackedRows, fill_ratio, pack_rows
+from ..data.packing import PackedRows, PaddingFreeCollator, fill_ratio, pack_rows
 from .lengths import count_lengths
 
 logger = logging.getLogger(__name__)
@@ -88,8 +88,9 @@ class BatchPlan:
             trainer.train_dataset = self.packed
 
 
-def plan(method, train_ds, processor, data_args, args) -> BatchPlan:
-    """The collator and training data for `method` with these arguments (see the module docstring)."""
+def plan(method, train_ds, processor, data_args, args, model_config=None) -> BatchPlan:
+    """The collator and training data for `method` with these arguments (see the module docstring). `model_config`:
+    the loaded model's, which a padding-free batch of videos reads its time scale from (`Family.video_time_scale`)."""
     mode = mode_of(args)
     rows = undecoded(train_ds)  # the collator decodes the images, naming the row of a bad one
     collator = build_collator(
@@ -100,6 +101,9 @@ def plan(method, train_ds, processor, data_args, args) -> BatchPlan:
         pad_to_multiple_of=args.pad_to_multiple_of,  # TRL resolves "auto" to an int or None
         padding_free=mode in ("packed", "padding-free"),
     )
+    scale = getattr(getattr(collator, "family", None), "video_time_scale", None)
+    if isinstance(collator, PaddingFreeCollator) and scale is not None and model_config is not None:
+        collator.video_time_scale = scale(model_config)
     result = BatchPlan(mode, collator, rows, results={"batching": mode})
     if mode != "packed" and args.train_sampling_strategy != GROUP_BY_LENGTH:
         return result

@@ -201,7 +201,7 @@ def build_trainer(r: Run, model):
     if not r.method.renders_prompts:
         # Padded, length-grouped, padding-free or packed (batching.py). Our collators decode the training images, so
         # a corrupt file met mid-run is named with its row.
-        plan = batching.plan(r.method, r.train_ds, r.processor, r.data_args, args)
+        plan = batching.plan(r.method, r.train_ds, r.processor, r.data_args, args, model_config=model.config)
         kwargs["train_dataset"], kwargs["data_collator"] = plan.rows, plan.collator
         r.batching = plan.results
     if r.method.trainer_kwargs is not None:
