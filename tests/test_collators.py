@@ -17,6 +17,7 @@ GENERATION_PROMPT = {
     "llava": " ASSISTANT:",
     "llava_onevision": "<|im_start|>assistant\n",
     "llava_next": " [/INST]",
+    "qwen3_vl": "<|im_start|>assistant\n",
 }
 
 
@@ -140,7 +141,7 @@ def test_left_and_right_padding_train_the_same_tokens(processors, family, red_im
 
 def num_images(family, batch) -> int:
     """Images in a batch, as each family's processor lays out its pixels."""
-    if family == "qwen2_vl":
+    if "image_grid_thw" in batch:  # Qwen2-VL, Qwen3-VL
         return batch["image_grid_thw"].shape[0]  # one row of (t, h, w) per image
     if family == "smolvlm":
         return batch["pixel_values"].shape[1]  # (rows, images, channels, height, width)

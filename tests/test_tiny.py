@@ -31,6 +31,7 @@ PROCESSORS = {
     "llava": "LlavaProcessor",
     "llava_onevision": "LlavaOnevisionProcessor",
     "llava_next": "LlavaNextProcessor",
+    "qwen3_vl": "Qwen3VLProcessor",
 }
 
 
