@@ -258,4 +258,3 @@ def real_size_model(real: dict, tokenizer, attn_implementation: str = "sdpa"):
     check_rope(config)
     config._attn_implementation = attn_implementation
     return Qwen3VLForConditionalGeneration(config).eval()
-

@@ -10,6 +10,8 @@ little from the real tokenizer's, image token counts are exact) and TRL's copy o
                   scale_factor 4 (64 tokens per tile), 228 M parameters; longest_edge 1024 with image splitting.
     Qwen2-VL-2B   28-layer 1536-wide text model with M-RoPE, 32-layer 1280-wide vision tower, 2.2 B parameters;
                   min_pixels 50,176 / max_pixels 401,408.
+    Qwen3-VL-2B   28-layer 2048-wide text model (head_dim 128, interleaved M-RoPE), 24-layer 1024-wide vision tower
+                  (patch 16, DeepStack at blocks 5/11/17), 2.1 B parameters; min_pixels 65,536 / max_pixels 524,288.
 
 Not cached (0.9 GB and 8.8 GB in float32; built in about 30 s and 80 s on a 2-core CPU). For benchmarks only.
 """
@@ -75,6 +77,12 @@ REAL_SIZE = {
         "max_pixels": 401408,
         "tie_word_embeddings": True,
     },
+    # Qwen/Qwen3-VL-2B-Instruct's config.json (vlm_recipes/tiny/qwen3_vl.py REAL_2B; docs/families.md#qwen3-vl).
+    "qwen3-vl-2b": {
+        "family": "qwen3_vl",
+        "min_pixels": 65536,  # recipes/configs/qwen3-vl-2b-instruct/sft_lora.yaml
+        "max_pixels": 524288,
+    },
 }
 
 
@@ -98,6 +106,11 @@ def build_processor(name: str):
             image_seq_len=spec["image_seq_len"],
             chat_template=smolvlm_chat_template,
         )
+    if spec["family"] == "qwen3_vl":
+        from . import qwen3_vl
+
+        bounds = {"shortest_edge": spec["min_pixels"], "longest_edge": spec["max_pixels"]}
+        return qwen3_vl.processor(tokenizer, bounds, qwen3_vl.REAL_VIDEO)
     return tiny.qwen2_vl_processor(tokenizer, spec["min_pixels"], spec["max_pixels"])
 
 
@@ -126,6 +139,10 @@ def build_model(name: str, processor, seed: int = 0, attn_implementation: str = 
         )
         config._attn_implementation = attn_implementation
         return Idefics3ForConditionalGeneration(config).eval()
+    if spec["family"] == "qwen3_vl":
+        from . import qwen3_vl
+
+        return qwen3_vl.real_size_model(qwen3_vl.REAL_2B, tokenizer, attn_implementation)
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
 
     config = Qwen2VLConfig(
