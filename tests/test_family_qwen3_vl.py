@@ -227,7 +227,7 @@ def test_the_model_needs_mm_token_type_ids_and_every_collator_gives_it(processor
         assert torch.isfinite(model(**batches["padding_free"]).logits).all()
 
 
-# -- real size ----------------------------------------------------------------------------------------------------------
+# -- real size --------------------------------------------------------------------------------------------------------
 def test_real_size_processor_counts_image_tokens_at_the_configs_settings():
     """Qwen3-VL-2B's processor at the SFT configs' settings (64..512 tokens per image, one per 32x32 pixels): a
     640x427 photo is resized to 640x416 = 20x13 merged tokens = 260; a large one is capped at 512, a small one raised
@@ -248,7 +248,7 @@ def test_real_size_processor_counts_image_tokens_at_the_configs_settings():
 @pytest.mark.integration
 def test_a_few_sft_steps_on_the_random_tiny_model_make_the_loss_fall(tmp_path, monkeypatch):
     """The SFT recipe (tiny-qwen3-vl/sft_lora.yaml: LoRA on language model and vision tower, mergers in full) on the
-    random tiny Qwen3-VL: the logged training loss falls. (Held-out accuracy >= 0.9 on the pre-trained base: -m slow.)"""
+    random tiny Qwen3-VL: the logged training loss falls. (Held-out accuracy >= 0.9 on the pre-trained base: slow.)"""
     from transformers import Trainer
 
     logged = []

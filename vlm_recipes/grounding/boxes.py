@@ -8,7 +8,7 @@ origin top left), with the image's size. What the model reads and writes is the 
 | `qwen2-vl` | `<|object_ref_start|>red circle<|object_ref_end|><|box_start|>(x1,y1),(x2,y2)<|box_end|>` | 0-999 grid |
 | `qwen2.5-vl` | `[{"bbox_2d": [x1, y1, x2, y2], "label": "red circle"}]` | integer pixels of the resized input image |
 | `smolvlm` | `[x1, y1, x2, y2]` | integers on a 0-100 grid: percent of the image's width / height |
-| `qwen3-vl` | `[{"bbox_2d": [x1, y1, x2, y2], "label": "red circle"}]` | integers on a 0-1000 grid of the image's sides |
+| `qwen3-vl` | `[{"bbox_2d": [x1, y1, x2, y2], "label": "red circle"}]` | integers on a 0-1000 grid of the sides |
 
 The `qwen2-vl` grid: integers in [0, 1000) of the image's width / height (an edge on the border is 999).
 
