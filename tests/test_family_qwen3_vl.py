@@ -266,5 +266,6 @@ def test_a_few_sft_steps_on_the_random_tiny_model_make_the_loss_fall(tmp_path, m
     results = run_recipe("sft", config, tmp_path / "run", *small)
     losses = [entry["loss"] for entry in logged if "loss" in entry]
     assert results["train_steps"] == 30 and len(losses) == 6
-    assert losses[-1] < 0.7 * losses[0], losses
+    # Measured (2026-12-07): 5.94 -> 4.97, 4.52, 4.29, 4.20, 4.11: a fall of 1.8; the bar is about half of it.
+    assert losses[-1] <= losses[0] - 1.0 and max(losses[1:]) < losses[0], losses
     assert json.loads((tmp_path / "run" / "eval_results.json").read_text())["train_steps"] == 30
