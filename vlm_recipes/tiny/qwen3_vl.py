@@ -3,7 +3,7 @@
 The real classes, scaled down: `Qwen3VLForConditionalGeneration` with `Qwen3VLProcessor` (`Qwen2VLImageProcessor`,
 `Qwen3VLVideoProcessor`), the real tokenizer class (`Qwen2Tokenizer`: byte-level BPE, NFC, Qwen's pre-tokenizer
 regex) with a vocabulary trained here, and TRL's copy of the real chat template. What the tiny model keeps of
-`Qwen/Qwen3-VL-2B-Instruct` (values of the real config.json: /work/notes/qwen_families.md, docs/families.md):
+`Qwen/Qwen3-VL-2B-Instruct` (values of the real config.json and their sources: docs/families.md#qwen3-vl):
 
 - the vision tower: patch 16, 2x2 merge, temporal patch 2, a learned position grid bilinearly resampled to each
   image's patch grid (`num_position_embeddings` 64 = 8x8 here, 2304 = 48x48 there), GELU-tanh blocks;
