@@ -66,6 +66,7 @@ SFT_CONFIG_DIRS = {
     "llava": "tiny-llava",
     "llava_onevision": "tiny-llava-onevision",
     "qwen2_5_vl": "tiny-qwen2.5-vl",
+    "qwen3_vl": "tiny-qwen3-vl",
 }
 
 

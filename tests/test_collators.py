@@ -18,6 +18,7 @@ GENERATION_PROMPT = {
     "llava_onevision": "<|im_start|>assistant\n",
     "llava_next": " [/INST]",
     "qwen2_5_vl": "<|im_start|>assistant\n",
+    "qwen3_vl": "<|im_start|>assistant\n",
 }
 
 
@@ -141,7 +142,7 @@ def test_left_and_right_padding_train_the_same_tokens(processors, family, red_im
 
 def num_images(family, batch) -> int:
     """Images in a batch, as each family's processor lays out its pixels."""
-    if family in ("qwen2_vl", "qwen2_5_vl"):
+    if "image_grid_thw" in batch:  # Qwen2-VL, Qwen2.5-VL, Qwen3-VL
         return batch["image_grid_thw"].shape[0]  # one row of (t, h, w) per image
     if family == "smolvlm":
         return batch["pixel_values"].shape[1]  # (rows, images, channels, height, width)

@@ -189,7 +189,7 @@ def test_every_shipped_grounding_config_trains_its_familys_own_format(config):
     overrides = [] if str(config).startswith("tiny-") else ["--use_cpu", "true"]
     data, _, model = parse_config(CONFIGS / config, *overrides)
     check_box_format(data, model, load=not model.model_name_or_path.startswith("outputs/"))
-    assert data.box_format in {"qwen2-vl", "qwen2.5-vl", "smolvlm"} and not data.box_format_override
+    assert data.box_format in {"qwen2-vl", "qwen2.5-vl", "smolvlm", "qwen3-vl"} and not data.box_format_override
 
 
 # -- RefCOCO: every expression scored, image overlap reported -------------------------------------------------------

@@ -21,7 +21,9 @@ from vlm_recipes.tiny import vlm as tiny
 pytestmark = pytest.mark.unit
 
 FAMILIES = [f.name for f in FAMILY_RECORDS if f.packing_exact]  # every family whose packing is exact
-MROPE = [f.name for f in FAMILY_RECORDS if f.packing_exact and f.packed_positions is not None]  # Qwen2-VL, Qwen2.5-VL
+# Families whose rows get positions of their own beyond 1-D (M-RoPE: Qwen2-VL, Qwen2.5-VL, Qwen3-VL): the controls
+# below show that without them the losses move.
+MROPE = [f.name for f in FAMILY_RECORDS if f.packing_exact and f.packed_positions is not None]
 SHARPEN = 6.0  # scale of the language model's query and key projections (see build_model)
 
 
@@ -151,7 +153,7 @@ def test_losses_and_lora_gradients_equal_rows_run_one_at_a_time(setups, family, 
 
 @pytest.mark.integration
 @pytest.mark.parametrize("family", MROPE)
-def test_qwen2_vl_without_per_row_positions_differs(setups, family):
+def test_without_per_row_positions_differs(setups, family):
     """The same padding-free batch with 1-D positions restarting at each row (what a text-only flattening collator
     gives, also for the three M-RoPE axes), or with no position ids (the model's own positions over the whole
     concatenation: nothing restarts, rows see each other), gives other losses. (M-RoPE computed over the whole

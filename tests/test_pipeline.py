@@ -66,7 +66,9 @@ def _assert_same_batch(expected: dict, got: dict):
 
 
 @pytest.mark.parametrize(
-    "name,splitting", [("smolvlm-256m", True), ("smolvlm-256m", False), ("qwen2-vl-2b", None)], ids=str
+    "name,splitting",
+    [("smolvlm-256m", True), ("smolvlm-256m", False), ("qwen2-vl-2b", None), ("qwen3-vl-2b", None)],
+    ids=str,
 )
 def test_split_pipeline_gives_the_processors_batch(photos, name, splitting):
     processor = build_processor(name)
@@ -156,7 +158,7 @@ def test_grpo_refuses_split_image_processing(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("name", ["smolvlm-256m", "qwen2-vl-2b"])
+@pytest.mark.parametrize("name", ["smolvlm-256m", "qwen2-vl-2b", "qwen3-vl-2b"])
 def test_worker_image_processing_gives_the_padding_free_batch(photos, name):
     from vlm_recipes.data.packing import PaddingFreeCollator
 

@@ -12,7 +12,7 @@ from vlm_recipes.paths import REPO_ROOT
 
 pytestmark = pytest.mark.unit
 
-CONFIGS = {"smolvlm": "tiny-smolvlm", "qwen2_vl": "tiny-qwen2-vl", "llava": "tiny-llava"}
+CONFIGS = {"smolvlm": "tiny-smolvlm", "qwen2_vl": "tiny-qwen2-vl", "llava": "tiny-llava", "qwen3_vl": "tiny-qwen3-vl"}
 CONFIGS["qwen2_5_vl"] = "tiny-qwen2.5-vl"
 # Full fine-tuning moves every weight: smaller steps than the LoRA defaults.
 FULL_FT_OVERRIDES = {"dpo": ["--learning_rate", "1e-5", "--max_steps", "150"], "mpo": ["--learning_rate", "5e-5"]}
@@ -36,7 +36,7 @@ def test_synthetic_pairs_reject_a_plausible_wrong_answer():
     assert kinds == {"caption", "same kind", "other attribute"}
 
 
-@pytest.mark.parametrize("family", ["smolvlm", "qwen2_vl", "llava", "llava_onevision"])
+@pytest.mark.parametrize("family", ["smolvlm", "qwen2_vl", "llava", "llava_onevision", "qwen3_vl"])
 def test_completion_mask_is_exactly_the_sft_label_mask(processors, family):
     processor = processors[family]
     rows = [synthetic.make_preference_dataset("color_shape", 3, seed=2)[i] for i in range(3)]
@@ -71,6 +71,7 @@ def test_preference_collator_names_bad_rows(processors):
         "qwen2_vl",
         pytest.param("llava", marks=pytest.mark.slow),
         pytest.param("qwen2_5_vl", marks=pytest.mark.slow),
+        pytest.param("qwen3_vl", marks=pytest.mark.slow),
     ],
 )
 def test_offline_default_improves_held_out_metrics(tmp_path, method, family):

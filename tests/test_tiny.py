@@ -32,6 +32,7 @@ PROCESSORS = {
     "llava_onevision": "LlavaOnevisionProcessor",
     "llava_next": "LlavaNextProcessor",
     "qwen2_5_vl": "Qwen2_5_VLProcessor",
+    "qwen3_vl": "Qwen3VLProcessor",
 }
 
 

@@ -8,8 +8,12 @@ origin top left), with the image's size. What the model reads and writes is the 
 | `qwen2-vl` | `<|object_ref_start|>red circle<|object_ref_end|><|box_start|>(x1,y1),(x2,y2)<|box_end|>` | 0-999 grid |
 | `qwen2.5-vl` | `[{"bbox_2d": [x1, y1, x2, y2], "label": "red circle"}]` | integer pixels of the resized input image |
 | `smolvlm` | `[x1, y1, x2, y2]` | integers on a 0-100 grid: percent of the image's width / height |
+| `qwen3-vl` | `[{"bbox_2d": [x1, y1, x2, y2], "label": "red circle"}]` | integers on a 0-1000 grid of the sides |
 
 The `qwen2-vl` grid: integers in [0, 1000) of the image's width / height (an edge on the border is 999).
+
+The `qwen3-vl` grid: round(x / width * 1000), clamped to [0, 1000] (Qwen's `convert_to_qwen2vl_format`, which the
+Qwen3-VL maintainers point to for training data), whatever the processor's resize.
 
 The resized input image of `qwen2.5-vl` is the one the processor feeds the model: transformers' smart_resize to
 multiples of patch_size x merge_size (28) within the processor's min/max pixels.
@@ -26,6 +30,10 @@ images into tiles of varying number, so no pixel frame is stable: coordinates ar
 (Molmo points use 0-100 too) keeps answers short (at most three digits per number; a tiny BPE tokenizer spends one
 token per digit) at 1% of the side, which moves an IoU by at most a few percent; 0-1 with two decimals is the same
 grid with more characters.
+Qwen3-VL went back to a relative grid: "Using relative position coordinates" (QwenLM/Qwen3-VL README); the
+maintainers: training coordinates must be normalised to 1000, independent of the resolution (QwenLM/Qwen3-VL#2008,
+#1623), written as Qwen2.5-VL's JSON `bbox_2d` (the repository's spatial-understanding cookbook plots `bbox_2d` /
+`point_2d` values / 1000 x the image's size).
 
 IoU is unchanged when both boxes are scaled by the same factors along x and y, and every convention here is such a
 scaling of the pixel frame (plus rounding), so an IoU computed between two answers in one convention equals the IoU
@@ -348,6 +356,13 @@ CONVENTIONS: dict[str, BoxConvention] = {
             syntax="json",
         ),
         BoxConvention("smolvlm", "[x1, y1, x2, y2] as integers on a 0-100 grid of the image's sides", False, grid=100),
+        BoxConvention(
+            "qwen3-vl",
+            'JSON [{"bbox_2d": [x1, y1, x2, y2], "label": ...}] as integers on a 0-1000 grid of the image\'s sides',
+            needs_processor=False,
+            grid=1000,
+            syntax="json",
+        ),
     )
 }
 if tuple(CONVENTIONS) != BOX_FORMATS:  # the settings refuse other names before any convention is looked up

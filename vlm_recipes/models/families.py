@@ -370,7 +370,41 @@ QWEN2_5_VL = Family(
     video_time_scale=_qwen2_5_vl_video_time_scale,
 )
 
-FAMILIES = (SMOLVLM, QWEN2_VL, LLAVA, LLAVA_ONEVISION, LLAVA_NEXT, QWEN2_5_VL)
+# --- Qwen3-VL (issue 28) ---
+# Qwen3VLForConditionalGeneration: Qwen2-VL's layout of image inputs (patches of 16 px, 2x2 merged, `image_grid_thw`)
+# and the same M-RoPE positions per row (get_rope_index, modeling_qwen3_vl.py), with the frequencies interleaved over
+# (t, h, w) instead of in contiguous sections; DeepStack adds vision features to the first LLM layers at the image
+# positions (position-free). Packing: exact (tests/test_packing.py). Video: per temporal patch a text timestamp and a
+# <|vision_start|>...<|vision_end|> block (transformers 5.23's processor); packing refuses video rows for every family.
+QWEN3_VL = Family(
+    name="qwen3_vl",
+    label="Qwen3-VL",
+    model_types=("qwen3_vl",),
+    processor_classes=("Qwen3VLProcessor",),
+    image_tokens=("<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>"),
+    image_token_patterns=(),
+    end_of_turn="<|im_end|>",
+    projector_pattern=r"(^|\.)visual\.(merger|deepstack_merger_list)\.",
+    vision_tower_pattern=r"(^|\.)visual\.",
+    vision_tower_modules=(r"(.*\.)?visual",),  # holds the mergers too: quantizing the tower leaves them out
+    projector_modules=(r"(.*\.)?visual\.merger", r"(.*\.)?visual\.deepstack_merger_list"),
+    resolution_controls=("min_pixels", "max_pixels"),
+    set_resolution=_qwen2_vl_resolution,
+    resolution_help="Qwen3-VL resizes every image so that its pixel count lies in [min_pixels, max_pixels] (one token "
+    "per 32x32 pixels)",
+    # Qwen3VLVideoProcessor bounds the pixels of a whole clip (frames x height x width), not of one frame.
+    video_resolution_controls=("video_min_pixels", "video_max_pixels"),
+    pixel_layout="patches",
+    image_processor_classes=("Qwen2VLImageProcessor",),
+    checkpoints=("Qwen/Qwen3-VL",),
+    # JSON bbox_2d on a 0-1000 grid of the image, whatever the resize (QwenLM/Qwen3-VL README; vlm_recipes/grounding).
+    box_formats=(("qwen3_vl", "qwen3-vl"),),
+    checkpoint_types=(("Qwen/Qwen3-VL", "qwen3_vl"),),
+    packed_positions=mrope_positions,
+    packing_exact=True,
+)
+
+FAMILIES = (SMOLVLM, QWEN2_VL, LLAVA, LLAVA_ONEVISION, LLAVA_NEXT, QWEN2_5_VL, QWEN3_VL)
 
 
 def family_for_model_type(model_type: str) -> Family:

@@ -23,7 +23,7 @@ from .common import (
 
 GROUNDING_TASKS = ("grounding", "grounding_free")  # synthetic tasks answered with a box (box_format)
 # The box conventions by name: vlm_recipes/grounding/boxes.py defines one per name (and checks that it does).
-BOX_FORMATS = ("qwen2-vl", "qwen2.5-vl", "smolvlm")
+BOX_FORMATS = ("qwen2-vl", "qwen2.5-vl", "smolvlm", "qwen3-vl")
 # ActivityNet-QA's files: `video_name` holds the bare YouTube id, the extracted archive `v_<id>.mp4` (lmms-eval's
 # lmms_eval/tasks/activitynetqa/utils.py reads f"v_{video_name}.mp4", trying .webm and .mkv as well).
 ACTIVITYNET_VIDEO_PATH = "v_{video_name}.mp4"
@@ -53,7 +53,8 @@ class DataArguments:
     synthetic_task: str = field(
         default="color_shape",
         metadata={
-            "help": 'Synthetic task: color, shape, color_shape, count, position, caption, mixed_images (rows with two images, one or none, in turn), grounding ("Where is '
+            "help": "Synthetic task: color, shape, color_shape, count, position, caption, mixed_images (rows with two "
+            'images, one or none, in turn), grounding ("Where is '
             'the red circle?" answered with a box; needs box_format; shapes on a 4x4 grid) or grounding_free (the '
             "same with boxes of any size and place); with synthetic_video: first_color (which "
             "colour appears first?) or motion (which way does the shape move?), and their *_middle_frame baselines "
@@ -287,8 +288,8 @@ class DataArguments:
         if self.box_format is None:
             if self.synthetic_task in GROUNDING_TASKS and self.dataset_name == "synthetic":
                 raise ValueError(
-                    "synthetic_task grounding answers with boxes: set box_format (auto, qwen2-vl, qwen2.5-vl or "
-                    "smolvlm)."
+                    "synthetic_task grounding answers with boxes: set box_format (auto, or one of "
+                    f"{', '.join(BOX_FORMATS)})."
                 )
             defaults = {f.name: f.default for f in fields(self)}
             unused = [

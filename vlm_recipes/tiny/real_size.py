@@ -13,6 +13,8 @@ little from the real tokenizer's, image token counts are exact) and TRL's copy o
     Qwen2.5-VL-3B 36-layer 2048-wide text model with M-RoPE, 32-layer 1280-wide vision tower (window attention, full
                   attention at blocks 7/15/23/31, RMSNorm, SwiGLU), 3.75 B parameters; min_pixels 50,176 / max_pixels
                   401,408 (benches/bench_real_size_qwen2_5_vl.py reports every config's setting).
+    Qwen3-VL-2B   28-layer 2048-wide text model (head_dim 128, interleaved M-RoPE), 24-layer 1024-wide vision tower
+                  (patch 16, DeepStack at blocks 5/11/17), 2.1 B parameters; min_pixels 65,536 / max_pixels 524,288.
 
 Not cached (0.9 GB and 8.8 GB in float32; built in about 30 s and 80 s on a 2-core CPU). For benchmarks only.
 """
@@ -110,6 +112,12 @@ REAL_SIZE = {
         "max_pixels": 401408,
         "tie_word_embeddings": True,
     },
+    # Qwen/Qwen3-VL-2B-Instruct's config.json (vlm_recipes/tiny/qwen3_vl.py REAL_2B; docs/families.md#qwen3-vl).
+    "qwen3-vl-2b": {
+        "family": "qwen3_vl",
+        "min_pixels": 65536,  # recipes/configs/qwen3-vl-2b-instruct/sft_lora.yaml
+        "max_pixels": 524288,
+    },
 }
 
 
@@ -135,6 +143,11 @@ def build_processor(name: str):
         )
     if spec["family"] == "qwen2_5_vl":
         return qwen2_5_vl.qwen2_5_vl_processor(tokenizer, spec["min_pixels"], spec["max_pixels"])
+    if spec["family"] == "qwen3_vl":
+        from . import qwen3_vl
+
+        bounds = {"shortest_edge": spec["min_pixels"], "longest_edge": spec["max_pixels"]}
+        return qwen3_vl.processor(tokenizer, bounds, qwen3_vl.REAL_VIDEO)
     return tiny.qwen2_vl_processor(tokenizer, spec["min_pixels"], spec["max_pixels"])
 
 
@@ -170,6 +183,10 @@ def build_model(name: str, processor, seed: int = 0, attn_implementation: str = 
         config = qwen2_5_vl.model_config(spec, tokenizer, text_ids, spec["tie_word_embeddings"])
         config._attn_implementation = attn_implementation
         return Qwen2_5_VLForConditionalGeneration(config).eval()
+    if spec["family"] == "qwen3_vl":
+        from . import qwen3_vl
+
+        return qwen3_vl.real_size_model(qwen3_vl.REAL_2B, tokenizer, attn_implementation)
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
 
     config = Qwen2VLConfig(

@@ -40,7 +40,7 @@ from transformers import PreTrainedTokenizerFast
 from trl.chat_template_utils import qwen2_5_vl_chat_template, smolvlm_chat_template
 
 from ..data import synthetic
-from . import llava, qwen2_5_vl
+from . import llava, qwen2_5_vl, qwen3_vl
 from .common import (
     TINY_PREFIX,
     build_dependencies,
@@ -152,6 +152,7 @@ SPECS = {
         "image_grid_pinpoints": [[32, 64], [64, 32], [64, 64], [96, 32], [32, 96]],
     },
     "qwen2_5_vl": qwen2_5_vl.SPEC,  # vlm_recipes/tiny/qwen2_5_vl.py
+    "qwen3_vl": qwen3_vl.SPEC,  # what it mirrors of Qwen3-VL-2B: vlm_recipes/tiny/qwen3_vl.py
 }
 PRETRAIN = {
     "task": "caption",
@@ -205,6 +206,7 @@ FAMILY_SPECIAL_TOKENS = {
         "extra": ["<|im_start|>", "<image>", "<video>"],
     },
     "qwen2_5_vl": qwen2_5_vl.SPECIAL_TOKENS,
+    "qwen3_vl": qwen3_vl.SPECIAL_TOKENS,
 }
 
 
@@ -407,6 +409,7 @@ for _name, _processor, _model in (
 for _name in ("llava", "llava_onevision", "llava_next"):
     register(_name, llava.tiny_family(_name, SPECS[_name], FAMILY_SPECIAL_TOKENS[_name], TinyFamily))
 register("qwen2_5_vl", qwen2_5_vl.tiny_family(SPECS["qwen2_5_vl"], FAMILY_SPECIAL_TOKENS["qwen2_5_vl"], TinyFamily))
+register("qwen3_vl", qwen3_vl.tiny_family(SPECS["qwen3_vl"], FAMILY_SPECIAL_TOKENS["qwen3_vl"], TinyFamily))
 
 
 def pretrain(
