@@ -54,7 +54,7 @@ import torch
 from transformers.utils.chat_template_utils import render_jinja_template
 
 from ..grounding.boxes import CONVENTIONS, KEEP_END, KEEP_START
-from ..models.families import family_of
+from ..models.families import family_of, template_variables
 from .video import videos_of
 
 # The private-use characters transformers' `mark_control_tokens` wraps around control tokens found in user text
@@ -96,6 +96,8 @@ class ChatEncoder:
         self.tokenizer = processor.tokenizer
         self.family = family_of(processor)
         self.chat_template = self.family.patch_template(chat_template or processor.chat_template)
+        # Variables every render gets (Qwen3.5's enable_thinking, from the model config; a call's own win).
+        self.template_variables = template_variables(processor)
         if self.chat_template is None:
             raise ValueError("The processor has no chat template; set processor.chat_template before training.")
         added = {t.content: i for i, t in self.tokenizer.added_tokens_decoder.items() if not t.content.isspace()}
@@ -184,7 +186,7 @@ class ChatEncoder:
             chat_template=self.chat_template,
             return_assistant_tokens_mask=spans,
             add_generation_prompt=add_generation_prompt,
-            **{**self.tokenizer.special_tokens_map, **kwargs},
+            **{**self.tokenizer.special_tokens_map, **self.template_variables, **kwargs},
         )
         return texts, generation if spans else [[] for _ in texts]
 

@@ -40,7 +40,7 @@ from transformers import PreTrainedTokenizerFast
 from trl.chat_template_utils import qwen2_5_vl_chat_template, smolvlm_chat_template
 
 from ..data import synthetic
-from . import llava
+from . import llava, qwen3_5
 from .common import (
     TINY_PREFIX,
     build_dependencies,
@@ -151,6 +151,7 @@ SPECS = {
         "vision_feature_select_strategy": "default",
         "image_grid_pinpoints": [[32, 64], [64, 32], [64, 64], [96, 32], [32, 96]],
     },
+    "qwen3_5": qwen3_5.SPEC,  # Qwen3.5 (Qwen3.6 / 3.8): vlm_recipes/tiny/qwen3_5.py says what it mirrors
 }
 PRETRAIN = {
     "task": "caption",
@@ -203,6 +204,7 @@ FAMILY_SPECIAL_TOKENS = {
         "pad": "<|endoftext|>",
         "extra": ["<|im_start|>", "<image>", "<video>"],
     },
+    "qwen3_5": qwen3_5.SPECIAL_TOKENS,
 }
 
 
@@ -404,6 +406,7 @@ for _name, _processor, _model in (
     register(_name, TinyFamily(SPECS[_name], FAMILY_SPECIAL_TOKENS[_name], _processor, _model))
 for _name in ("llava", "llava_onevision", "llava_next"):
     register(_name, llava.tiny_family(_name, SPECS[_name], FAMILY_SPECIAL_TOKENS[_name], TinyFamily))
+register("qwen3_5", qwen3_5.tiny_family(SPECS["qwen3_5"], FAMILY_SPECIAL_TOKENS["qwen3_5"], TinyFamily))
 
 
 def pretrain(
