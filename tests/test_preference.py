@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from helpers import run_recipe
+from helpers import TRAINED_PREFIX, run_recipe
 
 from vlm_recipes.data import synthetic
 from vlm_recipes.data.collators import PreferenceCollator, SampleError, VisionChatCollator
@@ -12,7 +12,7 @@ from vlm_recipes.paths import REPO_ROOT
 
 pytestmark = pytest.mark.unit
 
-CONFIGS = {"smolvlm": "tiny-smolvlm", "qwen2_vl": "tiny-qwen2-vl", "llava": "tiny-llava"}
+CONFIGS = {"smolvlm": "tiny-smolvlm", "qwen2_vl": "tiny-qwen2-vl", "llava": "tiny-llava", "qwen3_5": "tiny-qwen3.5"}
 # Full fine-tuning moves every weight: smaller steps than the LoRA defaults.
 FULL_FT_OVERRIDES = {"dpo": ["--learning_rate", "1e-5", "--max_steps", "150"], "mpo": ["--learning_rate", "5e-5"]}
 
@@ -35,7 +35,7 @@ def test_synthetic_pairs_reject_a_plausible_wrong_answer():
     assert kinds == {"caption", "same kind", "other attribute"}
 
 
-@pytest.mark.parametrize("family", ["smolvlm", "qwen2_vl", "llava", "llava_onevision"])
+@pytest.mark.parametrize("family", ["smolvlm", "qwen2_vl", "llava", "llava_onevision", "qwen3_5"])
 def test_completion_mask_is_exactly_the_sft_label_mask(processors, family):
     processor = processors[family]
     rows = [synthetic.make_preference_dataset("color_shape", 3, seed=2)[i] for i in range(3)]
@@ -48,7 +48,8 @@ def test_completion_mask_is_exactly_the_sft_label_mask(processors, family):
             mask = batch["completion_mask"][offset + i].bool()
             ours = batch["input_ids"][offset + i][mask].tolist()
             assert ours == sft["labels"][i][sft["labels"][i] != -100].tolist()
-            assert processor.tokenizer.decode(ours).strip().startswith(rows[i][side][0]["content"][0]["text"])
+            answer = TRAINED_PREFIX[family] + rows[i][side][0]["content"][0]["text"]
+            assert processor.tokenizer.decode(ours).strip().startswith(answer)
 
 
 def test_preference_collator_names_bad_rows(processors):
@@ -62,7 +63,15 @@ def test_preference_collator_names_bad_rows(processors):
 # LLaVA-1.5 with the same bars, slow: its pre-trained base is built only for slow tests (measured on one base only).
 @pytest.mark.learning
 @pytest.mark.parametrize("method", ["dpo", "mpo"])
-@pytest.mark.parametrize("family", ["smolvlm", "qwen2_vl", pytest.param("llava", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "family",
+    [
+        "smolvlm",
+        "qwen2_vl",
+        pytest.param("llava", marks=pytest.mark.slow),
+        pytest.param("qwen3_5", marks=pytest.mark.slow),  # its base is built only for slow tests too
+    ],
+)
 def test_offline_default_improves_held_out_metrics(tmp_path, method, family):
     config = REPO_ROOT / "recipes" / "configs" / CONFIGS[family] / f"{method}.yaml"
     out = tmp_path / "run"

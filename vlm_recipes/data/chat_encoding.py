@@ -77,6 +77,27 @@ class ContentError(ValueError):
         self.index, self.kind = index, kind
 
 
+# One leading reasoning block of an answer, as a thinking template (Qwen3.5) reads it: `<think>reasoning</think>`.
+_REASONING = re.compile(r"\s*<think>((?!<think>|</think>).)*</think>", re.DOTALL)
+
+
+def _check_reasoning_markup(text: str, index: int) -> None:
+    """A thinking template (`Family.thinking`: Qwen3.5) reads `<think>...</think>` in an assistant message as the
+    turn's reasoning and renders only what follows the last `</think>` as the answer: other text around the tags would
+    be dropped without a word. One leading `<think>...</think>` block (the reasoning of a row with reasoning) is
+    what it means; any other `<think>` / `</think>` in an answer is refused."""
+    leading = _REASONING.match(text)
+    rest = text[leading.end() :] if leading else text
+    if "<think>" in rest or "</think>" in rest:
+        raise ContentError(
+            index,
+            "an assistant message holds '<think>' or '</think>' other than one leading <think>...</think> block: this "
+            "model's chat template reads them as the turn's reasoning and drops the text around them; give the "
+            "reasoning as one <think>...</think> block at the start of the answer, or remove the tags",
+            "reasoning markup",
+        )
+
+
 class ChatEncoder:
     """Conversations (messages with their images filled in, as `conversation_of` returns them) to token batches in
     which message text never becomes control tokens.
@@ -163,6 +184,11 @@ class ChatEncoder:
         marked = []
         for message in conversation:
             content = message.get("content")
+            if self.family.thinking and message.get("role") == "assistant":
+                texts = [content] if isinstance(content, str) else [p.get("text") for p in content or []]
+                for text in texts:
+                    if isinstance(text, str):
+                        _check_reasoning_markup(text, index)
             if isinstance(content, str):
                 content = self.mark_text(content, index)
             elif isinstance(content, list):

@@ -151,15 +151,16 @@ def model_config(text: dict, vision: dict, rope_parameters: dict, tokenizer, *, 
         raise ValueError(f"mrope_section {rope_parameters['mrope_section']} must sum to rotary dim / 2 = {rotary // 2}")
     conv = tokenizer.convert_tokens_to_ids
     return Qwen3_5Config(
-        text_config=dict(
-            max_position_embeddings=4096,
-            eos_token_id=conv(tokenizer.eos_token),
-            pad_token_id=conv(tokenizer.pad_token),
-            bos_token_id=None,
-            rope_parameters=dict(rope_parameters),
-            tie_word_embeddings=tie_word_embeddings,
-            **{"vocab_size": len(tokenizer), **text},
-        ),
+        text_config={
+            "vocab_size": len(tokenizer),
+            "max_position_embeddings": 4096,
+            **text,  # a real size's vocab_size and context length win
+            "eos_token_id": conv(tokenizer.eos_token),
+            "pad_token_id": conv(tokenizer.pad_token),
+            "bos_token_id": None,
+            "rope_parameters": dict(rope_parameters),
+            "tie_word_embeddings": tie_word_embeddings,
+        },
         vision_config=dict(vision),  # Qwen3_5VisionConfig has no DeepStack
         image_token_id=conv("<|image_pad|>"),
         video_token_id=conv("<|video_pad|>"),
