@@ -31,6 +31,7 @@ TARGETS = [
 ]
 PROJECTOR = {"smolvlm": "connector", "qwen2_vl": "merger", "llava": "multi_modal_projector"}
 PROJECTOR["llava_onevision"] = PROJECTOR["llava_next"] = PROJECTOR["llava"]
+PROJECTOR["qwen3_5"] = "merger"
 FAMILIES = sorted(PROJECTOR)
 
 
@@ -92,7 +93,7 @@ def test_parts_are_told_apart(paths, family):
     for name, p in model.named_parameters():
         counts[fam.part_of(name)] = counts.get(fam.part_of(name), 0) + p.numel()
     assert set(counts) == {"vision_tower", "projector", "language_model"}
-    projector = {"qwen2_vl": "visual.merger"}.get(family, PROJECTOR[family])
+    projector = {"qwen2_vl": "visual.merger", "qwen3_5": "visual.merger"}.get(family, PROJECTOR[family])
     expected = sum(p.numel() for p in model.model.get_submodule(projector).parameters())
     if family in ("llava_onevision", "llava_next"):
         expected += model.model.image_newline.numel()  # the learned separator after each row of anyres features

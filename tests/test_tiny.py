@@ -31,6 +31,7 @@ PROCESSORS = {
     "llava": "LlavaProcessor",
     "llava_onevision": "LlavaOnevisionProcessor",
     "llava_next": "LlavaNextProcessor",
+    "qwen3_5": "Qwen3VLProcessor",  # Qwen3.5 has no processor of its own
 }
 
 
