@@ -124,7 +124,7 @@ def test_a_generation_prompt_renders_control_strings_as_text(processors, family,
     start = trained(processor, train, 0)
     position = (train["labels"][0] != -100).nonzero()[0].item()
     # (Qwen3.5's prompt ends in the empty think block its answers are trained with: trained, yet in the prompt too)
-    position += len(tok(TRAINED_PREFIX[family], add_special_tokens=False)["input_ids"]) if TRAINED_PREFIX[family] else 0
+    position += len(tok(TRAINED_PREFIX[family], add_special_tokens=False)["input_ids"])
     assert train["input_ids"][0][:position].tolist() == first.tolist() and start
 
 

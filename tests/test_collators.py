@@ -2,7 +2,8 @@
 
 import pytest
 import torch
-from helpers import EOT, FAMILIES, TRAINED_PREFIX, answer_prefix  # every family; its end-of-turn token read off its template
+# every family; its end-of-turn token read off its template; what it trains before an answer
+from helpers import EOT, FAMILIES, TRAINED_PREFIX, answer_prefix
 
 from vlm_recipes.data.collators import PromptCollator, SampleError, VisionChatCollator, keep_through_end_of_turn
 from vlm_recipes.models.families import family_of, set_image_resolution

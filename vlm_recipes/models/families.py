@@ -334,6 +334,7 @@ LLAVA_NEXT = Family(
     model_settings=_anyres_settings,
 )
 
+
 # --- Qwen3.5 (issue 28) ---
 def _is_qwen3_5_processor(processor) -> bool:
     """A `Qwen3VLProcessor` of a Qwen3.5 (3.6, 3.8) checkpoint rather than a Qwen3-VL one: Qwen3.5's tokenizer class

@@ -71,9 +71,21 @@ SPEC = {
 }
 
 _VISION = ["<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>"]
-_BOXES = ["<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>"]
+_BOXES = [
+    "<|object_ref_start|>",
+    "<|object_ref_end|>",
+    "<|box_start|>",
+    "<|box_end|>",
+    "<|quad_start|>",
+    "<|quad_end|>",
+]
 # eos / pad as the real tokenizer sets them (`<|im_end|>` ends a turn, `<|endoftext|>` pads); no bos.
-SPECIAL_TOKENS = {"bos": None, "eos": "<|im_end|>", "pad": "<|endoftext|>", "extra": ["<|im_start|>", *_VISION, *_BOXES]}
+SPECIAL_TOKENS = {
+    "bos": None,
+    "eos": "<|im_end|>",
+    "pad": "<|endoftext|>",
+    "extra": ["<|im_start|>", *_VISION, *_BOXES],
+}
 # Added tokens that are not special in the real vocabulary; the template writes <think> / </think> itself.
 PLAIN_ADDED = ["<think>", "</think>", "<tool_call>", "</tool_call>"]
 
@@ -148,7 +160,9 @@ def model_config(text: dict, vision: dict, rope_parameters: dict, tokenizer, *, 
 
     rotary = int(text["head_dim"] * rope_parameters["partial_rotary_factor"])
     if sum(rope_parameters["mrope_section"]) != rotary // 2:
-        raise ValueError(f"mrope_section {rope_parameters['mrope_section']} must sum to rotary dim / 2 = {rotary // 2}")
+        raise ValueError(
+            f"mrope_section {rope_parameters['mrope_section']} must sum to rotary dim / 2 = {rotary // 2}"
+        )
     conv = tokenizer.convert_tokens_to_ids
     return Qwen3_5Config(
         text_config={
@@ -173,9 +187,7 @@ def model_config(text: dict, vision: dict, rope_parameters: dict, tokenizer, *, 
 def build_model(spec: dict, tokenizer, ids: dict):
     from transformers import Qwen3_5ForConditionalGeneration
 
-    config = model_config(
-        spec["text"], spec["vision"], spec["rope_parameters"], tokenizer, tie_word_embeddings=False
-    )
+    config = model_config(spec["text"], spec["vision"], spec["rope_parameters"], tokenizer, tie_word_embeddings=False)
     return Qwen3_5ForConditionalGeneration(config)
 
 
