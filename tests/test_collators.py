@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 # every family; its end-of-turn token read off its template; what it trains before an answer
 from helpers import EOT, FAMILIES, TRAINED_PREFIX, answer_prefix
 
