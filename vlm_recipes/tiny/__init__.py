@@ -11,8 +11,7 @@ Production code (model loading, merging, the CLIP recipes) reaches the builders 
 - `vlm_recipes.tiny.blip`: tiny BLIP (`tiny:blip` captioning, `tiny:blip-itm` retrieval, `tiny:blip-vqa`).
 - `vlm_recipes.tiny.common`: the cache, reproducible builds and atomic saving they share.
 - `vlm_recipes.tiny.real_size`: real-size SmolVLM-256M / Qwen2-VL-2B / Qwen3.5-0.8B architectures with random
-  weights, for
-  benchmarks (not cached, not behind `resolve`).
+  weights, for benchmarks (not cached, not behind `resolve`).
 
 Build or rebuild from the command line: `python -m vlm_recipes.tiny build [--family smolvlm] [--stage sft] [--force]`.
 """
