@@ -11,6 +11,7 @@ import dataclasses
 
 import pytest
 import torch
+from PIL import Image
 
 from vlm_recipes.data.chat_encoding import ChatEncoder
 from vlm_recipes.data.collators import VisionChatCollator, conversation_of
@@ -330,3 +331,21 @@ def test_a_few_sft_steps_on_the_random_tiny_model_lower_the_loss(leak_setup):
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
     print(f"loss: first 5 steps {first:.3f}, last 5 {last:.3f}")
     assert last < 0.5 * first, losses
+
+
+# -- real size ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "max_pixels, expected",
+    [(524288, {(640, 427): 260, (640, 200): 120, (1280, 960): 494, (64, 64): 64}), (262144, {(640, 427): 247})],
+)
+def test_real_size_image_tokens_at_the_configs_settings(max_pixels, expected):
+    """Qwen3.5-0.8B's processor settings as the SFT (max_pixels 524,288) and GRPO (262,144) configs set them: one
+    token per 32x32 pixels of the resized image, at least 64 (min_pixels 65,536); the figures in docs/families.md."""
+    from vlm_recipes.models.families import set_image_resolution
+    from vlm_recipes.tiny.real_size import build_processor
+
+    processor = build_processor("qwen3.5-0.8b")
+    set_image_resolution(processor, min_pixels=65536, max_pixels=max_pixels)
+    for size, tokens in expected.items():
+        out = processor(text=[processor.image_token], images=[Image.new("RGB", size)], return_tensors="pt")
+        assert (out["input_ids"][0] == processor.image_token_id).sum() == tokens, size
