@@ -67,6 +67,7 @@ SFT_CONFIG_DIRS = {
     "llava_onevision": "tiny-llava-onevision",
     "qwen2_5_vl": "tiny-qwen2.5-vl",
     "qwen3_vl": "tiny-qwen3-vl",
+    "qwen3_5": "tiny-qwen3.5",
 }
 
 
@@ -189,6 +190,27 @@ def answer_prefix(processor) -> str:
     return turn[: turn.index(answer)]
 
 
+def trained_prefix(processor) -> str:
+    """What the family's training template trains before an answer, inside its `{% generation %}` span, read from the
+    rendered text (transformers' renderer, not the code under test): Qwen3.5's empty think block
+    (`<think>\\n\\n</think>\\n\\n`), nothing for the other families (SmolVLM's space is `answer_prefix`)."""
+    from transformers.utils.chat_template_utils import render_jinja_template
+
+    from vlm_recipes.models.chat_templates import training_chat_template
+
+    chat = [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]
+    chat.append({"role": "assistant", "content": [{"type": "text", "text": "zq"}]})
+    texts, spans = render_jinja_template(
+        conversations=[chat],
+        chat_template=training_chat_template(processor),
+        return_assistant_tokens_mask=True,
+        **processor.tokenizer.special_tokens_map,
+    )
+    start, end = spans[0][-1]
+    prefix = texts[0][start:end].split("zq")[0]
+    return prefix if prefix.strip() else ""
+
+
 class _EndOfTurn(dict):
     """EOT[family]: `end_of_turn` of the family's tiny processor, computed once."""
 
@@ -200,6 +222,19 @@ class _EndOfTurn(dict):
 
 
 EOT = _EndOfTurn()
+
+
+class _TrainedPrefix(dict):
+    """TRAINED_PREFIX[family]: `trained_prefix` of the family's tiny processor, computed once."""
+
+    def __missing__(self, family):
+        from vlm_recipes.tiny.vlm import build_processor
+
+        self[family] = trained_prefix(build_processor(family))
+        return self[family]
+
+
+TRAINED_PREFIX = _TrainedPrefix()
 
 
 SHAPES = ["a red circle", "a blue square", "a green triangle", "a yellow star"]

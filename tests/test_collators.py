@@ -2,7 +2,9 @@
 
 import pytest
 import torch
-from helpers import EOT, FAMILIES, answer_prefix  # every family; its end-of-turn token read off its template
+
+# every family; its end-of-turn token read off its template; what it trains before an answer
+from helpers import EOT, FAMILIES, TRAINED_PREFIX, answer_prefix
 
 from vlm_recipes.data.collators import PromptCollator, SampleError, VisionChatCollator, keep_through_end_of_turn
 from vlm_recipes.models.families import family_of, set_image_resolution
@@ -19,6 +21,7 @@ GENERATION_PROMPT = {
     "llava_next": " [/INST]",
     "qwen2_5_vl": "<|im_start|>assistant\n",
     "qwen3_vl": "<|im_start|>assistant\n",
+    "qwen3_5": "<|im_start|>assistant\n",  # then the trained empty think block (TRAINED_PREFIX)
 }
 
 
@@ -68,7 +71,7 @@ def expected_answer_positions(processor, input_ids, answer):
     ids = input_ids.tolist()
     starts = [i for i in range(len(ids)) if ids[i : i + len(prompt_ids)] == prompt_ids]
     start = starts[-1] + len(prompt_ids)
-    answer_ids = encode_inside(tok, ANSWER_PREFIX[family] + answer + EOT[family])
+    answer_ids = encode_inside(tok, ANSWER_PREFIX[family] + TRAINED_PREFIX[family] + answer + EOT[family])
     assert ids[start : start + len(answer_ids)] == answer_ids
     return list(range(start, start + len(answer_ids)))
 
@@ -79,7 +82,7 @@ def test_only_answer_and_end_of_turn_are_trained(processors, family, red_image):
     batch = VisionChatCollator(processor)([vqa(red_image, system="Answer in one word.")])
     expected = expected_answer_positions(processor, batch["input_ids"][0], "red")
     assert trained_positions(batch, 0) == expected
-    assert trained_text(processor, batch, 0).strip() == f"red{EOT[family]}"
+    assert trained_text(processor, batch, 0).strip() == f"{TRAINED_PREFIX[family]}red{EOT[family]}"
     # the trained tokens are exactly the input tokens at those positions (labels are not shifted here)
     assert batch["labels"][0, expected].tolist() == batch["input_ids"][0, expected].tolist()
 
@@ -117,7 +120,7 @@ def test_padding_is_masked_on_both_sides(processors, family, side, red_image):
         assert pads.tolist() == list(range(mask.shape[1] - len(pads), mask.shape[1]))
     assert (batch["labels"][1][mask[1] == 0] == -100).all()
     assert (batch["input_ids"][1][mask[1] == 0] == processor.tokenizer.pad_token_id).all()
-    assert trained_text(processor, batch, 1).strip() == f"yes{EOT[family]}"
+    assert trained_text(processor, batch, 1).strip() == f"{TRAINED_PREFIX[family]}yes{EOT[family]}"
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -142,7 +145,7 @@ def test_left_and_right_padding_train_the_same_tokens(processors, family, red_im
 
 def num_images(family, batch) -> int:
     """Images in a batch, as each family's processor lays out its pixels."""
-    if "image_grid_thw" in batch:  # Qwen2-VL, Qwen2.5-VL, Qwen3-VL
+    if "image_grid_thw" in batch:  # Qwen2-VL, Qwen2.5-VL, Qwen3-VL, Qwen3.5
         return batch["image_grid_thw"].shape[0]  # one row of (t, h, w) per image
     if family == "smolvlm":
         return batch["pixel_values"].shape[1]  # (rows, images, channels, height, width)
@@ -169,8 +172,8 @@ def test_multi_image_multi_turn(processors, family, red_image, blue_image):
         ],
     }
     batch = VisionChatCollator(processor)([row])
-    eot = EOT[family]
-    assert trained_text(processor, batch, 0).replace(" ", "") == f"first{eot}blue{eot}"
+    eot, think = EOT[family], TRAINED_PREFIX[family]
+    assert trained_text(processor, batch, 0).replace(" ", "") == f"{think}first{eot}{think}blue{eot}"
     assert num_images(family, batch) == 2
     # Two separate assistant runs, each ending in the end-of-turn token.
     pos = trained_positions(batch, 0)
@@ -190,9 +193,7 @@ def test_text_only_row_mixed_with_image_rows(processors, family, red_image):
     }
     batch = VisionChatCollator(processor)([vqa(red_image), text_row, vqa(red_image, answer="blue")])
     assert [trained_text(processor, batch, i).strip() for i in range(3)] == [
-        f"red{EOT[family]}",
-        f"yes{EOT[family]}",
-        f"blue{EOT[family]}",
+        f"{TRAINED_PREFIX[family]}{answer}{EOT[family]}" for answer in ("red", "yes", "blue")
     ]
     image_ids = torch.tensor(family_of(processor).image_token_ids(processor.tokenizer))
     assert not torch.isin(batch["input_ids"][1], image_ids).any()
@@ -243,7 +244,7 @@ def test_truncation_guard_drops_and_counts_when_asked(processors, family, red_im
     batch = collator([long_row, text_row])
     assert collator.num_dropped == 1
     assert batch["input_ids"].shape[0] == 1
-    assert trained_text(processor, batch, 0).strip() == f"yes{EOT[family]}"
+    assert trained_text(processor, batch, 0).strip() == f"{TRAINED_PREFIX[family]}yes{EOT[family]}"
     with pytest.raises(SampleError, match="Every sample"):
         collator([long_row])
 
@@ -290,7 +291,7 @@ def test_smolvlm_image_splitting_and_longest_edge(red_image):
     assert split == 5 * processor.image_seq_len  # 2x2 tiles + the global image
     with pytest.raises(ValueError, match="smaller than the vision encoder's tile"):
         set_image_resolution(processor, longest_edge=32)
-    with pytest.raises(ValueError, match="Qwen2-VL controls"):
+    with pytest.raises(ValueError, match=r"Qwen2-VL( / [^ ]+)* controls, not SmolVLM's"):
         set_image_resolution(processor, max_pixels=1000)
 
 
@@ -325,7 +326,8 @@ def test_prompt_collator_left_pads_and_ends_with_generation_prompt(processors, f
     }
     batch = PromptCollator(processor)([vqa(red_image), text_row])
     assert batch["attention_mask"][:, -1].all()  # left padded: every row ends with a real token
-    tail = encode_inside(processor.tokenizer, GENERATION_PROMPT[family])
+    # (Qwen3.5's prompt, thinking off, ends in the empty think block its answers are trained with)
+    tail = encode_inside(processor.tokenizer, GENERATION_PROMPT[family] + TRAINED_PREFIX[family])
     for row in range(2):
         assert batch["input_ids"][row, -len(tail) :].tolist() == tail
     assert "fine" not in processor.tokenizer.decode(batch["input_ids"][1])

@@ -124,6 +124,10 @@ def test_only_box_markers_can_be_kept_and_datasets_cannot_write_the_wrappers(qwe
         ("Qwen/Qwen2-VL-2B-Instruct", "qwen2-vl"),
         ("Qwen/Qwen2-VL-7B-Instruct", "qwen2-vl"),
         ("Qwen/Qwen2.5-VL-3B-Instruct", "qwen2.5-vl"),
+        ("tiny:qwen2_5_vl", "qwen2.5-vl"),
+        ("tiny:qwen3_5", "qwen3-vl"),  # Qwen3.5 answers in the Qwen3-VL convention (docs/families.md)
+        ("Qwen/Qwen3.5-0.8B", "qwen3-vl"),
+        ("Qwen/Qwen3.8-27B", "qwen3-vl"),
         ("tiny:smolvlm", "smolvlm"),
         ("HuggingFaceTB/SmolVLM-256M-Instruct", "smolvlm"),
         ("HuggingFaceTB/SmolVLM2-2.2B-Instruct", "smolvlm"),

@@ -33,6 +33,7 @@ PROJECTOR = {"smolvlm": "connector", "qwen2_vl": "merger", "llava": "multi_modal
 PROJECTOR["llava_onevision"] = PROJECTOR["llava_next"] = PROJECTOR["llava"]
 PROJECTOR["qwen2_5_vl"] = PROJECTOR["qwen2_vl"]
 PROJECTOR["qwen3_vl"] = "merger"
+PROJECTOR["qwen3_5"] = "merger"
 FAMILIES = sorted(PROJECTOR)
 
 
@@ -94,9 +95,8 @@ def test_parts_are_told_apart(paths, family):
     for name, p in model.named_parameters():
         counts[fam.part_of(name)] = counts.get(fam.part_of(name), 0) + p.numel()
     assert set(counts) == {"vision_tower", "projector", "language_model"}
-    projector = {"qwen2_vl": "visual.merger", "qwen2_5_vl": "visual.merger", "qwen3_vl": "visual.merger"}.get(
-        family, PROJECTOR[family]
-    )
+    qwens = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_5")
+    projector = "visual.merger" if family in qwens else PROJECTOR[family]
     expected = sum(p.numel() for p in model.model.get_submodule(projector).parameters())
     if family in ("llava_onevision", "llava_next"):
         expected += model.model.image_newline.numel()  # the learned separator after each row of anyres features

@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from helpers import run_recipe
+from helpers import TRAINED_PREFIX, run_recipe
 
 from vlm_recipes.data import synthetic
 from vlm_recipes.data.collators import PreferenceCollator, SampleError, VisionChatCollator
@@ -14,6 +14,7 @@ pytestmark = pytest.mark.unit
 
 CONFIGS = {"smolvlm": "tiny-smolvlm", "qwen2_vl": "tiny-qwen2-vl", "llava": "tiny-llava", "qwen3_vl": "tiny-qwen3-vl"}
 CONFIGS["qwen2_5_vl"] = "tiny-qwen2.5-vl"
+CONFIGS["qwen3_5"] = "tiny-qwen3.5"
 # Full fine-tuning moves every weight: smaller steps than the LoRA defaults.
 FULL_FT_OVERRIDES = {"dpo": ["--learning_rate", "1e-5", "--max_steps", "150"], "mpo": ["--learning_rate", "5e-5"]}
 
@@ -36,7 +37,7 @@ def test_synthetic_pairs_reject_a_plausible_wrong_answer():
     assert kinds == {"caption", "same kind", "other attribute"}
 
 
-@pytest.mark.parametrize("family", ["smolvlm", "qwen2_vl", "llava", "llava_onevision", "qwen3_vl"])
+@pytest.mark.parametrize("family", ["smolvlm", "qwen2_vl", "llava", "llava_onevision", "qwen3_vl", "qwen3_5"])
 def test_completion_mask_is_exactly_the_sft_label_mask(processors, family):
     processor = processors[family]
     rows = [synthetic.make_preference_dataset("color_shape", 3, seed=2)[i] for i in range(3)]
@@ -49,7 +50,8 @@ def test_completion_mask_is_exactly_the_sft_label_mask(processors, family):
             mask = batch["completion_mask"][offset + i].bool()
             ours = batch["input_ids"][offset + i][mask].tolist()
             assert ours == sft["labels"][i][sft["labels"][i] != -100].tolist()
-            assert processor.tokenizer.decode(ours).strip().startswith(rows[i][side][0]["content"][0]["text"])
+            answer = TRAINED_PREFIX[family] + rows[i][side][0]["content"][0]["text"]
+            assert processor.tokenizer.decode(ours).strip().startswith(answer)
 
 
 def test_preference_collator_names_bad_rows(processors):
@@ -72,6 +74,7 @@ def test_preference_collator_names_bad_rows(processors):
         pytest.param("llava", marks=pytest.mark.slow),
         pytest.param("qwen2_5_vl", marks=pytest.mark.slow),
         pytest.param("qwen3_vl", marks=pytest.mark.slow),
+        pytest.param("qwen3_5", marks=pytest.mark.slow),  # its base is built only for slow tests too
     ],
 )
 def test_offline_default_improves_held_out_metrics(tmp_path, method, family):

@@ -33,6 +33,7 @@ PROCESSORS = {
     "llava_next": "LlavaNextProcessor",
     "qwen2_5_vl": "Qwen2_5_VLProcessor",
     "qwen3_vl": "Qwen3VLProcessor",
+    "qwen3_5": "Qwen3VLProcessor",  # Qwen3.5 has no processor of its own
 }
 
 

@@ -54,7 +54,7 @@ import torch
 from transformers.utils.chat_template_utils import render_jinja_template
 
 from ..grounding.boxes import CONVENTIONS, KEEP_END, KEEP_START
-from ..models.families import family_of
+from ..models.families import family_of, template_variables
 from .video import videos_of
 
 # The private-use characters transformers' `mark_control_tokens` wraps around control tokens found in user text
@@ -77,6 +77,27 @@ class ContentError(ValueError):
         self.index, self.kind = index, kind
 
 
+# One leading reasoning block of an answer, as a thinking template (Qwen3.5) reads it: `<think>reasoning</think>`.
+_REASONING = re.compile(r"\s*<think>((?!<think>|</think>).)*</think>", re.DOTALL)
+
+
+def _check_reasoning_markup(text: str, index: int) -> None:
+    """A thinking template (`Family.thinking`: Qwen3.5) reads `<think>...</think>` in an assistant message as the
+    turn's reasoning and renders only what follows the last `</think>` as the answer: other text around the tags would
+    be dropped without a word. One leading `<think>...</think>` block (the reasoning of a row with reasoning) is
+    what it means; any other `<think>` / `</think>` in an answer is refused."""
+    leading = _REASONING.match(text)
+    rest = text[leading.end() :] if leading else text
+    if "<think>" in rest or "</think>" in rest:
+        raise ContentError(
+            index,
+            "an assistant message holds '<think>' or '</think>' other than one leading <think>...</think> block: this "
+            "model's chat template reads them as the turn's reasoning and drops the text around them; give the "
+            "reasoning as one <think>...</think> block at the start of the answer, or remove the tags",
+            "reasoning markup",
+        )
+
+
 class ChatEncoder:
     """Conversations (messages with their images filled in, as `conversation_of` returns them) to token batches in
     which message text never becomes control tokens.
@@ -96,6 +117,8 @@ class ChatEncoder:
         self.tokenizer = processor.tokenizer
         self.family = family_of(processor)
         self.chat_template = self.family.patch_template(chat_template or processor.chat_template)
+        # Variables every render gets (Qwen3.5's enable_thinking, from the model config; a call's own win).
+        self.template_variables = template_variables(processor)
         if self.chat_template is None:
             raise ValueError("The processor has no chat template; set processor.chat_template before training.")
         added = {t.content: i for i, t in self.tokenizer.added_tokens_decoder.items() if not t.content.isspace()}
@@ -161,6 +184,11 @@ class ChatEncoder:
         marked = []
         for message in conversation:
             content = message.get("content")
+            if self.family.thinking and message.get("role") == "assistant":
+                texts = [content] if isinstance(content, str) else [p.get("text") for p in content or []]
+                for text in texts:
+                    if isinstance(text, str):
+                        _check_reasoning_markup(text, index)
             if isinstance(content, str):
                 content = self.mark_text(content, index)
             elif isinstance(content, list):
@@ -184,7 +212,7 @@ class ChatEncoder:
             chat_template=self.chat_template,
             return_assistant_tokens_mask=spans,
             add_generation_prompt=add_generation_prompt,
-            **{**self.tokenizer.special_tokens_map, **kwargs},
+            **{**self.tokenizer.special_tokens_map, **self.template_variables, **kwargs},
         )
         return texts, generation if spans else [[] for _ in texts]
 

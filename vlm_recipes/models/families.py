@@ -81,6 +81,12 @@ class Family:
             has no native box format: every convention needs the override.
         checkpoint_types: (Hub id prefix, model_type) pairs: the model type of a real checkpoint, known without
             downloading its config (the longest matching prefix wins), so that its box format is checked offline.
+        claims_processor: `(processor) -> bool` for a processor class several families share (Qwen3-VL's serves
+            Qwen3-VL and Qwen3.5): whether this processor is this family's (`family_of`). Among the families listing
+            a processor's class, one whose predicate claims it wins; one without a predicate takes the rest.
+        thinking: the chat template takes `enable_thinking` (Qwen3.5): its generation prompt opens a reasoning block
+            (true) or writes an empty one (false). Every prompt is rendered with the model config's `enable_thinking`
+            (default false: `template_variables`); a family without it refuses the setting.
     """
 
     name: str
@@ -111,6 +117,8 @@ class Family:
     checkpoints: tuple[str, ...] = ()
     box_formats: tuple[tuple[str, str], ...] = ()
     checkpoint_types: tuple[tuple[str, str], ...] = ()
+    claims_processor: Callable | None = None
+    thinking: bool = False
 
     def box_format_for(self, model_type: str) -> str | None:
         """The box convention `model_type` was pre-trained on, or None when it has none."""
@@ -404,7 +412,56 @@ QWEN3_VL = Family(
     packing_exact=True,
 )
 
-FAMILIES = (SMOLVLM, QWEN2_VL, LLAVA, LLAVA_ONEVISION, LLAVA_NEXT, QWEN2_5_VL, QWEN3_VL)
+
+# --- Qwen3.5 (issue 28) ---
+def _is_qwen3_5_processor(processor) -> bool:
+    """A `Qwen3VLProcessor` of a Qwen3.5 (3.6, 3.8) checkpoint rather than a Qwen3-VL one: Qwen3.5's tokenizer class
+    (`Qwen3_5Tokenizer`, named by their tokenizer_config.json; Qwen3-VL's is `Qwen2Tokenizer`), or, loaded under
+    another class, Qwen3.5's vocabulary (248,077 tokens; Qwen3-VL's 151,669)."""
+    tokenizer = getattr(processor, "tokenizer", None)
+    return type(tokenizer).__name__ == "Qwen3_5Tokenizer" or tokenizer is not None and len(tokenizer) > 200_000
+
+
+# Measured by tests/test_family_qwen3_5.py: a padding-free batch of 5 rows (exact per-row M-RoPE positions) against
+# each row run alone, random tiny model, float32.
+QWEN3_5_PACKING_REFUSAL = (
+    "transformers 5.23 does not restart the Gated DeltaNet layers' recurrent state or their 4-token conv window at "
+    "row boundaries (their CPU kernels take no sequence boundaries), so every row reads the rows before it: measured, "
+    "each row after the first differs from the row run alone by 0.04 to 0.06 in summed loss (the first row and, with "
+    "the DeltaNet layers run row by row, every row match within 1e-5). Exact packing would need "
+    "flash-linear-attention's kernel given cu_seqlens and causal-conv1d's given seq_idx, which transformers 5.23 does "
+    "not pass"
+)
+
+QWEN3_5 = Family(
+    name="qwen3_5",
+    label="Qwen3.5",
+    model_types=("qwen3_5",),
+    processor_classes=("Qwen3VLProcessor",),  # Qwen3.5 has no processor of its own: `claims_processor` tells
+    image_tokens=("<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>"),
+    image_token_patterns=(),
+    end_of_turn="<|im_end|>",
+    projector_pattern=r"(^|\.)visual\.merger\.",
+    vision_tower_pattern=r"(^|\.)visual\.",
+    vision_tower_modules=(r"(.*\.)?visual",),
+    projector_modules=(r"(.*\.)?visual\.merger",),
+    resolution_controls=("min_pixels", "max_pixels"),
+    set_resolution=_qwen2_vl_resolution,
+    resolution_help="Qwen3.5 resizes every image so that its pixel count lies in [min_pixels, max_pixels] (one "
+    "token per 32x32 pixels)",
+    pixel_layout="patches",
+    packed_positions=mrope_positions,  # the same per-row M-RoPE rule (get_rope_index); the DeltaNet layers leak
+    packing_refusal=QWEN3_5_PACKING_REFUSAL,
+    checkpoints=("Qwen/Qwen3.5", "Qwen/Qwen3.6", "Qwen/Qwen3.8"),
+    checkpoint_types=(("Qwen/Qwen3.5", "qwen3_5"), ("Qwen/Qwen3.6", "qwen3_5"), ("Qwen/Qwen3.8", "qwen3_5")),
+    # Qwen3-VL's convention: JSON bbox_2d on a 0-1000 grid ("grounding coordinates should still be relative coordinates
+    # normalized to [0, 1000]", a Qwen maintainer on Qwen3.8, QwenLM/Qwen3.8-Flash-Next#4; no cookbook literal found).
+    box_formats=(("qwen3_5", "qwen3-vl"),),
+    claims_processor=_is_qwen3_5_processor,
+    thinking=True,
+)
+
+FAMILIES = (SMOLVLM, QWEN2_VL, LLAVA, LLAVA_ONEVISION, LLAVA_NEXT, QWEN2_5_VL, QWEN3_VL, QWEN3_5)
 
 
 def family_for_model_type(model_type: str) -> Family:
@@ -432,17 +489,49 @@ def model_type_of_checkpoint(hub_id: str) -> str | None:
 
 
 def family_of(processor_or_model) -> Family:
-    """The family of a processor (by class name) or a model/config (by model_type)."""
+    """The family of a processor (by class name; `Family.claims_processor` where families share one) or a
+    model/config (by model_type)."""
     config = getattr(processor_or_model, "config", processor_or_model)
     model_type = getattr(config, "model_type", None)
     if model_type:
         return family_for_model_type(model_type)
     cls = type(processor_or_model).__name__
-    for family in FAMILIES:
-        if cls in family.processor_classes:
-            return family
+    listing = [f for f in FAMILIES if cls in f.processor_classes]
+    claimed = [f for f in listing if f.claims_processor is not None and f.claims_processor(processor_or_model)]
+    rest = [f for f in listing if f.claims_processor is None]
+    if claimed or rest:
+        return (claimed or rest)[0]
     names = ", ".join(f.label for f in FAMILIES)
     raise ValueError(f"Cannot tell the model family of {cls}; supported: {names}.")
+
+
+# The processor attribute that carries the template variables of a run (not saved with the processor: transformers
+# saves only its constructor's arguments).
+_TEMPLATE_VARIABLES = "vlm_recipes_template_variables"
+
+
+def set_thinking(processor, enable_thinking: bool | None = None) -> None:
+    """The model config's `enable_thinking` (None: the family's default, false) on the processor, in place: every
+    prompt our code renders (training, generation, GRPO, preflight) then passes it to the chat template. A family
+    whose template has no thinking switch refuses it."""
+    family = family_of(processor)
+    if not family.thinking:
+        if enable_thinking is not None:
+            owners = ", ".join(f.label for f in FAMILIES if f.thinking)
+            raise ValueError(
+                f"enable_thinking is a setting of {owners} chat templates; {family.label}'s has no thinking switch: "
+                "remove it."
+            )
+        return
+    setattr(processor, _TEMPLATE_VARIABLES, {"enable_thinking": bool(enable_thinking)})
+
+
+def template_variables(processor) -> dict:
+    """The variables every render of `processor`'s chat template gets: `{"enable_thinking": ...}` for a family with
+    a thinking switch (false unless `set_thinking` said true), else none."""
+    if hasattr(processor, _TEMPLATE_VARIABLES):
+        return dict(getattr(processor, _TEMPLATE_VARIABLES))
+    return {"enable_thinking": False} if family_of(processor).thinking else {}
 
 
 def set_video_resolution(processor, video_min_pixels: int | None = None, video_max_pixels: int | None = None) -> None:

@@ -20,7 +20,14 @@ from trl import get_peft_config, get_quantization_config
 
 from ..settings import VLMModelConfig
 from . import attention  # noqa: F401  (registers attn_implementation: sdpa_varlen)
-from .families import Family, family_for_model_type, family_of, set_image_resolution, set_video_resolution
+from .families import (
+    Family,
+    family_for_model_type,
+    family_of,
+    set_image_resolution,
+    set_thinking,
+    set_video_resolution,
+)
 from .sources import resolve
 
 logger = logging.getLogger(__name__)
@@ -40,6 +47,7 @@ def load_processor(model_args: VLMModelConfig, trust_remote_code: bool = False):
         max_image_tiles=model_args.max_image_tiles,
     )
     set_video_resolution(processor, model_args.video_min_pixels, model_args.video_max_pixels)
+    set_thinking(processor, model_args.enable_thinking)
     return processor
 
 

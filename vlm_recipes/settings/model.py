@@ -44,6 +44,15 @@ class VLMModelConfig(trl.ModelConfig):
             "checkpoints. Set on the processor and the model."
         },
     )
+    enable_thinking: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Qwen3.5 (3.6, 3.8): render every prompt (generation, GRPO, held-out evaluation) with the chat "
+            "template's enable_thinking set to this; default false: the prompt ends in an empty think block and the "
+            "model answers directly (the form SFT rows without reasoning train). true for a model that should reason "
+            "first. Refused for families whose template has no thinking switch."
+        },
+    )
     quantize_vision_tower: bool = field(
         default=False,
         metadata={

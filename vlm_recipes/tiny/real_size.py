@@ -15,6 +15,9 @@ little from the real tokenizer's, image token counts are exact) and TRL's copy o
                   401,408 (benches/bench_real_size_qwen2_5_vl.py reports every config's setting).
     Qwen3-VL-2B   28-layer 2048-wide text model (head_dim 128, interleaved M-RoPE), 24-layer 1024-wide vision tower
                   (patch 16, DeepStack at blocks 5/11/17), 2.1 B parameters; min_pixels 65,536 / max_pixels 524,288.
+    Qwen3.5-0.8B  24-layer 1024-wide text model, Gated DeltaNet x3 then gated attention, 6 times; 12-layer 768-wide
+                  vision tower (patch 16); `Qwen/Qwen3.5-0.8B`'s config.json (docs/families.md names the copies read);
+                  min_pixels 65,536 / max_pixels 524,288 (recipes/configs/qwen3.5-0.8b/sft_lora.yaml).
 
 Not cached (0.9 GB and 8.8 GB in float32; built in about 30 s and 80 s on a 2-core CPU). For benchmarks only.
 """
@@ -24,7 +27,7 @@ from __future__ import annotations
 import torch
 from trl.chat_template_utils import smolvlm_chat_template
 
-from . import qwen2_5_vl
+from . import qwen2_5_vl, qwen3_5
 from . import vlm as tiny
 
 REAL_SIZE = {
@@ -118,6 +121,48 @@ REAL_SIZE = {
         "min_pixels": 65536,  # recipes/configs/qwen3-vl-2b-instruct/sft_lora.yaml
         "max_pixels": 524288,
     },
+    "qwen3.5-0.8b": {
+        "family": "qwen3_5",
+        "text": {
+            "vocab_size": 248320,
+            "hidden_size": 1024,
+            "intermediate_size": 3584,
+            "num_hidden_layers": 24,
+            "num_attention_heads": 8,
+            "num_key_value_heads": 2,
+            "head_dim": 256,
+            "layer_types": (["linear_attention"] * 3 + ["full_attention"]) * 6,
+            "linear_conv_kernel_dim": 4,
+            "linear_key_head_dim": 128,
+            "linear_value_head_dim": 128,
+            "linear_num_key_heads": 16,
+            "linear_num_value_heads": 16,
+            "rms_norm_eps": 1e-6,
+            "max_position_embeddings": 262144,
+        },
+        "rope_parameters": {
+            "rope_type": "default",
+            "rope_theta": 10000000.0,
+            "mrope_section": [11, 11, 10],
+            "mrope_interleaved": True,
+            "partial_rotary_factor": 0.25,
+        },
+        "vision": {
+            "depth": 12,
+            "hidden_size": 768,
+            "intermediate_size": 3072,
+            "num_heads": 12,
+            "out_hidden_size": 1024,
+            "patch_size": 16,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "num_position_embeddings": 2304,
+            "hidden_act": "gelu_pytorch_tanh",
+        },
+        "min_pixels": 65536,  # recipes/configs/qwen3.5-0.8b/sft_lora.yaml
+        "max_pixels": 524288,
+        "tie_word_embeddings": True,
+    },
 }
 
 
@@ -148,6 +193,11 @@ def build_processor(name: str):
 
         bounds = {"shortest_edge": spec["min_pixels"], "longest_edge": spec["max_pixels"]}
         return qwen3_vl.processor(tokenizer, bounds, qwen3_vl.REAL_VIDEO)
+    if spec["family"] == "qwen3_5":
+        # the checkpoint's video settings (preprocessor_config.json): all frames within 4,096..25,165,824 pixels
+        video = dict(size={"shortest_edge": 4096, "longest_edge": 25165824}, fps=2, min_frames=4, max_frames=768)
+        bounds = {"shortest_edge": spec["min_pixels"], "longest_edge": spec["max_pixels"]}
+        return qwen3_5.processor(tokenizer, bounds, video)
     return tiny.qwen2_vl_processor(tokenizer, spec["min_pixels"], spec["max_pixels"])
 
 
@@ -187,6 +237,18 @@ def build_model(name: str, processor, seed: int = 0, attn_implementation: str = 
         from . import qwen3_vl
 
         return qwen3_vl.real_size_model(qwen3_vl.REAL_2B, tokenizer, attn_implementation)
+    if spec["family"] == "qwen3_5":
+        from transformers import Qwen3_5ForConditionalGeneration
+
+        config = qwen3_5.model_config(
+            spec["text"],
+            spec["vision"],
+            spec["rope_parameters"],
+            tokenizer,
+            tie_word_embeddings=spec["tie_word_embeddings"],
+        )
+        config._attn_implementation = attn_implementation
+        return Qwen3_5ForConditionalGeneration(config).eval()
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
 
     config = Qwen2VLConfig(

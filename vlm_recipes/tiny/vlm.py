@@ -40,7 +40,7 @@ from transformers import PreTrainedTokenizerFast
 from trl.chat_template_utils import qwen2_5_vl_chat_template, smolvlm_chat_template
 
 from ..data import synthetic
-from . import llava, qwen2_5_vl, qwen3_vl
+from . import llava, qwen2_5_vl, qwen3_5, qwen3_vl
 from .common import (
     TINY_PREFIX,
     build_dependencies,
@@ -153,6 +153,7 @@ SPECS = {
     },
     "qwen2_5_vl": qwen2_5_vl.SPEC,  # vlm_recipes/tiny/qwen2_5_vl.py
     "qwen3_vl": qwen3_vl.SPEC,  # what it mirrors of Qwen3-VL-2B: vlm_recipes/tiny/qwen3_vl.py
+    "qwen3_5": qwen3_5.SPEC,  # Qwen3.5 (Qwen3.6 / 3.8): vlm_recipes/tiny/qwen3_5.py says what it mirrors
 }
 PRETRAIN = {
     "task": "caption",
@@ -207,6 +208,7 @@ FAMILY_SPECIAL_TOKENS = {
     },
     "qwen2_5_vl": qwen2_5_vl.SPECIAL_TOKENS,
     "qwen3_vl": qwen3_vl.SPECIAL_TOKENS,
+    "qwen3_5": qwen3_5.SPECIAL_TOKENS,
 }
 
 
@@ -410,6 +412,7 @@ for _name in ("llava", "llava_onevision", "llava_next"):
     register(_name, llava.tiny_family(_name, SPECS[_name], FAMILY_SPECIAL_TOKENS[_name], TinyFamily))
 register("qwen2_5_vl", qwen2_5_vl.tiny_family(SPECS["qwen2_5_vl"], FAMILY_SPECIAL_TOKENS["qwen2_5_vl"], TinyFamily))
 register("qwen3_vl", qwen3_vl.tiny_family(SPECS["qwen3_vl"], FAMILY_SPECIAL_TOKENS["qwen3_vl"], TinyFamily))
+register("qwen3_5", qwen3_5.tiny_family(SPECS["qwen3_5"], FAMILY_SPECIAL_TOKENS["qwen3_5"], TinyFamily))
 
 
 def pretrain(
