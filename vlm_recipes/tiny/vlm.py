@@ -40,7 +40,7 @@ from transformers import PreTrainedTokenizerFast
 from trl.chat_template_utils import qwen2_5_vl_chat_template, smolvlm_chat_template
 
 from ..data import synthetic
-from . import llava
+from . import gemma, llava
 from .common import (
     TINY_PREFIX,
     build_dependencies,
@@ -151,6 +151,7 @@ SPECS = {
         "vision_feature_select_strategy": "default",
         "image_grid_pinpoints": [[32, 64], [64, 32], [64, 64], [96, 32], [32, 96]],
     },
+    "gemma3": gemma.SPEC,  # Gemma 3: vlm_recipes/tiny/gemma.py says what it mirrors of gemma-3-4b-it
 }
 PRETRAIN = {
     "task": "caption",
@@ -203,6 +204,7 @@ FAMILY_SPECIAL_TOKENS = {
         "pad": "<|endoftext|>",
         "extra": ["<|im_start|>", "<image>", "<video>"],
     },
+    "gemma3": gemma.SPECIAL_TOKENS,
 }
 
 
@@ -310,7 +312,11 @@ def build_model(family: str, tokenizer, seed: int = 0):
     }
     model = TINY[family].build_model(spec, tokenizer, ids)
     gen = model.generation_config
-    gen.eos_token_id, gen.pad_token_id, gen.bos_token_id = ids["eos"], ids["pad"], ids.get("bos")
+    # A family whose answers end with another token than eos (Gemma's <end_of_turn>) stops on both, as its real
+    # generation_config.json says (`stop_tokens` in its spec).
+    stops = [ids["eos"], *(tokenizer.convert_tokens_to_ids(t) for t in spec.get("stop_tokens", ()))]
+    gen.eos_token_id = stops if len(stops) > 1 else ids["eos"]
+    gen.pad_token_id, gen.bos_token_id = ids["pad"], ids.get("bos")
     gen.do_sample = False
     return model
 
@@ -404,6 +410,7 @@ for _name, _processor, _model in (
     register(_name, TinyFamily(SPECS[_name], FAMILY_SPECIAL_TOKENS[_name], _processor, _model))
 for _name in ("llava", "llava_onevision", "llava_next"):
     register(_name, llava.tiny_family(_name, SPECS[_name], FAMILY_SPECIAL_TOKENS[_name], TinyFamily))
+register("gemma3", gemma.tiny_family("gemma3", SPECS["gemma3"], FAMILY_SPECIAL_TOKENS["gemma3"], TinyFamily))
 
 
 def pretrain(
