@@ -65,6 +65,7 @@ SFT_CONFIG_DIRS = {
     "qwen2_vl": "tiny-qwen2-vl",
     "llava": "tiny-llava",
     "llava_onevision": "tiny-llava-onevision",
+    "gemma3": "tiny-gemma3",
 }
 
 

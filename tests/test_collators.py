@@ -17,6 +17,7 @@ GENERATION_PROMPT = {
     "llava": " ASSISTANT:",
     "llava_onevision": "<|im_start|>assistant\n",
     "llava_next": " [/INST]",
+    "gemma3": "<start_of_turn>model\n",
 }
 
 

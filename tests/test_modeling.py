@@ -30,7 +30,7 @@ TARGETS = [
     "attn.proj",
 ]
 PROJECTOR = {"smolvlm": "connector", "qwen2_vl": "merger", "llava": "multi_modal_projector"}
-PROJECTOR["llava_onevision"] = PROJECTOR["llava_next"] = PROJECTOR["llava"]
+PROJECTOR["llava_onevision"] = PROJECTOR["llava_next"] = PROJECTOR["gemma3"] = PROJECTOR["llava"]
 FAMILIES = sorted(PROJECTOR)
 
 
@@ -168,6 +168,7 @@ QLORA_CONFIGS = {
     "smolvlm": "recipes/configs/smolvlm-256m-instruct/sft_qlora.yaml",
     "qwen2_vl": "recipes/configs/qwen2-vl-2b-instruct/sft_qlora.yaml",
     "llava": "recipes/configs/llava-1.5-7b-hf/sft_qlora.yaml",
+    "gemma3": "recipes/configs/gemma-3-4b-it/sft_qlora.yaml",
 }
 
 

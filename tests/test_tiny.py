@@ -31,6 +31,7 @@ PROCESSORS = {
     "llava": "LlavaProcessor",
     "llava_onevision": "LlavaOnevisionProcessor",
     "llava_next": "LlavaNextProcessor",
+    "gemma3": "Gemma3Processor",
 }
 
 

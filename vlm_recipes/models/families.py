@@ -378,7 +378,8 @@ GEMMA3 = Family(
     token_types_input="token_type_ids",
     packing_refusal="transformers 5.23 looks up the image blocks of a padding-free batch's sliding-window layers by "
     "each row's own positions, not by place in the sequence, so a row's image tokens get another row's bidirectional "
-    "mask there (measured: per-row loss 0.02 off the row run alone)",
+    "mask there (measured on the tiny model: 0.1 nats per trained token off the row run alone, for the second row of "
+    "two)",
 )
 
 FAMILIES = (SMOLVLM, QWEN2_VL, LLAVA, LLAVA_ONEVISION, LLAVA_NEXT, GEMMA3)
