@@ -260,7 +260,9 @@ def test_padding_free_would_not_be_exact_so_it_is_refused(processor, monkeypatch
     assert rows_differ[0] < 1e-5  # the first row's positions are its places in the sequence: exact
     assert rows_differ[1] > 1e-3, rows_differ  # the second row's image gets the first row's block pattern
     # The measured figure the refusal quotes (per trained token of the second row, nats).
-    assert f"measured on the tiny model: {rows_differ[1]:.1f} nats" in family_of(processor).packing_refusal, rows_differ
+    assert f"measured on the tiny model: {rows_differ[1]:.1f} nats" in family_of(processor).packing_refusal, (
+        rows_differ
+    )
 
 
 def test_padding_free_and_packing_are_refused_before_the_model_loads(tmp_path):
@@ -308,3 +310,26 @@ def test_a_few_sft_steps_on_the_random_tiny_gemma3_lower_the_loss(tmp_path):
     # The mean training loss over the run (its first steps included) is well below where it started (about
     # log(vocabulary): 6.3 nats); measured 6.2 at step 5 -> 4.5 at step 30, mean 5.0.
     assert results["train_loss"] < start - 0.8, (start, results["train_loss"])
+
+
+# -- real size ------------------------------------------------------------------------------------------------------
+def test_real_size_gemma_3_4b_it_architecture_and_image_tokens():
+    """gemma-3-4b-it's architecture from its published config (on the meta device: shapes only) has its published
+    size, and the real processor settings give 256 image tokens per image; pan-and-scan (image_splitting) adds 256
+    per crop: a 640x427 photo gets 2 crops, a 1280x427 strip 3 (the figures in docs/families.md)."""
+    from vlm_recipes.tiny import real_size
+
+    processor = real_size.build_processor("gemma-3-4b-it")
+    model = real_size.build_model("gemma-3-4b-it", processor, device="meta")
+    assert sum(p.numel() for p in model.parameters()) == 4_300_079_472
+    assert model.config.text_config.layer_types.count("full_attention") == 5  # 5 sliding layers to 1 full, of 34
+    chat = [
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What is it?"}]},
+        {"role": "assistant", "content": "a photo"},
+    ]
+    photo = {"images": [Image.new("RGB", (640, 427), (90, 140, 200))], "messages": chat}
+    assert int(VisionChatCollator(processor)([photo])["token_type_ids"].sum()) == 256
+    set_image_resolution(processor, image_splitting=True)
+    strip = {**photo, "images": [Image.new("RGB", (1280, 427), (90, 140, 200))]}
+    counts = [int(VisionChatCollator(processor)([row])["token_type_ids"].sum()) for row in (photo, strip)]
+    assert counts == [768, 1024]

@@ -27,7 +27,13 @@ def test_unknown_reward_name_fails_when_the_config_is_parsed(tmp_path):
 # LLaVA-1.5 with the same bars, slow: its pre-trained base is built only for slow tests (measured on one base only).
 @pytest.mark.learning
 @pytest.mark.parametrize(
-    "config", ["tiny-smolvlm", "tiny-qwen2-vl", pytest.param("tiny-llava", marks=pytest.mark.slow)]
+    "config",
+    [
+        "tiny-smolvlm",
+        "tiny-qwen2-vl",
+        pytest.param("tiny-llava", marks=pytest.mark.slow),
+        pytest.param("tiny-gemma3", marks=pytest.mark.slow),  # its base is pre-trained only for slow tests
+    ],
 )
 def test_grpo_default_improves_held_out_reward_and_accuracy(tmp_path, config):
     path = REPO_ROOT / "recipes" / "configs" / config / "grpo.yaml"

@@ -12,7 +12,7 @@ from vlm_recipes.paths import REPO_ROOT
 
 pytestmark = pytest.mark.unit
 
-CONFIGS = {"smolvlm": "tiny-smolvlm", "qwen2_vl": "tiny-qwen2-vl", "llava": "tiny-llava"}
+CONFIGS = {"smolvlm": "tiny-smolvlm", "qwen2_vl": "tiny-qwen2-vl", "llava": "tiny-llava", "gemma3": "tiny-gemma3"}
 # Full fine-tuning moves every weight: smaller steps than the LoRA defaults.
 FULL_FT_OVERRIDES = {"dpo": ["--learning_rate", "1e-5", "--max_steps", "150"], "mpo": ["--learning_rate", "5e-5"]}
 
@@ -35,7 +35,7 @@ def test_synthetic_pairs_reject_a_plausible_wrong_answer():
     assert kinds == {"caption", "same kind", "other attribute"}
 
 
-@pytest.mark.parametrize("family", ["smolvlm", "qwen2_vl", "llava", "llava_onevision"])
+@pytest.mark.parametrize("family", ["smolvlm", "qwen2_vl", "llava", "llava_onevision", "gemma3"])
 def test_completion_mask_is_exactly_the_sft_label_mask(processors, family):
     processor = processors[family]
     rows = [synthetic.make_preference_dataset("color_shape", 3, seed=2)[i] for i in range(3)]
@@ -62,7 +62,15 @@ def test_preference_collator_names_bad_rows(processors):
 # LLaVA-1.5 with the same bars, slow: its pre-trained base is built only for slow tests (measured on one base only).
 @pytest.mark.learning
 @pytest.mark.parametrize("method", ["dpo", "mpo"])
-@pytest.mark.parametrize("family", ["smolvlm", "qwen2_vl", pytest.param("llava", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "family",
+    [
+        "smolvlm",
+        "qwen2_vl",
+        pytest.param("llava", marks=pytest.mark.slow),
+        pytest.param("gemma3", marks=pytest.mark.slow),  # its base is pre-trained only for slow tests
+    ],
+)
 def test_offline_default_improves_held_out_metrics(tmp_path, method, family):
     config = REPO_ROOT / "recipes" / "configs" / CONFIGS[family] / f"{method}.yaml"
     out = tmp_path / "run"

@@ -26,6 +26,7 @@ pytestmark = pytest.mark.learning
         "qwen2_vl",
         pytest.param("llava", marks=pytest.mark.slow),
         pytest.param("llava_onevision", marks=pytest.mark.slow),
+        pytest.param("gemma3", marks=pytest.mark.slow),  # Gemma 3: its base is pre-trained only for slow tests
     ],
 )
 def test_sft_lora_learns_the_held_out_task(tmp_path, family):

@@ -336,6 +336,7 @@ LLAVA_NEXT = Family(
     model_settings=_anyres_settings,
 )
 
+
 # --- Gemma 3 (issue 29) ---
 def _gemma3_resolution(processor, image_splitting: bool | None = None) -> None:
     """Gemma 3's pan-and-scan crops (`image_splitting`): besides the whole image, up to

@@ -29,7 +29,13 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, 
 
 # Gemma's own ids for the first four (pad 0, eos 1, bos 2, unk 3: Gemma3TextConfig's defaults and the real vocabulary).
 _BASE = ["<pad>", "<eos>", "<bos>", "<unk>"]
-GEMMA3_TOKENS = _BASE + ["<start_of_turn>", "<end_of_turn>", "<start_of_image>", "<end_of_image>", "<image_soft_token>"]
+GEMMA3_TOKENS = _BASE + [
+    "<start_of_turn>",
+    "<end_of_turn>",
+    "<start_of_image>",
+    "<end_of_image>",
+    "<image_soft_token>",
+]
 # The names Gemma3Processor reads from the tokenizer (gemma-3-4b-it's tokenizer_config.json names them the same way).
 GEMMA3_NAMED = {"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>", "image_token": "<image_soft_token>"}
 
