@@ -163,6 +163,9 @@ def test_collators_give_token_type_ids_as_the_processor_does(processor):
         assert batch["input_ids"][i, :n].tolist() == list(own["input_ids"][0])
         assert batch["token_type_ids"][i, :n].tolist() == list(own["token_type_ids"][0])
         assert not batch["token_type_ids"][i, n:].any()
+    cut = VisionChatCollator(processor, max_length=30, assistant_only=False)(examples)  # text cut, images whole
+    assert cut["token_type_ids"].shape == cut["input_ids"].shape == (2, 30)
+    assert torch.equal(cut["token_type_ids"], batch["token_type_ids"][:, :30])
     prompts = PromptCollator(processor)(examples)  # left-padded for generation: the types move with the ids
     soft = processor.tokenizer.image_token_id
     assert torch.equal(prompts["token_type_ids"].bool(), prompts["input_ids"] == soft)
