@@ -68,6 +68,7 @@ SFT_CONFIG_DIRS = {
     "qwen2_5_vl": "tiny-qwen2.5-vl",
     "qwen3_vl": "tiny-qwen3-vl",
     "qwen3_5": "tiny-qwen3.5",
+    "gemma3": "tiny-gemma3",
 }
 
 

@@ -22,6 +22,7 @@ GENERATION_PROMPT = {
     "qwen2_5_vl": "<|im_start|>assistant\n",
     "qwen3_vl": "<|im_start|>assistant\n",
     "qwen3_5": "<|im_start|>assistant\n",  # then the trained empty think block (TRAINED_PREFIX)
+    "gemma3": "<start_of_turn>model\n",
 }
 
 

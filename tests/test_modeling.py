@@ -30,10 +30,10 @@ TARGETS = [
     "attn.proj",
 ]
 PROJECTOR = {"smolvlm": "connector", "qwen2_vl": "merger", "llava": "multi_modal_projector"}
-PROJECTOR["llava_onevision"] = PROJECTOR["llava_next"] = PROJECTOR["llava"]
 PROJECTOR["qwen2_5_vl"] = PROJECTOR["qwen2_vl"]
 PROJECTOR["qwen3_vl"] = "merger"
 PROJECTOR["qwen3_5"] = "merger"
+PROJECTOR["llava_onevision"] = PROJECTOR["llava_next"] = PROJECTOR["gemma3"] = PROJECTOR["llava"]
 FAMILIES = sorted(PROJECTOR)
 
 
@@ -175,6 +175,7 @@ QLORA_CONFIGS = {
     "qwen2_vl": "recipes/configs/qwen2-vl-2b-instruct/sft_qlora.yaml",
     "llava": "recipes/configs/llava-1.5-7b-hf/sft_qlora.yaml",
     "qwen2_5_vl": "recipes/configs/qwen2.5-vl-3b-instruct/sft_qlora.yaml",
+    "gemma3": "recipes/configs/gemma-3-4b-it/sft_qlora.yaml",
 }
 
 
@@ -206,7 +207,9 @@ def test_qlora_configs_keep_the_vision_tower_projector_and_head_in_the_compute_d
             if not isinstance(m, bnb.nn.Linear4bit)
         }
         assert four_bit == ({"language_model", "vision_tower"} if quantize_vision else {"language_model"})
-        assert full == ({"projector", "head"} if quantize_vision else {"vision_tower", "projector", "head"})
+        # Gemma 3's projector is a norm and a weight matrix (`mm_input_projection_weight`), no Linear: never 4-bit.
+        projector = {"projector"} if any(fam.part_of(n + ".") == "projector" for n in linear) else set()
+        assert full == ({"head"} | projector if quantize_vision else {"vision_tower", "head"} | projector)
         kept = [m.weight for n, m in linear.items() if not isinstance(m, bnb.nn.Linear4bit)]
         assert {w.dtype for w in kept} == {torch.bfloat16}
 

@@ -15,6 +15,7 @@ pytestmark = pytest.mark.unit
 CONFIGS = {"smolvlm": "tiny-smolvlm", "qwen2_vl": "tiny-qwen2-vl", "llava": "tiny-llava", "qwen3_vl": "tiny-qwen3-vl"}
 CONFIGS["qwen2_5_vl"] = "tiny-qwen2.5-vl"
 CONFIGS["qwen3_5"] = "tiny-qwen3.5"
+CONFIGS["gemma3"] = "tiny-gemma3"
 # Full fine-tuning moves every weight: smaller steps than the LoRA defaults.
 FULL_FT_OVERRIDES = {"dpo": ["--learning_rate", "1e-5", "--max_steps", "150"], "mpo": ["--learning_rate", "5e-5"]}
 
@@ -37,7 +38,9 @@ def test_synthetic_pairs_reject_a_plausible_wrong_answer():
     assert kinds == {"caption", "same kind", "other attribute"}
 
 
-@pytest.mark.parametrize("family", ["smolvlm", "qwen2_vl", "llava", "llava_onevision", "qwen3_vl", "qwen3_5"])
+@pytest.mark.parametrize(
+    "family", ["smolvlm", "qwen2_vl", "llava", "llava_onevision", "qwen3_vl", "qwen3_5", "gemma3"]
+)
 def test_completion_mask_is_exactly_the_sft_label_mask(processors, family):
     processor = processors[family]
     rows = [synthetic.make_preference_dataset("color_shape", 3, seed=2)[i] for i in range(3)]
@@ -75,6 +78,7 @@ def test_preference_collator_names_bad_rows(processors):
         pytest.param("qwen2_5_vl", marks=pytest.mark.slow),
         pytest.param("qwen3_vl", marks=pytest.mark.slow),
         pytest.param("qwen3_5", marks=pytest.mark.slow),  # its base is built only for slow tests too
+        pytest.param("gemma3", marks=pytest.mark.slow),  # its base is pre-trained only for slow tests
     ],
 )
 def test_offline_default_improves_held_out_metrics(tmp_path, method, family):

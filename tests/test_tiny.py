@@ -34,6 +34,7 @@ PROCESSORS = {
     "qwen2_5_vl": "Qwen2_5_VLProcessor",
     "qwen3_vl": "Qwen3VLProcessor",
     "qwen3_5": "Qwen3VLProcessor",  # Qwen3.5 has no processor of its own
+    "gemma3": "Gemma3Processor",
 }
 
 

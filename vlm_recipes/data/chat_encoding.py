@@ -410,8 +410,8 @@ class ChatEncoder:
             input_ids.append(ids)
             masks.append(mask)
         batch = {"input_ids": input_ids, "attention_mask": [[1] * len(ids) for ids in input_ids]}
-        if getattr(self.processor, "return_mm_token_type_ids", False):
-            batch["mm_token_type_ids"] = self.processor.create_mm_token_type_ids(input_ids)
+        if getattr(self.processor, "return_mm_token_type_ids", False):  # under the name the model reads them by
+            batch[self.family.token_types_input] = self.processor.create_mm_token_type_ids(input_ids)
         if any(s for s in spans):
             batch["assistant_masks"] = masks
         if padding_side is not None:

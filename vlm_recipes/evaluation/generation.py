@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from ..data.collation import PreferenceCollator, PromptCollator, build_collator
 from ..data.loading import final_answer, reference_answer
+from ..models.families import family_of
 from ..models.label_head import completion_logps, has_label_head
 from .metrics import score
 
@@ -67,7 +68,7 @@ def generate_answers(
                 max_new_tokens=max_new_tokens,
                 do_sample=False,
                 pad_token_id=tokenizer.pad_token_id,
-                eos_token_id=tokenizer.eos_token_id,
+                eos_token_id=family_of(processor).stop_token_ids(tokenizer),  # eos and the end-of-turn token
             )
             new_tokens = out[:, batch["input_ids"].shape[1] :]
             answers += [t.strip() for t in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]

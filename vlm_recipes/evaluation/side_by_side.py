@@ -34,6 +34,7 @@ from ..data.collation import PromptCollator, build_collator
 from ..data.images import to_rgb
 from ..data.loading import question_messages
 from ..data.video import VIDEO_EXTENSIONS, VideoError, load_video
+from ..models.families import family_of
 from ..models.sources import resolve
 from ..outputs import RESULTS_FILE
 from ..settings import DataArguments, GenerateArguments, VLMModelConfig
@@ -217,7 +218,7 @@ def stream_answer(
         **batch,
         max_new_tokens=int(settings.max_new_tokens),
         pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
+        eos_token_id=family_of(processor).stop_token_ids(tokenizer),  # eos and the end-of-turn token
         streamer=streamer,
         **settings.generate_kwargs(),
     )

@@ -87,6 +87,9 @@ class Family:
         thinking: the chat template takes `enable_thinking` (Qwen3.5): its generation prompt opens a reasoning block
             (true) or writes an empty one (false). Every prompt is rendered with the model config's `enable_thinking`
             (default false: `template_variables`); a family without it refuses the setting.
+        token_types_input: the model input that takes the per-token modality ids (1 on image tokens) of a processor
+            that makes them (`return_mm_token_type_ids`): Qwen2-VL's `mm_token_type_ids` (M-RoPE), Gemma 3's
+            `token_type_ids` (its bidirectional image attention; under another name the model ignores them).
     """
 
     name: str
@@ -119,6 +122,7 @@ class Family:
     checkpoint_types: tuple[tuple[str, str], ...] = ()
     claims_processor: Callable | None = None
     thinking: bool = False
+    token_types_input: str = "mm_token_type_ids"
 
     def box_format_for(self, model_type: str) -> str | None:
         """The box convention `model_type` was pre-trained on, or None when it has none."""
@@ -140,6 +144,12 @@ class Family:
         if re.search(self.vision_tower_pattern, name):
             return "vision_tower"
         return "language_model"
+
+    def stop_token_ids(self, tokenizer) -> list[int]:
+        """The tokens generation stops at: the tokenizer's eos and the family's end-of-turn token (the one training
+        teaches the answer to end with; Gemma's `<end_of_turn>` is not its eos)."""
+        ids = [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids(self.end_of_turn)]
+        return [i for k, i in enumerate(ids) if i is not None and i not in ids[:k]]
 
     def image_token_ids(self, tokenizer) -> list[int]:
         vocab = tokenizer.get_vocab()
@@ -461,7 +471,54 @@ QWEN3_5 = Family(
     thinking=True,
 )
 
-FAMILIES = (SMOLVLM, QWEN2_VL, LLAVA, LLAVA_ONEVISION, LLAVA_NEXT, QWEN2_5_VL, QWEN3_VL, QWEN3_5)
+
+# --- Gemma 3 (issue 29) ---
+def _gemma3_resolution(processor, image_splitting: bool | None = None) -> None:
+    """Gemma 3's pan-and-scan crops (`image_splitting`): besides the whole image, up to
+    `pan_and_scan_max_num_crops` crops of a long image, each encoded like an image (`mm_tokens_per_image` tokens).
+    Gemma3Processor passes its own class defaults (pan-and-scan off, crops of at least 256 px) to the image processor
+    on every call, over the image processor's settings; the processor instance's defaults are set here instead,
+    with the crop settings of its image processor where that has them (the tiny model's crops are scaled to 64 px).
+    The saved processor does not keep this: set image_splitting again wherever the model is loaded."""
+    if image_splitting is None:
+        return
+    ip = processor.image_processor
+    defaults = dict(type(processor).images_kwargs)
+    for key in ("pan_and_scan_min_crop_size", "pan_and_scan_max_num_crops", "pan_and_scan_min_ratio_to_activate"):
+        if getattr(ip, key, None) is not None:
+            defaults[key] = getattr(ip, key)
+    ip.do_pan_and_scan = image_splitting
+    processor.images_kwargs = {**defaults, "do_pan_and_scan": image_splitting}
+
+
+GEMMA3 = Family(
+    name="gemma3",
+    label="Gemma 3",
+    model_types=("gemma3",),
+    processor_classes=("Gemma3Processor",),
+    # An image is "\n\n<start_of_image>" + mm_tokens_per_image soft tokens + "<end_of_image>\n\n"; the template
+    # writes <start_of_image> as the placeholder (Gemma3Processor.image_token).
+    image_tokens=("<start_of_image>", "<end_of_image>", "<image_soft_token>"),
+    image_token_patterns=(),
+    end_of_turn="<end_of_turn>",
+    projector_pattern=r"(^|\.)multi_modal_projector\.",
+    vision_tower_pattern=r"(^|\.)vision_tower\.",
+    vision_tower_modules=(r"(.*\.)?vision_tower",),
+    projector_modules=(r"(.*\.)?multi_modal_projector",),
+    resolution_controls=("image_splitting",),
+    set_resolution=_gemma3_resolution,
+    resolution_help="Gemma 3 resizes every image to the vision tower's fixed square (896 px: 256 tokens) and can "
+    "add pan-and-scan crops of long images (image_splitting), each 256 tokens more",
+    checkpoints=("google/gemma-3-",),
+    checkpoint_types=(("google/gemma-3-", "gemma3"),),
+    token_types_input="token_type_ids",
+    packing_refusal="transformers 5.23 looks up the image blocks of a padding-free batch's sliding-window layers by "
+    "each row's own positions, not by place in the sequence, so a row's image tokens get another row's bidirectional "
+    "mask there (measured on the tiny model: 0.1 nats per trained token off the row run alone, for the second row of "
+    "two)",
+)
+
+FAMILIES = (SMOLVLM, QWEN2_VL, LLAVA, LLAVA_ONEVISION, LLAVA_NEXT, QWEN2_5_VL, QWEN3_VL, QWEN3_5, GEMMA3)
 
 
 def family_for_model_type(model_type: str) -> Family:

@@ -4,10 +4,10 @@ Production code (model loading, merging, the CLIP recipes) reaches the builders 
 `vlm_recipes.models.sources.resolve`, where importing this package registers `resolve` below: it maps a
 `tiny:<name>` to its cached checkpoint directory, building it once:
 
-- `vlm_recipes.tiny.vlm`: tiny SmolVLM, Qwen2-VL, LLaVA-1.5, LLaVA-OneVision and LLaVA-NeXT (`tiny:smolvlm`,
-  `tiny:qwen2_vl`, `tiny:llava`, `tiny:llava_onevision`, `tiny:llava_next`, `tiny:qwen2_5_vl`, `tiny:qwen3_vl`,
-  `tiny:qwen3_5`, `-random`, `-sft`); the LLaVA builders are in `vlm_recipes.tiny.llava`, Qwen2.5-VL's, Qwen3-VL's and
-  Qwen3.5's in `vlm_recipes.tiny.qwen2_5_vl`, `.qwen3_vl` and `.qwen3_5`.
+- `vlm_recipes.tiny.vlm`: tiny SmolVLM, Qwen2-VL, LLaVA-1.5, LLaVA-OneVision, LLaVA-NeXT, Qwen2.5-VL, Qwen3-VL,
+  Qwen3.5 and Gemma 3 (`tiny:smolvlm`, `tiny:qwen2_vl`, `tiny:llava`, `tiny:llava_onevision`, `tiny:llava_next`,
+  `tiny:qwen2_5_vl`, `tiny:qwen3_vl`, `tiny:qwen3_5`, `tiny:gemma3`, `-random`, `-sft`); the LLaVA builders are in
+  `vlm_recipes.tiny.llava`, the others' in `vlm_recipes.tiny.qwen2_5_vl`, `.qwen3_vl`, `.qwen3_5` and `.gemma`.
 - `vlm_recipes.tiny.clip`: tiny CLIP (`tiny:clip`, `tiny:clip-random`).
 - `vlm_recipes.tiny.blip`: tiny BLIP (`tiny:blip` captioning, `tiny:blip-itm` retrieval, `tiny:blip-vqa`).
 - `vlm_recipes.tiny.common`: the cache, reproducible builds and atomic saving they share.

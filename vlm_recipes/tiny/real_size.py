@@ -19,6 +19,10 @@ little from the real tokenizer's, image token counts are exact) and TRL's copy o
                   vision tower (patch 16); `Qwen/Qwen3.5-0.8B`'s config.json (docs/families.md names the copies read);
                   min_pixels 65,536 / max_pixels 524,288 (recipes/configs/qwen3.5-0.8b/sft_lora.yaml).
 
+    gemma-3-4b-it Gemma 3: 34-layer 2560-wide text model (5 sliding-window layers of 1024 tokens to 1 full), 262,208
+                  tokens, 27-layer 1152-wide SigLIP tower at 896 px, 256 image tokens per image; build it on the meta
+                  device (`build_model(..., device="meta")`) to count parameters: 4.3 B, 17 GB in float32.
+
 Not cached (0.9 GB and 8.8 GB in float32; built in about 30 s and 80 s on a 2-core CPU). For benchmarks only.
 """
 
@@ -166,6 +170,36 @@ REAL_SIZE = {
 }
 
 
+# --- Gemma 3 (issue 29): google/gemma-3-4b-it's config.json and preprocessor_config.json ---
+REAL_SIZE["gemma-3-4b-it"] = {
+    "family": "gemma3",
+    "text": {
+        "hidden_size": 2560,
+        "intermediate_size": 10240,
+        "num_hidden_layers": 34,
+        "num_attention_heads": 8,
+        "num_key_value_heads": 4,
+        "head_dim": 256,
+        "query_pre_attn_scalar": 256,
+        "sliding_window": 1024,
+        "vocab_size": 262208,
+        "max_position_embeddings": 131072,
+        "rms_norm_eps": 1e-6,
+    },
+    "vision": {
+        "hidden_size": 1152,
+        "intermediate_size": 4304,
+        "num_hidden_layers": 27,
+        "num_attention_heads": 16,
+        "image_size": 896,
+        "patch_size": 14,
+    },
+    "mm_tokens_per_image": 256,
+    # The real ids of <start_of_image>, <end_of_image> and <image_soft_token> in its 262,208-token vocabulary.
+    "token_ids": {"boi": 255999, "eoi": 256000, "image": 262144},
+}
+
+
 def build_processor(name: str):
     """The real processor class with the checkpoint's image settings, the family's local tokenizer and TRL's
     real chat template."""
@@ -198,15 +232,39 @@ def build_processor(name: str):
         video = dict(size={"shortest_edge": 4096, "longest_edge": 25165824}, fps=2, min_frames=4, max_frames=768)
         bounds = {"shortest_edge": spec["min_pixels"], "longest_edge": spec["max_pixels"]}
         return qwen3_5.processor(tokenizer, bounds, video)
+    if spec["family"] == "gemma3":
+        from .gemma import gemma3_processor
+
+        return gemma3_processor(spec, tokenizer)
     return tiny.qwen2_vl_processor(tokenizer, spec["min_pixels"], spec["max_pixels"])
 
 
-def build_model(name: str, processor, seed: int = 0, attn_implementation: str = "sdpa"):
-    """The architecture of `name` with random weights (float32), its special-token ids taken from `processor`."""
+def build_model(name: str, processor, seed: int = 0, attn_implementation: str = "sdpa", device: str = "cpu"):
+    """The architecture of `name` with random weights (float32), its special-token ids taken from `processor`
+    (Gemma 3: the real ids; its vocabulary is the real size). `device="meta"`: shapes only, no memory."""
     spec = REAL_SIZE[name]
     tokenizer = processor.tokenizer
     ids = tokenizer.convert_tokens_to_ids
     torch.manual_seed(seed)
+    if spec["family"] == "gemma3":
+        from transformers import Gemma3Config, Gemma3ForConditionalGeneration, Gemma3TextConfig, SiglipVisionConfig
+
+        from .gemma import GEMMA3_ROPE
+
+        text = Gemma3TextConfig(
+            pad_token_id=0, eos_token_id=1, bos_token_id=2, rope_parameters=GEMMA3_ROPE, **spec["text"]
+        )
+        config = Gemma3Config(
+            text_config=text.to_dict(),
+            vision_config=SiglipVisionConfig(**spec["vision"], vision_use_head=False).to_dict(),
+            mm_tokens_per_image=spec["mm_tokens_per_image"],
+            boi_token_index=spec["token_ids"]["boi"],
+            eoi_token_index=spec["token_ids"]["eoi"],
+            image_token_index=spec["token_ids"]["image"],
+        )
+        config._attn_implementation = attn_implementation
+        with torch.device(device):
+            return Gemma3ForConditionalGeneration(config).eval()
     if spec["family"] == "smolvlm":
         from transformers import Idefics3Config, Idefics3ForConditionalGeneration, Idefics3VisionConfig, LlamaConfig
 

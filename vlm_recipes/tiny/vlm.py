@@ -40,7 +40,7 @@ from transformers import PreTrainedTokenizerFast
 from trl.chat_template_utils import qwen2_5_vl_chat_template, smolvlm_chat_template
 
 from ..data import synthetic
-from . import llava, qwen2_5_vl, qwen3_5, qwen3_vl
+from . import gemma, llava, qwen2_5_vl, qwen3_5, qwen3_vl
 from .common import (
     TINY_PREFIX,
     build_dependencies,
@@ -154,6 +154,7 @@ SPECS = {
     "qwen2_5_vl": qwen2_5_vl.SPEC,  # vlm_recipes/tiny/qwen2_5_vl.py
     "qwen3_vl": qwen3_vl.SPEC,  # what it mirrors of Qwen3-VL-2B: vlm_recipes/tiny/qwen3_vl.py
     "qwen3_5": qwen3_5.SPEC,  # Qwen3.5 (Qwen3.6 / 3.8): vlm_recipes/tiny/qwen3_5.py says what it mirrors
+    "gemma3": gemma.SPEC,  # Gemma 3: vlm_recipes/tiny/gemma.py says what it mirrors of gemma-3-4b-it
 }
 PRETRAIN = {
     "task": "caption",
@@ -209,6 +210,7 @@ FAMILY_SPECIAL_TOKENS = {
     "qwen2_5_vl": qwen2_5_vl.SPECIAL_TOKENS,
     "qwen3_vl": qwen3_vl.SPECIAL_TOKENS,
     "qwen3_5": qwen3_5.SPECIAL_TOKENS,
+    "gemma3": gemma.SPECIAL_TOKENS,
 }
 
 
@@ -316,7 +318,11 @@ def build_model(family: str, tokenizer, seed: int = 0):
     }
     model = TINY[family].build_model(spec, tokenizer, ids)
     gen = model.generation_config
-    gen.eos_token_id, gen.pad_token_id, gen.bos_token_id = ids["eos"], ids["pad"], ids.get("bos")
+    # A family whose answers end with another token than eos (Gemma's <end_of_turn>) stops on both, as its real
+    # generation_config.json says (`stop_tokens` in its spec).
+    stops = [ids["eos"], *(tokenizer.convert_tokens_to_ids(t) for t in spec.get("stop_tokens", ()))]
+    gen.eos_token_id = stops if len(stops) > 1 else ids["eos"]
+    gen.pad_token_id, gen.bos_token_id = ids["pad"], ids.get("bos")
     gen.do_sample = False
     return model
 
@@ -413,6 +419,7 @@ for _name in ("llava", "llava_onevision", "llava_next"):
 register("qwen2_5_vl", qwen2_5_vl.tiny_family(SPECS["qwen2_5_vl"], FAMILY_SPECIAL_TOKENS["qwen2_5_vl"], TinyFamily))
 register("qwen3_vl", qwen3_vl.tiny_family(SPECS["qwen3_vl"], FAMILY_SPECIAL_TOKENS["qwen3_vl"], TinyFamily))
 register("qwen3_5", qwen3_5.tiny_family(SPECS["qwen3_5"], FAMILY_SPECIAL_TOKENS["qwen3_5"], TinyFamily))
+register("gemma3", gemma.tiny_family("gemma3", SPECS["gemma3"], FAMILY_SPECIAL_TOKENS["gemma3"], TinyFamily))
 
 
 def pretrain(
