@@ -283,7 +283,8 @@ def test_a_qwen2_vl_reference_is_compared_as_the_decoded_answer_reads(monkeypatc
     assert decoded == "red circle(100,200),(300,400)"  # what the model's perfect answer comes back as
     assert generation.as_decoded(reference, tokenizer) == decoded
     assert generation.as_decoded([reference, "plain"], tokenizer) == [decoded, "plain"]
-    assert generation.as_decoded(" 42 <|im_end|>", tokenizer) == "42"  # eos too, as decode drops it
+    # Any other control string in a reference is data: trained as text, written as text, kept by decode.
+    assert generation.as_decoded(" 42 <|im_end|>", tokenizer) == "42 <|im_end|>"
 
     monkeypatch.setattr(generation, "generate_answers", lambda *a, **k: [decoded, "blue square(0,0),(10,10)"])
     rows = [{"answer": reference}, {"answer": reference}]

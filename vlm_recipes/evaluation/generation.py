@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from ..data.collation import PreferenceCollator, PromptCollator, build_collator
 from ..data.loading import final_answer, reference_answer
+from ..grounding.boxes import QWEN2_VL_MARKERS
 from ..models.families import family_of
 from ..models.label_head import completion_logps, has_label_head
 from .metrics import score
@@ -76,17 +77,19 @@ def generate_answers(
 
 
 def decoded_away(tokenizer) -> tuple[str, ...]:
-    """The tokens `decode(..., skip_special_tokens=True)` drops from text: the tokenizer's added tokens marked
-    special (bos/eos/pad, image placeholders, and Qwen2-VL's box and object markers), longest first."""
+    """The control tokens a box convention writes on purpose (Qwen2-VL's box and object markers,
+    vlm_recipes.grounding.boxes) that `decode(..., skip_special_tokens=True)` drops because the tokenizer holds them as
+    special tokens. Nothing else: any other control-token string in a reference is data, trained as text (the chat
+    encoder), so the model writes it as text and decoding keeps it."""
     added = getattr(tokenizer, "added_tokens_decoder", None) or {}
     special = {token.content for token in added.values() if getattr(token, "special", False)}
     special |= set(getattr(tokenizer, "all_special_tokens", None) or ())
-    return tuple(sorted(special, key=len, reverse=True))
+    return tuple(marker for marker in QWEN2_VL_MARKERS if marker in special)
 
 
 def as_decoded(reference, tokenizer):
     """`reference` (a string, or a list of acceptable strings) as the model's answer would read after decoding with
-    `skip_special_tokens=True`: without the tokenizer's special tokens (`decoded_away`), stripped like the answers.
+    `skip_special_tokens=True`: without the box markers that decoding drops (`decoded_away`), stripped like answers.
     With the real Qwen2-VL tokenizer, "<|object_ref_start|>red circle<|object_ref_end|><|box_start|>(1,2),(3,4)
     <|box_end|>" reads "red circle(1,2),(3,4)", as the model's decoded answer does."""
     if reference is None:
