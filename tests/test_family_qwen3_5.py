@@ -7,8 +7,6 @@ padding-free / packing are refused, with the leak measured here. The registry-dr
 configs, tiny models) cover the rest.
 """
 
-import dataclasses
-
 import pytest
 import torch
 from PIL import Image
@@ -74,19 +72,20 @@ def test_the_tiny_processor_is_the_real_classes(processors):
 
 
 def test_family_of_tells_qwen3_5_from_a_qwen3_vl_processor_of_the_same_class(processors, monkeypatch):
-    """Qwen3-VL (another branch) lists the same processor class: a stand-in record for it, before and after ours."""
+    """Qwen3-VL lists the same processor class: the real tiny Qwen3-VL processor and one built from Qwen3.5's are told
+    apart whatever the order of the records; without a record that takes it, a Qwen3-VL processor is refused, never
+    taken for Qwen3.5."""
+    from vlm_recipes.models.families import QWEN3_VL
+    from vlm_recipes.tiny import vlm as tiny
+
     ours = processors["qwen3_5"]
-    theirs = qwen3_vl_like(ours)
-    assert type(theirs) is type(ours)
-    stand_in = dataclasses.replace(
-        QWEN3_5, name="qwen3_vl", label="Qwen3-VL", model_types=("qwen3_vl",), claims_processor=None, thinking=False
-    )
-    for order in ((stand_in, *families.FAMILIES), (*families.FAMILIES, stand_in)):
+    theirs, look_alike = tiny.build_processor("qwen3_vl"), qwen3_vl_like(ours)
+    assert type(theirs) is type(ours) is type(look_alike)
+    for order in (families.FAMILIES, tuple(reversed(families.FAMILIES))):
         monkeypatch.setattr(families, "FAMILIES", order)
         assert family_of(ours) is QWEN3_5
-        assert family_of(theirs) is stand_in
-    # Without a Qwen3-VL record (this branch), a Qwen3-VL processor is refused, not taken for Qwen3.5.
-    monkeypatch.setattr(families, "FAMILIES", tuple(f for f in order if f is not stand_in))
+        assert family_of(theirs) is QWEN3_VL and family_of(look_alike) is QWEN3_VL
+    monkeypatch.setattr(families, "FAMILIES", tuple(f for f in order if f is not QWEN3_VL))
     with pytest.raises(ValueError, match="Cannot tell the model family of Qwen3VLProcessor"):
         family_of(theirs)
 

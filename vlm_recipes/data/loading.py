@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Dataset, DatasetDict, Image, List, load_dataset, load_dataset_builder
 
@@ -342,8 +343,11 @@ def to_conversations(ds: Dataset, args: DataArguments) -> Dataset:
         # decoding any image.
         counts = [1] * len(ds)
         if num_images:
-            lengths = pc.list_value_length(ds.with_format("arrow")["images"])
-            counts = lengths.fill_null(0).to_pylist()
+            images = ds.with_format("arrow")["images"]
+            if pa.types.is_list(images.type) or pa.types.is_large_list(images.type):
+                counts = pc.list_value_length(images).fill_null(0).to_pylist()
+            else:  # one image (or path) per row, as the column holds it; a null is a text-only row
+                counts = images.is_valid().cast(pa.int64()).to_pylist()
 
         def build(question, answer, *row_id, index):
             if isinstance(answer, list) and answer and all(isinstance(a, str) for a in answer):

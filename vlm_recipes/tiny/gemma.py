@@ -25,6 +25,7 @@ Widths are multiples of 64 (bitsandbytes' 4-bit CPU blocks), as for the other ti
 
 from __future__ import annotations
 
+import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
 # Gemma's own ids for the first four (pad 0, eos 1, bos 2, unk 3: Gemma3TextConfig's defaults and the real vocabulary).
@@ -64,6 +65,10 @@ SPEC = {
     "mm_tokens_per_image": 16,
     # Instruction-tuned Gemma stops on <eos> and on its end-of-turn token (generation_config.json: [1, 106]).
     "stop_tokens": ["<end_of_turn>"],
+    # transformers initialises the projector's matrix to zeros (a checkpoint loads it): a model built from scratch
+    # would then give every image the same (zero) features, and no gradient would reach the vision tower. The tiny
+    # model draws it like the text embeddings (normal, std = initializer_range), so images count from the first step.
+    "projector_init_std": 0.02,
 }
 SPECIAL_TOKENS = {"bos": "<bos>", "eos": "<eos>", "pad": "<pad>", "extra": GEMMA3_TOKENS[3:]}
 
@@ -162,7 +167,10 @@ def gemma3_config(spec: dict, tokenizer, ids: dict, text_config: dict | None = N
 def gemma3_model(spec: dict, tokenizer, ids: dict):
     from transformers import Gemma3ForConditionalGeneration
 
-    return Gemma3ForConditionalGeneration(gemma3_config(spec, tokenizer, ids))
+    model = Gemma3ForConditionalGeneration(gemma3_config(spec, tokenizer, ids))
+    with torch.no_grad():
+        model.model.multi_modal_projector.mm_input_projection_weight.normal_(0.0, spec["projector_init_std"])
+    return model
 
 
 def tiny_family(name: str, spec: dict, special_tokens: dict, record: type):
