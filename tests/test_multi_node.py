@@ -179,7 +179,9 @@ def tiny_smolvlm():
 
 
 @pytest.mark.learning
-@pytest.mark.parametrize("config", ["zero2", "zero3"])
+# ZeRO-3 (parameters, gradients and optimizer states sharded across the two machines) in the default run; ZeRO-2 with
+# -m slow.
+@pytest.mark.parametrize("config", [pytest.param("zero2", marks=pytest.mark.slow), "zero3"])
 def test_two_machines_train_like_one_machine_with_two_processes(config, tmp_path, tmp_path_factory, tiny_smolvlm):
     """Same seed, same data order, same global ranks: the loss curve and the trained weights of 2 machines x 1 process
     equal those of 1 machine x 2 processes (helpers.small_run, also used by test_distributed.py)."""
