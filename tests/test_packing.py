@@ -338,7 +338,7 @@ def test_a_family_not_proven_exact_is_refused_before_the_model_loads(tmp_path):
     for flag in ("--padding_free", "--packing"):
         with pytest.raises(
             ValueError,
-            match=r"padding_free / packing are implemented for SmolVLM and Qwen2-VL and .* only .* LLaVA-1.5 .*0\.23",
+            match=r"padding_free / packing are implemented for SmolVLM, Qwen2-VL, .* only .* LLaVA-1.5 .*0\.23",
         ):
             run_recipe(
                 "sft", config, tmp_path / "run", flag, "true", "--max_length", "512",

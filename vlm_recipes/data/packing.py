@@ -107,7 +107,8 @@ def check_family(processor) -> None:
     and gradients tested equal to the rows run one at a time), naming it, the reason and the fix."""
     family = family_of(processor)
     if not family.packing_exact:
-        exact = " and ".join(f.label for f in FAMILIES if f.packing_exact)
+        labels = [f.label for f in FAMILIES if f.packing_exact]
+        exact = " and ".join(labels) if len(labels) < 3 else ", ".join(labels[:-1]) + " and " + labels[-1]
         why = f" ({family.packing_refusal})" if family.packing_refusal else ""
         raise ValueError(
             f"padding_free / packing are implemented for {exact} only (exact per-row losses and gradients, tested); "
