@@ -26,10 +26,6 @@ Every image is resized to 128x128 pixels: an 8x8 patch grid, 16 image tokens aft
 
 from __future__ import annotations
 
-import json
-
-from tokenizers import AddedToken, Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
-
 # The width of the tiny text model and its vision tower; the layer pattern of the real checkpoints.
 SPEC = {
     "vocab_size": 640,
@@ -97,36 +93,9 @@ def build_tokenizer(corpus: list[str], vocab_size: int):
     from transformers import Qwen3_5Tokenizer
     from transformers.models.qwen3_5.tokenization_qwen3_5 import PRETOKENIZE_REGEX
 
-    specials = [SPECIAL_TOKENS["eos"], SPECIAL_TOKENS["pad"], *SPECIAL_TOKENS["extra"]]
-    tok = Tokenizer(models.BPE())
-    tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-        ]
-    )
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size - len(PLAIN_ADDED),
-        special_tokens=specials,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(corpus, trainer=trainer)
-    trained = json.loads(tok.to_str())["model"]
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in trained["merges"]]
-    tokenizer = Qwen3_5Tokenizer(
-        vocab=trained["vocab"],
-        merges=merges,
-        unk_token=None,
-        eos_token=SPECIAL_TOKENS["eos"],
-        pad_token=SPECIAL_TOKENS["pad"],
-        extra_special_tokens=SPECIAL_TOKENS["extra"],
-        model_max_length=4096,
-        clean_up_tokenization_spaces=False,
-    )
-    tokenizer.add_tokens([AddedToken(t, special=False, normalized=False) for t in PLAIN_ADDED])
-    return tokenizer
+    from .qwen3_vl import train_qwen_bpe
+
+    return train_qwen_bpe(Qwen3_5Tokenizer, PRETOKENIZE_REGEX, corpus, vocab_size, SPECIAL_TOKENS)
 
 
 def processor(tokenizer, image_size: dict, video: dict, chat_template: str | None = None):

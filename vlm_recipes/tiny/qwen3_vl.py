@@ -96,16 +96,24 @@ _HALF = {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5], "patch_siz
 def build_tokenizer(corpus: list[str], vocab_size: int, special_tokens: dict = SPECIAL_TOKENS):
     """The real tokenizer class (`Qwen2Tokenizer`: byte-level BPE, NFC, Qwen's pre-tokenizer regex, which keeps a
     run of newlines together) with merges trained on `corpus`, the special tokens and the plain added tokens."""
-    from tokenizers import AddedToken, Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
     from transformers import Qwen2Tokenizer
     from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
+
+    return train_qwen_bpe(Qwen2Tokenizer, PRETOKENIZE_REGEX, corpus, vocab_size, special_tokens)
+
+
+def train_qwen_bpe(tokenizer_class, pretokenize_regex: str, corpus: list[str], vocab_size: int, special_tokens: dict):
+    """`tokenizer_class` (a Qwen tokenizer class) over a byte-level BPE trained on `corpus` with NFC and
+    `pretokenize_regex`, the special tokens (eos, pad, extra) and the plain added tokens (`PLAIN_ADDED`): Qwen3-VL's
+    and Qwen3.5's tiny tokenizers (vlm_recipes.tiny.qwen3_5), the same recipe around their own class and regex."""
+    from tokenizers import AddedToken, Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
 
     specials = [special_tokens["eos"], special_tokens["pad"], *special_tokens["extra"]]
     tok = Tokenizer(models.BPE())
     tok.normalizer = normalizers.NFC()
     tok.pre_tokenizer = pre_tokenizers.Sequence(
         [
-            pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+            pre_tokenizers.Split(Regex(pretokenize_regex), behavior="isolated", invert=False),
             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
         ]
     )
@@ -118,7 +126,7 @@ def build_tokenizer(corpus: list[str], vocab_size: int, special_tokens: dict = S
     tok.train_from_iterator(corpus, trainer=trainer)
     trained = json.loads(tok.to_str())["model"]
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in trained["merges"]]
-    tokenizer = Qwen2Tokenizer(
+    tokenizer = tokenizer_class(
         vocab=trained["vocab"],
         merges=merges,
         unk_token=None,
