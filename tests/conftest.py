@@ -49,7 +49,7 @@ def pytest_collection_modifyitems(config, items):
 # The pre-trained tiny bases the default run needs, one background build chain per entry, the longest first (the
 # Qwen2-VL chain is ~7 min of CPU from an empty cache, the SmolVLM one ~3.5, the Qwen2.5-VL base ~3.5 (half the
 # pre-training steps), CLIP and BLIP ~1.5 together).
-PREBUILD = (("tiny:qwen2_vl-sft",), ("tiny:smolvlm-sft", "tiny:qwen2_5_vl", "tiny:clip", "tiny:blip"))
+PREBUILD = (("tiny:qwen2_vl-sft",), ("tiny:smolvlm-sft", "tiny:clip", "tiny:blip"))
 _prebuilds: list = []
 
 

@@ -42,7 +42,7 @@ VLM_CONFIGS = [p for p in CONFIGS if recipe_of(p) not in BASELINE_RECIPES]
 # Families whose pre-trained tiny base the default test run builds anyway (the SFT learning tests); the others run
 # real configs' code paths on their `-random` model, so that no test builds a base only for that. The LLaVA bases
 # are built only by slow tests (tiny:llava takes minutes to pre-train on one thread: over the CI budget).
-PRETRAINED_IN_DEFAULT_RUN = {"smolvlm", "qwen2_vl", "qwen2_5_vl"}
+PRETRAINED_IN_DEFAULT_RUN = {"smolvlm", "qwen2_vl"}
 
 
 def tiny_family(config: dict) -> str:

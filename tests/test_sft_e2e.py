@@ -24,7 +24,9 @@ pytestmark = pytest.mark.learning
     [
         "smolvlm",
         "qwen2_vl",
-        "qwen2_5_vl",  # issue 28's default-run proof of a new family (its base: half the pre-training steps)
+        # Qwen2.5-VL: 0.000 -> 0.985 (2026-12-07). Slow: its base's pre-training (588 s of one thread) took the
+        # clean-clone `make test` from 21 to 27 minutes; the default run keeps the family's random-model tests.
+        pytest.param("qwen2_5_vl", marks=pytest.mark.slow),
         pytest.param("llava", marks=pytest.mark.slow),
         pytest.param("llava_onevision", marks=pytest.mark.slow),
         pytest.param("qwen3_vl", marks=pytest.mark.slow),  # its base is pre-trained only for slow tests (issue 28)
