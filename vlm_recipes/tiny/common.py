@@ -203,3 +203,46 @@ def save_atomically(target: Path, model, processor, info: dict, force: bool = Fa
             pass
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def train_qwen_bpe(
+    tokenizer_class, pretokenize_regex: str, corpus: list[str], vocab_size: int, special_tokens: dict, plain_added=()
+):
+    """`tokenizer_class` (a Qwen tokenizer class) over a byte-level BPE trained on `corpus` with NFC and
+    `pretokenize_regex`, the special tokens (eos, pad, extra) and `plain_added` (added tokens that are not special in
+    the real vocabulary, e.g. Qwen3's <think>): the one recipe of the tiny Qwen2.5-VL, Qwen3-VL and Qwen3.5
+    tokenizers, each around its real class and regex. `vocab_size` counts the plain added tokens."""
+    from tokenizers import AddedToken, Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+    specials = [special_tokens["eos"], special_tokens["pad"], *special_tokens["extra"]]
+    bpe = Tokenizer(models.BPE())
+    bpe.normalizer = normalizers.NFC()
+    bpe.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(pretokenize_regex), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size - len(plain_added),
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(corpus, trainer=trainer)
+    learned = json.loads(bpe.to_str())["model"]
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in learned["merges"]]
+    tokenizer = tokenizer_class(
+        vocab=learned["vocab"],
+        merges=merges,
+        unk_token=None,
+        bos_token=None,
+        eos_token=special_tokens["eos"],
+        pad_token=special_tokens["pad"],
+        extra_special_tokens=special_tokens["extra"],
+        model_max_length=4096,
+        clean_up_tokenization_spaces=False,
+    )
+    if plain_added:
+        tokenizer.add_tokens([AddedToken(t, special=False, normalized=False) for t in plain_added])
+    return tokenizer

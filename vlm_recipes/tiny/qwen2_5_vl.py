@@ -21,7 +21,7 @@ docs/families.md#qwen25-vl):
 
 from __future__ import annotations
 
-import json
+from .common import train_qwen_bpe
 
 _VISION_TOKENS = ["<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>"]
 # In the real vocabulary; Qwen2.5-VL's own box format (JSON bbox_2d) no longer uses them, Qwen2-VL's did.
@@ -69,39 +69,10 @@ SPECIAL_TOKENS = {
 def build_tokenizer(corpus: list[str], vocab_size: int, special_tokens: dict = SPECIAL_TOKENS):
     """The real tokenizer class (`Qwen2Tokenizer`: byte-level BPE, NFC, Qwen's pre-tokenizer regex, which keeps a run
     of newlines together) with a vocabulary and merges trained here on `corpus`, and the real special tokens."""
-    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
     from transformers import Qwen2Tokenizer
     from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
 
-    specials = [special_tokens["eos"], special_tokens["pad"], *special_tokens["extra"]]
-    bpe = Tokenizer(models.BPE())
-    bpe.normalizer = normalizers.NFC()
-    bpe.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-        ]
-    )
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=specials,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    bpe.train_from_iterator(corpus, trainer=trainer)
-    learned = json.loads(bpe.to_str())["model"]
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in learned["merges"]]
-    return Qwen2Tokenizer(
-        vocab=learned["vocab"],
-        merges=merges,
-        unk_token=None,
-        bos_token=None,
-        eos_token=special_tokens["eos"],
-        pad_token=special_tokens["pad"],
-        extra_special_tokens=special_tokens["extra"],
-        model_max_length=4096,
-        clean_up_tokenization_spaces=False,
-    )
+    return train_qwen_bpe(Qwen2Tokenizer, PRETOKENIZE_REGEX, corpus, vocab_size, special_tokens)
 
 
 def qwen2_5_vl_processor(tokenizer, min_pixels: int, max_pixels: int):

@@ -26,6 +26,8 @@ Every image is resized to 128x128 pixels: an 8x8 patch grid, 16 image tokens aft
 
 from __future__ import annotations
 
+from .common import train_qwen_bpe
+
 # The width of the tiny text model and its vision tower; the layer pattern of the real checkpoints.
 SPEC = {
     "vocab_size": 640,
@@ -93,9 +95,7 @@ def build_tokenizer(corpus: list[str], vocab_size: int):
     from transformers import Qwen3_5Tokenizer
     from transformers.models.qwen3_5.tokenization_qwen3_5 import PRETOKENIZE_REGEX
 
-    from .qwen3_vl import train_qwen_bpe
-
-    return train_qwen_bpe(Qwen3_5Tokenizer, PRETOKENIZE_REGEX, corpus, vocab_size, SPECIAL_TOKENS)
+    return train_qwen_bpe(Qwen3_5Tokenizer, PRETOKENIZE_REGEX, corpus, vocab_size, SPECIAL_TOKENS, PLAIN_ADDED)
 
 
 def processor(tokenizer, image_size: dict, video: dict, chat_template: str | None = None):

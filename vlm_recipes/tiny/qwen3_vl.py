@@ -20,7 +20,7 @@ tokens after the merge, like tiny Qwen2-VL. Widths are multiples of 64 (bitsandb
 
 from __future__ import annotations
 
-import json
+from .common import train_qwen_bpe
 
 # Added tokens that are NOT special in the real Qwen3 vocabularies: `decode(skip_special_tokens=True)` keeps them, and
 # the chat template writes them as text (reasoning, tool calls).
@@ -99,45 +99,7 @@ def build_tokenizer(corpus: list[str], vocab_size: int, special_tokens: dict = S
     from transformers import Qwen2Tokenizer
     from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
 
-    return train_qwen_bpe(Qwen2Tokenizer, PRETOKENIZE_REGEX, corpus, vocab_size, special_tokens)
-
-
-def train_qwen_bpe(tokenizer_class, pretokenize_regex: str, corpus: list[str], vocab_size: int, special_tokens: dict):
-    """`tokenizer_class` (a Qwen tokenizer class) over a byte-level BPE trained on `corpus` with NFC and
-    `pretokenize_regex`, the special tokens (eos, pad, extra) and the plain added tokens (`PLAIN_ADDED`): Qwen3-VL's
-    and Qwen3.5's tiny tokenizers (vlm_recipes.tiny.qwen3_5), the same recipe around their own class and regex."""
-    from tokenizers import AddedToken, Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
-
-    specials = [special_tokens["eos"], special_tokens["pad"], *special_tokens["extra"]]
-    tok = Tokenizer(models.BPE())
-    tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Split(Regex(pretokenize_regex), behavior="isolated", invert=False),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-        ]
-    )
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size - len(PLAIN_ADDED),
-        special_tokens=specials,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(corpus, trainer=trainer)
-    trained = json.loads(tok.to_str())["model"]
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in trained["merges"]]
-    tokenizer = tokenizer_class(
-        vocab=trained["vocab"],
-        merges=merges,
-        unk_token=None,
-        eos_token=special_tokens["eos"],
-        pad_token=special_tokens["pad"],
-        extra_special_tokens=special_tokens["extra"],
-        model_max_length=4096,
-        clean_up_tokenization_spaces=False,
-    )
-    tokenizer.add_tokens([AddedToken(t, special=False, normalized=False) for t in PLAIN_ADDED])
-    return tokenizer
+    return train_qwen_bpe(Qwen2Tokenizer, PRETOKENIZE_REGEX, corpus, vocab_size, special_tokens, PLAIN_ADDED)
 
 
 def processor(tokenizer, image_size: dict, video: dict):
