@@ -119,9 +119,25 @@ def _install_guards() -> None:
     PreTrainedModel.__init__ = guarded_init
     resolve = tiny.resolve
 
+    from vlm_recipes.tiny.common import SHIPPED_BASES, build_seed
+
+    def _known(name: str) -> bool:  # an unknown name gets the resolver's own error
+        try:
+            tiny.checkpoint_dir(name)
+        except ValueError:
+            return False
+        return True
+
     def guarded_resolve(name: str) -> str:
         if not name.endswith("-random"):
             _use("learning", f"uses the pre-trained tiny model {name}")
+            item = _current["item"]
+            unshipped = name not in SHIPPED_BASES and not build_seed() and _known(name)
+            if item is not None and unshipped and not item.get_closest_marker("slow"):
+                raise RuntimeError(
+                    f"{item.nodeid} pre-trains {name} in the default run (minutes of CPU): use a shipped base "
+                    f"({', '.join(SHIPPED_BASES)}), its -random model, or mark the test slow."
+                )
         return resolve(name)
 
     sources.register_source(tiny.TINY_PREFIX, guarded_resolve)

@@ -144,11 +144,13 @@ def test_losses_and_lora_gradients_equal_rows_run_one_at_a_time(setups, family, 
     assert expected_grads and grads.keys() == expected_grads.keys()
     for name, grad in grads.items():
         assert expected_grads[name].abs().sum() > 0, name
-        # 1e-5 relative to the gradient's scale: summed over thousands of terms in another order (the thread count
-        # of the process decides it), float32 gradients of order 1 move by a few 1e-6.
+        # 2e-5 relative to the gradient's scale: summed over thousands of terms in another order (the thread count
+        # and the CPU's kernels decide it), float32 gradients of order 1 move by a few 1e-6; Qwen2.5-VL's vision
+        # LoRA moved by 1.24e-5 (scale 1.16) on an Intel Xeon with AVX512 (2026-12-07), under 1e-5 on AMD EPYC. The
+        # broken paths of the tests below differ by more than 1e-3.
         scale = max(1.0, expected_grads[name].abs().max().item())
         diff = (grad - expected_grads[name]).abs().max().item()
-        assert diff <= 1e-5 * scale, f"{name}: max difference {diff:.2e} (scale {scale:.2f})"
+        assert diff <= 2e-5 * scale, f"{name}: max difference {diff:.2e} (scale {scale:.2f})"
 
 
 @pytest.mark.integration

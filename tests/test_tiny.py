@@ -168,3 +168,63 @@ def test_build_seed_names_another_base(monkeypatch):
     monkeypatch.setenv(SEED_ENV, "three")
     with pytest.raises(ValueError, match="VLM_RECIPES_TINY_SEED must be an integer"):
         tiny.checkpoint_dir("tiny:smolvlm")
+
+
+# -- shipped bases (vlm_recipes/tiny/common.py, "Shipped bases") ------------------------------------------------------
+
+
+@pytest.mark.unit
+def test_the_shipped_bases_are_the_current_builds_of_the_default_runs_bases(monkeypatch):
+    """tiny_bases/ holds exactly the current cache folder of each of SHIPPED_BASES, safetensors and text only: a build
+    recipe, library pin or numerics change renames the folder, and this fails until the bases are shipped again."""
+    from vlm_recipes.tiny import checkpoint_dir
+    from vlm_recipes.tiny.common import SHIPPED_BASES, shipped_root
+
+    monkeypatch.delenv(SEED_ENV, raising=False)
+    expected = {checkpoint_dir(name).name for name in SHIPPED_BASES}
+    shipped = {p.name for p in shipped_root().iterdir() if p.is_dir()}
+    fix = "rebuild and ship them: python -m vlm_recipes.tiny ship (then commit tiny_bases/)"
+    assert not expected - shipped, f"not shipped: {sorted(expected - shipped)}; {fix}"
+    assert not shipped - expected, f"stale shipped bases: {sorted(shipped - expected)}; {fix}"
+    for folder in expected:
+        files = {p.name for p in (shipped_root() / folder).iterdir()}
+        assert {"model.safetensors", "config.json", "tiny_build.json"} <= files, folder
+        assert all(f.endswith((".safetensors", ".json", ".jinja", ".txt")) for f in files), (folder, files)
+
+
+@pytest.mark.learning  # resolves pre-trained names (the tier guard counts that as learning); nothing is trained
+def test_a_shipped_base_is_copied_into_the_cache_instead_of_built(tmp_path, monkeypatch):
+    from vlm_recipes.tiny import common, ship
+
+    monkeypatch.delenv(SEED_ENV, raising=False)
+    monkeypatch.setenv("VLM_RECIPES_CACHE", str(tmp_path / "cache"))
+    shipped = tmp_path / "shipped"
+    monkeypatch.setattr(common, "shipped_root", lambda: shipped)
+    builds = []
+    monkeypatch.setattr(common, "_build_in_child", lambda module, name, *rest: builds.append(name) or tmp_path)
+    target = tiny.checkpoint_dir("tiny:smolvlm")
+    (shipped / target.name).mkdir(parents=True)
+    (shipped / target.name / "tiny_build.json").write_text('{"name": "tiny:smolvlm"}')
+    (shipped / target.name / "model.safetensors").write_bytes(b"the shipped weights")
+
+    assert resolve("tiny:smolvlm") == str(target) and builds == []
+    assert (target / "model.safetensors").read_bytes() == b"the shipped weights"
+    assert not [p for p in target.parent.iterdir() if ".tmp-" in p.name]
+    resolve("tiny:smolvlm-sft")  # not shipped: built
+    assert builds == ["tiny:smolvlm-sft"]
+    monkeypatch.setenv(common.SHIPPED_ENV, "0")
+    tiny.build("tiny:smolvlm", force=True)  # forced, or shipped bases switched off: built
+    (target / "model.safetensors").unlink()
+    target.rename(tmp_path / "moved")
+    resolve("tiny:smolvlm")
+    assert builds == ["tiny:smolvlm-sft", "tiny:smolvlm", "tiny:smolvlm"]
+
+    # `ship` replaces an earlier key's folder of the same name and leaves the other names' folders alone.
+    monkeypatch.delenv(common.SHIPPED_ENV)
+    (tmp_path / "moved").rename(target)
+    (target / "model.safetensors").write_bytes(b"the shipped weights")
+    root = tmp_path / "repo_bases"
+    for stale in ("smolvlm-0123456789ab", "smolvlm-sft-0123456789ab"):
+        (root / stale).mkdir(parents=True)
+    assert ship(["tiny:smolvlm"], root=root) == [root / target.name]
+    assert sorted(p.name for p in root.iterdir()) == sorted([target.name, "smolvlm-sft-0123456789ab"])

@@ -20,23 +20,39 @@ Build or rebuild from the command line: `python -m vlm_recipes.tiny build [--fam
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
 from ..models.sources import register_source
-from .common import TINY_PREFIX
+from .common import SHIPPED_BASES, TINY_PREFIX, shipped_root
 
 
 def is_tiny(name_or_path: str) -> bool:
     return name_or_path.startswith(TINY_PREFIX)
 
 
-def _builder(name: str):
+def _module(name: str):
+    """The builder module of `tiny:<name>`: CLIP, BLIP, or the VLM families."""
     if name.startswith(f"{TINY_PREFIX}clip"):
-        from .clip import build
-    elif name == f"{TINY_PREFIX}blip" or name.startswith(f"{TINY_PREFIX}blip-"):
-        from .blip import build
-    else:
-        from .vlm import build
-    return build
+        from . import clip
+
+        return clip
+    if name == f"{TINY_PREFIX}blip" or name.startswith(f"{TINY_PREFIX}blip-"):
+        from . import blip
+
+        return blip
+    from . import vlm
+
+    return vlm
+
+
+def _builder(name: str):
+    return _module(name).build
+
+
+def checkpoint_dir(name: str):
+    """The cache folder of `tiny:<name>` (built or not): its name is the build's cache key."""
+    return _module(name).checkpoint_dir(name)
 
 
 def resolve(name_or_path: str) -> str:
@@ -62,3 +78,22 @@ def resolve(name_or_path: str) -> str:
 
 
 register_source(TINY_PREFIX, resolve)
+
+
+def ship(names=SHIPPED_BASES, root: Path | None = None) -> list[Path]:
+    """Build (or take from the cache) each of `names` and copy its cache folder into `root` (default `tiny_bases/`),
+    removing the shipped folders of earlier keys of the same names. Returns the shipped folders."""
+    root = root or shipped_root()
+    root.mkdir(parents=True, exist_ok=True)
+    shipped = []
+    for name in names:
+        path = Path(resolve(name))
+        stem = path.name.rsplit("-", 1)[0]  # the folder name without its key
+        for old in root.glob(f"{stem}-*"):
+            if old.name.rsplit("-", 1)[0] == stem and old.name != path.name:
+                shutil.rmtree(old)
+        if (root / path.name).exists():
+            shutil.rmtree(root / path.name)
+        shutil.copytree(path, root / path.name)
+        shipped.append(root / path.name)
+    return shipped

@@ -42,6 +42,7 @@ from .common import (
     build_pinned,
     build_seed,
     cache_root,
+    copy_shipped,
     in_pinned_process,
     reproducible_build,
     runtime_numerics,
@@ -153,7 +154,7 @@ def build(name: str = "tiny:blip", force: bool = False) -> Path:
     if name not in NAMES:
         raise ValueError(f"Unknown tiny BLIP {name!r}; choose one of {', '.join(NAMES)}.")
     target = checkpoint_dir(name)
-    if target.exists() and not force:
+    if not force and (target.exists() or copy_shipped(target)):
         return target
     if not in_pinned_process():
         return build_pinned(__name__, name, force, settings=("PRETRAIN",))

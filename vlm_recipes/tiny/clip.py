@@ -26,6 +26,7 @@ from .common import (
     build_dependencies,
     build_pinned,
     cache_root,
+    copy_shipped,
     in_pinned_process,
     random_build_here,
     reproducible_build,
@@ -133,7 +134,7 @@ def build(name: str = "tiny:clip", force: bool = False) -> Path:
     if name not in NAMES:
         raise ValueError(f"Unknown tiny CLIP {name!r}; choose one of {', '.join(NAMES)}.")
     target = checkpoint_dir(name)
-    if target.exists() and not force:
+    if not force and (target.exists() or copy_shipped(target)):
         return target
     if not (in_pinned_process() or name == "tiny:clip-random" and random_build_here()):
         return build_pinned(__name__, name, force, settings=("TRAIN",))

@@ -21,6 +21,16 @@ AVX512 capability (measured), so they run in the calling process unless it runs 
 
 `VLM_RECIPES_TINY_SEED` (default 0) builds another, equally valid, tiny base (its own cache entry): the learning
 benchmarks use it to check that the recipes' defaults do not depend on one lucky base.
+
+Shipped bases. Pinning makes a build reproducible on one kind of CPU, not across kinds: the same pinned build of
+`tiny:smolvlm` wrote other weights on an Intel Xeon (AVX512, AMX) than on the AMD EPYC machines the learning proofs
+were tuned on, and four SmolVLM proofs failed on it (issue 27's note, 2026-12-07). So the pre-trained bases the
+default test run needs are shipped in the repository (`tiny_bases/<cache folder name>/`, safetensors and JSON, a few
+MB each), the way TRL's tests download fixed tiny checkpoints from the Hub, which we cannot reach: a build whose cache
+folder is shipped copies it instead of training (`copy_shipped`), so every machine trains on the same base and no test
+run pays the ~15 CPU-minutes of pre-training. The folder name is the build's cache key (recipe, library versions,
+numerics, seed): a changed recipe or a new pin misses the shipped copy and builds, and `tests/test_tiny.py` fails until
+`python -m vlm_recipes.tiny ship` has shipped the new bases. `VLM_RECIPES_SHIPPED_BASES=0` ignores them (builds).
 """
 
 from __future__ import annotations
@@ -38,7 +48,7 @@ from pathlib import Path
 
 import torch
 
-from ..paths import cache_root  # noqa: F401  (the builders' cache folder)
+from ..paths import REPO_ROOT, cache_root  # noqa: F401  (cache_root: the builders' cache folder)
 
 TINY_PREFIX = "tiny:"  # `tiny:<name>` in model_name_or_path names an offline tiny checkpoint
 # Intra-op threads of every build (see the module docstring). One: no parallel reduction at all, and no OpenMP
@@ -54,6 +64,19 @@ PINNED_NUMERICS = {
     "ATEN_CPU_CAPABILITY": "avx2",  # ATen's AVX2 kernels, also on AVX512 CPUs (`default`, scalar: ~2.5x slower)
     "ONEDNN_MAX_CPU_ISA": "AVX2",  # oneDNN is off in the build (see `reproducible_build`); should any op reach it
 }
+SHIPPED_ENV = "VLM_RECIPES_SHIPPED_BASES"  # "0": ignore the shipped bases, build
+# The pre-trained bases shipped in the repository (see the module docstring), in build order: what the default test
+# run trains on. `python -m vlm_recipes.tiny ship` (re)builds and ships exactly these.
+SHIPPED_BASES = (
+    "tiny:smolvlm",
+    "tiny:smolvlm-sft",
+    "tiny:qwen2_vl",
+    "tiny:qwen2_vl-sft",
+    "tiny:clip",
+    "tiny:blip",
+    "tiny:blip-itm",
+    "tiny:blip-vqa",
+)
 PINNED_ENV = "VLM_RECIPES_PINNED_BUILD"  # set in the child process: build here, do not start another
 # Variables of a distributed launch: the build's child process is no rank of it (a Trainer there would join the group).
 _LAUNCH_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK", "MASTER_ADDR",
@@ -130,6 +153,29 @@ def build_pinned(module_name: str, name: str, force: bool, settings: tuple[str, 
     lock_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(lock_dir / f".{name.removeprefix(TINY_PREFIX).split('-')[0]}.lock"):
         return _build_in_child(module_name, name, force, settings)
+
+
+def shipped_root() -> Path:
+    return REPO_ROOT / "tiny_bases"
+
+
+def copy_shipped(target: Path) -> bool:
+    """Copy the shipped base of cache folder `target` into the cache (atomically, like a build); False when none is
+    shipped under that name (or `VLM_RECIPES_SHIPPED_BASES=0`)."""
+    source = shipped_root() / target.name
+    if os.environ.get(SHIPPED_ENV, "1") == "0" or not (source / "tiny_build.json").is_file():
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
+    try:
+        shutil.copytree(source, tmp, dirs_exist_ok=True)
+        try:
+            tmp.rename(target)
+        except OSError:  # another process copied it first: the same files
+            pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return True
 
 
 def _build_in_child(module_name: str, name: str, force: bool, settings: tuple[str, ...]) -> Path:
