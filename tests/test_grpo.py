@@ -1,5 +1,7 @@
 """GRPO: reward names fail fast, the offline default runs end to end, and (slow) it improves held-out metrics."""
 
+from pathlib import Path
+
 import pytest
 from helpers import assert_rl_default_learned, parse_config, run_recipe
 
@@ -84,6 +86,17 @@ def loss_settings(args) -> dict:
         scale=args.scale_rewards,
         mask_truncated=args.mask_truncated_completions,
     )
+
+
+@pytest.mark.learning
+@pytest.mark.slow  # about a minute each at one thread; side by side with the default: benches/bench_grpo_variants.py
+@pytest.mark.parametrize("name", VARIANTS)
+def test_a_loss_variant_improves_held_out_reward_and_accuracy(tmp_path, name):
+    """Each variant's offline config, from the default's start for the default's steps, clears the GRPO default's
+    bars (figures per variant: docs/figures.md, "GRPO loss variants")."""
+    out = tmp_path / "run"
+    results = run_recipe("grpo", VARIANT_DIR / name, out)
+    assert_rl_default_learned(Path(name).stem, results, out)
 
 
 @pytest.mark.parametrize("name", VARIANTS)
