@@ -21,6 +21,7 @@ from vlm_recipes.training.run import Run, build_trainer, load_model_for_training
 CONFIGS = {  # the LoRA configs our recipes ship for these checkpoints (LoRA on the language model, tower frozen)
     "smolvlm-256m": "recipes/configs/smolvlm-256m-instruct/sft_lora.yaml",
     "qwen2-vl-2b": "recipes/configs/qwen2-vl-2b-instruct/sft_lora.yaml",
+    "qwen3.5-0.8b": "recipes/configs/qwen3.5-0.8b/sft_lora.yaml",  # LoRA also on the Gated DeltaNet projections
 }
 
 
@@ -50,6 +51,8 @@ def trainer(
     }
     family = name.removeprefix("tiny:").replace("_", "-")
     config = f"recipes/configs/tiny-{family}/sft_lora.yaml" if tiny else CONFIGS[name]
+    if tiny and not (REPO_ROOT / config).exists():  # tiny-qwen2.5-vl, tiny-qwen3.5
+        config = config.replace("-5", ".5")
     data_args, args, model_args = load_config("sft", REPO_ROOT / config, **settings)
     r = Run(get_method("sft"), data_args, args, model_args, Path(args.output_dir))
     if tiny:  # the config's synthetic task (64x64 images), as tests/test_memory.py

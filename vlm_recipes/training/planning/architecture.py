@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from ...models.families import family_of
-from .memory import Architecture, TextStack, VisionStack
+from .memory import Architecture, LinearAttention, TextStack, VisionStack
 
 
 def meta_model(config):
@@ -30,6 +30,12 @@ def _first(config, *names, default=None):
     return default
 
 
+def _linears(layer) -> int:
+    """The linear layers of a model's layer, LoRA's own (a PEFT-wrapped model's `lora_A` / `lora_B`) left out: the
+    meta model preflight plans and the trained model the tests measure count alike."""
+    return sum(isinstance(m, torch.nn.Linear) and "lora_" not in name for name, m in layer.named_modules())
+
+
 def _layer_lists(model) -> list[tuple[str, list]]:
     """(name, layers) of every ModuleList of repeated layers (`layers`, `blocks`)."""
     return [
@@ -39,16 +45,50 @@ def _layer_lists(model) -> list[tuple[str, list]]:
     ]
 
 
-def check_modelled(text_config) -> None:
-    """Refuse a language model whose layers the planner does not model: linear-attention (Gated DeltaNet) layers, as in
-    Qwen3.5, keep a recurrent state and a convolution window whose saved activations are not counted (measured on the
-    tiny Qwen3.5: the prediction 18-28% below the CPU peak, outside the 15% the other families meet)."""
+# The decoder layer kinds the planner counts (`layer_types` of the text config): softmax attention over every
+# position or a window (counted alike: the window does not shorten what is saved), and Qwen3.5's Gated DeltaNet.
+MODELLED_LAYER_TYPES = {"full_attention", "sliding_attention", "linear_attention"}
+_DELTANET = ("in_proj_qkv", "in_proj_z", "in_proj_a", "in_proj_b", "conv1d", "A_log", "out_proj")
+
+
+def check_modelled(text_config, text_layers=()) -> None:
+    """Refuse a language model whose layers the planner does not model: a layer kind it does not count (a state-space
+    or another linear-attention layer), or linear-attention layers that are not Qwen3.5's Gated DeltaNet (the planner
+    counts the tensors transformers 5.23's torch fallback of that layer saves; docs/memory.md)."""
     kinds = set(getattr(text_config, "layer_types", None) or ())
-    if "linear_attention" in kinds:
+    unknown = sorted(kinds - MODELLED_LAYER_TYPES)
+    if unknown:
         raise ValueError(
-            "the memory planner does not model linear-attention (Gated DeltaNet) layers yet (Qwen3.5): measure the "
-            "peak of a few steps instead (benches/bench_memory_planner.py)"
+            f"the memory planner does not model {', '.join(unknown)} layers: measure the peak of a few steps instead "
+            "(benches/bench_memory_planner.py)"
         )
+    if "linear_attention" in kinds:
+        expected = list(text_config.layer_types).count("linear_attention")
+        linear = [layer.linear_attn for layer in text_layers if getattr(layer, "linear_attn", None) is not None]
+        odd = [type(m).__name__ for m in linear if not all(hasattr(m, a) for a in _DELTANET)]
+        if odd or len(linear) != expected:
+            raise ValueError(
+                "the memory planner models linear-attention layers only as Qwen3.5's Gated DeltaNet "
+                f"({', '.join(odd) or f'{len(linear)} of {expected} found'}): measure the peak of a few steps instead "
+                "(benches/bench_memory_planner.py)"
+            )
+
+
+def _linear_attention(text_config, text_layers) -> LinearAttention | None:
+    """Qwen3.5's Gated DeltaNet layers as the planner counts them (None without any)."""
+    layers = [layer for layer in text_layers if getattr(layer, "linear_attn", None) is not None]
+    if not layers:
+        return None
+    tc, first = text_config, layers[0]
+    return LinearAttention(
+        layers=len(layers),
+        key_heads=tc.linear_num_key_heads,
+        value_heads=tc.linear_num_value_heads,
+        key_head_dim=tc.linear_key_head_dim,
+        value_head_dim=tc.linear_value_head_dim,
+        conv_kernel=first.linear_attn.conv1d.kernel_size[0],
+        linears=_linears(first),
+    )
 
 
 def architecture_of(model) -> Architecture:
@@ -57,7 +97,6 @@ def architecture_of(model) -> Architecture:
     family = family_of(core)
     config = core.config
     tc, vc = config.get_text_config(), config.vision_config
-    check_modelled(tc)
     head = core.get_output_embeddings()
     head_params = {id(p) for p in head.parameters()} if head is not None else set()
     params = {"vision_tower": 0, "projector": 0, "language_model": 0, "lm_head": 0}
@@ -73,11 +112,24 @@ def architecture_of(model) -> Architecture:
     fused_qkv = bool(vision_layers) and any(
         isinstance(m, torch.nn.Linear) and n.endswith("qkv") for n, m in vision_layers[0].named_modules()
     )
-    vision_linears = sum(isinstance(m, torch.nn.Linear) for m in vision_layers[0].modules()) if vision_layers else 0
+    vision_linears = _linears(vision_layers[0]) if vision_layers else 0
+    # SwiGLU in the tower (Qwen2.5-VL): gate, up and down projections instead of fc1 / fc2.
+    gated_vision_mlp = bool(vision_layers) and any(
+        name.rsplit(".", 1)[-1] == "gate_proj" for name, _ in vision_layers[0].named_modules()
+    )
     text_layers = next((ls for name, ls in layers if family.part_of(name + ".") == "language_model"), [])
-    text_linears = sum(isinstance(m, torch.nn.Linear) for m in text_layers[0].modules()) if text_layers else 7
+    check_modelled(tc, text_layers)
+    linear_attention = _linear_attention(tc, text_layers)
+    # The softmax-attention layers (all of them but Qwen3.5's Gated DeltaNet ones).
+    attention_layers = [layer for layer in text_layers if getattr(layer, "linear_attn", None) is None]
+    first_attention = attention_layers[0] if attention_layers else None
+    text_linears = _linears(first_attention) if first_attention else 7
     heads = tc.num_attention_heads
     head_dim = _first(tc, "head_dim", default=tc.hidden_size // heads)
+    kv_heads = _first(tc, "num_key_value_heads", default=heads)
+    attention = getattr(first_attention, "self_attn", None)
+    # Qwen3.5's gated attention: the query projection yields query and output gate (twice heads x head_dim).
+    gated = getattr(getattr(attention, "q_proj", None), "out_features", 0) == 2 * heads * head_dim
     vision_hidden = _first(vc, "embed_dim", "hidden_size")
     text = TextStack(
         layers=tc.num_hidden_layers,
@@ -85,10 +137,13 @@ def architecture_of(model) -> Architecture:
         intermediate=tc.intermediate_size,
         heads=heads,
         q=heads * head_dim,
-        kv=_first(tc, "num_key_value_heads", default=heads) * head_dim,
+        kv=kv_heads * head_dim,
         head_dim=head_dim,
         vocab=tc.vocab_size,
         linears=text_linears,
+        gated_attention=gated and hasattr(attention, "q_norm"),
+        kv_heads=kv_heads,
+        linear_attention=linear_attention,
     )
     vision = VisionStack(
         layers=_first(vc, "depth", "num_hidden_layers"),
@@ -100,6 +155,7 @@ def architecture_of(model) -> Architecture:
         linears=vision_linears,
         patch_size=vc.patch_size,
         class_token=any(name.endswith("class_embedding") for name, _ in core.named_parameters()),
+        gated_mlp=gated_vision_mlp,
     )
     return Architecture(
         name=getattr(config, "_name_or_path", "") or type(core).__name__,

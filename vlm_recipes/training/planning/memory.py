@@ -16,7 +16,12 @@ is one documented model of the peak, term by term (bytes per device):
   against measured peaks, not each count on its own): the language model's decoder layers over every token of the
   batch (padding included), the vision tower's layers over every patch, only where gradients must flow (a frozen
   vision tower under a frozen projector saves nothing). With gradient checkpointing each layer keeps only its
-  input, and one layer's activations are rebuilt at a time in the backward pass.
+  input, and one layer's activations are rebuilt at a time in the backward pass. Qwen3.5's layers are counted as
+  their own code computes them: its gated attention (`attention_layer_elements`) and its Gated DeltaNet linear
+  attention (`linear_attention_layer_bytes`: the convolution window, the float32 tensors of the chunked delta rule
+  over every sequence padded to 64-token chunks, the recurrent state entering each chunk), as transformers 5.23's
+  torch fallback runs them (a CPU, or a GPU without flash-linear-attention; that library's kernels save other
+  tensors, not modelled).
 - logits: the loss head. TRL's fused head projects its positions in tiles of at most 4,096 tokens x 32,768
   vocabulary entries; on a CPU (or without `logits_at_labels`, where TRL does not compact) every position of the
   batch, otherwise the label positions only. Its transient is a few tiles (`HEAD_TILES`, measured).
@@ -65,6 +70,37 @@ class TextStack:
     head_dim: int
     vocab: int
     linears: int = 7  # q, k, v, o, gate, up, down
+    # Qwen3.5's full-attention layers: the query projection also yields the output gate, q and k have an RMSNorm.
+    gated_attention: bool = False
+    kv_heads: int = 0  # key/value heads (0: kv // head_dim)
+    linear_attention: LinearAttention | None = None  # Qwen3.5's Gated DeltaNet layers (part of `layers`)
+
+    @property
+    def attention_layers(self) -> int:
+        """The (softmax) attention layers: every layer but the linear-attention ones."""
+        return self.layers - (self.linear_attention.layers if self.linear_attention else 0)
+
+
+# The chunk length of transformers 5.23's torch fallback of the gated delta rule (`torch_chunk_gated_delta_rule`,
+# chunk_size=64): every sequence is padded to a multiple of it.
+DELTA_CHUNK = 64
+
+
+@dataclass(frozen=True)
+class LinearAttention:
+    """Gated DeltaNet layers (Qwen3.5 / 3.6 / 3.8, `Qwen3_5GatedDeltaNet`): `layers` of them, query/key heads
+    `key_heads` x `key_head_dim`, value heads `value_heads` x `value_head_dim`, a causal depthwise convolution of
+    `conv_kernel` over q, k and v, `linears` linear layers (in_proj_qkv, in_proj_z, in_proj_b, in_proj_a, out_proj and
+    the MLP's three)."""
+
+    layers: int
+    key_heads: int
+    value_heads: int
+    key_head_dim: int
+    value_head_dim: int
+    conv_kernel: int
+    linears: int = 8
+    chunk: int = DELTA_CHUNK
 
 
 @dataclass(frozen=True)
@@ -81,6 +117,7 @@ class VisionStack:
     linears: int
     patch_size: int = 14
     class_token: bool = False  # CLIP: one more position per image than patches
+    gated_mlp: bool = False  # a SwiGLU MLP (gate, up, down: Qwen2.5-VL's tower) instead of fc1 / fc2
 
 
 @dataclass(frozen=True)
@@ -111,13 +148,68 @@ def text_layer_elements(t: TextStack, *, norm_weights_trained: bool, lora_r: int
     return 2 * t.hidden + norms + 2 * t.q + keys + t.heads + 4 * t.intermediate + t.linears * lora_r
 
 
+def attention_layer_elements(t: TextStack, *, norm_weights_trained: bool, lora_r: int, masked: bool) -> int:
+    """Elements one softmax-attention decoder layer saves per token: `text_layer_elements`, and for Qwen3.5's gated
+    attention also the query projection's output (query and gate, 2q) that the q RMSNorm saves, the key projection's
+    output (kv) that the k RMSNorm saves, their rsqrt (1 per head), the gate's sigmoid, the attention output made
+    contiguous and its product with the gate (3q); with the norms' weights trained their normalised inputs (q + kv)."""
+    elements = text_layer_elements(t, norm_weights_trained=norm_weights_trained, lora_r=lora_r, masked=masked)
+    if t.gated_attention:
+        kv_heads = t.kv_heads or t.kv // t.head_dim
+        elements += 5 * t.q + t.kv + t.heads + kv_heads + ((t.q + t.kv) if norm_weights_trained else 0)
+    return elements
+
+
+def linear_attention_layer_bytes(
+    t: TextStack, *, sequences: int, length: int, act_bytes: int, norm_weights_trained: bool, lora_r: int
+) -> int:
+    """Bytes one Gated DeltaNet decoder layer saves for the backward pass on `sequences` x `length` tokens, as
+    transformers 5.23's torch fallback computes it (`Qwen3_5GatedDeltaNet` with `causal_conv1d_fn` and
+    `torch_chunk_gated_delta_rule`: a CPU, or a GPU without flash-linear-attention / causal-conv1d); counted from its
+    code and checked tensor by tensor with autograd's saved-tensor hooks (docs/memory.md). With K = key heads x key
+    head dim, V = value heads x value head dim, D = 2K + V (the convolved q, k, v), Hv value heads of dims dk, dv:
+
+    - at the activations' dtype, per token: the residual input, the attention residual and the two RMSNorms' outputs
+      (4h; with their weights trained also their normalised inputs, 2h) and rsqrt (2); the convolution's input and
+      the SiLU's input (2D), the latter with its causal padding (kernel - 1 positions of D per sequence); the gate
+      projection z, the gated RMSNorm's input, its output, the SiLU of z and the out projection's input (5V, + V
+      normalised when its weight trains) and its rsqrt (1 per value head); beta's sigmoid and the decay's input (2 per
+      value head; + 1 when A_log trains); the MLP (4i); each LoRA layer its rank;
+    - in float32 whatever the model's dtype (the fallback computes in float32), the query and key repeated to every
+      value head before their L2 norm (2 Hv dk per token, their rsqrt 2 Hv), and over every sequence padded to a
+      multiple of the 64-token chunk: five tensors of Hv dk (query, key, k*beta, the decayed queries, k_cumdecay) and,
+      when a sequence has more than one chunk, a sixth (the chunk loop's per-chunk copies for its matrix products),
+      three of Hv dv (v*beta, the UT transform's values, the per-chunk corrected values), five chunk-by-chunk matrices
+      (the decay mask, the UT system before and after its decay, the intra-chunk scores and their product) of Hv x 64,
+      the decays (4 Hv), and per chunk of every sequence the recurrent state entering it (Hv dk dv)."""
+    la = t.linear_attention
+    h, i = t.hidden, t.intermediate
+    hv, dk, dv = la.value_heads, la.key_head_dim, la.value_head_dim
+    key, value = la.key_heads * dk, hv * dv
+    conv = 2 * key + value
+    tokens = sequences * length
+    chunks = sequences * math.ceil(length / la.chunk)
+    padded = chunks * la.chunk
+    trained = norm_weights_trained
+    per_token = (4 + (2 if trained else 0)) * h + 2 + 2 * conv + (5 + (1 if trained else 0)) * value + hv
+    per_token += (2 + (1 if trained else 0)) * hv + 4 * i + la.linears * lora_r
+    at_dtype = tokens * per_token + sequences * (la.conv_kernel - 1) * conv
+    # Five of the Hv dk tensors always; the sixth (per-chunk copies) only when a sequence has more than one chunk: a
+    # single chunk's slice is already contiguous (seen with the saved-tensor hooks).
+    keys = 5 + (1 if chunks > sequences else 0)
+    float32 = tokens * (2 * hv * dk + 2 * hv) + padded * (keys * hv * dk + 3 * hv * dv + 5 * hv * la.chunk + 4 * hv)
+    float32 += chunks * hv * dk * dv
+    return at_dtype * act_bytes + float32 * 4
+
+
 def vision_layer_elements(v: VisionStack, *, lora_r: int) -> int:
     """Elements one vision layer saves per patch: two residual inputs and two LayerNorm outputs (4h)
     with their mean and rstd (4); query, key, value (3h; Qwen2-VL: the fused qkv output 3h plus q and k after its
     rotary embedding, 2h) and the attention output (h; Qwen2-VL: again, reshaped, h); the log-sum-exp (1 per head);
-    fc1's output and the activation's output (2i; QuickGELU also its sigmoid, i); each LoRA layer its rank."""
+    fc1's output and the activation's output (2i; QuickGELU also its sigmoid, i; a SwiGLU MLP its gate, up,
+    activation and product, 4i); each LoRA layer its rank."""
     attention = 3 * v.hidden + v.hidden + (3 * v.hidden if v.kind == "qwen2_vl" else 0)
-    mlp = (3 if v.quick_gelu else 2) * v.intermediate
+    mlp = (4 if v.gated_mlp else 3 if v.quick_gelu else 2) * v.intermediate
     return 4 * v.hidden + 4 + attention + v.heads + mlp + v.linears * lora_r
 
 
@@ -293,19 +385,25 @@ def plan_memory(arch: Architecture, setup: Setup, batch: BatchShape) -> Plan:
     inputs = batch.pixel_elements * (4 + (e if e != 4 else 0)) + tokens * 8 * 3
     t, v = arch.text, arch.vision
     ckpt = setup.gradient_checkpointing
-    text_layer = vision_layer = text = vision = 0
+    text_layer = linear_layer = vision_layer = text = vision = 0
     if setup.text_needs_grad:
         norms_trained = setup.mode == "full" and bool(trainable.get("language_model"))
-        elements = text_layer_elements(
-            t, norm_weights_trained=norms_trained, lora_r=setup.lora_r if setup.lora_text else 0, masked=batch.masked
-        )
+        lora_r = setup.lora_r if setup.lora_text else 0
+        elements = attention_layer_elements(t, norm_weights_trained=norms_trained, lora_r=lora_r, masked=batch.masked)
         text_layer = tokens * e * elements
+        if t.linear_attention:
+            linear_layer = linear_attention_layer_bytes(
+                t, sequences=batch.sequences, length=batch.length, act_bytes=e, norm_weights_trained=norms_trained,
+                lora_r=lora_r,
+            )  # fmt: skip
         # Beside the layers: the final RMSNorm (2h + 1, 3h + 1 with its weight trained), RoPE's cos / sin (2 x
         # head_dim per position), the 4-D float mask of a padded batch.
         text = tokens * e * ((3 if norms_trained else 2) * t.hidden + 1) + 2 * t.head_dim * batch.length * e
         text += batch.sequences * batch.length**2 * e if batch.masked else 0
         # Gradient checkpointing keeps each layer's input; the backward rebuilds one layer at a time.
-        text += t.layers * (tokens * t.hidden * e if ckpt else text_layer)
+        text += t.attention_layers * (tokens * t.hidden * e if ckpt else text_layer)
+        if t.linear_attention:
+            text += t.linear_attention.layers * (tokens * t.hidden * e if ckpt else linear_layer)
     if setup.vision_trains:
         vision_layer = (
             batch.vision_patches * e * vision_layer_elements(v, lora_r=setup.lora_r if setup.lora_vision else 0)
@@ -326,7 +424,7 @@ def plan_memory(arch: Architecture, setup: Setup, batch: BatchShape) -> Plan:
     logits = buffer + int((HEAD_TILES[setup.device] - 1) * tile) + head_grad + positions * t.hidden * (e + 4)
     # A layer's backward: the layer rebuilt (checkpointing), the gradient flowing in (float32 here) and the
     # gradients of its activations.
-    largest_layer = max(text_layer, vision_layer)
+    largest_layer = max(text_layer, linear_layer, vision_layer)
     backward = (largest_layer if ckpt else 0) + int(BACKWARD_LAYERS * largest_layer) + tokens * t.hidden * 4
 
     overhead = CUDA_OVERHEAD if setup.device == "cuda" else 0

@@ -103,6 +103,11 @@ def plan_text(
         *(f"  {name:42s} {value / GIB:8.3f} GiB" for name, value in plan.rows()),
         f"  {'predicted peak (' + plan.moment + ')':42s} {plan.peak / GIB:8.3f} GiB",
     ]
+    if arch.text.linear_attention:
+        lines.append(
+            "  Gated DeltaNet layers counted as transformers' torch fallback runs them (validated on a CPU); with "
+            "flash-linear-attention's GPU kernels they save other tensors (not modelled, not measured)"
+        )
     if gpu_gib:
         budget = int(gpu_gib * GIB)
         cuda = Setup(**{**setup.__dict__, "device": "cuda"})
