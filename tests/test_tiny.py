@@ -118,6 +118,9 @@ NUMERICS = {
 }
 
 
+# Slow (about 2.5 minutes: three short builds in subprocesses): the default run trains on the shipped bases and builds
+# none, so this check of the builder runs with the slow tier and when the bases are re-shipped.
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.cpu._is_avx2_supported(), reason="the shared build pins ATen's AVX2 kernels")
 def test_build_writes_the_same_weights_whatever_the_numerics_of_the_process(tmp_path):
     """Issues 11 and 26: whichever process builds a tiny base first (a one-thread test subprocess, `accelerate
