@@ -46,9 +46,10 @@ def pytest_collection_modifyitems(config, items):
         _prebuild(items)
 
 
-# The pre-trained tiny bases the default run needs, one background build chain per entry, the longest first (the
-# Qwen2-VL chain is ~7 min of CPU from an empty cache, the SmolVLM one ~3.5, the Qwen2.5-VL base ~3.5 (half the
-# pre-training steps), CLIP and BLIP ~1.5 together).
+# The pre-trained tiny bases the default run needs (SHIPPED_BASES, vlm_recipes/tiny/common.py), one background chain
+# per entry. They are shipped, so resolving them copies folders; the chains only build when the shipped ones are stale
+# (a changed recipe, which tests/test_tiny.py also reports): then Qwen2-VL ~7 min of CPU, SmolVLM ~3.5, CLIP and BLIP
+# ~1.5 together.
 PREBUILD = (("tiny:qwen2_vl-sft",), ("tiny:smolvlm-sft", "tiny:clip", "tiny:blip"))
 _prebuilds: list = []
 
