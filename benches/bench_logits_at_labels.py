@@ -11,7 +11,8 @@ activations, head and gradients), the whole peak (`cpu_peak`, PyTorch's profiler
 activation memory for Qwen2-VL-2B LoRA at 1,024-token rows, step time not worse.
 
     python benches/bench_logits_at_labels.py --models smolvlm-256m --rows 2
-    python benches/bench_logits_at_labels.py --models qwen2-vl-2b --rows 1 --images_per_row 3 --seed 3 --steps 1
+    python benches/bench_logits_at_labels.py --models qwen2-vl-2b --rows 1 --images_per_row 3 --seed 3 --steps 1 \
+        --max_length 1280   # three 640x427 photos: 1,132 tokens, over the config's max_length of 1,024
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def main() -> None:
     cli.add_argument("--seed", type=int, default=0, help="which rows of the mix (seed 3: a 640x427 photo first)")
     cli.add_argument("--steps", type=int, default=2)
     cli.add_argument("--checkpointing", choices=["off", "on"], default="on", help="the shipped configs: on")
+    cli.add_argument("--max_length", type=int, default=None, help="raise the config's max_length (longer rows)")
     args = cli.parse_args()
     print(f"torch threads: {torch.get_num_threads()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print(f"{'model':14s} {'logits_at_labels':16s} {'positions':>9s} {'labels':>6s} {'added peak':>11s} "
@@ -47,7 +49,7 @@ def main() -> None:
             t, _, rows = trainer(
                 name, rows=args.rows, batch=args.rows, checkpointing=args.checkpointing == "on",
                 max_words=args.max_words, images_per_row=args.images_per_row, seed=args.seed,
-                logits_at_labels=str(on).lower(),
+                logits_at_labels=str(on).lower(), **({"max_length": args.max_length} if args.max_length else {}),
             )  # fmt: skip
             batch = t.data_collator(rows)
             positions, labels = batch["input_ids"].numel(), int((batch["labels"][:, 1:] != -100).sum())

@@ -18,6 +18,8 @@ import os
 import pytest
 from PIL import Image
 
+from vlm_recipes.tiny.common import SHIPPED_BASES, build_seed
+
 # Tests never touch the network: the Hub is unreachable on our machines and CI.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -46,11 +48,11 @@ def pytest_collection_modifyitems(config, items):
         _prebuild(items)
 
 
-# The pre-trained tiny bases the default run needs (SHIPPED_BASES, vlm_recipes/tiny/common.py), one background chain
-# per entry. They are shipped, so resolving them copies folders; the chains only build when the shipped ones are stale
-# (a changed recipe, which tests/test_tiny.py also reports): then Qwen2-VL ~7 min of CPU, SmolVLM ~3.5, CLIP and BLIP
-# ~1.5 together.
-PREBUILD = (("tiny:qwen2_vl-sft",), ("tiny:smolvlm-sft", "tiny:clip", "tiny:blip"))
+# The pre-trained tiny bases the default run needs: SHIPPED_BASES (vlm_recipes/tiny/common.py, in build order), in two
+# background chains, one per core: the Qwen bases (the longest builds: Qwen2-VL ~7 min of CPU, Qwen2.5-VL ~10) and the
+# rest (SmolVLM ~3.5, CLIP and BLIP ~1.5 together). They are shipped, so resolving them copies folders; the chains only
+# build when the shipped ones are stale (a changed recipe, which tests/test_tiny.py also reports).
+PREBUILD = tuple(tuple(name for name in SHIPPED_BASES if ("qwen" in name) == qwen) for qwen in (True, False))
 _prebuilds: list = []
 
 
@@ -119,8 +121,6 @@ def _install_guards() -> None:
 
     PreTrainedModel.__init__ = guarded_init
     resolve = tiny.resolve
-
-    from vlm_recipes.tiny.common import SHIPPED_BASES, build_seed
 
     def _known(name: str) -> bool:  # an unknown name gets the resolver's own error
         try:

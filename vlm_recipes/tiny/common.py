@@ -72,6 +72,8 @@ SHIPPED_BASES = (
     "tiny:smolvlm-sft",
     "tiny:qwen2_vl",
     "tiny:qwen2_vl-sft",
+    "tiny:qwen2_5_vl",
+    "tiny:qwen2_5_vl-sft",
     "tiny:clip",
     "tiny:blip",
     "tiny:blip-itm",
@@ -166,16 +168,27 @@ def copy_shipped(target: Path) -> bool:
     if os.environ.get(SHIPPED_ENV, "1") == "0" or not (source / "tiny_build.json").is_file():
         return False
     target.parent.mkdir(parents=True, exist_ok=True)
+    with staged(target) as tmp:
+        shutil.copytree(source, tmp, dirs_exist_ok=True)
+    return True
+
+
+@contextmanager
+def staged(target: Path, replace: bool = False):
+    """A temporary sibling directory of `target`, renamed to `target` when the block ends without error and removed
+    in any case: concurrent ranks and interrupted builds never see a half-written checkpoint. If another process
+    renamed its own first, that one is kept (the builds are deterministic: the same files), unless `replace`."""
     tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
     try:
-        shutil.copytree(source, tmp, dirs_exist_ok=True)
+        yield tmp
+        if replace and target.exists():
+            shutil.rmtree(target)
         try:
             tmp.rename(target)
-        except OSError:  # another process copied it first: the same files
+        except OSError:  # another process finished first
             pass
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return True
 
 
 def _build_in_child(module_name: str, name: str, force: bool, settings: tuple[str, ...]) -> Path:
@@ -234,21 +247,12 @@ def reproducible_build():
 def save_atomically(target: Path, model, processor, info: dict, force: bool = False) -> None:
     """Save into a temporary sibling directory and rename it to `target`, so that concurrent ranks and interrupted
     builds never see a half-written checkpoint."""
-    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
-    try:
+    with staged(target, replace=force) as tmp:
         model.save_pretrained(tmp, is_main_process=True)  # safetensors
         processor.save_pretrained(tmp)
         if not (tmp / "config.json").exists():  # e.g. a non-zero rank of a distributed run: never cache that
             raise RuntimeError(f"Building {target.name}: the model files were not written; build it on rank 0.")
         (tmp / "tiny_build.json").write_text(json.dumps(info, indent=2))
-        if force and target.exists():
-            shutil.rmtree(target)
-        try:
-            tmp.rename(target)
-        except OSError:  # another process finished first: theirs is identical (deterministic build)
-            pass
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def train_qwen_bpe(
