@@ -93,7 +93,7 @@ def loss_settings(args) -> dict:
 @pytest.mark.parametrize("name", VARIANTS)
 def test_a_loss_variant_improves_held_out_reward_and_accuracy(tmp_path, name):
     """Each variant's offline config, from the default's start for the default's steps, clears the GRPO default's
-    bars (figures per variant: docs/figures.md, "GRPO loss variants")."""
+    bars (figures per variant: docs/recipes.md, "GRPO loss variants")."""
     out = tmp_path / "run"
     results = run_recipe("grpo", VARIANT_DIR / name, out)
     assert_rl_default_learned(Path(name).stem, results, out)
