@@ -119,7 +119,7 @@ def apply_freezing(model, model_args: VLMModelConfig) -> None:
         if flag
     }
     for name, param in model.named_parameters():
-        if family.part_of(name) in frozen:
+        if family.part_of(name) in frozen or family.untrained(name):  # untrained: Gemma 4's audio tower
             param.requires_grad_(False)
 
 
@@ -127,16 +127,57 @@ def _module_names(model, family: Family, part: str) -> list[str]:
     return [n for n, _ in model.named_modules() if n and family.part_of(n + ".") == part]
 
 
+def _wrapped_linear(module) -> str | None:
+    """The name of the one `nn.Linear` a module wraps (Gemma 4's `Gemma4ClippableLinear`: clamps around `.linear`),
+    or None: PEFT cannot put LoRA on the wrapper, only on the Linear inside."""
+    children = [(n, c) for n, c in module.named_children() if isinstance(c, torch.nn.Linear)]
+    own = [p for p, _ in module.named_parameters(recurse=False)]
+    return children[0][0] if len(children) == 1 and not own else None
+
+
+def _peft_matches(name: str, module, targets, output_head) -> bool:
+    """Whether PEFT's `target_modules` rule picks module `name`: a regex string (full match), "all-linear" (every
+    Linear but the output head) or a list of names (equal, or a suffix after a dot)."""
+    if targets == "all-linear":
+        return isinstance(module, torch.nn.Linear) and module is not output_head
+    if isinstance(targets, str):
+        return re.fullmatch(targets, name) is not None
+    return any(name == t or name.endswith(f".{t}") for t in targets)
+
+
+def lora_target_modules(model, targets):
+    """`targets` (a LoRA config's `target_modules`) as PEFT can apply them to `model`, the one rule of every place a
+    PEFT model is built (the recipes' `build_peft_config`, the planner, the tests): unchanged for a family whose
+    targets PEFT takes as they are; for one with wrapped linears or parts no recipe trains (`untrained_modules`,
+    Gemma 4's audio tower), the exact module names, each wrapper retargeted to the Linear inside it
+    (`Gemma4ClippableLinear` -> its `.linear`) and nothing inside an untrained part."""
+    if not targets:  # PEFT's own default for the model type
+        return targets
+    family = family_of(model)
+    modules = dict(model.named_modules())
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    picked = [n for n, m in modules.items() if n and _peft_matches(n, m, targets, head)]
+    wrapped = {n: _wrapped_linear(modules[n]) for n in picked if not isinstance(modules[n], torch.nn.Linear)}
+    wrapped = {n: inner for n, inner in wrapped.items() if inner}
+    if not wrapped and not family.untrained_modules:
+        return targets
+    names = {f"{n}.{wrapped[n]}" if n in wrapped else n for n in picked}
+    # "all-linear" already picked the inner Linear of every wrapper (a Linear itself): keep it once.
+    return sorted(n for n in names if not family.untrained(n))
+
+
 def build_peft_config(model, model_args: VLMModelConfig):
     """TRL's LoraConfig from the model args, made to respect the freeze options.
 
     - freeze_vision_tower: LoRA never targets vision-tower modules (`exclude_modules`).
     - freeze_projector: the projector is neither a LoRA target nor in `modules_to_save`.
+    - the targets as PEFT can apply them (`lora_target_modules`: Gemma 4's clipped linears, its audio tower).
     """
     peft_config = get_peft_config(model_args)
     if peft_config is None:
         return None
     family = family_of(model)
+    peft_config.target_modules = lora_target_modules(model, peft_config.target_modules)
     frozen = [
         part
         for part, flag in (
