@@ -34,6 +34,7 @@ PROJECTOR["qwen2_5_vl"] = PROJECTOR["qwen2_vl"]
 PROJECTOR["qwen3_vl"] = "merger"
 PROJECTOR["qwen3_5"] = "merger"
 PROJECTOR["llava_onevision"] = PROJECTOR["llava_next"] = PROJECTOR["gemma3"] = PROJECTOR["llava"]
+PROJECTOR["gemma4"] = "embed_vision"
 FAMILIES = sorted(PROJECTOR)
 
 
