@@ -93,6 +93,10 @@ class Family:
         untrained_modules: module-name regexes (matched from the start of a name, like `vision_tower_modules`) of
             parts no recipe trains (Gemma 4's audio tower and its embedder: we train no audio): LoRA never targets them
             and full fine-tuning freezes them.
+        eager_sub_configs: sub-configs whose model transformers 5.23 runs with eager attention only (Gemma 4's
+            `audio_config`: its audio tower has no SDPA or FlashAttention kernel, so `attn_implementation: sdpa`
+            alone fails to load an E-size checkpoint); the model loads with the config's implementation everywhere
+            else and eager there.
     """
 
     name: str
@@ -127,6 +131,7 @@ class Family:
     thinking: bool = False
     token_types_input: str = "mm_token_type_ids"
     untrained_modules: tuple[str, ...] = ()
+    eager_sub_configs: tuple[str, ...] = ()
 
     def box_format_for(self, model_type: str) -> str | None:
         """The box convention `model_type` was pre-trained on, or None when it has none."""
@@ -556,6 +561,7 @@ GEMMA4 = Family(
     # Gemma4Model reads `mm_token_type_ids` (1 image, 2 video, 3 audio): the processor's own name.
     token_types_input="mm_token_type_ids",
     untrained_modules=(r"(.*\.)?audio_tower", r"(.*\.)?embed_audio"),
+    eager_sub_configs=("audio_config",),
     packing_refusal=GEMMA4_PACKING_REFUSAL,
 )
 

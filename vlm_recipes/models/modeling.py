@@ -21,6 +21,7 @@ from trl import get_peft_config, get_quantization_config
 from ..settings import VLMModelConfig
 from . import attention  # noqa: F401  (registers attn_implementation: sdpa_varlen)
 from .families import (
+    FAMILIES,
     Family,
     family_for_model_type,
     family_of,
@@ -58,12 +59,10 @@ def load_model(model_args: VLMModelConfig, use_cpu: bool = False, trust_remote_c
     quantization_config = get_quantization_config(model_args)
     dtype = model_args.dtype if model_args.dtype in ("auto", None) else getattr(torch, model_args.dtype)
     kwargs = {}
-    family = None
-    if quantization_config is not None or processor is not None:
-        config = AutoConfig.from_pretrained(
-            path, revision=model_args.model_revision, trust_remote_code=trust_remote_code
-        )
-        family = family_for_model_type(config.model_type)
+    config = AutoConfig.from_pretrained(path, revision=model_args.model_revision, trust_remote_code=trust_remote_code)
+    family = next((f for f in FAMILIES if config.model_type in f.model_types), None)
+    if (quantization_config is not None or processor is not None) and family is None:
+        family = family_for_model_type(config.model_type)  # raises, naming the supported model types
     if processor is not None and family.model_settings is not None:
         kwargs.update(family.model_settings(processor))  # config overrides: from_pretrained sets them on the config
     if quantization_config is not None:
@@ -76,7 +75,7 @@ def load_model(model_args: VLMModelConfig, use_cpu: bool = False, trust_remote_c
         path,
         revision=model_args.model_revision,
         trust_remote_code=trust_remote_code,
-        attn_implementation=model_args.attn_implementation,
+        attn_implementation=attention_implementation(family, config, model_args.attn_implementation),
         dtype=dtype,
         use_safetensors=True,
         **kwargs,
@@ -84,6 +83,17 @@ def load_model(model_args: VLMModelConfig, use_cpu: bool = False, trust_remote_c
     if quantization_config is not None and kwargs["device_map"] == "cpu":
         keep_4bit_training_layout(model)
     return model
+
+
+def attention_implementation(family: Family | None, config, requested):
+    """`requested` (the YAML's attn_implementation) as transformers can load it: per sub-config, eager for the
+    family's `eager_sub_configs` that the checkpoint has (Gemma 4's audio tower), the requested one elsewhere."""
+    if family is None or not family.eager_sub_configs or not isinstance(requested, str) or requested == "eager":
+        return requested
+    present = [key for key in getattr(config, "sub_configs", {}) if getattr(config, key, None) is not None]
+    if not any(key in family.eager_sub_configs for key in present):
+        return requested
+    return {"": requested, **{key: "eager" if key in family.eager_sub_configs else requested for key in present}}
 
 
 def unquantized_modules(family: Family, model_args: VLMModelConfig) -> list[str]:
