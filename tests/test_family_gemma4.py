@@ -135,8 +135,8 @@ def test_the_training_template_renders_what_the_real_template_renders(processor)
     for conversation in conversations:
         for prompt in (False, True):
             chat = conversation[:-1] if prompt else conversation
-            real, _ = render_jinja_template([chat], chat_template=processor.chat_template, add_generation_prompt=prompt,
-                                            **special)  # fmt: skip
+            original = processor.chat_template
+            real, _ = render_jinja_template([chat], chat_template=original, add_generation_prompt=prompt, **special)
             ours, spans = render_jinja_template([chat], chat_template=training, add_generation_prompt=prompt,
                                                 return_assistant_tokens_mask=True, **special)  # fmt: skip
             assert ours == real, (ours, real)
@@ -158,7 +158,9 @@ def test_thinking_markup_in_an_answer_is_trained_as_text(processor):
         {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Color?"}]},
         {"role": "assistant", "content": answer},
     ]
-    real, _ = render_jinja_template([chat], chat_template=processor.chat_template, **processor.tokenizer.special_tokens_map)
+    real, _ = render_jinja_template(
+        [chat], chat_template=processor.chat_template, **processor.tokenizer.special_tokens_map
+    )
     assert "red things" not in real[0]  # the original drops it
     batch = VisionChatCollator(processor)([{"images": [Image.new("RGB", (64, 64))], "messages": chat}])
     labels = batch["labels"][0]

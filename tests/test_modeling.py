@@ -86,7 +86,9 @@ def test_full_fine_tuning_freezes_the_chosen_parts(paths, family):
     trainable = {family_.part_of(n) for n, p in model.named_parameters() if p.requires_grad}
     # Parts no recipe trains (Gemma 4's audio tower, `Family.untrained_modules`) are frozen whatever the config says.
     untrained = [p.requires_grad for n, p in model.named_parameters() if family_.untrained(n)]
-    frozen = {family_.part_of(n) for n, p in model.named_parameters() if not p.requires_grad and not family_.untrained(n)}
+    frozen = {
+        family_.part_of(n) for n, p in model.named_parameters() if not p.requires_grad and not family_.untrained(n)
+    }
     assert trainable == {"projector", "language_model"} and frozen == {"vision_tower"} and not any(untrained)
 
 

@@ -173,8 +173,6 @@ def gemma3_model(spec: dict, tokenizer, ids: dict):
     return model
 
 
-
-
 # --- Gemma 4 (issue 29) --------------------------------------------------------------------------------------------
 # `tiny:gemma4` is a `Gemma4ForConditionalGeneration` like `google/gemma-4-E2B-it`, scaled down; what it mirrors:
 #

@@ -239,9 +239,16 @@ REAL_SIZE["gemma-4-E2B-it"] = {
     },
     "audio": {"hidden_size": 1024, "num_hidden_layers": 12, "num_attention_heads": 8, "output_proj_dims": 1536},
     "max_soft_tokens": 280,
-    # The real ids of <|image>, <image|>, <|image|>, <|video|>, <|audio>, <audio|>, <|audio|> (Gemma4Config's defaults).
-    "token_ids": {"boi": 255999, "eoi": 258882, "image": 258880, "video": 258884, "boa": 256000, "eoa": 258883,
-                  "audio": 258881},  # fmt: skip
+    # The real ids of <|image>, <image|>, <|image|>, <|video|>, <|audio>, <audio|>, <|audio|> (Gemma4Config defaults).
+    "token_ids": {
+        "boi": 255999,
+        "eoi": 258882,
+        "image": 258880,
+        "video": 258884,
+        "boa": 256000,
+        "eoa": 258883,
+        "audio": 258881,
+    },  # fmt: skip
     # Measured here, on the meta device (tests/test_family_gemma4.py checks it).
     "parameters": 5_104_297_504,
 }
@@ -327,7 +334,9 @@ def build_model(name: str, processor, seed: int = 0, attn_implementation: str = 
 
         from .gemma import GEMMA4_ROPE
 
-        text = Gemma4TextConfig(pad_token_id=0, eos_token_id=1, bos_token_id=2, rope_parameters=GEMMA4_ROPE, **spec["text"])
+        text = Gemma4TextConfig(
+            pad_token_id=0, eos_token_id=1, bos_token_id=2, rope_parameters=GEMMA4_ROPE, **spec["text"]
+        )
         t = spec["token_ids"]
         config = Gemma4Config(
             text_config=text.to_dict(),
@@ -345,7 +354,9 @@ def build_model(name: str, processor, seed: int = 0, attn_implementation: str = 
         from ..models.modeling import attention_implementation
 
         # The audio tower has eager attention only (transformers 5.23): per sub-config, as the recipes load it.
-        config._attn_implementation = attention_implementation(family_for_model_type("gemma4"), config, attn_implementation)
+        config._attn_implementation = attention_implementation(
+            family_for_model_type("gemma4"), config, attn_implementation
+        )
         with torch.device(device):
             return Gemma4ForConditionalGeneration(config).eval()
     if spec["family"] == "smolvlm":
