@@ -1,4 +1,4 @@
-"""Tiny Gemma 3 checkpoints, built offline like the SmolVLM / Qwen2-VL ones (tiny/vlm.py) and registered there.
+"""Tiny Gemma 3 and Gemma 4 checkpoints, built offline like the SmolVLM / Qwen2-VL ones (tiny/vlm.py).
 
 `tiny:gemma3` is a `Gemma3ForConditionalGeneration` like `google/gemma-3-4b-it`, scaled down; what the real checkpoint
 has and the tiny one mirrors:
