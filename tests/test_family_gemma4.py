@@ -120,11 +120,15 @@ def test_the_training_template_renders_what_the_real_template_renders(processor)
     (system prompt, images, several turns, string and typed content), with the generation prompt the real one writes,
     and marks exactly each answer and its end-of-turn token."""
     from transformers.utils.chat_template_utils import render_jinja_template
+    from trl import chat_template_utils as trl_templates
 
     from vlm_recipes.models.chat_templates import TEMPLATES, training_chat_template
 
     training = training_chat_template(processor)
     assert training == TEMPLATES["gemma4_training"]
+    # The revisions it stands for: the tiny model's (v5, the current one) and the two next to it.
+    originals = [getattr(trl_templates, f"{name}_chat_template") for name in ("gemma4", "gemma4_v4", "gemma4_v5")]
+    assert processor.chat_template == originals[-1]
     user = {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": " What is it? "}]}
     conversations = [
         [user, {"role": "assistant", "content": "a red circle"}],
@@ -133,9 +137,8 @@ def test_the_training_template_renders_what_the_real_template_renders(processor)
     ]  # fmt: skip
     special = processor.tokenizer.special_tokens_map
     for conversation in conversations:
-        for prompt in (False, True):
+        for prompt, original in ((p, o) for p in (False, True) for o in originals):
             chat = conversation[:-1] if prompt else conversation
-            original = processor.chat_template
             real, _ = render_jinja_template([chat], chat_template=original, add_generation_prompt=prompt, **special)
             ours, spans = render_jinja_template([chat], chat_template=training, add_generation_prompt=prompt,
                                                 return_assistant_tokens_mask=True, **special)  # fmt: skip

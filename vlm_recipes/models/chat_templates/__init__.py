@@ -24,8 +24,10 @@ _DIR = Path(__file__).parent
 TEMPLATES = {path.stem: path.read_text(encoding="utf-8") for path in sorted(_DIR.glob("*.jinja"))}
 # original -> training variant
 TRAINING = {TEMPLATES[name]: TEMPLATES[f"{name}_training"] for name in ("llava_1_5", "llava_onevision")}
-# Gemma 4: TRL ships the originals (every revision of gemma-4-E2B-it's template) but no training variant; ours.
-for _name in ("gemma4", "gemma4_v2", "gemma4_v3", "gemma4_v4", "gemma4_v5"):
+# Gemma 4: TRL ships the originals (every revision of gemma-4-E2B-it's template) but no training variant; ours renders
+# what the revisions since b446025's successor render (`gemma4`, `_v4`, `_v5`; tests/test_family_gemma4.py). The
+# release revisions (`_v2`, `_v3`) write "\n\n<|image|>\n\n" around an image: no training variant, so refused.
+for _name in ("gemma4", "gemma4_v4", "gemma4_v5"):
     TRAINING[getattr(trl_templates, f"{_name}_chat_template")] = TEMPLATES["gemma4_training"]
 
 
