@@ -36,7 +36,6 @@ pytestmark = pytest.mark.learning
         pytest.param(
             "gemma3", marks=[pytest.mark.slow, pytest.mark.xfail(strict=True, reason="measured 0.805 < 0.9")]
         ),
-        pytest.param("gemma4", marks=pytest.mark.slow),  # Gemma 4: its base is pre-trained only for slow tests
     ],
 )
 def test_sft_lora_learns_the_held_out_task(tmp_path, family):
