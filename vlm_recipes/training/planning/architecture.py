@@ -51,6 +51,13 @@ MODELLED_LAYER_TYPES = {"full_attention", "sliding_attention", "linear_attention
 _DELTANET = ("in_proj_qkv", "in_proj_z", "in_proj_a", "in_proj_b", "conv1d", "A_log", "out_proj")
 
 
+def _head_sizes(text_config) -> set:
+    """The distinct (head_dim, num_key_value_heads) of the text layers: one for a homogeneous model, two for Gemma 4
+    (its full-attention layers' heads are wider). transformers 5.23 gives every config a `per_layer_config` view."""
+    layers = getattr(text_config, "per_layer_config", None) or ()
+    return {(getattr(layer, "head_dim", None), getattr(layer, "num_key_value_heads", None)) for layer in layers}
+
+
 def check_modelled(text_config, text_layers=()) -> None:
     """Refuse a language model whose layers the planner does not model: per-layer embeddings, KV-shared layers or
     per-layer head sizes (Gemma 4), a layer kind it does not count (a state-space
@@ -61,7 +68,7 @@ def check_modelled(text_config, text_layers=()) -> None:
         for what, present in (
             ("per-layer embeddings", getattr(text_config, "hidden_size_per_layer_input", 0)),
             ("KV-shared layers", getattr(text_config, "num_kv_shared_layers", 0)),
-            ("per-layer head sizes", getattr(text_config, "per_layer_config", None)),
+            ("per-layer head sizes", len(_head_sizes(text_config)) > 1),
         )
         if present
     ]
