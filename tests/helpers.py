@@ -71,6 +71,7 @@ SFT_CONFIG_DIRS = {
     "qwen3_vl": "tiny-qwen3-vl",
     "qwen3_5": "tiny-qwen3.5",
     "gemma3": "tiny-gemma3",
+    "gemma4": "tiny-gemma4",
 }
 
 

@@ -23,6 +23,7 @@ GENERATION_PROMPT = {
     "qwen3_vl": "<|im_start|>assistant\n",
     "qwen3_5": "<|im_start|>assistant\n",  # then the trained empty think block (TRAINED_PREFIX)
     "gemma3": "<start_of_turn>model\n",
+    "gemma4": "<|turn>model\n",
 }
 
 

@@ -34,6 +34,7 @@ PROJECTOR["qwen2_5_vl"] = PROJECTOR["qwen2_vl"]
 PROJECTOR["qwen3_vl"] = "merger"
 PROJECTOR["qwen3_5"] = "merger"
 PROJECTOR["llava_onevision"] = PROJECTOR["llava_next"] = PROJECTOR["gemma3"] = PROJECTOR["llava"]
+PROJECTOR["gemma4"] = "embed_vision"
 FAMILIES = sorted(PROJECTOR)
 
 
@@ -83,8 +84,12 @@ def test_full_fine_tuning_freezes_the_chosen_parts(paths, family):
     apply_freezing(model, VLMModelConfig(model_name_or_path="x", freeze_vision_tower=True))
     family_ = family_of(model)
     trainable = {family_.part_of(n) for n, p in model.named_parameters() if p.requires_grad}
-    frozen = {family_.part_of(n) for n, p in model.named_parameters() if not p.requires_grad}
-    assert trainable == {"projector", "language_model"} and frozen == {"vision_tower"}
+    # Parts no recipe trains (Gemma 4's audio tower, `Family.untrained_modules`) are frozen whatever the config says.
+    untrained = [p.requires_grad for n, p in model.named_parameters() if family_.untrained(n)]
+    frozen = {
+        family_.part_of(n) for n, p in model.named_parameters() if not p.requires_grad and not family_.untrained(n)
+    }
+    assert trainable == {"projector", "language_model"} and frozen == {"vision_tower"} and not any(untrained)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -176,6 +181,7 @@ QLORA_CONFIGS = {
     "llava": "recipes/configs/llava-1.5-7b-hf/sft_qlora.yaml",
     "qwen2_5_vl": "recipes/configs/qwen2.5-vl-3b-instruct/sft_qlora.yaml",
     "gemma3": "recipes/configs/gemma-3-4b-it/sft_qlora.yaml",
+    "gemma4": "recipes/configs/gemma-4-31B-it/sft_qlora.yaml",
 }
 
 

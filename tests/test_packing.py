@@ -74,11 +74,16 @@ def make_rows():
 def with_lora(model):
     from peft import LoraConfig, get_peft_model
 
+    from vlm_recipes.models.modeling import lora_target_modules
+
     # init_lora_weights=False: B is random too, so both A and B get non-zero gradients to compare.
     config = LoraConfig(
         r=4,
         lora_alpha=8,
-        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        # as the recipes resolve them (Gemma 4: the Linear inside each clipped linear, no audio tower)
+        target_modules=lora_target_modules(
+            model, ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+        ),
         init_lora_weights=False,
     )
     torch.manual_seed(0)

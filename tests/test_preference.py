@@ -39,7 +39,7 @@ def test_synthetic_pairs_reject_a_plausible_wrong_answer():
 
 
 @pytest.mark.parametrize(
-    "family", ["smolvlm", "qwen2_vl", "llava", "llava_onevision", "qwen3_vl", "qwen3_5", "gemma3"]
+    "family", ["smolvlm", "qwen2_vl", "llava", "llava_onevision", "qwen3_vl", "qwen3_5", "gemma3", "gemma4"]
 )
 def test_completion_mask_is_exactly_the_sft_label_mask(processors, family):
     processor = processors[family]

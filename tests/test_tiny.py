@@ -35,6 +35,7 @@ PROCESSORS = {
     "qwen3_vl": "Qwen3VLProcessor",
     "qwen3_5": "Qwen3VLProcessor",  # Qwen3.5 has no processor of its own
     "gemma3": "Gemma3Processor",
+    "gemma4": "Gemma4Processor",
 }
 
 

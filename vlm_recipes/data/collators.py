@@ -93,6 +93,15 @@ def rgb_images(example: dict, position: int, max_pixels: int | None = None) -> l
     return out
 
 
+# Audio (Gemma 4 takes it; its audio tower stays untrained): refused by row, before it reaches a processor or model.
+AUDIO_PARTS = ("audio", "input_audio")
+AUDIO_COLUMNS = ("audio", "audios")
+NO_AUDIO = (
+    "vlm-recipes trains no audio (a model's audio tower, e.g. Gemma 4's, gets no LoRA and stays frozen); remove the "
+    "audio from the row, or the row"
+)
+
+
 def checked_messages(messages, name: str, key: str) -> list[dict]:
     """Copies of `messages` with null keys dropped, or a SampleError naming the row (`name`), the message and the fix
     when one is not a {role, content} dict with a known role and text or image content."""
@@ -128,6 +137,8 @@ def checked_messages(messages, name: str, key: str) -> list[dict]:
             kind = part.get("type") if isinstance(part, dict) else None
             if kind == "text" and isinstance(part.get("text"), str) or kind in ("image", "video"):
                 continue
+            if kind in AUDIO_PARTS:
+                raise SampleError(f"{where} ({role}), part {j}: {NO_AUDIO}", "audio unsupported")
             raise SampleError(
                 f"{where} ({role}), part {j}: {part!r} is neither {{'type': 'text', 'text': <string>}} nor "
                 "{'type': 'image'} nor {'type': 'video'}; fix the part or remove it.",
@@ -185,6 +196,9 @@ def conversation_of(
             f"{name}: empty conversation in column {key!r}; fill it or remove the row.", "empty conversation"
         )
     messages = checked_messages(messages, name, key)
+    audio = next((k for k in AUDIO_COLUMNS if example.get(k) not in (None, [], "")), None)
+    if audio is not None:
+        raise SampleError(f"{name}: column {audio!r} holds audio. {NO_AUDIO}", "audio unsupported")
     images = rgb_images(example, position, max_pixels)
     try:
         return fill_videos(prepare_multimodal_messages(messages, images=images), example, position, video)

@@ -90,6 +90,13 @@ class Family:
         token_types_input: the model input that takes the per-token modality ids (1 on image tokens) of a processor
             that makes them (`return_mm_token_type_ids`): Qwen2-VL's `mm_token_type_ids` (M-RoPE), Gemma 3's
             `token_type_ids` (its bidirectional image attention; under another name the model ignores them).
+        untrained_modules: module-name regexes (matched from the start of a name, like `vision_tower_modules`) of
+            parts no recipe trains (Gemma 4's audio tower and its embedder: we train no audio): LoRA never targets them
+            and full fine-tuning freezes them.
+        eager_sub_configs: sub-configs whose model transformers 5.23 runs with eager attention only (Gemma 4's
+            `audio_config`: its audio tower has no SDPA or FlashAttention kernel, so `attn_implementation: sdpa`
+            alone fails to load an E-size checkpoint); the model loads with the config's implementation everywhere
+            else and eager there.
     """
 
     name: str
@@ -123,6 +130,8 @@ class Family:
     claims_processor: Callable | None = None
     thinking: bool = False
     token_types_input: str = "mm_token_type_ids"
+    untrained_modules: tuple[str, ...] = ()
+    eager_sub_configs: tuple[str, ...] = ()
 
     def box_format_for(self, model_type: str) -> str | None:
         """The box convention `model_type` was pre-trained on, or None when it has none."""
@@ -136,6 +145,10 @@ class Family:
             if new not in template:
                 template = template.replace(old, new)
         return template
+
+    def untrained(self, name: str) -> bool:
+        """Whether a module or parameter name lies in a part no recipe trains (`untrained_modules`)."""
+        return any(re.match(rf"{pattern}(\.|$)", name) for pattern in self.untrained_modules)
 
     def part_of(self, name: str) -> str:
         """Which part of the model a parameter belongs to: 'projector', 'vision_tower' or 'language_model'."""
@@ -518,7 +531,44 @@ GEMMA3 = Family(
     "two)",
 )
 
-FAMILIES = (SMOLVLM, QWEN2_VL, LLAVA, LLAVA_ONEVISION, LLAVA_NEXT, QWEN2_5_VL, QWEN3_VL, QWEN3_5, GEMMA3)
+
+# --- Gemma 4 (issue 29) ---
+GEMMA4_PACKING_REFUSAL = (
+    "transformers 5.23 builds a padding-free batch's sliding-window masks of the checkpoints with bidirectional image "
+    "attention (use_bidirectional_attention: vision, the 31B and 26B-A4B) from each row's own positions, so a row's "
+    "image tokens get another row's image blocks there (measured on the tiny model: 0.072 nats per trained token off "
+    "the row run alone, for the second row of two); the E-sizes, causal over images, gave equal per-row losses there, "
+    "but exactness is recorded per family, not per checkpoint, and their gradients are not proven"
+)
+
+
+GEMMA4 = Family(
+    name="gemma4",
+    label="Gemma 4",
+    model_types=("gemma4",),
+    processor_classes=("Gemma4Processor",),
+    # An image is "<|image>" + its soft tokens + "<image|>" (the template writes "<|image|>", the processor expands
+    # it); a video frame the same with "<|video|>"; audio "<|audio>" + "<|audio|>"... + "<audio|>" (never trained).
+    image_tokens=("<|image>", "<|image|>", "<image|>", "<|video|>", "<|audio>", "<|audio|>", "<audio|>"),
+    image_token_patterns=(),
+    end_of_turn="<turn|>",
+    projector_pattern=r"(^|\.)embed_vision\.",
+    vision_tower_pattern=r"(^|\.)vision_tower\.",
+    vision_tower_modules=(r"(.*\.)?vision_tower",),
+    projector_modules=(r"(.*\.)?embed_vision",),
+    resolution_help="Gemma 4 resizes every image (aspect ratio kept) to fit its processor's soft-token budget "
+    "(max_soft_tokens: 70, 140, 280, 560 or 1120 tokens; 280 in the checkpoints' processor config), which no "
+    "vlm-recipes control sets yet",
+    checkpoints=("google/gemma-4-",),
+    checkpoint_types=(("google/gemma-4-", "gemma4"),),
+    # Gemma4Model reads `mm_token_type_ids` (1 image, 2 video, 3 audio): the processor's own name.
+    token_types_input="mm_token_type_ids",
+    untrained_modules=(r"(.*\.)?audio_tower", r"(.*\.)?embed_audio"),
+    eager_sub_configs=("audio_config",),
+    packing_refusal=GEMMA4_PACKING_REFUSAL,
+)
+
+FAMILIES = (SMOLVLM, QWEN2_VL, LLAVA, LLAVA_ONEVISION, LLAVA_NEXT, QWEN2_5_VL, QWEN3_VL, QWEN3_5, GEMMA3, GEMMA4)
 
 
 def family_for_model_type(model_type: str) -> Family:

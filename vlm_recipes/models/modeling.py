@@ -21,6 +21,7 @@ from trl import get_peft_config, get_quantization_config
 from ..settings import VLMModelConfig
 from . import attention  # noqa: F401  (registers attn_implementation: sdpa_varlen)
 from .families import (
+    FAMILIES,
     Family,
     family_for_model_type,
     family_of,
@@ -58,12 +59,10 @@ def load_model(model_args: VLMModelConfig, use_cpu: bool = False, trust_remote_c
     quantization_config = get_quantization_config(model_args)
     dtype = model_args.dtype if model_args.dtype in ("auto", None) else getattr(torch, model_args.dtype)
     kwargs = {}
-    family = None
-    if quantization_config is not None or processor is not None:
-        config = AutoConfig.from_pretrained(
-            path, revision=model_args.model_revision, trust_remote_code=trust_remote_code
-        )
-        family = family_for_model_type(config.model_type)
+    config = AutoConfig.from_pretrained(path, revision=model_args.model_revision, trust_remote_code=trust_remote_code)
+    family = next((f for f in FAMILIES if config.model_type in f.model_types), None)
+    if (quantization_config is not None or processor is not None) and family is None:
+        family = family_for_model_type(config.model_type)  # raises, naming the supported model types
     if processor is not None and family.model_settings is not None:
         kwargs.update(family.model_settings(processor))  # config overrides: from_pretrained sets them on the config
     if quantization_config is not None:
@@ -76,7 +75,7 @@ def load_model(model_args: VLMModelConfig, use_cpu: bool = False, trust_remote_c
         path,
         revision=model_args.model_revision,
         trust_remote_code=trust_remote_code,
-        attn_implementation=model_args.attn_implementation,
+        attn_implementation=attention_implementation(family, config, model_args.attn_implementation),
         dtype=dtype,
         use_safetensors=True,
         **kwargs,
@@ -84,6 +83,17 @@ def load_model(model_args: VLMModelConfig, use_cpu: bool = False, trust_remote_c
     if quantization_config is not None and kwargs["device_map"] == "cpu":
         keep_4bit_training_layout(model)
     return model
+
+
+def attention_implementation(family: Family | None, config, requested):
+    """`requested` (the YAML's attn_implementation) as transformers can load it: per sub-config, eager for the
+    family's `eager_sub_configs` that the checkpoint has (Gemma 4's audio tower), the requested one elsewhere."""
+    if family is None or not family.eager_sub_configs or not isinstance(requested, str) or requested == "eager":
+        return requested
+    present = [key for key in getattr(config, "sub_configs", {}) if getattr(config, key, None) is not None]
+    if not any(key in family.eager_sub_configs for key in present):
+        return requested
+    return {"": requested, **{key: "eager" if key in family.eager_sub_configs else requested for key in present}}
 
 
 def unquantized_modules(family: Family, model_args: VLMModelConfig) -> list[str]:
@@ -119,7 +129,7 @@ def apply_freezing(model, model_args: VLMModelConfig) -> None:
         if flag
     }
     for name, param in model.named_parameters():
-        if family.part_of(name) in frozen:
+        if family.part_of(name) in frozen or family.untrained(name):  # untrained: Gemma 4's audio tower
             param.requires_grad_(False)
 
 
@@ -127,16 +137,57 @@ def _module_names(model, family: Family, part: str) -> list[str]:
     return [n for n, _ in model.named_modules() if n and family.part_of(n + ".") == part]
 
 
+def _wrapped_linear(module) -> str | None:
+    """The name of the one `nn.Linear` a module wraps (Gemma 4's `Gemma4ClippableLinear`: clamps around `.linear`),
+    or None: PEFT cannot put LoRA on the wrapper, only on the Linear inside."""
+    children = [(n, c) for n, c in module.named_children() if isinstance(c, torch.nn.Linear)]
+    own = [p for p, _ in module.named_parameters(recurse=False)]
+    return children[0][0] if len(children) == 1 and not own else None
+
+
+def _peft_matches(name: str, module, targets, output_head) -> bool:
+    """Whether PEFT's `target_modules` rule picks module `name`: a regex string (full match), "all-linear" (every
+    Linear but the output head) or a list of names (equal, or a suffix after a dot)."""
+    if targets == "all-linear":
+        return isinstance(module, torch.nn.Linear) and module is not output_head
+    if isinstance(targets, str):
+        return re.fullmatch(targets, name) is not None
+    return any(name == t or name.endswith(f".{t}") for t in targets)
+
+
+def lora_target_modules(model, targets):
+    """`targets` (a LoRA config's `target_modules`) as PEFT can apply them to `model`, the one rule of every place a
+    PEFT model is built (the recipes' `build_peft_config`, the planner, the tests): unchanged for a family whose
+    targets PEFT takes as they are; for one with wrapped linears or parts no recipe trains (`untrained_modules`,
+    Gemma 4's audio tower), the exact module names, each wrapper retargeted to the Linear inside it
+    (`Gemma4ClippableLinear` -> its `.linear`) and nothing inside an untrained part."""
+    if not targets:  # PEFT's own default for the model type
+        return targets
+    family = family_of(model)
+    modules = dict(model.named_modules())
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    picked = [n for n, m in modules.items() if n and _peft_matches(n, m, targets, head)]
+    wrapped = {n: _wrapped_linear(modules[n]) for n in picked if not isinstance(modules[n], torch.nn.Linear)}
+    wrapped = {n: inner for n, inner in wrapped.items() if inner}
+    if not wrapped and not family.untrained_modules:
+        return targets
+    names = {f"{n}.{wrapped[n]}" if n in wrapped else n for n in picked}
+    # "all-linear" already picked the inner Linear of every wrapper (a Linear itself): keep it once.
+    return sorted(n for n in names if not family.untrained(n))
+
+
 def build_peft_config(model, model_args: VLMModelConfig):
     """TRL's LoraConfig from the model args, made to respect the freeze options.
 
     - freeze_vision_tower: LoRA never targets vision-tower modules (`exclude_modules`).
     - freeze_projector: the projector is neither a LoRA target nor in `modules_to_save`.
+    - the targets as PEFT can apply them (`lora_target_modules`: Gemma 4's clipped linears, its audio tower).
     """
     peft_config = get_peft_config(model_args)
     if peft_config is None:
         return None
     family = family_of(model)
+    peft_config.target_modules = lora_target_modules(model, peft_config.target_modules)
     frozen = [
         part
         for part, flag in (

@@ -5,13 +5,15 @@ Production code (model loading, merging, the CLIP recipes) reaches the builders 
 `tiny:<name>` to its cached checkpoint directory, building it once:
 
 - `vlm_recipes.tiny.vlm`: tiny SmolVLM, Qwen2-VL, LLaVA-1.5, LLaVA-OneVision, LLaVA-NeXT, Qwen2.5-VL, Qwen3-VL,
-  Qwen3.5 and Gemma 3 (`tiny:smolvlm`, `tiny:qwen2_vl`, `tiny:llava`, `tiny:llava_onevision`, `tiny:llava_next`,
-  `tiny:qwen2_5_vl`, `tiny:qwen3_vl`, `tiny:qwen3_5`, `tiny:gemma3`, `-random`, `-sft`); the LLaVA builders are in
-  `vlm_recipes.tiny.llava`, the others' in `vlm_recipes.tiny.qwen2_5_vl`, `.qwen3_vl`, `.qwen3_5` and `.gemma`.
+  Qwen3.5, Gemma 3 and Gemma 4 (`tiny:smolvlm`, `tiny:qwen2_vl`, `tiny:llava`, `tiny:llava_onevision`,
+  `tiny:llava_next`, `tiny:qwen2_5_vl`, `tiny:qwen3_vl`, `tiny:qwen3_5`, `tiny:gemma3`, `tiny:gemma4`, `-random`,
+  `-sft`); the LLaVA builders are in `vlm_recipes.tiny.llava`, the others' in `vlm_recipes.tiny.qwen2_5_vl`,
+  `.qwen3_vl`, `.qwen3_5` and `.gemma` (Gemma 3 and Gemma 4).
 - `vlm_recipes.tiny.clip`: tiny CLIP (`tiny:clip`, `tiny:clip-random`).
 - `vlm_recipes.tiny.blip`: tiny BLIP (`tiny:blip` captioning, `tiny:blip-itm` retrieval, `tiny:blip-vqa`).
 - `vlm_recipes.tiny.common`: the cache, reproducible builds and atomic saving they share.
 - `vlm_recipes.tiny.real_size`: real-size SmolVLM-256M / Qwen2-VL-2B / Qwen2.5-VL-3B / Qwen3-VL-2B / Qwen3.5-0.8B
+  / gemma-3-4b-it / gemma-4-E2B-it
   architectures with random weights, for benchmarks (not cached, not behind `resolve`).
 
 Build or rebuild from the command line: `python -m vlm_recipes.tiny build [--family smolvlm] [--stage sft] [--force]`.

@@ -22,6 +22,10 @@ little from the real tokenizer's, image token counts are exact) and TRL's copy o
     gemma-3-4b-it Gemma 3: 34-layer 2560-wide text model (5 sliding-window layers of 1024 tokens to 1 full), 262,208
                   tokens, 27-layer 1152-wide SigLIP tower at 896 px, 256 image tokens per image; build it on the meta
                   device (`build_model(..., device="meta")`) to count parameters: 4.3 B, 17 GB in float32.
+    gemma-4-E2B-it Gemma 4: 35-layer 1536-wide text model (4 sliding-window layers of 512 tokens to 1 full; the last
+                  20 reuse earlier layers' KV states; per-layer embeddings of 256 per layer over 262,144 tokens),
+                  16-layer 768-wide vision tower (16 px patches pooled 3x3, 280 soft tokens per image at most), a
+                  12-layer audio tower; 5.1 B parameters, build it on the meta device.
 
 Not cached (0.9 GB and 8.8 GB in float32; built in about 30 s and 80 s on a 2-core CPU). For benchmarks only.
 """
@@ -200,6 +204,56 @@ REAL_SIZE["gemma-3-4b-it"] = {
 }
 
 
+# --- Gemma 4 (issue 29): google/gemma-4-E2B-it's architecture (config.json) and processor (280 soft tokens) ---
+REAL_SIZE["gemma-4-E2B-it"] = {
+    "family": "gemma4",
+    "text": {
+        "hidden_size": 1536,
+        "intermediate_size": 6144,
+        "num_hidden_layers": 35,
+        "num_attention_heads": 8,
+        "num_key_value_heads": 1,
+        "head_dim": 256,
+        "global_head_dim": 512,
+        "hidden_size_per_layer_input": 256,
+        "num_kv_shared_layers": 20,
+        "use_double_wide_mlp": True,
+        "sliding_window": 512,
+        "layer_types": (["sliding_attention"] * 4 + ["full_attention"]) * 7,
+        "final_logit_softcapping": 30.0,
+        "vocab_size": 262144,
+        "vocab_size_per_layer_input": 262144,
+        "max_position_embeddings": 131072,
+    },
+    "vision": {
+        "hidden_size": 768,
+        "intermediate_size": 3072,
+        "num_hidden_layers": 16,
+        "num_attention_heads": 12,
+        "num_key_value_heads": 12,
+        "head_dim": 64,
+        "patch_size": 16,
+        "pooling_kernel_size": 3,
+        "position_embedding_size": 10240,
+        "use_clipped_linears": True,
+    },
+    "audio": {"hidden_size": 1024, "num_hidden_layers": 12, "num_attention_heads": 8, "output_proj_dims": 1536},
+    "max_soft_tokens": 280,
+    # The real ids of <|image>, <image|>, <|image|>, <|video|>, <|audio>, <audio|>, <|audio|> (Gemma4Config defaults).
+    "token_ids": {
+        "boi": 255999,
+        "eoi": 258882,
+        "image": 258880,
+        "video": 258884,
+        "boa": 256000,
+        "eoa": 258883,
+        "audio": 258881,
+    },  # fmt: skip
+    # Measured here, on the meta device (tests/test_family_gemma4.py checks it).
+    "parameters": 5_104_297_504,
+}
+
+
 def build_processor(name: str):
     """The real processor class with the checkpoint's image settings, the family's local tokenizer and TRL's
     real chat template."""
@@ -236,6 +290,10 @@ def build_processor(name: str):
         from .gemma import gemma3_processor
 
         return gemma3_processor(spec, tokenizer)
+    if spec["family"] == "gemma4":
+        from .gemma import gemma4_processor
+
+        return gemma4_processor(spec, tokenizer)
     return tiny.qwen2_vl_processor(tokenizer, spec["min_pixels"], spec["max_pixels"])
 
 
@@ -265,6 +323,42 @@ def build_model(name: str, processor, seed: int = 0, attn_implementation: str = 
         config._attn_implementation = attn_implementation
         with torch.device(device):
             return Gemma3ForConditionalGeneration(config).eval()
+    if spec["family"] == "gemma4":
+        from transformers import (
+            Gemma4AudioConfig,
+            Gemma4Config,
+            Gemma4ForConditionalGeneration,
+            Gemma4TextConfig,
+            Gemma4VisionConfig,
+        )
+
+        from .gemma import GEMMA4_ROPE
+
+        text = Gemma4TextConfig(
+            pad_token_id=0, eos_token_id=1, bos_token_id=2, rope_parameters=GEMMA4_ROPE, **spec["text"]
+        )
+        t = spec["token_ids"]
+        config = Gemma4Config(
+            text_config=text.to_dict(),
+            vision_config=Gemma4VisionConfig(**spec["vision"]).to_dict(),
+            audio_config=Gemma4AudioConfig(**spec["audio"]).to_dict(),
+            boi_token_id=t["boi"],
+            eoi_token_id=t["eoi"],
+            image_token_id=t["image"],
+            video_token_id=t["video"],
+            boa_token_id=t["boa"],
+            eoa_token_index=t["eoa"],
+            audio_token_id=t["audio"],
+        )
+        from ..models.families import family_for_model_type
+        from ..models.modeling import attention_implementation
+
+        # The audio tower has eager attention only (transformers 5.23): per sub-config, as the recipes load it.
+        config._attn_implementation = attention_implementation(
+            family_for_model_type("gemma4"), config, attn_implementation
+        )
+        with torch.device(device):
+            return Gemma4ForConditionalGeneration(config).eval()
     if spec["family"] == "smolvlm":
         from transformers import Idefics3Config, Idefics3ForConditionalGeneration, Idefics3VisionConfig, LlamaConfig
 

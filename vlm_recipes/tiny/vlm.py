@@ -161,6 +161,7 @@ SPECS = {
     "qwen3_vl": qwen3_vl.SPEC,  # what it mirrors of Qwen3-VL-2B: vlm_recipes/tiny/qwen3_vl.py
     "qwen3_5": qwen3_5.SPEC,  # Qwen3.5 (Qwen3.6 / 3.8): vlm_recipes/tiny/qwen3_5.py says what it mirrors
     "gemma3": gemma.SPEC,  # Gemma 3: vlm_recipes/tiny/gemma.py says what it mirrors of gemma-3-4b-it
+    "gemma4": gemma.GEMMA4_SPEC,  # Gemma 4: what it mirrors of gemma-4-E2B-it, in vlm_recipes/tiny/gemma.py too
 }
 PRETRAIN = {
     "task": "caption",
@@ -217,6 +218,7 @@ FAMILY_SPECIAL_TOKENS = {
     "qwen3_vl": qwen3_vl.SPECIAL_TOKENS,
     "qwen3_5": qwen3_5.SPECIAL_TOKENS,
     "gemma3": gemma.SPECIAL_TOKENS,
+    "gemma4": gemma.GEMMA4_SPECIAL_TOKENS,
 }
 
 
@@ -426,6 +428,7 @@ register("qwen2_5_vl", qwen2_5_vl.tiny_family(SPECS["qwen2_5_vl"], FAMILY_SPECIA
 register("qwen3_vl", qwen3_vl.tiny_family(SPECS["qwen3_vl"], FAMILY_SPECIAL_TOKENS["qwen3_vl"], TinyFamily))
 register("qwen3_5", qwen3_5.tiny_family(SPECS["qwen3_5"], FAMILY_SPECIAL_TOKENS["qwen3_5"], TinyFamily))
 register("gemma3", gemma.tiny_family("gemma3", SPECS["gemma3"], FAMILY_SPECIAL_TOKENS["gemma3"], TinyFamily))
+register("gemma4", gemma.tiny_family("gemma4", SPECS["gemma4"], FAMILY_SPECIAL_TOKENS["gemma4"], TinyFamily))
 
 
 def pretrain(

@@ -2,7 +2,8 @@
 
 TRL ships the real chat templates of many models with `*_training` variants whose `{% generation %}` markers give the
 assistant mask (`trl.chat_template_utils.get_training_chat_template`). What we add: the LLaVA-1.5 and
-LLaVA-OneVision templates TRL lacks, byte for byte (README.md names the sources), with our training variants, and a
+LLaVA-OneVision templates TRL lacks, byte for byte (README.md names the sources), with our training variants, a
+training variant of Gemma 4's template (TRL ships the original only), and a
 refusal of any template whose assistant mask leaves out the end-of-turn token (a model trained on it never learns to
 stop), where TRL only logs a warning.
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from trl import chat_template_utils as trl_templates
 from trl.chat_template_utils import get_training_chat_template, is_chat_template_stop_token_trained
 
 _DIR = Path(__file__).parent
@@ -22,6 +24,11 @@ _DIR = Path(__file__).parent
 TEMPLATES = {path.stem: path.read_text(encoding="utf-8") for path in sorted(_DIR.glob("*.jinja"))}
 # original -> training variant
 TRAINING = {TEMPLATES[name]: TEMPLATES[f"{name}_training"] for name in ("llava_1_5", "llava_onevision")}
+# Gemma 4: TRL ships the originals (every revision of gemma-4-E2B-it's template) but no training variant; ours renders
+# what the revisions since b446025's successor render (`gemma4`, `_v4`, `_v5`; tests/test_family_gemma4.py). The
+# release revisions (`_v2`, `_v3`) write "\n\n<|image|>\n\n" around an image: no training variant, so refused.
+for _name in ("gemma4", "gemma4_v4", "gemma4_v5"):
+    TRAINING[getattr(trl_templates, f"{_name}_chat_template")] = TEMPLATES["gemma4_training"]
 
 
 def training_chat_template(processor) -> str:

@@ -51,10 +51,32 @@ MODELLED_LAYER_TYPES = {"full_attention", "sliding_attention", "linear_attention
 _DELTANET = ("in_proj_qkv", "in_proj_z", "in_proj_a", "in_proj_b", "conv1d", "A_log", "out_proj")
 
 
+def _head_sizes(text_config) -> set:
+    """The distinct (head_dim, num_key_value_heads) of the text layers: one for a homogeneous model, two for Gemma 4
+    (its full-attention layers' heads are wider). transformers 5.23 gives every config a `per_layer_config` view."""
+    layers = getattr(text_config, "per_layer_config", None) or ()
+    return {(getattr(layer, "head_dim", None), getattr(layer, "num_key_value_heads", None)) for layer in layers}
+
+
 def check_modelled(text_config, text_layers=()) -> None:
-    """Refuse a language model whose layers the planner does not model: a layer kind it does not count (a state-space
+    """Refuse a language model whose layers the planner does not model: per-layer embeddings, KV-shared layers or
+    per-layer head sizes (Gemma 4), a layer kind it does not count (a state-space
     or another linear-attention layer), or linear-attention layers that are not Qwen3.5's Gated DeltaNet (the planner
     counts the tensors transformers 5.23's torch fallback of that layer saves; docs/memory.md)."""
+    unmodelled = [
+        what
+        for what, present in (
+            ("per-layer embeddings", getattr(text_config, "hidden_size_per_layer_input", 0)),
+            ("KV-shared layers", getattr(text_config, "num_kv_shared_layers", 0)),
+            ("per-layer head sizes", len(_head_sizes(text_config)) > 1),
+        )
+        if present
+    ]
+    if unmodelled:  # Gemma 4: its E-sizes have all three, every size the third (full-attention layers' wider heads)
+        raise ValueError(
+            f"the memory planner does not model {', '.join(unmodelled)} (Gemma 4): measure the peak of a few steps "
+            "instead (benches/bench_memory_planner.py)"
+        )
     kinds = set(getattr(text_config, "layer_types", None) or ())
     unknown = sorted(kinds - MODELLED_LAYER_TYPES)
     if unknown:
