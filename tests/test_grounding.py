@@ -420,10 +420,12 @@ def test_grpo_grounding_raises_mean_iou_further_from_an_sft_start(tmp_path):
     """The issue's bar in the default run, from a start away from SFT's cliff: the grounding SFT default run to the
     end of its schedule (800 steps) on labels of which 60% point at the red circle's mirrored cell
     (`synthetic_mirrored_boxes: 0.6`, a systematic annotation error), so the start has learnt both cells and answers
-    the right one for some of the held-out scenes; then 100 GRPO steps at lr 3e-4 with the `iou` reward, which pays
-    the right cell only. Measured 2026-12-07 (start -> after; mean IoU and IoU@0.5 are equal here): 0.396 -> 0.638 as
-    is, 0.412 -> 0.640 under ATen / oneDNN AVX2, 0.228 -> 0.750 under MKL_CBWR=COMPATIBLE (which start the argmax
-    lands on moves with the numerics; GRPO's gain, +0.23 to +0.52, is far above the bar); at lr 1e-4, +0.128 as is.
+    the right one for some of the held-out scenes; then 100 GRPO steps at lr 3e-4 with the config's reward
+    (`thresholded_iou` since 2026-12-08), which pays the right cell only. Measured (start -> after; mean IoU and
+    IoU@0.5 are equal here): `thresholded_iou` 0.380 -> 0.538 (2026-12-08, AMD EPYC); with `iou` (2026-12-07, Intel
+    Xeon): 0.396 -> 0.638 as is, 0.412 -> 0.640 under ATen / oneDNN AVX2, 0.228 -> 0.750 under MKL_CBWR=COMPATIBLE
+    (which start the argmax lands on moves with the numerics; GRPO's gain, +0.23 to +0.52, is far above the bar); at lr
+    1e-4, +0.128 as is.
     The start stopped at 450 steps, which this test used before, sat where SFT's learning turns on: the pinned base
     moved it from 0.43 to 0.19 and GRPO then lost (issue 26). The start is checked first, so a run whose start moved
     says so."""
