@@ -87,8 +87,6 @@ def test_preference_collator_names_bad_rows(processors):
 def test_offline_default_improves_held_out_metrics(request, tmp_path, method, family):
     if (family, method) == ("gemma3", "dpo"):
         request.applymarker(pytest.mark.xfail(strict=True, reason="tiny-gemma3 DPO default not tuned: 0.555 -> 0.555"))
-    if (family, method) == ("qwen3_5", "mpo"):  # first run 2026-12-07, one base, the Qwen2-VL defaults as copied
-        request.applymarker(pytest.mark.xfail(strict=True, reason="tiny-qwen3.5 MPO untuned: 0.795 -> 0.850"))
     config = REPO_ROOT / "recipes" / "configs" / CONFIGS[family] / f"{method}.yaml"
     out = tmp_path / "run"
     results = run_recipe(method, config, out)

@@ -29,11 +29,9 @@ pytestmark = pytest.mark.learning
         pytest.param("llava_onevision", marks=pytest.mark.slow),
         pytest.param("qwen3_vl", marks=pytest.mark.slow),  # its base is pre-trained only for slow tests (issue 28)
         pytest.param("qwen3_5", marks=pytest.mark.slow),  # Qwen3.5: the default run has its few-step loss check
-        # Gemma 3: its base is pre-trained only for slow tests. The Qwen2-VL defaults copied as they are reach 0.805
-        # (2026-12-07, one base): not tuned for Gemma 3 yet.
-        pytest.param(
-            "gemma3", marks=[pytest.mark.slow, pytest.mark.xfail(strict=True, reason="measured 0.805 < 0.9")]
-        ),
+        # Gemma 3: 0.000 -> 0.920 on its shipped base (2026-12-08; 0.805 before the projector fix). Slow: a margin of
+        # 0.02 over the bar (500 steps: 0.915, lr 2e-3: 0.905) is too thin for the default run on every CPU.
+        pytest.param("gemma3", marks=pytest.mark.slow),
     ],
 )
 def test_sft_lora_learns_the_held_out_task(tmp_path, family):
