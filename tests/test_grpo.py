@@ -38,7 +38,7 @@ def test_unknown_reward_name_fails_when_the_config_is_parsed(tmp_path):
         pytest.param("tiny-qwen2.5-vl", marks=pytest.mark.slow),
         pytest.param("tiny-qwen3-vl", marks=pytest.mark.slow),
         pytest.param("tiny-qwen3.5", marks=pytest.mark.slow),
-        pytest.param("tiny-gemma3", marks=pytest.mark.slow),  # its base is pre-trained only for slow tests
+        pytest.param("tiny-gemma3", marks=pytest.mark.slow),  # its base is shipped; its proofs are slow
     ],
 )
 def test_grpo_default_improves_held_out_reward_and_accuracy(tmp_path, config):
