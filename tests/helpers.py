@@ -290,3 +290,59 @@ CHOICE_CASES = [
     ("square", None),  # shorter than every option's text
     ("E", None),  # four options: A-D
 ]
+
+
+# -- image-token blocks and attention masks (the Gemma families' bidirectional image attention) -------------------
+def caption_rows(n=2, seed=1):
+    """`n` rows of the synthetic caption task at 64 px."""
+    from vlm_recipes.data import synthetic
+
+    data = synthetic.make_dataset("caption", num_samples=n, seed=seed, image_size=64)
+    return [data[i] for i in range(n)]
+
+
+def two_image_row():
+    """A row with two images (red, blue) in one user turn."""
+    from PIL import Image
+
+    red, blue = Image.new("RGB", (64, 64), (220, 40, 40)), Image.new("RGB", (64, 64), (40, 80, 220))
+    content = [{"type": "image"}, {"type": "text", "text": "and"}, {"type": "image"}, {"type": "text", "text": "?"}]
+    return {
+        "images": [red, blue],
+        "messages": [{"role": "user", "content": content}, {"role": "assistant", "content": "red and blue"}],
+    }
+
+
+def image_blocks(types_row):
+    """[(start, end)] of the runs of image tokens (type 1) of one row's token types."""
+    out, start = [], None
+    for i, t in enumerate([*types_row.tolist(), 0]):
+        if t == 1 and start is None:
+            start = i
+        elif t != 1 and start is not None:
+            out.append((start, i))
+            start = None
+    return out
+
+
+def layer_attention_masks(model, batch):
+    """(output, {layer: mask}) of a training-mode forward: what each language-model attention layer is given, as bool
+    (B, L, L), True where a query may attend to a key; None where SDPA is told `is_causal` without a mask."""
+    import torch
+
+    seen = {}
+    hooks = [
+        layer.self_attn.register_forward_pre_hook(
+            lambda module, args, kwargs, i=i: seen.update({i: kwargs["attention_mask"]}), with_kwargs=True
+        )
+        for i, layer in enumerate(model.model.language_model.layers)
+    ]
+    model.train()
+    try:
+        out = model(**batch)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return out, {
+        i: None if m is None else (m[:, 0] if m.dtype == torch.bool else m[:, 0] == 0) for i, m in seen.items()
+    }

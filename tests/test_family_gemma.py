@@ -9,9 +9,9 @@ cover the rest of the family; its learning proofs (SFT, DPO, MPO, GRPO on the pr
 
 import pytest
 import torch
+from helpers import caption_rows, image_blocks, layer_attention_masks, two_image_row
 from PIL import Image
 
-from vlm_recipes.data import synthetic
 from vlm_recipes.data.collators import PromptCollator, VisionChatCollator
 from vlm_recipes.models.families import FAMILIES, family_of, set_image_resolution
 from vlm_recipes.tiny import vlm as tiny
@@ -39,56 +39,14 @@ def sharp_model(processor, attn="sdpa"):
     return model
 
 
-def rows(n=2, seed=1):
-    data = synthetic.make_dataset("caption", num_samples=n, seed=seed, image_size=64)
-    return [data[i] for i in range(n)]
-
-
-def two_image_row():
-    red, blue = Image.new("RGB", (64, 64), (220, 40, 40)), Image.new("RGB", (64, 64), (40, 80, 220))
-    content = [{"type": "image"}, {"type": "text", "text": "and"}, {"type": "image"}, {"type": "text", "text": "?"}]
-    return {
-        "images": [red, blue],
-        "messages": [{"role": "user", "content": content}, {"role": "assistant", "content": "red and blue"}],
-    }
-
-
-def blocks(types_row):
-    """[(start, end)] of the runs of image tokens (type 1) of one row."""
-    out, start = [], None
-    for i, t in enumerate([*types_row.tolist(), 0]):
-        if t == 1 and start is None:
-            start = i
-        elif t != 1 and start is not None:
-            out.append((start, i))
-            start = None
-    return out
-
-
 def attention_masks(model, batch):
-    """What each language-model attention layer is given in a training-mode forward, as bool (B, L, L): True where
-    a query may attend to a key. Also returns the output."""
-    seen = {}
-    hooks = [
-        layer.self_attn.register_forward_pre_hook(
-            lambda module, args, kwargs, i=i: seen.update({i: kwargs["attention_mask"]}), with_kwargs=True
-        )
-        for i, layer in enumerate(model.model.language_model.layers)
-    ]
-    model.train()
-    try:
-        out = model(**batch)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    allowed = {}
-    for i, mask in seen.items():
+    """The masks each attention layer is given in training (helpers.layer_attention_masks), every layer with one."""
+    out, allowed = layer_attention_masks(model, batch)
+    for i, mask in allowed.items():
         assert mask is not None, f"layer {i} got no mask (SDPA's is_causal: no bidirectional image attention)"
-        allowed[i] = mask[:, 0] if mask.dtype == torch.bool else mask[:, 0] == 0
     return out, allowed
 
 
-# -- the tiny model -----------------------------------------------------------------------------------------------
 @pytest.mark.unit
 def test_tiny_gemma3_is_the_real_architecture(processor):
     from transformers import Gemma3Config
@@ -123,13 +81,13 @@ def test_pan_and_scan_is_off_by_default_and_image_splitting_turns_it_on(processo
         {"role": "assistant", "content": "a strip"},
     ]
     plain = VisionChatCollator(processor)([wide])
-    assert plain["pixel_values"].shape[0] == 1 and len(blocks(plain["token_type_ids"][0])) == 1
+    assert plain["pixel_values"].shape[0] == 1 and len(image_blocks(plain["token_type_ids"][0])) == 1
     split = tiny.build_processor("gemma3")
     set_image_resolution(split, image_splitting=True)
     batch = VisionChatCollator(split)([wide])
     crops = batch["pixel_values"].shape[0] - 1
-    assert crops >= 2 and len(blocks(batch["token_type_ids"][0])) == crops + 1
-    assert all(e - s == 16 for s, e in blocks(batch["token_type_ids"][0]))
+    assert crops >= 2 and len(image_blocks(batch["token_type_ids"][0])) == crops + 1
+    assert all(e - s == 16 for s, e in image_blocks(batch["token_type_ids"][0]))
     with pytest.raises(ValueError, match="min_pixels.*not Gemma 3's.*image_splitting"):
         set_image_resolution(split, min_pixels=1024)
 
@@ -140,7 +98,7 @@ def test_collators_give_token_type_ids_as_the_processor_does(processor):
     """Our collators render and tokenize apart from the processor (chat_encoding.py); the ids and the token type ids
     must still be the processor's, under the name Gemma3ForConditionalGeneration reads (`token_type_ids`; under
     `mm_token_type_ids` the model ignores them and trains with a causal mask over the image)."""
-    examples = rows(2)
+    examples = caption_rows(2)
     batch = VisionChatCollator(processor)(examples)
     assert "token_type_ids" in batch and "mm_token_type_ids" not in batch
     for i, example in enumerate(examples):
@@ -176,13 +134,13 @@ def test_image_tokens_attend_to_each_other_both_ways_and_nothing_else_sees_ahead
     full) lets each image's tokens attend to each other in both directions; a later image is never seen by an
     earlier one, text never sees ahead, and padding is never attended to."""
     model = sharp_model(processor)
-    batch = VisionChatCollator(processor)([rows(1)[0], two_image_row()])
+    batch = VisionChatCollator(processor)([caption_rows(1)[0], two_image_row()])
     _, allowed = attention_masks(model, batch)
     kinds = model.config.text_config.layer_types
     assert set(allowed) == {0, 1} and set(kinds) == {"sliding_attention", "full_attention"}
     for i, a in allowed.items():
         for r in range(2):
-            found = blocks(batch["token_type_ids"][r])
+            found = image_blocks(batch["token_type_ids"][r])
             assert len(found) == r + 1
             n = int(batch["attention_mask"][r].sum())
             expected = torch.ones(n, n, dtype=torch.bool).tril()
@@ -209,7 +167,7 @@ def test_dropping_the_token_type_ids_changes_the_loss(processor):
     16 soft tokens are nearly alike at random weights, and in 2 layers the answer reads them one hop later. SDPA and
     eager give the same loss with the mask (the configs train with SDPA)."""
     model = sharp_model(processor)
-    batch = VisionChatCollator(processor)(rows(4))
+    batch = VisionChatCollator(processor)(caption_rows(4))
     batch["labels"] = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
     with torch.no_grad():
         model.train()
@@ -223,7 +181,7 @@ def test_dropping_the_token_type_ids_changes_the_loss(processor):
     assert abs(full - eager) < 1e-5
     model.set_attn_implementation("sdpa")
     _, allowed = attention_masks(model, {k: v for k, v in batch.items() if k != "token_type_ids"})
-    s, e = blocks(batch["token_type_ids"][0])[0]
+    s, e = image_blocks(batch["token_type_ids"][0])[0]
     assert not allowed[1][0, s, e - 1]  # causal: the first soft token no longer sees the last
 
 
@@ -237,7 +195,7 @@ def test_padding_free_would_not_be_exact_so_it_is_refused(processor, monkeypatch
     from vlm_recipes.data import packing
 
     model = sharp_model(processor).eval()
-    examples = [{**two_image_row(), "messages": two_image_row()["messages"]}, rows(1, seed=5)[0]]
+    examples = [{**two_image_row(), "messages": two_image_row()["messages"]}, caption_rows(1, seed=5)[0]]
     examples[1]["messages"] = [
         {"role": "user", "content": [{"type": "text", "text": "Describe this one, please:"}, {"type": "image"}]},
         examples[1]["messages"][1],
@@ -307,7 +265,7 @@ def test_a_few_sft_steps_on_the_random_tiny_gemma3_lower_the_loss(tmp_path):
     processor = tiny.build_processor("gemma3")
     model = tiny.build_model("gemma3", processor.tokenizer)  # the same random model, as the run starts from it
     with torch.no_grad():
-        start = float(model(**VisionChatCollator(processor)(rows(16, seed=2))).loss)
+        start = float(model(**VisionChatCollator(processor)(caption_rows(16, seed=2))).loss)
     results = run_sft("gemma3", out, *overrides.split())
     assert results["train_steps"] == 30
     # The mean training loss over the run (its first steps included) is well below where it started (about

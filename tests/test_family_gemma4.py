@@ -12,9 +12,9 @@ refusal, the real configs' two-step runs) cover the rest of the family.
 
 import pytest
 import torch
+from helpers import caption_rows, image_blocks, layer_attention_masks, two_image_row
 from PIL import Image
 
-from vlm_recipes.data import synthetic
 from vlm_recipes.data.collators import SampleError, VisionChatCollator
 from vlm_recipes.models.families import family_of
 from vlm_recipes.tiny import vlm as tiny
@@ -40,53 +40,6 @@ def random_model(processor, bidirectional=None, seed=3):
     model = gemma4_model(tiny.SPECS["gemma4"], tok, ids, bidirectional=bidirectional).float()
     assert model.model.language_model.config._attn_implementation == "sdpa"
     return model
-
-
-def rows(n=2, seed=1):
-    data = synthetic.make_dataset("caption", num_samples=n, seed=seed, image_size=64)
-    return [data[i] for i in range(n)]
-
-
-def two_image_row():
-    red, blue = Image.new("RGB", (64, 64), (220, 40, 40)), Image.new("RGB", (64, 64), (40, 80, 220))
-    content = [{"type": "image"}, {"type": "text", "text": "and"}, {"type": "image"}, {"type": "text", "text": "?"}]
-    return {
-        "images": [red, blue],
-        "messages": [{"role": "user", "content": content}, {"role": "assistant", "content": "red and blue"}],
-    }
-
-
-def blocks(types_row):
-    """[(start, end)] of the runs of image tokens (type 1) of one row."""
-    out, start = [], None
-    for i, t in enumerate([*types_row.tolist(), 0]):
-        if t == 1 and start is None:
-            start = i
-        elif t != 1 and start is not None:
-            out.append((start, i))
-            start = None
-    return out
-
-
-def attention_masks(model, batch):
-    """What each language-model attention layer is given in a training-mode forward, as bool (B, L, L): True where
-    a query may attend to a key (None where SDPA is told `is_causal` without a mask)."""
-    seen = {}
-    hooks = [
-        layer.self_attn.register_forward_pre_hook(
-            lambda module, args, kwargs, i=i: seen.update({i: kwargs["attention_mask"]}), with_kwargs=True
-        )
-        for i, layer in enumerate(model.model.language_model.layers)
-    ]
-    model.train()
-    try:
-        out = model(**batch)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return out, {
-        i: None if m is None else (m[:, 0] if m.dtype == torch.bool else m[:, 0] == 0) for i, m in seen.items()
-    }
 
 
 # -- the tiny model -----------------------------------------------------------------------------------------------
@@ -208,7 +161,7 @@ def test_full_fine_tuning_freezes_the_audio_tower(processor):
 
 @pytest.mark.unit
 def test_audio_is_refused_naming_the_row(processor):
-    row = {**rows(1)[0], "row_id": "clip-7"}
+    row = {**caption_rows(1)[0], "row_id": "clip-7"}
     with pytest.raises(SampleError, match=r"row row_id='clip-7': column 'audio' holds audio. vlm-recipes trains no"):
         VisionChatCollator(processor)([{**row, "audio": [0.0] * 1600}])
     spoken = {**row, "messages": [{"role": "user", "content": [{"type": "audio"}, {"type": "text", "text": "?"}]},
@@ -226,15 +179,15 @@ def test_image_attention_is_what_the_config_says_in_training(processor, bidirect
     in the sliding-window layers only (`create_masks_for_vision_model`: the full-attention layers stay causal), never
     to a later image, and padding is never attended to. The KV-shared layers get the same masks as the others."""
     model = random_model(processor, bidirectional)
-    batch = VisionChatCollator(processor)([rows(1)[0], two_image_row()])
+    batch = VisionChatCollator(processor)([caption_rows(1)[0], two_image_row()])
     assert "mm_token_type_ids" in batch  # the name Gemma4Model reads them by
-    _, allowed = attention_masks(model, batch)
+    _, allowed = layer_attention_masks(model, batch)
     kinds = model.config.text_config.layer_types
     assert set(allowed) == {0, 1, 2, 3}
     for i, a in allowed.items():
         assert a is not None, f"layer {i} got no mask"
         for r in range(2):
-            found = blocks(batch["mm_token_type_ids"][r])
+            found = image_blocks(batch["mm_token_type_ids"][r])
             assert len(found) == r + 1
             n = int(batch["attention_mask"][r].sum())
             expected = torch.ones(n, n, dtype=torch.bool).tril()
@@ -257,7 +210,7 @@ def test_image_attention_is_what_the_config_says_in_training(processor, bidirect
 def test_the_token_types_change_the_loss_only_under_vision(processor):
     """The test above can fail: with `use_bidirectional_attention: vision`, dropping `mm_token_type_ids` masks the
     images causally and the loss moves; with E2B's config the token types change nothing (causal either way)."""
-    batch = VisionChatCollator(processor)(rows(4))
+    batch = VisionChatCollator(processor)(caption_rows(4))
     batch["labels"] = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
     without = {k: v for k, v in batch.items() if k != "mm_token_type_ids"}
     moved = {}
@@ -279,7 +232,7 @@ def test_padding_free_would_not_be_exact_so_it_is_refused(processor, monkeypatch
     from vlm_recipes.data import packing
 
     model = random_model(processor, "vision").eval()
-    examples = [two_image_row(), rows(1, seed=5)[0]]
+    examples = [two_image_row(), caption_rows(1, seed=5)[0]]
     examples[1]["messages"] = [
         {"role": "user", "content": [{"type": "text", "text": "Describe this one, please:"}, {"type": "image"}]},
         examples[1]["messages"][1],
@@ -342,7 +295,7 @@ def test_a_few_sft_steps_on_the_random_tiny_gemma4_lower_the_loss(tmp_path):
     processor = tiny.build_processor("gemma4")
     model = tiny.build_model("gemma4", processor.tokenizer)  # the same random model, as the run starts from it
     with torch.no_grad():
-        start = float(model(**VisionChatCollator(processor)(rows(16, seed=2))).loss)
+        start = float(model(**VisionChatCollator(processor)(caption_rows(16, seed=2))).loss)
     results = run_sft("gemma4", tmp_path / "run", *overrides.split())
     assert results["train_steps"] == 30
     assert results["train_loss"] < start - 0.8, (start, results["train_loss"])
