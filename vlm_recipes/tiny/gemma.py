@@ -82,12 +82,19 @@ GEMMA3_ROPE = {
 def build_tokenizer(corpus: list[str], vocab_size: int):
     """A byte-level BPE trained on `corpus` (plus Gemma's `model` role), with Gemma 3's special tokens first, at
     Gemma's ids, `<bos>` added in front of every sequence, and the named image tokens Gemma3Processor looks up."""
+    return gemma_tokenizer(corpus, vocab_size, GEMMA3_TOKENS, GEMMA3_NAMED, roles=("model", "user"))
+
+
+def gemma_tokenizer(corpus: list[str], vocab_size: int, tokens: list[str], named: dict, roles: tuple[str, ...]):
+    """The tiny Gemma tokenizers' one recipe: a byte-level BPE trained on `corpus` and the chat `roles`, with the
+    family's special `tokens` first (pad, eos, bos, unk at Gemma's ids 0-3), `<bos>` added in front of every
+    sequence, the `named` media tokens the processor looks up, and the other special tokens as additional ones."""
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    bos = GEMMA3_TOKENS.index("<bos>")
+    bos = tokens.index("<bos>")
     tok.post_processor = processors.Sequence(
         [
             processors.ByteLevel(trim_offsets=False),
@@ -97,21 +104,21 @@ def build_tokenizer(corpus: list[str], vocab_size: int):
         ]
     )
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size - len(GEMMA3_TOKENS),
-        special_tokens=GEMMA3_TOKENS,
+        vocab_size=vocab_size - len(tokens),
+        special_tokens=tokens,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(corpus + ["model\n", "user\n"] * 50, trainer=trainer)
-    named = set(GEMMA3_NAMED.values())
+    tok.train_from_iterator(corpus + [f"{role}\n" for role in roles] * 50, trainer=trainer)
+    named_tokens = set(named.values())
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         bos_token="<bos>",
         eos_token="<eos>",
         pad_token="<pad>",
         unk_token="<unk>",
-        extra_special_tokens=GEMMA3_NAMED,
-        additional_special_tokens=[t for t in GEMMA3_TOKENS[4:] if t not in named],
+        extra_special_tokens=named,
+        additional_special_tokens=[t for t in tokens[4:] if t not in named_tokens],
         model_max_length=4096,
         clean_up_tokenization_spaces=False,
     )
@@ -283,39 +290,7 @@ GEMMA4_ROPE = {
 def build_gemma4_tokenizer(corpus: list[str], vocab_size: int):
     """A byte-level BPE trained on `corpus`, with Gemma 4's special tokens first (Gemma's ids for pad/eos/bos/unk),
     `<bos>` added in front of every sequence, and the named media tokens Gemma4Processor looks up."""
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    bos = GEMMA4_TOKENS.index("<bos>")
-    tok.post_processor = processors.Sequence(
-        [
-            processors.ByteLevel(trim_offsets=False),
-            processors.TemplateProcessing(
-                single="<bos> $A", pair="<bos> $A <bos> $B", special_tokens=[("<bos>", bos)]
-            ),
-        ]
-    )
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size - len(GEMMA4_TOKENS),
-        special_tokens=GEMMA4_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(corpus + ["model\n", "user\n", "system\n"] * 50, trainer=trainer)
-    named = set(GEMMA4_NAMED.values())
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token="<bos>",
-        eos_token="<eos>",
-        pad_token="<pad>",
-        unk_token="<unk>",
-        extra_special_tokens=GEMMA4_NAMED,
-        additional_special_tokens=[t for t in GEMMA4_TOKENS[4:] if t not in named],
-        model_max_length=4096,
-        clean_up_tokenization_spaces=False,
-    )
+    return gemma_tokenizer(corpus, vocab_size, GEMMA4_TOKENS, GEMMA4_NAMED, roles=("model", "user", "system"))
 
 
 def gemma4_processor(spec: dict, tokenizer):
