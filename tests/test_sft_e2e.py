@@ -23,7 +23,9 @@ pytestmark = pytest.mark.learning
     "family",
     [
         "smolvlm",
-        "qwen2_vl",
+        # Qwen2-VL: slow since 2026-12-08 (39 s; the suite's 20 minutes): the default run's packed Qwen2-VL run below
+        # holds the same bar (0.90) on the same task and family.
+        pytest.param("qwen2_vl", marks=pytest.mark.slow),
         "qwen2_5_vl",  # 0.000 -> 0.985 on its shipped base (2026-12-08): the default run's proof for a new family
         pytest.param("llava", marks=pytest.mark.slow),
         pytest.param("llava_onevision", marks=pytest.mark.slow),
