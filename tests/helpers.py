@@ -346,3 +346,28 @@ def layer_attention_masks(model, batch):
     return out, {
         i: None if m is None else (m[:, 0] if m.dtype == torch.bool else m[:, 0] == 0) for i, m in seen.items()
     }
+
+
+def flattened_vs_alone_gaps(model, processor, examples, flat) -> list[float]:
+    """Per row of `examples`, |loss alone - loss inside the flattened batch `flat`| per trained token (nats): what a
+    padding-free batch changes for each row (0 when it is exact)."""
+    import torch
+
+    from vlm_recipes.data.collators import VisionChatCollator
+
+    alone_batches = [VisionChatCollator(processor)([example]) for example in examples]
+    lengths = [int(b["attention_mask"].sum()) for b in alone_batches]
+
+    def row_nll(logits, labels):
+        return torch.nn.functional.cross_entropy(logits[:-1], labels[1:], ignore_index=-100, reduction="sum")
+
+    with torch.no_grad():
+        alone = [float(row_nll(model(**b).logits[0], b["labels"][0])) for b in alone_batches]
+        logits = model(**flat).logits[0]
+    starts = [sum(lengths[:i]) for i in range(len(lengths))]
+    gaps = []
+    for a, s, n in zip(alone, starts, lengths):
+        labels = flat["labels"][0, s : s + n]
+        together = float(row_nll(logits[s : s + n], labels))
+        gaps.append(abs(a - together) / max(1, int((labels != -100).sum())))
+    return gaps

@@ -12,7 +12,7 @@ refusal, the real configs' two-step runs) cover the rest of the family.
 
 import pytest
 import torch
-from helpers import caption_rows, image_blocks, layer_attention_masks, two_image_row
+from helpers import caption_rows, flattened_vs_alone_gaps, image_blocks, layer_attention_masks, two_image_row
 from PIL import Image
 
 from vlm_recipes.data.collators import SampleError, VisionChatCollator
@@ -242,19 +242,7 @@ def test_padding_free_would_not_be_exact_so_it_is_refused(processor, monkeypatch
     monkeypatch.setattr(packing, "check_family", lambda processor: None)
     flat = packing.PaddingFreeCollator(processor)(examples)
     assert "mm_token_type_ids" in flat and "attention_mask" not in flat
-    alone_batches = [VisionChatCollator(processor)([example]) for example in examples]
-    lengths = [int(b["attention_mask"].sum()) for b in alone_batches]
-
-    def row_nll(logits, labels):
-        return torch.nn.functional.cross_entropy(logits[:-1], labels[1:], ignore_index=-100, reduction="sum")
-
-    with torch.no_grad():
-        alone = [float(row_nll(model(**b).logits[0], b["labels"][0])) for b in alone_batches]
-        logits = model(**flat).logits[0]
-    starts = [0, lengths[0]]
-    together = [float(row_nll(logits[s : s + n], flat["labels"][0, s : s + n])) for s, n in zip(starts, lengths)]
-    rows_differ = [abs(a - b) / max(1, int((flat["labels"][0, s : s + n] != -100).sum())) for a, b, s, n in
-                   zip(alone, together, starts, lengths)]  # fmt: skip
+    rows_differ = flattened_vs_alone_gaps(model, processor, examples, flat)
     assert rows_differ[0] < 1e-4, rows_differ  # the first row's positions are its places in the sequence
     assert rows_differ[1] > 1e-3, rows_differ  # the second row's images get the first row's block pattern
     # The measured figure the refusal quotes (per trained token of the second row, nats).
